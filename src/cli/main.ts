@@ -1,0 +1,48 @@
+// The `fcn` command line: registers one sub-command per file in this folder and turns a thrown
+// FcnError into one line on stderr with its exit code (2 for usage errors).
+import { Command, CommanderError } from 'commander';
+import { FcnError, errorMessage } from '../util/errors.js';
+
+/** Each command module exports `command(): Command`. Listed here in the order `--help` shows. */
+const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'download', 'demo'];
+
+async function loadCommands(program: Command): Promise<void> {
+  for (const name of COMMANDS) {
+    let mod: { command?: () => Command };
+    try {
+      mod = (await import(`./${name}.js`)) as { command?: () => Command };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(`/cli/${name}.js`)) continue;
+      throw err;
+    }
+    if (mod.command) program.addCommand(mod.command());
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('fcn')
+    .description('Fully Convolutional Networks for semantic segmentation (PASCAL VOC), on ONNX Runtime')
+    .showHelpAfterError(false)
+    .exitOverride();
+  await loadCommands(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; everything else commander rejects is a usage error
+      if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (err instanceof FcnError) {
+      process.stderr.write(`fcn: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`fcn: internal error: ${errorMessage(err)}\n${err instanceof Error ? err.stack ?? '' : ''}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv);
+process.exitCode = code;

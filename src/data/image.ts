@@ -1,0 +1,136 @@
+// Pixels in and out: RGB images (decoded by sharp) and class-index masks (PNG read keeping the raw
+// palette index, since sharp expands palettes to RGB; grayscale index PNGs too; RGB colour masks
+// through the exact inverse palette). Writing a mask produces a VOC palette PNG.
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { decode as decodePng, encode as encodePng } from 'fast-png';
+import { FcnError, errorMessage } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from './voc.js';
+
+/** An 8-bit RGB image, pixels interleaved row by row (HWC). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** A class-index mask: one byte per pixel, row-major; 255 = ignore. */
+export interface LabelMap {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
+export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<RgbImage> {
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'error' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
+    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (err) {
+    throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
+  }
+}
+
+export async function readImage(path: string): Promise<RgbImage> {
+  return decodeImage(await readFileOrFail(path, 'an image'), path);
+}
+
+/** Encodes an RGB image as PNG (or JPEG when `format` says so). */
+export async function encodeImage(img: RgbImage, format: 'png' | 'jpeg' = 'png', quality = 90): Promise<Buffer> {
+  const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
+  return format === 'png' ? s.png().toBuffer() : s.jpeg({ quality }).toBuffer();
+}
+
+export async function writeImage(path: string, img: RgbImage): Promise<void> {
+  const format = /\.jpe?g$/i.test(path) ? 'jpeg' : 'png';
+  await writeFileAtomic(path, await encodeImage(img, format));
+}
+
+async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FcnError(`${path}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+  }
+}
+
+let inversePalette: Map<number, number> | undefined;
+function colourToIndex(): Map<number, number> {
+  if (!inversePalette) {
+    inversePalette = new Map();
+    // First 21 classes and the void colour are the ones that occur; map every palette entry so
+    // that masks drawn with any VOC index round-trip, the class colours winning on duplicates.
+    for (let i = VOC_PALETTE.length - 1; i >= 0; i--) {
+      const [r, g, b] = VOC_PALETTE[i]!;
+      inversePalette.set((r << 16) | (g << 8) | b, i);
+    }
+  }
+  return inversePalette;
+}
+
+/**
+ * Decodes a segmentation mask to class indices. Palette PNGs: the raw index is the class id.
+ * Grayscale PNGs: the value is the class id. RGB(A) PNGs: each colour must be a VOC palette colour.
+ */
+export function decodeMask(bytes: Uint8Array, name = 'mask'): LabelMap {
+  let png;
+  try {
+    png = decodePng(bytes);
+  } catch (err) {
+    throw new FcnError(`${name}: not a readable PNG mask (palette, grayscale or RGB PNG expected): ${errorMessage(err)}`);
+  }
+  const { width, height, channels, depth } = png;
+  const n = width * height;
+  if (depth !== 8) throw new FcnError(`${name}: mask has bit depth ${depth}, expected 8-bit palette or grayscale PNG`);
+  const src = png.data as Uint8Array;
+  const out = new Uint8Array(n);
+  if (channels === 1 || (channels === 2 && !png.palette)) {
+    // palette indices or gray values (gray+alpha: the alpha is dropped)
+    for (let i = 0; i < n; i++) out[i] = src[i * channels]!;
+    return { width, height, data: out };
+  }
+  if (channels === 3 || channels === 4) {
+    const map = colourToIndex();
+    for (let i = 0; i < n; i++) {
+      const r = src[i * channels]!;
+      const g = src[i * channels + 1]!;
+      const b = src[i * channels + 2]!;
+      const idx = map.get((r << 16) | (g << 8) | b);
+      if (idx === undefined) {
+        const x = i % width;
+        const y = Math.floor(i / width);
+        throw new FcnError(`${name}: colour (${r},${g},${b}) at x=${x} y=${y} is not a VOC palette colour`);
+      }
+      out[i] = idx;
+    }
+    return { width, height, data: out };
+  }
+  throw new FcnError(`${name}: mask has ${channels} channels, expected a palette, grayscale or RGB PNG`);
+}
+
+export async function readMask(path: string): Promise<LabelMap> {
+  return decodeMask(await readFileOrFail(path, 'a PNG mask'), path);
+}
+
+/** Encodes a class-index mask as an 8-bit palette PNG (pixel value = class id), the VOC format. */
+export function encodeMask(mask: LabelMap, palette: readonly Rgb[] = VOC_PALETTE): Uint8Array {
+  if (mask.data.length !== mask.width * mask.height) {
+    throw new Error(`mask data has ${mask.data.length} values for ${mask.width}x${mask.height}`);
+  }
+  const pal: [number, number, number][] = [];
+  for (let i = 0; i < 256; i++) pal.push([...(palette[i] ?? [0, 0, 0])] as [number, number, number]);
+  return encodePng({ width: mask.width, height: mask.height, data: mask.data, depth: 8, channels: 1, palette: pal });
+}
+
+export async function writeMask(path: string, mask: LabelMap, palette?: readonly Rgb[]): Promise<void> {
+  await writeFileAtomic(path, encodeMask(mask, palette));
+}
+
+export { IGNORE_INDEX };
