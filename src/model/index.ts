@@ -1,0 +1,5 @@
+// The model stage: the FCN declared once, and everything derived from the declaration.
+export * from './layers.js';
+export * from './fcn.js';
+export * from './params.js';
+export { bilinearKernel } from './bilinear.js';
