@@ -11,6 +11,8 @@ export interface InferenceGraphOptions {
   argmax?: boolean;
   /** Fixed batch size instead of a symbolic 'N'. */
   batch?: number;
+  /** Strings stored in the model's metadata_props (classes, colours, normalisation for other runtimes). */
+  metadata?: Record<string, string>;
 }
 
 /** Emits one layer in eval mode; `param(name)` gives the value holding a parameter. */
@@ -70,5 +72,5 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
     g.output('mask', 'int64', [batch, 'H', 'W']);
   }
-  return g.encode(`${arch.name}, ${arch.numClasses} classes, eval mode`);
+  return g.encode(`${arch.name}, ${arch.numClasses} classes, eval mode`, opts.metadata);
 }

@@ -153,12 +153,14 @@ export class GraphBuilder {
     return this.nodes.length;
   }
 
-  encode(docString = ''): Uint8Array {
+  /** Encodes the ModelProto; `metadata` goes to metadata_props (readable by any ONNX runtime). */
+  encode(docString = '', metadata: Record<string, string> = {}): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'fcn',
       producerVersion: '0.1.0',
       docString,
+      metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
       opsetImport: [{ domain: '', version: OPSET }],
       graph: {
         name: this.graphName,

@@ -1,0 +1,35 @@
+// fcn eval --model FILE --data DIR [--split val] [--json FILE]
+import { Command } from 'commander';
+import { openVoc } from '../data/dataset.js';
+import { loadModel } from '../infer/model.js';
+import { evaluate } from '../infer/evaluate.js';
+import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
+import { Progress } from '../util/progress.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { parseIntFlag } from './options.js';
+
+export function command(): Command {
+  return new Command('eval')
+    .description('score a model on a split (full images, one confusion matrix): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
+    .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
+    .requiredOption('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012)')
+    .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
+    .option('--json <file>', 'also write the metrics as JSON')
+    .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
+    .action(async (o: { model: string; data: string; split: string; json?: string; limit?: number; threads?: number }) => {
+      const ds = await openVoc(o.data, o.split);
+      const model = await loadModel(o.model, { threads: o.threads });
+      try {
+        const total = o.limit !== undefined ? Math.min(o.limit, ds.ids.length) : ds.ids.length;
+        const bar = new Progress({ total, label: `eval ${o.split}`, unit: 'img' });
+        const cm = await evaluate(model, ds, { limit: o.limit, onProgress: (done) => bar.update(done) });
+        bar.finish();
+        const report = metricsReport(cm, model.meta.classes);
+        process.stdout.write(formatMetricsTable(report) + '\n');
+        if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
+      } finally {
+        await model.dispose();
+      }
+    });
+}

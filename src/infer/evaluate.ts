@@ -1,0 +1,26 @@
+// Scoring a model on a whole split: full images (never crops), one confusion matrix for the split.
+import type { VocDataset } from '../data/dataset.js';
+import { readVocExample } from '../data/dataset.js';
+import { ConfusionMatrix } from '../eval/confusion.js';
+import type { SegmentationModel } from './model.js';
+
+export interface EvaluateOptions {
+  /** Only the first n images of the split. */
+  limit?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function evaluate(model: SegmentationModel, ds: VocDataset, opts: EvaluateOptions = {}): Promise<ConfusionMatrix> {
+  const ids = opts.limit !== undefined ? ds.ids.slice(0, opts.limit) : ds.ids;
+  const cm = new ConfusionMatrix(model.numClasses);
+  let next = ids.length > 0 ? readVocExample(ds, ids[0]!) : undefined;
+  for (let i = 0; i < ids.length; i++) {
+    const ex = await next!;
+    // decode the next image while this one runs
+    next = i + 1 < ids.length ? readVocExample(ds, ids[i + 1]!) : undefined;
+    const pred = await model.predict(ex.image);
+    cm.add(pred.data, ex.mask.data);
+    opts.onProgress?.(i + 1, ids.length);
+  }
+  return cm;
+}

@@ -1,0 +1,181 @@
+// A loaded segmentation model: the FCN compiled for inference with its weights, plus what a user
+// needs to read its output (class names, colours, input normalisation). Predicts full images of
+// any size: padded to a multiple of 32, logits cropped back; large images in overlapping tiles.
+import { readFile } from 'node:fs/promises';
+import type { FcnArchitecture } from '../model/fcn.js';
+import { fcnResNet18, type FcnVariant } from '../model/fcn.js';
+import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
+import { compileInference } from '../graph/inference.js';
+import { Session } from '../engine/session.js';
+import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
+import { VOC_CLASSES, VOC_PALETTE, type Rgb } from '../data/voc.js';
+import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import { IMAGENET_NORMALIZATION, normalizeWindow, tileRanges, type Normalization } from './preprocess.js';
+import { FcnError, errorMessage } from '../util/errors.js';
+
+export interface ModelMeta {
+  classes: string[];
+  colors: Rgb[];
+  normalization: Normalization;
+}
+
+export interface SegmentationModelOptions {
+  /** ORT intra-op threads (default: all cores). */
+  threads?: number;
+  /** Images with a side longer than this go through overlapping tiles of this size (multiple of 32). Default 1024. */
+  tileSize?: number;
+  /** Context kept around each tile's core, in pixels (default 96). */
+  tileMargin?: number;
+}
+
+export interface ClassShare {
+  id: number;
+  name: string;
+  color: Rgb;
+  pixels: number;
+  fraction: number;
+}
+
+export interface Segmentation {
+  /** Class id per pixel, row-major, width x height. */
+  mask: Uint8Array;
+  width: number;
+  height: number;
+  /** Classes present in the mask, most pixels first. */
+  classes: ClassShare[];
+}
+
+export function defaultMeta(numClasses: number): ModelMeta {
+  const classes = numClasses === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: numClasses }, (_, i) => `class_${i}`);
+  return { classes, colors: VOC_PALETTE.slice(0, numClasses), normalization: IMAGENET_NORMALIZATION };
+}
+
+export class SegmentationModel {
+  readonly tileSize: number;
+  readonly tileMargin: number;
+
+  private constructor(
+    readonly arch: FcnArchitecture,
+    readonly meta: ModelMeta,
+    private readonly session: Session,
+    opts: SegmentationModelOptions,
+  ) {
+    this.tileSize = opts.tileSize ?? 1024;
+    this.tileMargin = opts.tileMargin ?? 96;
+    if (this.tileSize % arch.stride !== 0 || this.tileSize <= 2 * this.tileMargin) {
+      throw new FcnError(`tile size ${this.tileSize} must be a multiple of ${arch.stride} and larger than twice the margin ${this.tileMargin}`, 2);
+    }
+  }
+
+  /** Compiles `weights` (all parameters under canonical names) into an ORT session. */
+  static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelMeta>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+    const full = { ...defaultMeta(arch.numClasses), ...meta };
+    const session = await Session.create(compileInference(arch, weights), { threads: opts.threads });
+    return new SegmentationModel(arch, full, session, opts);
+  }
+
+  static async fromCheckpoint(ckpt: Checkpoint, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+    return SegmentationModel.fromWeights(ckpt.arch, ckpt.weights,
+      { classes: ckpt.classes, colors: ckpt.colors, normalization: ckpt.normalization }, opts);
+  }
+
+  get numClasses(): number {
+    return this.arch.numClasses;
+  }
+
+  /** Class ids for every pixel of `image` (same width and height). */
+  async predict(image: RgbImage): Promise<LabelMap> {
+    const { width, height } = image;
+    const mask = new Uint8Array(width * height);
+    const rows = tileRanges(height, this.tileSize, this.tileMargin);
+    const cols = tileRanges(width, this.tileSize, this.tileMargin);
+    for (const r of rows) {
+      for (const c of cols) {
+        const x = normalizeWindow(image, this.meta.normalization, r.start, c.start, r.length, c.length, this.arch.stride);
+        const out = await this.session.run(
+          { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['mask']);
+        const m = out.mask!.data as BigInt64Array;
+        // keep the tile's core; the padded rows/columns fall outside it
+        for (let y = r.coreStart; y < r.coreEnd; y++) {
+          const src = (y - r.start) * x.width - c.start;
+          const dst = y * width;
+          for (let xx = c.coreStart; xx < c.coreEnd; xx++) mask[dst + xx] = Number(m[src + xx]);
+        }
+      }
+    }
+    return { width, height, data: mask };
+  }
+
+  /** Logits (1 x C x H x W) of a whole image in one pass, cropped back from the padded input. */
+  async logits(image: RgbImage): Promise<Float32Array> {
+    const { width, height } = image;
+    const x = normalizeWindow(image, this.meta.normalization, 0, 0, height, width, this.arch.stride);
+    const out = await this.session.run(
+      { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, [this.arch.output]);
+    const padded = out[this.arch.output]!.data as Float32Array;
+    const C = this.arch.numClasses;
+    const res = new Float32Array(C * height * width);
+    for (let c = 0; c < C; c++) {
+      for (let y = 0; y < height; y++) {
+        const src = (c * x.height + y) * x.width;
+        res.set(padded.subarray(src, src + width), (c * height + y) * width);
+      }
+    }
+    return res;
+  }
+
+  /** Segments an image given as encoded bytes (JPEG/PNG/WebP), a file path, or decoded pixels. */
+  async segment(input: Uint8Array | string | RgbImage): Promise<Segmentation> {
+    let image: RgbImage;
+    if (typeof input === 'string') image = await decodeImage(await readInput(input), input);
+    else if (input instanceof Uint8Array) image = await decodeImage(input);
+    else image = input;
+    const mask = await this.predict(image);
+    return { mask: mask.data, width: mask.width, height: mask.height, classes: this.classShares(mask) };
+  }
+
+  /** The classes present in a mask with their pixel counts and shares, most pixels first. */
+  classShares(mask: LabelMap): ClassShare[] {
+    const counts = new Float64Array(256);
+    for (let i = 0; i < mask.data.length; i++) counts[mask.data[i]!]!++;
+    const total = mask.data.length || 1;
+    const out: ClassShare[] = [];
+    for (let id = 0; id < this.numClasses; id++) {
+      const pixels = counts[id]!;
+      if (pixels > 0) {
+        out.push({ id, name: this.meta.classes[id] ?? `class_${id}`, color: this.meta.colors[id] ?? VOC_PALETTE[id]!, pixels, fraction: pixels / total });
+      }
+    }
+    return out.sort((a, b) => b.pixels - a.pixels);
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}
+
+async function readInput(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new FcnError(`${path}: cannot read image (${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+  }
+}
+
+export interface FreshModelOptions {
+  numClasses?: number;
+  variant?: FcnVariant;
+  seed?: number;
+}
+
+/**
+ * Loads a model: a checkpoint path (our .safetensors, the book's PyTorch .pth, or the same tensors as
+ * .safetensors), a Checkpoint already read, or `{ numClasses, variant }` for a freshly initialised network.
+ */
+export async function loadModel(source: string | Checkpoint | FreshModelOptions, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(source), opts);
+  if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, opts);
+  const fresh = source as FreshModelOptions;
+  const arch = fcnResNet18({ numClasses: fresh.numClasses, variant: fresh.variant });
+  return SegmentationModel.fromWeights(arch, initParameters(arch, seededRandom(fresh.seed ?? 0)), undefined, opts);
+}
