@@ -1,0 +1,25 @@
+// fcn score --pred DIR --gt DIR [--json FILE] — metrics for prediction PNGs already on disk.
+import { Command } from 'commander';
+import { VOC_CLASSES } from '../data/voc.js';
+import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
+import { scoreFolders } from '../infer/score.js';
+import { Progress } from '../util/progress.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export function command(): Command {
+  return new Command('score')
+    .description('score prediction masks against ground-truth masks (index PNGs matched by file stem): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
+    .requiredOption('--pred <dir>', 'folder of predicted masks <id>.png (palette or grayscale, value = class id)')
+    .requiredOption('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
+    .option('--json <file>', 'also write the metrics as JSON')
+    .action(async (o: { pred: string; gt: string; json?: string }) => {
+      let bar: Progress | undefined;
+      const cm = await scoreFolders(o.pred, o.gt, VOC_CLASSES.length, {
+        onProgress: (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img' })).update(done),
+      });
+      bar?.finish();
+      const report = metricsReport(cm, VOC_CLASSES);
+      process.stdout.write(formatMetricsTable(report));
+      if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
+    });
+}
