@@ -1,0 +1,85 @@
+// The PASCAL VOC segmentation layout on disk: finding the VOC root under whatever folder the user
+// names, reading a split's id list (ImageSets/Segmentation/<split>.txt), and loading one example
+// (JPEGImages/<id>.jpg with SegmentationClass/<id>.png, checked to be the same size).
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FcnError, errorMessage } from '../util/errors.js';
+import { readImage, readMask, type LabelMap, type RgbImage } from './image.js';
+
+export interface VocDataset {
+  /** The VOC root: the folder holding JPEGImages, SegmentationClass and ImageSets. */
+  root: string;
+  split: string;
+  ids: string[];
+  imagePath(id: string): string;
+  maskPath(id: string): string;
+}
+
+export interface VocExample {
+  id: string;
+  image: RgbImage;
+  mask: LabelMap;
+}
+
+const LIST_DIR = join('ImageSets', 'Segmentation');
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Finds the VOC root: `dir` itself, or `dir/VOCdevkit/VOC2012`, or `dir/VOC2012` (the archive's layouts). */
+export async function findVocRoot(dir: string): Promise<string> {
+  if (!(await isDirectory(dir))) {
+    throw new FcnError(`${dir}: no such directory (expected a VOC root with ${LIST_DIR}, or a folder holding VOCdevkit/VOC2012)`);
+  }
+  for (const candidate of [dir, join(dir, 'VOCdevkit', 'VOC2012'), join(dir, 'VOC2012')]) {
+    if (await isDirectory(join(candidate, LIST_DIR))) return candidate;
+  }
+  throw new FcnError(`${dir}: not a VOC dataset (expected ${LIST_DIR} in it, or in VOCdevkit/VOC2012 or VOC2012 under it)`);
+}
+
+/**
+ * Opens a split of a VOC-layout dataset. `dir` may be the VOC root (has ImageSets/Segmentation),
+ * or a parent holding VOCdevkit/VOC2012 or VOC2012. Errors name the missing path or list.
+ */
+export async function openVoc(dir: string, split: string): Promise<VocDataset> {
+  if (!/^[\w.-]+$/.test(split)) throw new FcnError(`split '${split}': expected a list name such as train, val or trainval`);
+  const root = await findVocRoot(dir);
+  const listPath = join(root, LIST_DIR, `${split}.txt`);
+  let text: string;
+  try {
+    text = await readFile(listPath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FcnError(`${listPath}: cannot read the '${split}' id list (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+  }
+  // One id per line; real lists end with a newline, some copies carry CRLF or trailing blanks.
+  const ids = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  if (ids.length === 0) throw new FcnError(`${listPath}: the '${split}' id list is empty (expected one image id per line)`);
+  const bad = ids.find((id) => /[\s/\\]/.test(id));
+  if (bad !== undefined) throw new FcnError(`${listPath}: '${bad}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+  return {
+    root,
+    split,
+    ids,
+    imagePath: (id: string) => join(root, 'JPEGImages', `${id}.jpg`),
+    maskPath: (id: string) => join(root, 'SegmentationClass', `${id}.png`),
+  };
+}
+
+/** Reads one image and its class-index mask; a size mismatch is an error naming both files. */
+export async function readVocExample(ds: VocDataset, id: string): Promise<VocExample> {
+  const imagePath = ds.imagePath(id);
+  const maskPath = ds.maskPath(id);
+  const [image, mask] = await Promise.all([readImage(imagePath), readMask(maskPath)]);
+  if (image.width !== mask.width || image.height !== mask.height) {
+    throw new FcnError(
+      `${maskPath}: mask is ${mask.height}x${mask.width} (HxW) but its image ${imagePath} is ${image.height}x${image.width}; they must match`,
+    );
+  }
+  return { id, image, mask };
+}
