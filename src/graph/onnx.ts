@@ -122,7 +122,9 @@ export class GraphBuilder {
       case 'int32': data = Int32Array.from(list as number[]); break;
       case 'uint8': case 'bool': data = Uint8Array.from(list as number[]); break;
     }
-    const name = this.initializer(this.fresh('const'), dtype, shape, data);
+    // fresh() has already claimed the name; initializer() would claim it a second time
+    const name = this.fresh('const');
+    this.initializers.push(tensorProto(name, dtype, shape, data));
     this.constCache.set(key, name);
     return name;
   }

@@ -1,0 +1,291 @@
+// The pieces of a training step as plain ONNX ops: the train-mode forward of the layers whose
+// forward differs from eval mode (batch-norm with batch statistics, max-pool with indices), the
+// backward of every layer kind, and softmax cross-entropy with an ignore label. Shapes are static
+// (one graph per batch and crop size); helpers take them explicitly so tiny graphs built from the
+// same emitters can be checked by finite differences. Formulas: ../shared/prototype/explicit_step.py.
+//
+// Names of intermediate values contain ':' so they never collide with the architecture's value
+// names (which use '.' and '/').
+import type { GraphBuilder, Attr } from './onnx.js';
+
+export type Shape4 = [number, number, number, number];
+
+/** A square sliding window: kernel, stride and symmetric padding. */
+export interface Window {
+  kernel: number;
+  stride: number;
+  pad: number;
+}
+
+/** How a convolution's input gradient is written: ConvTranspose of dy with W, or (stride 1) Conv of dy with the flipped, transposed W. */
+export type GradInputForm = 'convtranspose' | 'conv';
+
+export function convOutSize(size: number, w: Window): number {
+  return Math.floor((size + 2 * w.pad - w.kernel) / w.stride) + 1;
+}
+
+export function convTransposeOutSize(size: number, w: Window): number {
+  return (size - 1) * w.stride - 2 * w.pad + w.kernel;
+}
+
+const AXES_NHW = [0, 2, 3];
+
+const used = new WeakMap<GraphBuilder, Map<string, number>>();
+
+/** A value name from `hint` not handed out before in `g` (hints contain ':'; repeats get '#n'). */
+export function uniqueName(g: GraphBuilder, hint: string): string {
+  let seen = used.get(g);
+  if (!seen) used.set(g, (seen = new Map()));
+  const base = hint.includes(':') ? hint : `${hint}:t`;
+  const n = (seen.get(base) ?? 0) + 1;
+  seen.set(base, n);
+  return n === 1 ? base : `${base}#${n}`;
+}
+
+/** One node with a fresh ':'-named output. */
+export function op(g: GraphBuilder, type: string, inputs: string[], hint: string, attrs: Record<string, Attr | undefined> = {}): string {
+  return g.node(type, inputs, attrs, uniqueName(g, hint));
+}
+
+function int64s(g: GraphBuilder, values: number[]): string {
+  return g.constant(values, 'int64');
+}
+
+/** Sum over batch and space, keeping [1, C, 1, 1]. */
+export function reduceNHW(g: GraphBuilder, x: string, hint: string, keepdims = 1): string {
+  return op(g, 'ReduceSum', [x, int64s(g, AXES_NHW)], hint, { keepdims });
+}
+
+/** [C] -> [1, C, 1, 1] for broadcasting against NCHW. */
+export function perChannel(g: GraphBuilder, v: string, hint: string): string {
+  return op(g, 'Reshape', [v, int64s(g, [1, -1, 1, 1])], hint);
+}
+
+/** [1, C, 1, 1] (or any) -> [C]. */
+export function flatten1(g: GraphBuilder, v: string, hint: string): string {
+  return op(g, 'Reshape', [v, int64s(g, [-1])], hint);
+}
+
+function swap01(g: GraphBuilder, x: string, hint: string): string {
+  return op(g, 'Transpose', [x], hint, { perm: [1, 0, 2, 3] });
+}
+
+function crop(g: GraphBuilder, x: string, k: number, size: [number, number], hint: string): string {
+  if (size[0] === k && size[1] === k) return x;
+  return op(g, 'Slice', [x, int64s(g, [0, 0]), int64s(g, [k, k]), int64s(g, [2, 3])], hint);
+}
+
+// ------------------------------------------------------------------ convolution
+
+/**
+ * dL/dx of y = Conv(x, W) (W [O, C, k, k]) from dy [N, O, h, w]; `inShape` is x's shape (the
+ * output padding that recovers it for strided convs follows from it).
+ */
+export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Window, inShape: Shape4, dyShape: Shape4,
+  form: GradInputForm = 'convtranspose', hint = 'conv'): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  if (form === 'conv' && s === 1) {
+    // correlation with the spatially flipped kernel, input and output channels swapped
+    const big = -(2 ** 31);
+    const flipped = op(g, 'Slice', [w, int64s(g, [-1, -1]), int64s(g, [big, big]), int64s(g, [2, 3]), int64s(g, [-1, -1])], `${hint}:wflip`);
+    const wt = swap01(g, flipped, `${hint}:wflipT`);
+    return op(g, 'Conv', [dy, wt], `${hint}:dx`, {
+      kernel_shape: [k, k], pads: [k - 1 - p, k - 1 - p, k - 1 - p, k - 1 - p],
+    });
+  }
+  const outPad = [inShape[2] + 2 * p - k - (dyShape[2] - 1) * s, inShape[3] + 2 * p - k - (dyShape[3] - 1) * s];
+  return op(g, 'ConvTranspose', [dy, w], `${hint}:dx`, {
+    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
+    output_padding: outPad[0] || outPad[1] ? outPad : undefined,
+  });
+}
+
+/**
+ * dL/dW of y = Conv(x, W) for W [O, C, k, k]. 1x1 kernels: a batched MatMul over pixels; others: a
+ * convolution of x (batch as channels) with dy as a kernel dilated by the stride, cropped to k x k.
+ * `xT` may give x already transposed to [C, N, H, W] (shared when x feeds several convs).
+ */
+export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
+  hint = 'conv', xT?: string): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const [N, C] = xShape;
+  const [, O, h, w] = dyShape;
+  if (k === 1 && p === 0) {
+    const xs = s > 1
+      ? op(g, 'Slice', [x, int64s(g, [0, 0]), int64s(g, [xShape[2], xShape[3]]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:xs`)
+      : x;
+    const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
+    const x2 = op(g, 'Reshape', [xs, int64s(g, [N, C, h * w])], `${hint}:x2`);
+    const x2t = op(g, 'Transpose', [x2], `${hint}:x2t`, { perm: [0, 2, 1] });
+    const prod = op(g, 'MatMul', [dy2, x2t], `${hint}:dwn`);
+    const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dw2`, { keepdims: 0 });
+    return op(g, 'Reshape', [sum, int64s(g, [O, C, 1, 1])], `${hint}:dW`);
+  }
+  const xt = xT ?? swap01(g, x, `${hint}:xT`);
+  const dyt = swap01(g, dy, `${hint}:dyT`);
+  const r = op(g, 'Conv', [xt, dyt], `${hint}:dWT`, {
+    kernel_shape: [h, w], pads: [p, p, p, p], dilations: [s, s],
+  });
+  const size: [number, number] = [xShape[2] + 2 * p - s * (h - 1), xShape[3] + 2 * p - s * (w - 1)];
+  return swap01(g, crop(g, r, k, size, `${hint}:dWTk`), `${hint}:dW`);
+}
+
+/** dL/dx of y = ConvTranspose(x, W) (W [Cin, Cout, k, k]): a plain Conv of dy with the same W. */
+export function convTransposeGradInput(g: GraphBuilder, dy: string, w: string, win: Window, hint = 'convT'): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  return op(g, 'Conv', [dy, w], `${hint}:dx`, { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p] });
+}
+
+/** dL/dW of y = ConvTranspose(x, W): dy (batch as channels) convolved with x dilated by the stride, -> [Cin, Cout, k, k]. */
+export function convTransposeGradWeight(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
+  hint = 'convT'): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const [, , h, w] = xShape;
+  const dyt = swap01(g, dy, `${hint}:dyT`);
+  const xt = swap01(g, x, `${hint}:xT`);
+  const r = op(g, 'Conv', [dyt, xt], `${hint}:dWT`, { kernel_shape: [h, w], pads: [p, p, p, p], dilations: [s, s] });
+  const size: [number, number] = [dyShape[2] + 2 * p - s * (h - 1), dyShape[3] + 2 * p - s * (w - 1)];
+  return swap01(g, crop(g, r, k, size, `${hint}:dWTk`), `${hint}:dW`);
+}
+
+/** dL/db of a bias added per output channel. */
+export function biasGrad(g: GraphBuilder, dy: string, hint = 'bias'): string {
+  return op(g, 'ReduceSum', [dy, int64s(g, AXES_NHW)], `${hint}:db`, { keepdims: 0 });
+}
+
+// ------------------------------------------------------------------ batch-norm (training mode)
+
+export interface BatchNormSaved {
+  xhat: string;
+  /** 1/sqrt(var + eps), [1, C, 1, 1]. */
+  invstd: string;
+  /** Elements per channel: N*H*W. */
+  count: number;
+}
+
+export interface BatchNormTrainOut {
+  saved: BatchNormSaved;
+  /** Batch mean and biased variance, [1, C, 1, 1]. */
+  mean: string;
+  variance: string;
+}
+
+/** y = γ·(x − mean)/sqrt(var + eps) + β with the batch's statistics (biased variance); writes `output`. */
+export function batchNormTrain(g: GraphBuilder, x: string, gamma: string, beta: string, eps: number, xShape: Shape4,
+  output: string, hint = 'bn'): BatchNormTrainOut {
+  const mean = op(g, 'ReduceMean', [x], `${hint}:mean`, { axes: AXES_NHW, keepdims: 1 });
+  const xc = op(g, 'Sub', [x, mean], `${hint}:xc`);
+  const sq = op(g, 'Mul', [xc, xc], `${hint}:xc2`);
+  const variance = op(g, 'ReduceMean', [sq], `${hint}:var`, { axes: AXES_NHW, keepdims: 1 });
+  const std = op(g, 'Sqrt', [op(g, 'Add', [variance, g.constant(eps)], `${hint}:vareps`)], `${hint}:std`);
+  const invstd = op(g, 'Reciprocal', [std], `${hint}:invstd`);
+  const xhat = op(g, 'Mul', [xc, invstd], `${hint}:xhat`);
+  const scaled = op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4`)], `${hint}:scaled`);
+  g.node('Add', [scaled, perChannel(g, beta, `${hint}:beta4`)], {}, output);
+  return { saved: { xhat, invstd, count: xShape[0] * xShape[2] * xShape[3] }, mean, variance };
+}
+
+/** PyTorch's running-statistics update: momentum m, unbiased variance. Returns [newMean, newVar] ([C]). */
+export function batchNormRunningUpdate(g: GraphBuilder, out: BatchNormTrainOut, runningMean: string, runningVar: string,
+  momentum: number, outputs: [string, string], hint = 'bn'): [string, string] {
+  const M = out.saved.count;
+  const keep = g.constant(1 - momentum);
+  const mean = flatten1(g, out.mean, `${hint}:mean1`);
+  const variance = flatten1(g, out.variance, `${hint}:var1`);
+  const newMean = g.node('Add', [op(g, 'Mul', [runningMean, keep], `${hint}:rm`), op(g, 'Mul', [mean, g.constant(momentum)], `${hint}:mm`)], {}, outputs[0]);
+  const unbiased = g.constant(M > 1 ? (momentum * M) / (M - 1) : momentum);
+  const newVar = g.node('Add', [op(g, 'Mul', [runningVar, keep], `${hint}:rv`), op(g, 'Mul', [variance, unbiased], `${hint}:mv`)], {}, outputs[1]);
+  return [newMean, newVar];
+}
+
+/** Backward of train-mode batch-norm: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)); dγ = Σ dy·x̂; dβ = Σ dy. */
+export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved, gamma: string, hint = 'bn',
+  needInput = true): { dx?: string; dgamma: string; dbeta: string } {
+  const db4 = reduceNHW(g, dy, `${hint}:db4`);
+  const dg4 = reduceNHW(g, op(g, 'Mul', [dy, saved.xhat], `${hint}:dyxhat`), `${hint}:dg4`);
+  const dbeta = flatten1(g, db4, `${hint}:dbeta`);
+  const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
+  if (!needInput) return { dgamma, dbeta };
+  const invM = g.constant(1 / saved.count);
+  const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
+  // per-channel terms first (tiny), then three full-size passes: dy·k − x̂·(k·dγ/M) − k·dβ/M
+  const a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
+  const b = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), invM], `${hint}:b`);
+  const t1 = op(g, 'Mul', [dy, k], `${hint}:dyk`);
+  const t2 = op(g, 'Mul', [saved.xhat, a], `${hint}:xa`);
+  const dx = op(g, 'Sub', [op(g, 'Sub', [t1, t2], `${hint}:dx1`), b], `${hint}:dx`);
+  return { dx, dgamma, dbeta };
+}
+
+// ------------------------------------------------------------------ relu, max-pool
+
+/** dL/dx of y = relu(x), from y: dy where y > 0, else 0. */
+export function reluGrad(g: GraphBuilder, y: string, dy: string, hint = 'relu'): string {
+  const mask = op(g, 'Greater', [y, g.constant(0)], `${hint}:mask`);
+  return op(g, 'Where', [mask, dy, g.constant(0)], `${hint}:dx`);
+}
+
+/** MaxPool with its argmax indices (ONNX: flat over N·C·H·W). */
+export function maxPoolWithIndices(g: GraphBuilder, x: string, win: Window, output: string, hint = 'pool'): string {
+  const indices = uniqueName(g, `${hint}:indices`);
+  g.nodeN('MaxPool', [x], {
+    kernel_shape: [win.kernel, win.kernel], strides: [win.stride, win.stride], pads: [win.pad, win.pad, win.pad, win.pad],
+  }, [output, indices]);
+  return indices;
+}
+
+/** Routes dy back to each window's argmax: ScatterElements with reduction 'add' (overlapping windows) into runtime zeros. */
+export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape: Shape4, hint = 'pool'): string {
+  const total = xShape.reduce((a, b) => a * b, 1);
+  const zeros = op(g, 'ConstantOfShape', [int64s(g, [total])], `${hint}:zeros`);
+  const flatIdx = op(g, 'Reshape', [indices, int64s(g, [-1])], `${hint}:idx1`);
+  const flatDy = op(g, 'Reshape', [dy, int64s(g, [-1])], `${hint}:dy1`);
+  const scattered = op(g, 'ScatterElements', [zeros, flatIdx, flatDy], `${hint}:dx1`, { axis: 0, reduction: 'add' });
+  return op(g, 'Reshape', [scattered, int64s(g, [...xShape])], `${hint}:dx`);
+}
+
+// ------------------------------------------------------------------ loss
+
+export interface CrossEntropyOut {
+  /** Σ over images of the mean loss over the image's valid pixels (scalar float32). */
+  loss: string;
+  /** dL/dlogits. */
+  dlogits: string;
+  /** Valid pixels whose argmax equals the label (scalar int64). */
+  correct: string;
+  /** Pixels whose label is not `ignore` (scalar int64). */
+  valid: string;
+}
+
+/**
+ * Per-pixel softmax cross-entropy with an ignore label; per image the mean over its valid pixels
+ * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W].
+ */
+export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, numClasses: number, ignore: number,
+  outputs: { loss: string; correct: string; valid: string }): CrossEntropyOut {
+  const lab = op(g, 'Unsqueeze', [op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ }), int64s(g, [1])], 'ce:lab');
+  const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
+  const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], 'ce:target');
+  const vf = op(g, 'Cast', [valid], 'ce:vf', { to: 1 /* FLOAT */ });
+  // numerically stable log-softmax over the class axis
+  const mx = op(g, 'ReduceMax', [logits], 'ce:max', { axes: [1], keepdims: 1 });
+  const z = op(g, 'Sub', [logits, mx], 'ce:z');
+  const e = op(g, 'Exp', [z], 'ce:e');
+  const s = op(g, 'ReduceSum', [e, int64s(g, [1])], 'ce:s', { keepdims: 1 });
+  const nll = op(g, 'Sub', [op(g, 'Log', [s], 'ce:logs'), op(g, 'GatherElements', [z, target], 'ce:zt', { axis: 1 })], 'ce:nll');
+  const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, [1, 2, 3])], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
+  const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, [1, 2, 3])], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
+  g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
+  // dlogits = (softmax − onehot)·valid/count
+  const scale = op(g, 'Div', [vf, count], 'ce:scale');
+  const classes = g.constant(Array.from({ length: numClasses }, (_, i) => i), 'int64', [1, numClasses, 1, 1]);
+  const onehot = op(g, 'Cast', [op(g, 'Equal', [target, classes], 'ce:eq')], 'ce:onehot', { to: 1 });
+  const p = op(g, 'Div', [e, s], 'ce:p');
+  const dl = op(g, 'Mul', [op(g, 'Sub', [p, onehot], 'ce:pm'), scale], 'ce:dlogits');
+  // pixel accuracy counts
+  const pred = op(g, 'ArgMax', [logits], 'ce:argmax', { axis: 1, keepdims: 1 });
+  const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');
+  g.node('ReduceSum', [op(g, 'Cast', [hit], 'ce:hit64', { to: 7 })], { keepdims: 0 }, outputs.correct);
+  g.node('ReduceSum', [op(g, 'Cast', [valid], 'ce:valid64', { to: 7 })], { keepdims: 0 }, outputs.valid);
+  return { loss: outputs.loss, dlogits: dl, correct: outputs.correct, valid: outputs.valid };
+}

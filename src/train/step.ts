@@ -1,0 +1,98 @@
+// One SGD step at a time on the compiled training-step graph: owns the session, the current weights,
+// running statistics and momentum buffers, feeds them with each batch and keeps what comes back.
+import type { FcnArchitecture } from '../model/fcn.js';
+import { checkParameters, fcnParameters, numel, type TensorMap } from '../model/params.js';
+import { compileTrainStep, momentumName, TRAIN_IO, updatedName, IGNORE_LABEL, type TrainGraph, type TrainGraphOptions } from '../graph/train.js';
+import { Session, tensor, type EngineTensor } from '../engine/session.js';
+
+export interface TrainStepOptions extends TrainGraphOptions {
+  /** Intra-op threads; default: all cores. */
+  threads?: number;
+}
+
+export interface StepResult {
+  /** The batch's loss: Σ over images of the mean cross-entropy over the image's valid pixels. */
+  loss: number;
+  /** Valid pixels whose argmax (before the update) equals the label. */
+  correct: number;
+  /** Pixels whose label is not 255. */
+  valid: number;
+}
+
+export class TrainStep {
+  private constructor(
+    private readonly arch: FcnArchitecture,
+    private readonly graph: TrainGraph,
+    private readonly session: Session,
+    private readonly current: TensorMap,
+    private readonly buffers: TensorMap,
+  ) {}
+
+  /**
+   * Compiles the step for `opts` (mode, batch, crop, weight decay, momentum) and loads it. `weights`
+   * must hold every parameter and running statistic; `momentumBuffers` resumes SGD momentum (zeros
+   * otherwise, which with dampening 0 is PyTorch's first step exactly).
+   */
+  static async create(arch: FcnArchitecture, weights: TensorMap, opts: TrainStepOptions, momentumBuffers?: TensorMap): Promise<TrainStep> {
+    checkParameters(arch, weights, 'training weights');
+    const graph = compileTrainStep(arch, opts, opts.mode === 'head' ? weights : undefined);
+    const current: TensorMap = new Map();
+    for (const spec of fcnParameters(arch)) current.set(spec.name, Float32Array.from(weights.get(spec.name)!));
+    const buffers: TensorMap = new Map();
+    for (const t of graph.momentum) {
+      const given = momentumBuffers?.get(t.name);
+      if (given && given.length !== numel(t.shape)) {
+        throw new Error(`momentum buffer '${t.name}' has ${given.length} values, expected [${t.shape.join(', ')}]`);
+      }
+      buffers.set(t.name, given ? Float32Array.from(given) : new Float32Array(numel(t.shape)));
+    }
+    const session = await Session.create(graph.bytes, { threads: opts.threads });
+    return new TrainStep(arch, graph, session, current, buffers);
+  }
+
+  get options(): TrainGraphOptions {
+    return this.graph.options;
+  }
+
+  /** One SGD step on a batch; keeps the updated weights, running statistics and momentum buffers. */
+  async run(images: Float32Array, labels: Uint8Array, lr: number): Promise<StepResult> {
+    const { batch: N, height: H, width: W } = this.graph.options;
+    if (images.length !== N * 3 * H * W) throw new Error(`train step: expected ${N}x3x${H}x${W} image values, got ${images.length}`);
+    if (labels.length !== N * H * W) throw new Error(`train step: expected ${N}x${H}x${W} labels, got ${labels.length}`);
+    const C = this.arch.numClasses;
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i]!;
+      if (v >= C && v !== IGNORE_LABEL) throw new Error(`train step: label ${v} is not a class (0..${C - 1}) or ${IGNORE_LABEL}`);
+    }
+    if (!Number.isFinite(lr)) throw new Error(`train step: learning rate must be a finite number, got ${lr}`);
+    const feeds: Record<string, EngineTensor> = {
+      [TRAIN_IO.image]: tensor('float32', [N, 3, H, W], images),
+      [TRAIN_IO.labels]: tensor('uint8', [N, H, W], labels),
+      [TRAIN_IO.lr]: tensor('float32', [], Float32Array.of(lr)),
+    };
+    for (const t of [...this.graph.trained, ...this.graph.state]) feeds[t.name] = tensor('float32', t.shape, this.current.get(t.name)!);
+    for (const t of this.graph.momentum) feeds[momentumName(t.name)] = tensor('float32', t.shape, this.buffers.get(t.name)!);
+    const out = await this.session.run(feeds);
+    for (const t of [...this.graph.trained, ...this.graph.state]) this.current.set(t.name, out[updatedName(t.name)]!.data as Float32Array);
+    for (const t of this.graph.momentum) this.buffers.set(t.name, out[updatedName(momentumName(t.name))]!.data as Float32Array);
+    return {
+      loss: (out[TRAIN_IO.loss]!.data as Float32Array)[0]!,
+      correct: Number((out[TRAIN_IO.correct]!.data as BigInt64Array)[0]!),
+      valid: Number((out[TRAIN_IO.valid]!.data as BigInt64Array)[0]!),
+    };
+  }
+
+  /** Every parameter and running statistic under its canonical name (frozen ones included). */
+  weights(): TensorMap {
+    return new Map([...this.current].map(([k, v]) => [k, Float32Array.from(v)]));
+  }
+
+  /** Momentum buffers by parameter name; empty when momentum is 0. */
+  momentumBuffers(): TensorMap {
+    return new Map([...this.buffers].map(([k, v]) => [k, Float32Array.from(v)]));
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.dispose();
+  }
+}

@@ -1,0 +1,396 @@
+// Per-op gradient checks for the training-step emitters (src/graph/backward.ts), run through
+// onnxruntime on tiny shapes: each emitter's backward against central finite differences of its own
+// forward, along random directions. ORT's Conv has no float64 kernel, so everything is float32 and
+// the difference quotient is summed in float64 in JS. Linear ops (conv, transposed conv, and relu /
+// max-pool away from their kinks) are differenced with a large step, where the quotient is exact up
+// to rounding; batch-norm and the loss are smooth and use a small step. Forward values of the
+// hand-written parts (train-mode batch-norm, running statistics, the loss and pixel counts) are
+// checked against float64 formulas in JS.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GraphBuilder, type DType } from '../src/graph/onnx.js';
+import {
+  batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
+  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, reluGrad,
+  softmaxCrossEntropy, type GradInputForm, type Shape4, type Window,
+} from '../src/graph/backward.js';
+import { Session, type EngineTensor } from '../src/engine/session.js';
+import { seededRandom } from '../src/model/params.js';
+
+const random = seededRandom(20240611);
+function normal(): number {
+  const u = 1 - random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+}
+const normals = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => normal() * scale);
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+};
+
+interface CaseInput {
+  name: string;
+  shape: number[];
+  data: Float32Array | Uint8Array;
+  dtype?: DType;
+  /** Differentiated (float32 inputs only). */
+  diff?: boolean;
+}
+
+interface OpCase {
+  inputs: CaseInput[];
+  /** Shape of the output whose upstream gradient `dy` (an extra input) is given; [] = a scalar loss (dy = 1, no input). */
+  outShape: number[];
+  emit(g: GraphBuilder): { y: string; grads: Record<string, string> };
+  /** Finite-difference step. */
+  eps: number;
+  directions?: number;
+}
+
+/**
+ * Builds the op's graph (inputs, upstream gradient dy = R), takes the analytic gradients at x, and
+ * compares ⟨∇ᵢ, v⟩ with (⟨R, y(x+εv)⟩ − ⟨R, y(x−εv)⟩)/2ε for random v on each differentiated input.
+ * Returns the worst relative error.
+ */
+async function gradcheck(c: OpCase): Promise<number> {
+  const g = new GraphBuilder('gradcheck');
+  for (const inp of c.inputs) g.input(inp.name, inp.dtype ?? 'float32', inp.shape);
+  const scalar = c.outShape.length === 0;
+  if (!scalar) g.input('dy', 'float32', c.outShape);
+  const { y, grads } = c.emit(g);
+  g.output(y, 'float32', c.outShape);
+  const diffInputs = c.inputs.filter((i) => i.diff);
+  for (const inp of diffInputs) {
+    g.node('Identity', [grads[inp.name]!], {}, `grad_${inp.name}`);
+    g.output(`grad_${inp.name}`, 'float32', inp.shape);
+  }
+  const session = await Session.create(g.encode(), { threads: 1 });
+  const R = scalar ? Float32Array.of(1) : normals(size(c.outShape));
+  const feeds = (override?: { name: string; data: Float32Array }): Record<string, EngineTensor> => {
+    const out: Record<string, EngineTensor> = {};
+    for (const inp of c.inputs) {
+      const data = override?.name === inp.name ? override.data : inp.data;
+      out[inp.name] = { dtype: inp.dtype ?? 'float32', dims: inp.shape, data };
+    }
+    if (!scalar) out.dy = { dtype: 'float32', dims: c.outShape, data: R };
+    return out;
+  };
+  const base = await session.run(feeds());
+  let worst = 0;
+  try {
+    for (const inp of diffInputs) {
+      const grad = base[`grad_${inp.name}`]!.data as Float32Array;
+      assert.equal(grad.length, size(inp.shape), `gradient of ${inp.name} has the input's size`);
+      for (let d = 0; d < (c.directions ?? 2); d++) {
+        const v = normals(grad.length);
+        const x = inp.data as Float32Array;
+        const plus = Float32Array.from(x, (xi, i) => xi + c.eps * v[i]!);
+        const minus = Float32Array.from(x, (xi, i) => xi - c.eps * v[i]!);
+        // the step actually taken, after float32 rounding of x ± εv
+        const step = Float64Array.from(plus, (p, i) => (p - minus[i]!) / 2);
+        const yPlus = (await session.run(feeds({ name: inp.name, data: plus }), [y]))[y]!.data as Float32Array;
+        const yMinus = (await session.run(feeds({ name: inp.name, data: minus }), [y]))[y]!.data as Float32Array;
+        const numeric = (dot(R, yPlus) - dot(R, yMinus)) / 2;
+        const analytic = dot(grad, step);
+        const err = Math.abs(numeric - analytic) / Math.max(Math.abs(analytic), 1e-12);
+        worst = Math.max(worst, err);
+      }
+    }
+  } finally {
+    await session.dispose();
+  }
+  return worst;
+}
+
+function convCase(xShape: Shape4, outC: number, win: Window, bias: boolean, form: GradInputForm = 'convtranspose'): OpCase {
+  const [N, C, H, W] = xShape;
+  const k = win.kernel;
+  const yShape: Shape4 = [N, outC, convOutSize(H, win), convOutSize(W, win)];
+  const inputs: CaseInput[] = [
+    { name: 'x', shape: xShape, data: normals(size(xShape)), diff: true },
+    { name: 'w', shape: [outC, C, k, k], data: normals(outC * C * k * k, 0.3), diff: true },
+  ];
+  if (bias) inputs.push({ name: 'b', shape: [outC], data: normals(outC), diff: true });
+  return {
+    inputs, outShape: yShape, eps: 1,
+    emit(g) {
+      const y = g.node('Conv', bias ? ['x', 'w', 'b'] : ['x', 'w'], {
+        kernel_shape: [k, k], strides: [win.stride, win.stride], pads: [win.pad, win.pad, win.pad, win.pad],
+      }, 'y');
+      const grads: Record<string, string> = {
+        x: convGradInput(g, 'dy', 'w', win, xShape, yShape, form),
+        w: convGradWeight(g, 'x', 'dy', win, xShape, yShape),
+      };
+      if (bias) grads.b = biasGrad(g, 'dy');
+      return { y, grads };
+    },
+  };
+}
+
+function convTransposeCase(xShape: Shape4, outC: number, win: Window): OpCase {
+  const [N, C, h, w] = xShape;
+  const k = win.kernel;
+  const yShape: Shape4 = [N, outC, convTransposeOutSize(h, win), convTransposeOutSize(w, win)];
+  return {
+    inputs: [
+      { name: 'x', shape: xShape, data: normals(size(xShape)), diff: true },
+      { name: 'w', shape: [C, outC, k, k], data: normals(C * outC * k * k, 0.3), diff: true },
+      { name: 'b', shape: [outC], data: normals(outC), diff: true },
+    ],
+    outShape: yShape, eps: 1,
+    emit(g) {
+      const y = g.node('ConvTranspose', ['x', 'w', 'b'], {
+        kernel_shape: [k, k], strides: [win.stride, win.stride], pads: [win.pad, win.pad, win.pad, win.pad],
+      }, 'y');
+      return {
+        y,
+        grads: {
+          x: convTransposeGradInput(g, 'dy', 'w', win),
+          w: convTransposeGradWeight(g, 'x', 'dy', win, xShape, yShape),
+          b: biasGrad(g, 'dy'),
+        },
+      };
+    },
+  };
+}
+
+/** Distinct values at least `gap` apart, shuffled: no ties, and a small step never changes an argmax or a sign. */
+function distinct(n: number, gap: number): Float32Array {
+  const v = Float32Array.from({ length: n }, (_, i) => (i - n / 2 + 0.5) * gap);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [v[i], v[j]] = [v[j]!, v[i]!];
+  }
+  return v;
+}
+
+const LINEAR_TOL = 1e-4;
+
+test('conv gradients (dX, dW, db) match finite differences: 3x3 s1/s2, 7x7/2 stem, 1x1 s1/s2', async (t) => {
+  const cases: [string, OpCase][] = [
+    ['3x3 s1 p1', convCase([2, 3, 6, 5], 4, { kernel: 3, stride: 1, pad: 1 }, false)],
+    ['3x3 s1 p1 (dX as Conv of flipped W)', convCase([2, 3, 6, 5], 4, { kernel: 3, stride: 1, pad: 1 }, false, 'conv')],
+    ['3x3 s2 p1, even side', convCase([2, 3, 8, 6], 5, { kernel: 3, stride: 2, pad: 1 }, false)],
+    ['3x3 s2 p1, odd side', convCase([1, 2, 7, 9], 3, { kernel: 3, stride: 2, pad: 1 }, false)],
+    ['7x7 s2 p3 stem', convCase([2, 3, 16, 12], 4, { kernel: 7, stride: 2, pad: 3 }, false)],
+    ['1x1 s2 downsample', convCase([2, 4, 8, 6], 6, { kernel: 1, stride: 2, pad: 0 }, false)],
+    ['1x1 s1 with bias (scoring conv)', convCase([2, 5, 3, 4], 3, { kernel: 1, stride: 1, pad: 0 }, true)],
+  ];
+  for (const [name, c] of cases) {
+    const err = await gradcheck(c);
+    t.diagnostic(`${name}: worst relative error ${err.toExponential(2)}`);
+    assert.ok(err < LINEAR_TOL, `${name}: worst relative error ${err.toExponential(2)} ≥ ${LINEAR_TOL}`);
+  }
+});
+
+test('transposed-conv gradients match finite differences: k4 s2 p1 and the k64 s32 p16 upsampler', async (t) => {
+  const cases: [string, OpCase][] = [
+    ['k4 s2 p1', convTransposeCase([2, 3, 3, 4], 2, { kernel: 4, stride: 2, pad: 1 })],
+    ['k64 s32 p16', convTransposeCase([2, 3, 2, 3], 3, { kernel: 64, stride: 32, pad: 16 })],
+  ];
+  for (const [name, c] of cases) {
+    const err = await gradcheck(c);
+    t.diagnostic(`${name}: worst relative error ${err.toExponential(2)}`);
+    assert.ok(err < LINEAR_TOL, `${name}: worst relative error ${err.toExponential(2)} ≥ ${LINEAR_TOL}`);
+  }
+});
+
+test('relu and max-pool 3/2/1 gradients match finite differences (no ties, steps smaller than the gaps)', async (t) => {
+  const xShape: Shape4 = [2, 3, 7, 8];
+  const relu: OpCase = {
+    inputs: [{ name: 'x', shape: xShape, data: distinct(size(xShape), 0.01), diff: true }],
+    outShape: xShape, eps: 1e-4,
+    emit(g) {
+      const y = g.node('Relu', ['x'], {}, 'y');
+      return { y, grads: { x: reluGrad(g, y, 'dy') } };
+    },
+  };
+  const reluErr = await gradcheck(relu);
+  t.diagnostic(`relu: worst relative error ${reluErr.toExponential(2)}`);
+  assert.ok(reluErr < LINEAR_TOL);
+  const win = { kernel: 3, stride: 2, pad: 1 };
+  for (const shape of [[2, 3, 8, 8], [1, 2, 7, 9]] as Shape4[]) {
+    const yShape: Shape4 = [shape[0], shape[1], convOutSize(shape[2], win), convOutSize(shape[3], win)];
+    const pool: OpCase = {
+      inputs: [{ name: 'x', shape, data: distinct(size(shape), 0.01), diff: true }],
+      outShape: yShape, eps: 1e-4, directions: 3,
+      emit(g) {
+        const idx = maxPoolWithIndices(g, 'x', win, 'y');
+        return { y: 'y', grads: { x: maxPoolGrad(g, 'dy', idx, shape) } };
+      },
+    };
+    const err = await gradcheck(pool);
+    t.diagnostic(`maxpool ${shape.join('x')}: worst relative error ${err.toExponential(2)}`);
+    assert.ok(err < LINEAR_TOL, `maxpool ${shape.join('x')}: ${err.toExponential(2)}`);
+  }
+});
+
+test('max-pool gradient routes each window to its argmax (overlaps summed, batch and channel offsets)', async (t) => {
+  // 2x2x4x4 input, window 3/2/1: output 2x2 per plane; targets computed by brute force below
+  const shape: Shape4 = [2, 2, 4, 4];
+  const x = new Float32Array(size(shape));
+  // plane (n, c): its maximum at (1, 1) (value 100 + plane); the other values are smaller and distinct
+  for (let p = 0; p < 4; p++) for (let i = 0; i < 16; i++) x[p * 16 + i] = i === 5 ? 100 + p : i * 0.1 - p;
+  const g = new GraphBuilder('pool');
+  g.input('x', 'float32', shape);
+  g.input('dy', 'float32', [2, 2, 2, 2]);
+  const idx = maxPoolWithIndices(g, 'x', { kernel: 3, stride: 2, pad: 1 }, 'y');
+  g.node('Identity', [maxPoolGrad(g, 'dy', idx, shape)], {}, 'dx');
+  g.output('dx', 'float32', shape);
+  const session = await Session.create(g.encode(), { threads: 1 });
+  const dy = Float32Array.from({ length: 16 }, (_, i) => i + 1);
+  const dx = (await session.run({ x: { dtype: 'float32', dims: shape, data: x }, dy: { dtype: 'float32', dims: [2, 2, 2, 2], data: dy } })).dx!.data as Float32Array;
+  await session.dispose();
+  for (let p = 0; p < 4; p++) {
+    // windows: rows {0,1} or {1,2,3}, cols likewise; (1,1) lies in all four
+    const plane = x.subarray(p * 16, p * 16 + 16);
+    const expect = new Float64Array(16);
+    for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) {
+      let best = -1;
+      for (let i = Math.max(0, 2 * a - 1); i <= Math.min(3, 2 * a + 1); i++) {
+        for (let j = Math.max(0, 2 * b - 1); j <= Math.min(3, 2 * b + 1); j++) if (best < 0 || plane[i * 4 + j]! > plane[best]!) best = i * 4 + j;
+      }
+      expect[best] += dy[p * 4 + a * 2 + b]!;
+    }
+    assert.deepEqual(Array.from(dx.subarray(p * 16, p * 16 + 16)), Array.from(expect), `plane ${p}`);
+    assert.equal(dx[p * 16 + 5], dy[p * 4]! + dy[p * 4 + 1]! + dy[p * 4 + 2]! + dy[p * 4 + 3]!, 'the shared maximum collects all four windows');
+  }
+});
+
+test('train-mode batch-norm: forward and running statistics equal float64 formulas; gradients match finite differences', async (t) => {
+  const xShape: Shape4 = [3, 4, 5, 6];
+  const [N, C, H, W] = xShape;
+  const M = N * H * W;
+  const x = normals(size(xShape), 2);
+  for (let i = 0; i < x.length; i++) x[i]! += ((Math.floor(i / (H * W)) % C) - 1.5); // per-channel offsets
+  const gamma = Float32Array.from({ length: C }, () => 0.5 + random());
+  const beta = normals(C);
+  const runningMean = normals(C);
+  const runningVar = Float32Array.from({ length: C }, () => 0.5 + random());
+  const bnCase: OpCase = {
+    inputs: [
+      { name: 'x', shape: xShape, data: x, diff: true },
+      { name: 'gamma', shape: [C], data: gamma, diff: true },
+      { name: 'beta', shape: [C], data: beta, diff: true },
+    ],
+    outShape: xShape, eps: 1e-3, directions: 3,
+    emit(g) {
+      const out = batchNormTrain(g, 'x', 'gamma', 'beta', 1e-5, xShape, 'y');
+      const r = batchNormGrad(g, 'dy', out.saved, 'gamma');
+      return { y: 'y', grads: { x: r.dx!, gamma: r.dgamma, beta: r.dbeta } };
+    },
+  };
+  const err = await gradcheck(bnCase);
+  t.diagnostic(`batch-norm: worst relative error ${err.toExponential(2)}`);
+  assert.ok(err < 2e-3, `batch-norm: worst relative error ${err.toExponential(2)}`);
+
+  // forward values and PyTorch's running-statistics rule (unbiased variance), momentum 0.1
+  const g = new GraphBuilder('bn');
+  g.input('x', 'float32', xShape);
+  for (const n of ['gamma', 'beta', 'rm', 'rv']) g.input(n, 'float32', [C]);
+  const out = batchNormTrain(g, 'x', 'gamma', 'beta', 1e-5, xShape, 'y');
+  batchNormRunningUpdate(g, out, 'rm', 'rv', 0.1, ['rm_new', 'rv_new']);
+  g.output('y', 'float32', xShape);
+  g.output('rm_new', 'float32', [C]);
+  g.output('rv_new', 'float32', [C]);
+  const session = await Session.create(g.encode(), { threads: 1 });
+  const res = await session.run({
+    x: { dtype: 'float32', dims: xShape, data: x },
+    gamma: { dtype: 'float32', dims: [C], data: gamma },
+    beta: { dtype: 'float32', dims: [C], data: beta },
+    rm: { dtype: 'float32', dims: [C], data: runningMean },
+    rv: { dtype: 'float32', dims: [C], data: runningVar },
+  });
+  await session.dispose();
+  const y = res.y!.data as Float32Array;
+  for (let c = 0; c < C; c++) {
+    let sum = 0;
+    const at = (n: number, i: number) => (n * C + c) * H * W + i;
+    for (let n = 0; n < N; n++) for (let i = 0; i < H * W; i++) sum += x[at(n, i)]!;
+    const mean = sum / M;
+    let ss = 0;
+    for (let n = 0; n < N; n++) for (let i = 0; i < H * W; i++) ss += (x[at(n, i)]! - mean) ** 2;
+    const variance = ss / M;
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < H * W; i++) {
+        const expect = ((x[at(n, i)]! - mean) / Math.sqrt(variance + 1e-5)) * gamma[c]! + beta[c]!;
+        assert.ok(Math.abs(y[at(n, i)]! - expect) < 2e-5 * (1 + Math.abs(expect)), `y[${n},${c},${i}] ${y[at(n, i)]} vs ${expect}`);
+      }
+    }
+    const rm = 0.9 * runningMean[c]! + 0.1 * mean;
+    const rv = 0.9 * runningVar[c]! + 0.1 * (ss / (M - 1));
+    assert.ok(Math.abs((res.rm_new!.data as Float32Array)[c]! - rm) < 1e-5 * (1 + Math.abs(rm)), `running_mean[${c}]`);
+    assert.ok(Math.abs((res.rv_new!.data as Float32Array)[c]! - rv) < 1e-5 * (1 + Math.abs(rv)), `running_var[${c}]`);
+  }
+});
+
+test('softmax cross-entropy with ignore 255: loss, counts and gradient', async (t) => {
+  const N = 3;
+  const C = 4;
+  const H = 5;
+  const W = 6;
+  const logits = normals(N * C * H * W, 2);
+  const labels = Uint8Array.from({ length: N * H * W }, (_, i) => (i < H * W ? 255 : random() < 0.2 ? 255 : Math.floor(random() * C)));
+  // image 0 is all void: it must add nothing (PyTorch's mean over zero pixels would be NaN)
+  const ceCase: OpCase = {
+    inputs: [
+      { name: 'logits', shape: [N, C, H, W], data: logits, diff: true },
+      { name: 'labels', shape: [N, H, W], data: labels, dtype: 'uint8' },
+    ],
+    outShape: [], eps: 1e-2, directions: 3,
+    emit(g) {
+      const r = softmaxCrossEntropy(g, 'logits', 'labels', C, 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
+      g.output('correct', 'int64', []);
+      g.output('valid', 'int64', []);
+      return { y: 'loss', grads: { logits: r.dlogits } };
+    },
+  };
+  const err = await gradcheck(ceCase);
+  t.diagnostic(`cross-entropy: worst relative error ${err.toExponential(2)}`);
+  assert.ok(err < 1e-3, `cross-entropy: worst relative error ${err.toExponential(2)}`);
+
+  const g = new GraphBuilder('ce');
+  g.input('logits', 'float32', [N, C, H, W]);
+  g.input('labels', 'uint8', [N, H, W]);
+  const r = softmaxCrossEntropy(g, 'logits', 'labels', C, 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
+  g.output('loss', 'float32', []);
+  g.output('correct', 'int64', []);
+  g.output('valid', 'int64', []);
+  g.node('Identity', [r.dlogits], {}, 'dlogits');
+  g.output('dlogits', 'float32', [N, C, H, W]);
+  const session = await Session.create(g.encode(), { threads: 1 });
+  const res = await session.run({
+    logits: { dtype: 'float32', dims: [N, C, H, W], data: logits },
+    labels: { dtype: 'uint8', dims: [N, H, W], data: labels },
+  });
+  await session.dispose();
+  let loss = 0;
+  let correct = 0;
+  let valid = 0;
+  const dlogits = res.dlogits!.data as Float32Array;
+  for (let n = 0; n < N; n++) {
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < H * W; i++) {
+      const t = labels[n * H * W + i]!;
+      const z = Array.from({ length: C }, (_, c) => logits[(n * C + c) * H * W + i]!);
+      const mx = Math.max(...z);
+      const lse = mx + Math.log(z.reduce((a, v) => a + Math.exp(v - mx), 0));
+      if (t === 255) {
+        for (let c = 0; c < C; c++) assert.ok(dlogits[(n * C + c) * H * W + i] === 0, 'ignored pixels get no gradient');
+        continue;
+      }
+      sum += lse - z[t]!;
+      count++;
+      if (z.indexOf(mx) === t) correct++;
+    }
+    valid += count;
+    if (count) loss += sum / count;
+  }
+  assert.ok(Math.abs((res.loss!.data as Float32Array)[0]! - loss) < 1e-6 * loss, `loss ${res.loss!.data[0]} vs ${loss}`);
+  assert.equal(Number(res.correct!.data[0]), correct);
+  assert.equal(Number(res.valid!.data[0]), valid);
+  assert.ok(valid > 0 && valid < N * H * W);
+});
