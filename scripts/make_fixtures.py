@@ -80,7 +80,7 @@ def formula_tensor(name, shape):
         v = base + 0.01 * u
     elif last == 'weight' and len(shape) == 4:
         v = u * math.sqrt(2 / (shape[1] * shape[2] * shape[3]))
-    elif last == 'weight':
+    elif last == 'weight' and len(shape) == 1:
         v = 1 + 0.25 * u
     elif last in ('bias', 'running_mean'):
         v = 0.1 * u
@@ -196,7 +196,11 @@ class Fixture:
         """Full tensor if small, else every k-th element plus the full tensor's L2 norm and sum."""
         full = tensor.detach().to(torch.float64).numpy().ravel()
         n = full.size
+        # The smallest stride keeping <= SAMPLE_MAX values that is coprime to n: a stride sharing a factor
+        # with the inner dimensions (9 for 3x3 kernels) would only ever sample the same kernel tap.
         k = max(1, math.ceil(n / SAMPLE_MAX))
+        while math.gcd(k, n) != 1:
+            k += 1
         info = {'fullShape': list(tensor.shape), 'stride': k,
                 'l2': float(np.sqrt(np.sum(full * full))), 'sum': float(np.sum(full))}
         self.add(name, tensor.detach().to(torch.float32).numpy().ravel()[::k], file=file, **info)
@@ -333,14 +337,18 @@ def make_infer():
 # 2. upsample/
 # ----------------------------------------------------------------------------------------------
 
-def upsample_layer(scale):
-    """Kernel 2s - s%2, padding s//2, stride s: output exactly s x input, each input pixel centre on its
-    output centre (half-pixel convention). s=2 is the book's (k4, p1); s=3 gives k5, p1."""
-    k = 2 * scale - scale % 2
+def upsample(x, scale):
+    """Kernel 2s, stride s, padding s//2 (the book's rule for even s). For odd s PyTorch's symmetric padding
+    s//2 gives s*H + 1 rows, so the last row and column are cropped: the same as ONNX pads
+    [s//2, s//2, ceil(s/2), ceil(s/2)], which is how src/graph/upsample.ts makes the output exactly s x."""
+    k = 2 * scale
     p = scale // 2
     layer = nn.ConvTranspose2d(3, 3, kernel_size=k, padding=p, stride=scale, bias=False)
     layer.weight.data.copy_(book_bilinear_kernel(3, 3, k))
-    return layer, k, p
+    h, w = x.shape[2] * scale, x.shape[3] * scale
+    with torch.no_grad():
+        y = layer(x)[:, :, :h, :w].contiguous()
+    return y, layer.weight.detach(), k, p
 
 
 def make_upsample():
@@ -354,24 +362,23 @@ def make_upsample():
     fx.meta['settings'] = {'input': 'to_tensor(image.png): CHW float32 = rgb/255', 'size': [h, w],
                            'bilinearKernel': "the book's bilinear_kernel in float32 torch arithmetic",
                            'toUint8': 'clamp to [0,1], *255, torch.round (half to even), HWC RGB',
-                           'layerRule': 'kernel = 2s - s%2, padding = s//2, stride = s, bias=False '
-                                        '(s=3: kernel 5, not 6: kernel 6 / padding 1 would give 3H+1 rows, '
-                                        'shifted half an output pixel)',
+                           'layerRule': 'nn.ConvTranspose2d(3, 3, kernel_size=2s, stride=s, padding=s//2, bias=False); '
+                                        'for odd s the output (s*H+1 rows) is cropped to its first s*H rows and '
+                                        's*W columns, i.e. ONNX pads [s//2, s//2, ceil(s/2), ceil(s/2)]',
                            'torch': torch.__version__}
     for scale in (2, 3):
-        layer, k, p = upsample_layer(scale)
-        with torch.no_grad():
-            y = layer(x)
+        y, kernel, k, p = upsample(x, scale)
         assert y.shape[2:] == (h * scale, w * scale), y.shape
         scaled = y.clamp(0, 1) * 255
         u8 = torch.round(scaled).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
         # Outputs whose scaled value sits within 1e-3 of a .5 tie may round either way in another engine
         frac = (scaled - torch.floor(scaled)).double()
         near_tie = int(((frac - 0.5).abs() < 1e-3).sum())
-        fx.add(f'kernel_x{scale}', layer.weight.detach().numpy())
+        fx.add(f'kernel_x{scale}', kernel.numpy())
         fx.add(f'out_x{scale}', y[0].numpy())
         fx.add(f'out_x{scale}_u8', u8.numpy())
         fx.meta['results'][f'x{scale}'] = {'scale': scale, 'kernelSize': k, 'padding': p, 'stride': scale,
+                                           'onnxPads': [p, p, scale - p, scale - p],
                                            'outputSize': [h * scale, w * scale], 'nearTies': near_tie,
                                            'min': float(y.min()), 'max': float(y.max())}
         print(f'upsample x{scale}: kernel {k}, padding {p}, out {tuple(y.shape)}, range [{float(y.min()):.3f}, '
@@ -415,8 +422,8 @@ def make_train_step():
                 'and the unbiased variance; gradients of every parameter',
         'head': 'body (everything before final_conv) in eval mode and requires_grad False; '
                 'gradients of final_conv.* and transpose_conv.*',
-        'sampling': f'tensors with more than {SAMPLE_MAX} elements are stored as flat[::stride] with '
-                    f'stride = ceil(n/{SAMPLE_MAX}); l2 and sum are of the full tensor',
+        'sampling': f'tensors with more than {SAMPLE_MAX} elements are stored as flat[::stride], stride the '
+                    f'smallest integer >= ceil(n/{SAMPLE_MAX}) coprime to n; l2 and sum are of the full tensor',
         'sgd': {'lr': lr, 'weightDecay': wd, 'momentum': momentum, 'steps': 3, 'dampening': 0, 'nesterov': False,
                 'rule': 'torch.optim.SGD: d = g + wd*w; buf = d (first step) else momentum*buf + d; w -= lr*buf; '
                         'weight decay applies to every trained parameter, BN and biases included; '
