@@ -361,7 +361,7 @@ def make_upsample():
     x = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div(255).unsqueeze(0)
     fx.meta['settings'] = {'input': 'to_tensor(image.png): CHW float32 = rgb/255', 'size': [h, w],
                            'bilinearKernel': "the book's bilinear_kernel in float32 torch arithmetic",
-                           'toUint8': 'clamp to [0,1], *255, torch.round (half to even), HWC RGB',
+                           'toUint8': 'in float64: clamp to [0,1], *255, floor(v + 0.5) (halves round up, as JS Math.round), HWC RGB',
                            'layerRule': 'nn.ConvTranspose2d(3, 3, kernel_size=2s, stride=s, padding=s//2, bias=False); '
                                         'for odd s the output (s*H+1 rows) is cropped to its first s*H rows and '
                                         's*W columns, i.e. ONNX pads [s//2, s//2, ceil(s/2), ceil(s/2)]',
@@ -369,8 +369,8 @@ def make_upsample():
     for scale in (2, 3):
         y, kernel, k, p = upsample(x, scale)
         assert y.shape[2:] == (h * scale, w * scale), y.shape
-        scaled = y.clamp(0, 1) * 255
-        u8 = torch.round(scaled).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
+        scaled = y.double().clamp(0, 1) * 255  # in float64, as JS arithmetic does it
+        u8 = torch.floor(scaled + 0.5).to(torch.uint8)[0].permute(1, 2, 0).contiguous()
         # Outputs whose scaled value sits within 1e-3 of a .5 tie may round either way in another engine
         frac = (scaled - torch.floor(scaled)).double()
         near_tie = int(((frac - 0.5).abs() < 1e-3).sum())
