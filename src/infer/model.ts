@@ -8,14 +8,14 @@ import { initParameters, seededRandom, type TensorMap } from '../model/params.js
 import { compileInference } from '../graph/inference.js';
 import { Session } from '../engine/session.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
-import { VOC_CLASSES, VOC_PALETTE, type Rgb } from '../data/voc.js';
-import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
-import { IMAGENET_NORMALIZATION, normalizeWindow, tileRanges, type Normalization } from './preprocess.js';
+import { VOC_PALETTE, type Rgb } from '../data/voc.js';
+import { loadCheckpoint, defaultClasses, defaultColors, defaultNormalization, type Checkpoint, type Color, type Normalization } from '../weights/checkpoint.js';
+import { normalizeWindow, tileRanges } from './preprocess.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
 export interface ModelMeta {
   classes: string[];
-  colors: Rgb[];
+  colors: Color[];
   normalization: Normalization;
 }
 
@@ -46,8 +46,7 @@ export interface Segmentation {
 }
 
 export function defaultMeta(numClasses: number): ModelMeta {
-  const classes = numClasses === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: numClasses }, (_, i) => `class_${i}`);
-  return { classes, colors: VOC_PALETTE.slice(0, numClasses), normalization: IMAGENET_NORMALIZATION };
+  return { classes: defaultClasses(numClasses), colors: defaultColors(numClasses), normalization: defaultNormalization() };
 }
 
 export class SegmentationModel {

@@ -2,15 +2,7 @@
 // the bottom and right with zeros (the mean colour) to a multiple of the network's stride.
 import type { RgbImage } from '../data/image.js';
 
-export interface Normalization {
-  mean: number[];
-  std: number[];
-}
-
-export const IMAGENET_NORMALIZATION: Normalization = Object.freeze({
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-}) as Normalization;
+import type { Normalization } from '../weights/checkpoint.js';
 
 export function roundUp(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;
@@ -56,13 +48,18 @@ export interface TileRange {
  */
 export function tileRanges(length: number, tile: number, margin: number): TileRange[] {
   if (length <= tile) return [{ start: 0, length, coreStart: 0, coreEnd: length }];
-  const step = tile - 2 * margin;
-  if (step <= 0) throw new Error(`tile ${tile} too small for margin ${margin}`);
+  if (tile <= 2 * margin) throw new Error(`tile ${tile} too small for margin ${margin}`);
   const out: TileRange[] = [];
-  for (let coreStart = 0; coreStart < length; coreStart += step) {
-    const coreEnd = Math.min(coreStart + step, length);
-    const start = Math.min(Math.max(coreStart - margin, 0), length - tile);
+  let coreStart = 0;
+  for (;;) {
+    if (length - coreStart <= tile - margin) {
+      // the last window ends at the image's edge; its core still has `margin` pixels before it
+      out.push({ start: length - tile, length: tile, coreStart, coreEnd: length });
+      return out;
+    }
+    const start = Math.max(coreStart - margin, 0);
+    const coreEnd = start + tile - margin;
     out.push({ start, length: tile, coreStart, coreEnd });
+    coreStart = coreEnd;
   }
-  return out;
 }

@@ -9,11 +9,13 @@ export function bilinearKernel(inChannels: number, outChannels: number, kernelSi
   const k = kernelSize;
   const factor = Math.floor((k + 1) / 2);
   const center = k % 2 === 1 ? factor - 1 : factor - 0.5;
-  const filt = new Float64Array(k * k);
+  // The book computes this with float32 tensors; rounding each step the same way makes the
+  // kernel bit-identical to PyTorch's.
+  const f32 = Math.fround;
+  const axis = (i: number) => f32(1 - f32(f32(Math.abs(f32(i - center))) / factor));
+  const filt = new Float32Array(k * k);
   for (let i = 0; i < k; i++) {
-    for (let j = 0; j < k; j++) {
-      filt[i * k + j] = (1 - Math.abs(i - center) / factor) * (1 - Math.abs(j - center) / factor);
-    }
+    for (let j = 0; j < k; j++) filt[i * k + j] = f32(axis(i) * axis(j));
   }
   const weight = new Float32Array(inChannels * outChannels * k * k);
   for (let c = 0; c < Math.min(inChannels, outChannels); c++) {

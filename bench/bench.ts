@@ -1,0 +1,128 @@
+// `npm run bench`: forward and training-step times of our ONNX Runtime graphs next to PyTorch 1.13
+// on the same machine, in the same run, each measurement in its own process (so peak RSS is its
+// own). Prints a table; run by hand on a quiet machine (never part of the tests).
+//   npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch]
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism, cpus } from 'node:os';
+import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { compileInference } from '../src/graph/inference.js';
+import { Session } from '../src/engine/session.js';
+
+const FORWARD_GFLOP_PER_IMAGE_320x480 = 11.65; // counted with hooks for the book's FCN (DESIGN.md)
+const PYTHON = '/usr/bin/python3';
+const here = fileURLToPath(import.meta.url);
+const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
+
+interface Case { task: 'forward' | 'train'; mode: 'full' | 'head'; batch: number; height: number; width: number }
+interface Result { median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string }
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Runs one case in this process (called in a child). */
+async function runCase(c: Case, runs: number, warmup: number, threads: number): Promise<Result> {
+  const arch = fcnResNet18({ numClasses: 21 });
+  const weights = initParameters(arch, seededRandom(0));
+  const x = new Float32Array(c.batch * 3 * c.height * c.width);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 1.5;
+  const times: number[] = [];
+  if (c.task === 'forward') {
+    const session = await Session.create(compileInference(arch, weights, { batch: c.batch }), { threads });
+    for (let i = 0; i < warmup + runs; i++) {
+      const t = performance.now();
+      await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
+      if (i >= warmup) times.push(performance.now() - t);
+    }
+    await session.dispose();
+  } else {
+    const { TrainStep } = await import('../src/train/step.js');
+    const labels = new Uint8Array(c.batch * c.height * c.width);
+    for (let i = 0; i < labels.length; i++) labels[i] = i % 10 === 0 ? 255 : (i * 7) % 21;
+    const step = await TrainStep.create(arch, weights, { mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: 0, threads });
+    for (let i = 0; i < warmup + runs; i++) {
+      const t = performance.now();
+      await step.run(x, labels, 0.001);
+      if (i >= warmup) times.push(performance.now() - t);
+    }
+    await step.dispose();
+  }
+  return { median_ms: median(times), runs_ms: times.map((t) => Math.round(t)), peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
+}
+
+function child(args: string[], cmd = process.execPath): Result {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) return { median_ms: NaN, runs_ms: [], peak_rss_mb: NaN, note: (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] };
+  return JSON.parse(line) as Result;
+}
+
+function torchAvailable(): boolean {
+  if (!existsSync(PYTHON)) return false;
+  return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+}
+
+function openblasNote(): string {
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__config__.show())'], { encoding: 'utf8' });
+  const blas = /BLAS_INFO=(\w+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
+  const pthread = existsSync('/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3');
+  return `PyTorch BLAS: ${blas}${pthread ? ' (libopenblas0-pthread installed)' : ' (libopenblas0-pthread NOT installed: PyTorch runs the reference BLAS, its numbers are too slow)'}`;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
+  if (argv[0] === '--child') {
+    const c = JSON.parse(argv[1]!) as Case;
+    const r = await runCase(c, Number(argv[2]), Number(argv[3]), Number(argv[4]));
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
+  const runs = Number(flag('--runs') ?? 5);
+  const warmup = 2;
+  const threads = Number(flag('--threads') ?? availableParallelism());
+  const only = flag('--only');
+  const withTorch = !argv.includes('--no-torch') && torchAvailable();
+  const S = { height: 320, width: 480 };
+  const cases: Case[] = [];
+  if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, ...S }, { task: 'forward', mode: 'full', batch: 4, ...S });
+  if (only !== 'forward') {
+    for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
+  }
+  process.stdout.write(`fcn benchmark: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${threads} threads, ${runs} runs after ${warmup} warm-ups, input ${S.height}x${S.width}\n`);
+  if (withTorch) process.stdout.write(openblasNote() + '\n');
+  else process.stdout.write('PyTorch not available (/usr/bin/python3 with torch): ours only\n');
+  const rows: string[][] = [];
+  for (const c of cases) {
+    const label = c.task === 'forward' ? `forward b${c.batch}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`;
+    process.stderr.write(`running ${label} ...\n`);
+    const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads)]);
+    const torch = withTorch
+      ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
+        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads)], PYTHON)
+      : undefined;
+    const gflop = c.task === 'forward' ? FORWARD_GFLOP_PER_IMAGE_320x480 * c.batch : NaN;
+    const fmt = (r?: Result) => (r && Number.isFinite(r.median_ms) ? r.median_ms.toFixed(0) : r?.note ? `failed: ${r.note}` : '—');
+    rows.push([
+      label,
+      fmt(ours),
+      Number.isFinite(gflop) && Number.isFinite(ours.median_ms) ? (gflop / (ours.median_ms / 1000)).toFixed(0) : '',
+      Number.isFinite(ours.peak_rss_mb) ? ours.peak_rss_mb.toFixed(0) : '',
+      fmt(torch),
+      torch && Number.isFinite(gflop) && Number.isFinite(torch.median_ms) ? (gflop / (torch.median_ms / 1000)).toFixed(0) : '',
+      torch && Number.isFinite(torch.peak_rss_mb) ? torch.peak_rss_mb.toFixed(0) : '',
+      torch && Number.isFinite(torch.median_ms) && Number.isFinite(ours.median_ms) ? (ours.median_ms / torch.median_ms).toFixed(2) + 'x' : '',
+    ]);
+  }
+  const header = ['case', 'ours ms', 'ours GFLOP/s', 'ours peak MB', 'PyTorch ms', 'PyTorch GFLOP/s', 'PyTorch peak MB', 'ours/PyTorch time'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  process.stdout.write([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n');
+  process.stdout.write('median of the runs; each cell its own process; compare ratios within one run (these machines drift 2-3x)\n');
+}
+
+await main();

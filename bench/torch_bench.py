@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""PyTorch 1.13 reference timings for `npm run bench` (Debian's python3-torch; install libopenblas0-pthread first).
+
+One measurement per process so peak RSS belongs to that measurement alone:
+  /usr/bin/python3 bench/torch_bench.py forward --batch 1 --height 320 --width 480 --runs 7
+  /usr/bin/python3 bench/torch_bench.py train --mode full|head --batch 4 ...
+Prints one JSON line: {"engine": "pytorch", "task": ..., "median_ms": ..., "runs_ms": [...], "peak_rss_mb": ...}.
+The network is the d2l book's FCN (torchvision resnet18 body, 1x1 conv, ConvTranspose k64 s32 p16).
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+
+
+def book_fcn(num_classes=21):
+    body = torchvision.models.resnet18(weights=None)
+    net = nn.Sequential(*list(body.children())[:-2])
+    net.add_module('final_conv', nn.Conv2d(512, num_classes, kernel_size=1))
+    net.add_module('transpose_conv', nn.ConvTranspose2d(num_classes, num_classes, kernel_size=64, padding=16, stride=32))
+    return net
+
+
+def loss_fn(logits, labels):
+    # the book's reduction with VOC's ignore label: per image the mean over valid pixels, summed over the batch
+    per_pixel = F.cross_entropy(logits, labels, reduction='none', ignore_index=255)
+    valid = (labels != 255).float()
+    return (per_pixel.sum((1, 2)) / valid.sum((1, 2)).clamp(min=1)).sum()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('task', choices=['forward', 'train'])
+    p.add_argument('--mode', choices=['full', 'head'], default='full')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--height', type=int, default=320)
+    p.add_argument('--width', type=int, default=480)
+    p.add_argument('--runs', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--threads', type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = book_fcn()
+    x = torch.randn(a.batch, 3, a.height, a.width)
+    times = []
+    if a.task == 'forward':
+        net.eval()
+        with torch.no_grad():
+            for i in range(a.warmup + a.runs):
+                t = time.perf_counter()
+                net(x)
+                if i >= a.warmup:
+                    times.append((time.perf_counter() - t) * 1000)
+    else:
+        labels = torch.randint(0, 21, (a.batch, a.height, a.width))
+        labels[torch.rand(labels.shape) < 0.1] = 255
+        if a.mode == 'head':
+            for name, prm in net.named_parameters():
+                prm.requires_grad = name.startswith('final_conv') or name.startswith('transpose_conv')
+        params = [q for q in net.parameters() if q.requires_grad]
+        opt = torch.optim.SGD(params, lr=0.001, weight_decay=1e-3)
+        for i in range(a.warmup + a.runs):
+            t = time.perf_counter()
+            if a.mode == 'head':
+                # frozen backbone: eval-mode BN, no graph through it (what --freeze-backbone does)
+                net.train()
+                for m in list(net.children())[:-2]:
+                    m.eval()
+            else:
+                net.train()
+            opt.zero_grad()
+            loss = loss_fn(net(x), labels)
+            loss.backward()
+            opt.step()
+            if i >= a.warmup:
+                times.append((time.perf_counter() - t) * 1000)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        'engine': 'pytorch', 'version': torch.__version__, 'task': a.task, 'mode': a.mode, 'batch': a.batch,
+        'height': a.height, 'width': a.width, 'threads': a.threads,
+        'median_ms': statistics.median(times), 'runs_ms': [round(t, 1) for t in times], 'peak_rss_mb': round(rss_mb, 1),
+    }))
+
+
+if __name__ == '__main__':
+    main()
