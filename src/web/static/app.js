@@ -1,0 +1,315 @@
+// The page: pick or drop an image, segment it on the server (POST /api/segment) or in this tab
+// (the exported ONNX graph under onnxruntime-web, preprocessed by the very module `fcn predict`
+// uses), and show the image with its colour mask, the legend and a download of the mask PNG.
+import { decodeIndexedPng, encodeIndexedPng } from './png.js';
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  file: $('file'), drop: $('drop'), limits: $('limits'), inBrowser: $('in-browser'),
+  progress: $('progress'), bar: $('bar'), status: $('status'), error: $('error'),
+  result: $('result'), stage: $('stage'), photo: $('photo'), overlay: $('overlay'), hover: $('hover'),
+  opacity: $('opacity'), legend: $('legend'), meta: $('meta'), download: $('download'), modelInfo: $('model-info'),
+};
+
+/** GET /api/model: classes, colours, normalisation, stride, tile settings, limits. */
+let info = null;
+/** The image on show: { file, bitmap }. */
+let current = null;
+/** The result on show: { source, width, height, ids, classes, png, elapsedMs }. */
+let shown = null;
+let runCounter = 0;
+let downloadUrl = null;
+
+// ---- progress and errors ----
+
+function setProgress(text, fraction) {
+  ui.progress.hidden = false;
+  ui.status.textContent = text;
+  if (fraction === undefined) ui.bar.removeAttribute('value');
+  else ui.bar.value = fraction;
+}
+function clearProgress() { ui.progress.hidden = true; }
+function showError(message) { ui.error.textContent = message; ui.error.hidden = false; }
+function clearError() { ui.error.hidden = true; ui.error.textContent = ''; }
+
+const formatMb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+// ---- the server path ----
+
+/** POSTs the file as the raw body; XHR rather than fetch for upload progress on slow links. */
+function segmentOnServer(file) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/segment');
+    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.responseType = 'json';
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && e.loaded < e.total) setProgress(`Uploading ${formatMb(e.loaded)} of ${formatMb(e.total)}…`, e.loaded / e.total);
+      else setProgress('Segmenting on the server…');
+    };
+    xhr.upload.onload = () => setProgress('Segmenting on the server…');
+    xhr.onload = () => {
+      if (xhr.status === 200 && xhr.response) resolve(xhr.response);
+      else reject(new Error(xhr.response?.error ?? `the server answered ${xhr.status} ${xhr.statusText}`));
+    };
+    xhr.onerror = () => reject(new Error('could not reach the server (is `fcn serve` still running?)'));
+    xhr.send(file);
+  });
+}
+
+async function runOnServer(file) {
+  setProgress('Segmenting on the server…');
+  const r = await segmentOnServer(file);
+  const png = Uint8Array.from(atob(r.maskPng), (ch) => ch.charCodeAt(0));
+  const mask = await decodeIndexedPng(png);
+  return { source: 'server', width: r.width, height: r.height, ids: mask.data, classes: r.classes, png, elapsedMs: r.elapsedMs };
+}
+
+// ---- the in-browser path ----
+
+let ortModule = null;
+let sessionPromise = null;
+let browserQueue = Promise.resolve();
+
+async function loadOrt() {
+  if (!ortModule) {
+    setProgress('Loading onnxruntime-web…');
+    const ort = await import('/ort/ort.wasm.min.mjs');
+    ort.env.wasm.wasmPaths = '/ort/';
+    // several threads need SharedArrayBuffer, which the server's isolation headers allow
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+    ortModule = ort;
+  }
+  return ortModule;
+}
+
+async function fetchWithProgress(url, label) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new Error(body?.error ?? `${url}: the server answered ${response.status}`);
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    setProgress(`${label} ${formatMb(received)}${total ? ` of ${formatMb(total)}` : ''}…`, total ? received / total : undefined);
+  }
+  const out = new Uint8Array(received);
+  let pos = 0;
+  for (const c of chunks) { out.set(c, pos); pos += c.length; }
+  return out;
+}
+
+function getSession(ort) {
+  sessionPromise ??= (async () => {
+    const bytes = await fetchWithProgress('/api/model.onnx', 'Downloading the model');
+    setProgress('Preparing the model…');
+    return ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  })().catch((err) => { sessionPromise = null; throw err; });
+  return sessionPromise;
+}
+
+/** The bitmap's pixels as 8-bit RGB, row by row (the RgbImage layout the preprocessing takes). */
+function rgbPixels(bitmap) {
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  const rgba = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const rgb = new Uint8Array(bitmap.width * bitmap.height * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) { rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2]; }
+  return { width: bitmap.width, height: bitmap.height, data: rgb };
+}
+
+/** Class shares as the server reports them: classes present, most pixels first. */
+function classShares(ids) {
+  const counts = new Float64Array(256);
+  for (let i = 0; i < ids.length; i++) counts[ids[i]]++;
+  const out = [];
+  for (let id = 0; id < info.numClasses; id++) {
+    if (counts[id] > 0) out.push({ id, name: info.classes[id], color: info.colors[id], pixels: counts[id], fraction: counts[id] / ids.length });
+  }
+  return out.sort((a, b) => b.pixels - a.pixels);
+}
+
+/** Same steps as SegmentationModel.predict: normalise, pad to the stride, run, take `mask`, crop; tiles for large images. */
+async function runInBrowser(bitmap) {
+  const ort = await loadOrt();
+  const [session, pre] = await Promise.all([getSession(ort), import('/lib/infer/preprocess.js')]);
+  const image = rgbPixels(bitmap);
+  const { width, height } = image;
+  const ids = new Uint8Array(width * height);
+  const rows = pre.tileRanges(height, info.tileSize, info.tileMargin);
+  const cols = pre.tileRanges(width, info.tileSize, info.tileMargin);
+  const started = performance.now();
+  let done = 0;
+  for (const r of rows) {
+    for (const c of cols) {
+      setProgress(`Segmenting in the browser${rows.length * cols.length > 1 ? ` (tile ${done + 1} of ${rows.length * cols.length})` : ''}…`);
+      const x = pre.normalizeWindow(image, info.normalization, r.start, c.start, r.length, c.length, info.stride);
+      const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, 3, x.height, x.width]) };
+      const out = await session.run(feeds, ['mask']);
+      const m = out.mask.data;
+      for (let y = r.coreStart; y < r.coreEnd; y++) {
+        const src = (y - r.start) * x.width - c.start;
+        for (let xx = c.coreStart; xx < c.coreEnd; xx++) ids[y * width + xx] = Number(m[src + xx]);
+      }
+      out.mask.dispose?.();
+      done++;
+    }
+  }
+  const elapsedMs = Math.round(performance.now() - started);
+  const png = await encodeIndexedPng(width, height, ids, info.colors);
+  return { source: 'browser', width, height, ids, classes: classShares(ids), png, elapsedMs, threads: ort.env.wasm.numThreads };
+}
+
+// ---- showing a result ----
+
+function render(result) {
+  const { bitmap, file } = current;
+  shown = result;
+  ui.photo.width = bitmap.width;
+  ui.photo.height = bitmap.height;
+  ui.photo.getContext('2d').drawImage(bitmap, 0, 0);
+
+  // the mask in class colours; background left clear so the photo shows through
+  ui.overlay.width = result.width;
+  ui.overlay.height = result.height;
+  const ctx = ui.overlay.getContext('2d');
+  const rgba = ctx.createImageData(result.width, result.height);
+  const background = info.classes.indexOf('background');
+  for (let i = 0; i < result.ids.length; i++) {
+    const id = result.ids[i];
+    const [r, g, b] = info.colors[id] ?? [224, 224, 192];
+    rgba.data.set([r, g, b, id === background ? 0 : 255], 4 * i);
+  }
+  ctx.putImageData(rgba, 0, 0);
+
+  ui.legend.replaceChildren(...result.classes.map((c) => {
+    const li = document.createElement('li');
+    li.dataset.classId = String(c.id);
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = `rgb(${c.color.join(',')})`;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = c.name;
+    const share = document.createElement('span');
+    share.className = 'share';
+    share.textContent = `${(c.fraction * 100).toFixed(1)}%`;
+    li.append(swatch, name, share);
+    return li;
+  }));
+
+  const where = result.source === 'server'
+    ? 'on the server'
+    : `in the browser (onnxruntime-web, ${result.threads} thread${result.threads === 1 ? '' : 's'})`;
+  ui.meta.textContent = `${result.width}×${result.height} pixels, segmented ${where} in ${result.elapsedMs} ms.`;
+  if (result.width !== bitmap.width || result.height !== bitmap.height) {
+    ui.meta.textContent += ` The server read the image as ${result.width}×${result.height} but the browser shows ${bitmap.width}×${bitmap.height} (EXIF rotation?), so the overlay does not line up.`;
+  }
+
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = URL.createObjectURL(new Blob([result.png], { type: 'image/png' }));
+  ui.download.href = downloadUrl;
+  ui.download.download = `${file.name.replace(/\.[^.]*$/, '') || 'image'}.mask.png`;
+
+  ui.result.hidden = false;
+  ui.result.dataset.source = result.source;
+  ui.result.dataset.state = 'done';
+}
+
+function showPixelClass(event) {
+  if (!shown) return;
+  const rect = ui.stage.getBoundingClientRect();
+  const x = Math.floor(((event.clientX - rect.left) / rect.width) * shown.width);
+  const y = Math.floor(((event.clientY - rect.top) / rect.height) * shown.height);
+  if (x < 0 || y < 0 || x >= shown.width || y >= shown.height) return;
+  const id = shown.ids[y * shown.width + x];
+  ui.hover.textContent = `(${x}, ${y}): ${info.classes[id] ?? `class ${id}`}`;
+  for (const li of ui.legend.children) li.classList.toggle('active', li.dataset.classId === String(id));
+}
+
+// ---- wiring ----
+
+async function run() {
+  if (!current || !info) return;
+  const id = ++runCounter;
+  const inBrowser = ui.inBrowser.checked;
+  clearError();
+  ui.result.dataset.state = 'working';
+  try {
+    // one in-browser run at a time: a session cannot run twice at once
+    const result = inBrowser
+      ? await (browserQueue = browserQueue.catch(() => {}).then(() => runInBrowser(current.bitmap)))
+      : await runOnServer(current.file);
+    if (id !== runCounter) return; // a newer image or mode took over
+    render(result);
+  } catch (err) {
+    if (id !== runCounter) return;
+    ui.result.dataset.state = 'error';
+    showError(err.message ?? String(err));
+  } finally {
+    if (id === runCounter) clearProgress();
+  }
+}
+
+async function openFile(file) {
+  if (!file) return;
+  clearError();
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch {
+    // let the server explain what is wrong with it when it can
+    if (!ui.inBrowser.checked) {
+      try { await segmentOnServer(file); } catch (err) { showError(err.message); return; }
+    }
+    showError(`${file.name}: this browser cannot read it as an image (JPEG, PNG or WebP expected)`);
+    return;
+  }
+  current = { file, bitmap };
+  await run();
+}
+
+async function init() {
+  try {
+    const r = await fetch('/api/model');
+    if (!r.ok) throw new Error(`GET /api/model answered ${r.status}`);
+    info = await r.json();
+  } catch (err) {
+    ui.modelInfo.textContent = `cannot read the model's description: ${err.message}`;
+    return;
+  }
+  ui.modelInfo.textContent = `${info.architecture} · ${info.numClasses} classes`;
+  ui.limits.textContent = `JPEG, PNG or WebP · up to ${info.maxBodyMb} MB and ${info.maxSide} pixels a side`;
+  if (!info.onnx) {
+    ui.inBrowser.disabled = true;
+    ui.inBrowser.parentElement.title = 'this server was started without the model weights';
+  }
+  document.body.dataset.ready = 'true';
+}
+
+ui.file.addEventListener('change', () => openFile(ui.file.files[0]));
+ui.inBrowser.addEventListener('change', () => run());
+ui.opacity.addEventListener('input', () => { ui.overlay.style.opacity = String(ui.opacity.value / 100); });
+ui.stage.addEventListener('pointermove', showPixelClass);
+for (const type of ['dragenter', 'dragover']) {
+  ui.drop.addEventListener(type, (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
+}
+for (const type of ['dragleave', 'drop']) {
+  ui.drop.addEventListener(type, () => ui.drop.classList.remove('over'));
+}
+ui.drop.addEventListener('drop', (e) => { e.preventDefault(); openFile(e.dataTransfer.files[0]); });
+document.addEventListener('paste', (e) => {
+  const item = [...(e.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+  if (item) openFile(item);
+});
+
+init();

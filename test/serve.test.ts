@@ -1,0 +1,397 @@
+// fcn serve's HTTP API: a good image gives a mask of the image's size whose PNG (VOC palette) and
+// class shares agree with the model run directly; broken, non-image, oversized uploads get 4xx JSON;
+// twenty concurrent requests are all answered with one inference at a time; the exported ONNX graph
+// the page runs gives the same mask; `fcn serve` starts, prints its URL and stops on SIGTERM.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import sharp from 'sharp';
+import { decode as decodePng } from 'fast-png';
+import type { FastifyInstance } from 'fastify';
+import { fcnResNet18, initParameters, seededRandom, type TensorMap } from '../src/model/index.js';
+import { SegmentationModel } from '../src/infer/model.js';
+import { decodeImage, decodeMask, type RgbImage } from '../src/data/image.js';
+import { VOC_CLASSES, VOC_COLORMAP } from '../src/data/voc.js';
+import { Session } from '../src/engine/session.js';
+import { normalizeWindow } from '../src/infer/preprocess.js';
+import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { createServer, serve } from '../src/index.js';
+import { firstFilePart, multipartBoundary } from '../src/web/multipart.js';
+import { InferenceQueue } from '../src/web/queue.js';
+import { repoRoot } from './helpers/fixtures.js';
+
+const arch = fcnResNet18({ numClasses: 21 });
+let weights: TensorMap;
+let model: SegmentationModel;
+let app: FastifyInstance;
+let tmp: string;
+let ckptPath: string;
+
+/** A picture with some structure (gradients, a disc, a bar) so the random network's mask is not flat. */
+function picture(width: number, height: number, seed = 0): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const inDisc = (x - width * 0.35) ** 2 + (y - height * 0.5) ** 2 < (Math.min(width, height) * 0.3) ** 2;
+      const inBar = x > width * 0.7 && x < width * 0.85;
+      data[i] = inDisc ? 230 : (x * 255) / width;
+      data[i + 1] = inBar ? 20 : (y * 255) / height;
+      data[i + 2] = (seed * 37 + ((x ^ y) & 63) * 3) & 255;
+    }
+  }
+  return { width, height, data };
+}
+
+async function encode(img: RgbImage, format: 'png' | 'jpeg'): Promise<Buffer> {
+  const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
+  return format === 'png' ? s.png().toBuffer() : s.jpeg({ quality: 92 }).toBuffer();
+}
+
+function counts(mask: Uint8Array): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const v of mask) m.set(v, (m.get(v) ?? 0) + 1);
+  return m;
+}
+
+interface SegmentJson {
+  width: number;
+  height: number;
+  classes: { id: number; name: string; color: number[]; pixels: number; fraction: number }[];
+  maskPng: string;
+  error?: string;
+}
+
+before(async () => {
+  weights = initParameters(arch, seededRandom(1));
+  model = await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 });
+  app = createServer(model, { weights });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-serve-'));
+  ckptPath = path.join(tmp, 'model.safetensors');
+  await saveCheckpoint(ckptPath, {
+    arch, weights, classes: [...VOC_CLASSES], colors: VOC_COLORMAP.map((c) => [c[0], c[1], c[2]] as [number, number, number]),
+    normalization: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }, metadata: {}, extra: new Map(),
+  });
+});
+
+after(async () => {
+  await app?.close();
+  await model?.dispose();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('POST /api/segment: mask of the image size, palette PNG, shares summing to 1, same as the model run directly', async () => {
+  const img = picture(150, 97);
+  const png = await encode(img, 'png');
+  const res = await app.inject({ method: 'POST', url: '/api/segment', payload: png, headers: { 'content-type': 'image/png' } });
+  assert.equal(res.statusCode, 200, res.body);
+  const body = res.json<SegmentJson>();
+  assert.equal(body.width, 150);
+  assert.equal(body.height, 97);
+
+  const maskBytes = Buffer.from(body.maskPng, 'base64');
+  const decoded = decodePng(maskBytes);
+  assert.equal(decoded.width, 150);
+  assert.equal(decoded.height, 97);
+  assert.equal(decoded.channels, 1, 'one index per pixel');
+  assert.ok(decoded.palette, 'a palette PNG');
+  for (let i = 0; i < 21; i++) assert.deepEqual(decoded.palette[i]!.slice(0, 3), [...VOC_COLORMAP[i]!], `palette entry ${i}`);
+
+  const mask = decodeMask(maskBytes);
+  const direct = await model.predict(await decodeImage(png));
+  assert.deepEqual(mask.data, direct.data, 'the API mask is the model\'s mask');
+  assert.ok(counts(mask.data).size >= 2, 'the test picture should give more than one class');
+
+  const hist = counts(mask.data);
+  let fractionSum = 0;
+  let pixelSum = 0;
+  for (const c of body.classes) {
+    assert.equal(c.pixels, hist.get(c.id), `pixels of class ${c.id}`);
+    assert.equal(c.fraction, c.pixels / (150 * 97));
+    assert.equal(c.name, VOC_CLASSES[c.id]);
+    assert.deepEqual(c.color, [...VOC_COLORMAP[c.id]!]);
+    fractionSum += c.fraction;
+    pixelSum += c.pixels;
+  }
+  assert.equal(body.classes.length, hist.size, 'every class present is listed once');
+  assert.equal(pixelSum, 150 * 97);
+  assert.ok(Math.abs(fractionSum - 1) < 1e-12, `fractions sum to ${fractionSum}`);
+  for (let i = 1; i < body.classes.length; i++) assert.ok(body.classes[i - 1]!.pixels >= body.classes[i]!.pixels, 'most pixels first');
+});
+
+test('POST /api/segment with Accept: image/png answers the palette PNG itself; JPEG, octet-stream and multipart bodies work', async () => {
+  const img = picture(120, 80, 3);
+  const jpeg = await encode(img, 'jpeg');
+  const expected = (await model.predict(await decodeImage(jpeg))).data;
+
+  const asPng = await app.inject({ method: 'POST', url: '/api/segment', payload: jpeg, headers: { 'content-type': 'image/jpeg', accept: 'image/png' } });
+  assert.equal(asPng.statusCode, 200, asPng.body);
+  assert.equal(asPng.headers['content-type'], 'image/png');
+  const mask = decodeMask(asPng.rawPayload);
+  assert.equal(mask.width, 120);
+  assert.equal(mask.height, 80);
+  assert.deepEqual(mask.data, expected);
+
+  const raw = await app.inject({ method: 'POST', url: '/api/segment', payload: jpeg, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(raw.statusCode, 200, raw.body);
+  assert.deepEqual(decodeMask(Buffer.from(raw.json<SegmentJson>().maskPng, 'base64')).data, expected);
+
+  const boundary = '----fcn-test-boundary';
+  const multipart = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n`),
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    jpeg,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const form = await app.inject({ method: 'POST', url: '/api/segment', payload: multipart, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  assert.equal(form.statusCode, 200, form.body);
+  assert.deepEqual(decodeMask(Buffer.from(form.json<SegmentJson>().maskPng, 'base64')).data, expected);
+});
+
+test('multipart parsing: boundary from the content type, the file part, clear errors', () => {
+  assert.equal(multipartBoundary('multipart/form-data; boundary="a b"'), 'a b');
+  assert.equal(multipartBoundary('multipart/form-data; charset=utf-8; boundary=xyz'), 'xyz');
+  assert.equal(multipartBoundary('image/png'), undefined);
+  const body = Buffer.from('--xyz\r\nContent-Disposition: form-data; name="f"; filename="a.png"\r\n\r\nABC\r\n--xyz--\r\n');
+  const part = firstFilePart(body, 'xyz');
+  assert.equal(Buffer.from(part.bytes).toString(), 'ABC');
+  assert.equal(part.filename, 'a.png');
+  assert.throws(() => firstFilePart(Buffer.from('--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--'), 'xyz'), /no file part/);
+  assert.throws(() => firstFilePart(Buffer.from('--xyz\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\nAB'), 'xyz'), /truncated/);
+});
+
+test('broken uploads get 400 JSON {error}: truncated JPEG, text file, empty body, multipart without a file', async () => {
+  const jpeg = await encode(picture(200, 150), 'jpeg');
+  const truncated = jpeg.subarray(0, Math.floor(jpeg.length / 2));
+  const cases: [string, Buffer | undefined, string, RegExp][] = [
+    ['truncated JPEG', truncated, 'image/jpeg', /not a readable image/],
+    ['text file', Buffer.from('just some text, not an image\n'), 'text/plain', /not a readable image/],
+    ['JSON', Buffer.from('{"image": "x"}'), 'application/json', /not a readable image/],
+    ['empty body', undefined, 'image/png', /empty request body/],
+    ['multipart without a file', Buffer.from('--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n'), 'multipart/form-data; boundary=b', /no file part/],
+  ];
+  for (const [what, payload, type, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/api/segment', payload, headers: { 'content-type': type } });
+    assert.equal(res.statusCode, 400, `${what}: ${res.body}`);
+    assert.match(res.headers['content-type'] as string, /application\/json/);
+    const { error } = res.json<{ error: string }>();
+    assert.match(error, message, what);
+    assert.ok(!error.includes('\n'), `${what}: one-line message`);
+  }
+  // the server is still fine afterwards
+  const ok = await app.inject({ method: 'GET', url: '/healthz' });
+  assert.equal(ok.statusCode, 200);
+});
+
+test('oversized uploads get 413 JSON: body over 20 MB by default or --max-body-mb, a side over --max-side (4096 by default)', async () => {
+  const big = Buffer.alloc(21 * 1024 * 1024, 7);
+  const res = await app.inject({ method: 'POST', url: '/api/segment', payload: big, headers: { 'content-type': 'image/jpeg' } });
+  assert.equal(res.statusCode, 413, res.body);
+  assert.match(res.json<{ error: string }>().error, /request body too large: the limit is 20 MB \(--max-body-mb\)/);
+
+  const small = createServer(model, { maxBodyMb: 0.05, maxSide: 100 });
+  try {
+    const png = await encode(picture(90, 60), 'png');
+    assert.ok(png.length < 0.05 * 1024 * 1024, 'the small image fits the body limit');
+    assert.equal((await small.inject({ method: 'POST', url: '/api/segment', payload: png, headers: { 'content-type': 'image/png' } })).statusCode, 200);
+    const over = await small.inject({ method: 'POST', url: '/api/segment', payload: Buffer.alloc(60 * 1024, 1), headers: { 'content-type': 'image/png' } });
+    assert.equal(over.statusCode, 413);
+    assert.match(over.json<{ error: string }>().error, /limit is 0\.05 MB/);
+    const wide = await encode(picture(101, 20), 'png');
+    const side = await small.inject({ method: 'POST', url: '/api/segment', payload: wide, headers: { 'content-type': 'image/png' } });
+    assert.equal(side.statusCode, 413);
+    assert.match(side.json<{ error: string }>().error, /image is 101x20; the largest side accepted is 100 pixels \(--max-side\)/);
+  } finally {
+    await small.close();
+  }
+
+  // default side limit: a 4097-pixel-wide strip is refused from its header, before any decoding
+  const strip = await sharp({ create: { width: 4097, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toBuffer();
+  const tall = await app.inject({ method: 'POST', url: '/api/segment', payload: strip, headers: { 'content-type': 'image/png' } });
+  assert.equal(tall.statusCode, 413);
+  assert.match(tall.json<{ error: string }>().error, /4097x8; the largest side accepted is 4096/);
+});
+
+test('20 concurrent requests on a loopback port: all answered, one inference at a time, memory bounded', async () => {
+  const server = createServer(model, {});
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const address = server.server.address();
+    assert.ok(address && typeof address === 'object');
+    const url = `http://127.0.0.1:${address.port}`;
+    const images = await Promise.all([0, 1, 2, 3].map((s) => encode(picture(320, 240, s), 'png')));
+    const expected = await Promise.all(images.map(async (b) => (await model.predict(await decodeImage(b))).data));
+    // warm-up: ORT's arena grows to this size once
+    assert.equal((await fetch(`${url}/api/segment`, { method: 'POST', body: images[0], headers: { 'content-type': 'image/png' } })).status, 200);
+    const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 20);
+    const started = Date.now();
+    const responses = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const r = await fetch(`${url}/api/segment`, { method: 'POST', body: images[i % 4], headers: { 'content-type': 'image/png', accept: 'image/png' } });
+      return { status: r.status, bytes: new Uint8Array(await r.arrayBuffer()) };
+    }));
+    clearInterval(sampler);
+    responses.forEach((r, i) => {
+      assert.equal(r.status, 200, `request ${i}`);
+      assert.deepEqual(decodeMask(r.bytes).data, expected[i % 4], `request ${i} got its own image's mask`);
+    });
+    const health = await (await fetch(`${url}/healthz`)).json() as { queue: { peakRunning: number; peakWaiting: number; done: number; running: number; waiting: number } };
+    assert.equal(health.queue.peakRunning, 1, 'never more than one inference in flight');
+    assert.ok(health.queue.peakWaiting >= 5, `requests really overlapped (peak waiting ${health.queue.peakWaiting})`);
+    assert.equal(health.queue.done, 21);
+    assert.equal(health.queue.running + health.queue.waiting, 0);
+    const growthMb = (rssPeak - rssBefore) / 1e6;
+    console.log(`20 concurrent 320x240 requests: ${Date.now() - started} ms, RSS growth ${growthMb.toFixed(0)} MB`);
+    assert.ok(growthMb < 400, `RSS grew by ${growthMb.toFixed(0)} MB`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('InferenceQueue: runs jobs one after another in order, passes errors through, refuses when the line is full', async () => {
+  const q = new InferenceQueue(3);
+  const order: string[] = [];
+  let running = 0;
+  const job = (name: string, fail = false) => async () => {
+    running++;
+    assert.equal(running, 1);
+    order.push(`start ${name}`);
+    await new Promise((r) => setTimeout(r, 5));
+    order.push(`end ${name}`);
+    running--;
+    if (fail) throw new Error(`${name} failed`);
+    return name;
+  };
+  const a = q.run(job('a'));
+  const b = q.run(job('b', true));
+  const c = q.run(job('c'));
+  await assert.rejects(q.run(job('d')), /3 requests already waiting/);
+  assert.equal(await a, 'a');
+  await assert.rejects(b, /b failed/);
+  assert.equal(await c, 'c');
+  assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
+  assert.deepEqual(q.snapshot(), { running: 0, waiting: 0, peakRunning: 1, peakWaiting: 3, done: 3 });
+});
+
+test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; unknown paths are 404 JSON', async () => {
+  const info = (await app.inject({ method: 'GET', url: '/api/model' })).json<Record<string, unknown>>();
+  assert.equal(info['architecture'], 'fcn32s-resnet18');
+  assert.equal(info['numClasses'], 21);
+  assert.deepEqual(info['classes'], [...VOC_CLASSES]);
+  assert.deepEqual((info['colors'] as number[][])[15], [192, 128, 128]);
+  assert.deepEqual(info['normalization'], { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  assert.equal(info['stride'], 32);
+  assert.equal(info['onnx'], true);
+
+  const health = await app.inject({ method: 'GET', url: '/healthz' });
+  assert.equal(health.statusCode, 200);
+  assert.equal(health.json<{ status: string }>().status, 'ok');
+
+  const page = await app.inject({ method: 'GET', url: '/' });
+  assert.equal(page.statusCode, 200);
+  assert.match(page.headers['content-type'] as string, /text\/html/);
+  assert.match(page.body, /<input type="file" id="file"/);
+  assert.equal(page.headers['cross-origin-embedder-policy'], 'require-corp');
+  for (const file of ['/app.js', '/app.css', '/png.js']) assert.equal((await app.inject({ method: 'GET', url: file })).statusCode, 200, file);
+
+  const pre = await app.inject({ method: 'GET', url: '/lib/infer/preprocess.js' });
+  assert.equal(pre.statusCode, 200);
+  assert.match(pre.body, /export function normalizeWindow/);
+  assert.match(pre.body, /export function tileRanges/);
+  // the browser cannot resolve bare imports (node:…, packages): the shared module must have none
+  assert.doesNotMatch(pre.body, /^\s*import\s[^'"]*['"](?!\.)/m);
+
+  const ortJs = await app.inject({ method: 'GET', url: '/ort/ort.wasm.min.mjs' });
+  assert.equal(ortJs.statusCode, 200);
+  assert.match(ortJs.headers['content-type'] as string, /javascript/);
+  const wasm = await app.inject({ method: 'GET', url: '/ort/ort-wasm-simd-threaded.wasm' });
+  assert.equal(wasm.statusCode, 200);
+  assert.equal(wasm.headers['content-type'], 'application/wasm');
+  assert.deepEqual([...wasm.rawPayload.subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
+
+  for (const url of ['/nope', '/ort/ort.node.min.js', '/ort/../package.json', '/lib/infer/preprocess.d.ts', '/lib/../../package.json']) {
+    const res = await app.inject({ method: 'GET', url });
+    assert.equal(res.statusCode, 404, url);
+    assert.ok(typeof res.json<{ error: string }>().error === 'string', url);
+  }
+});
+
+test('GET /api/model.onnx: the exported graph gives the same mask as the server (what the page runs in the browser)', async () => {
+  const res = await app.inject({ method: 'GET', url: '/api/model.onnx' });
+  assert.equal(res.statusCode, 200);
+  const session = await Session.create(res.rawPayload, { threads: 2 });
+  try {
+    const img = picture(100, 70, 5);
+    const x = normalizeWindow(img, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }, 0, 0, 70, 100, 32);
+    assert.deepEqual([x.height, x.width], [96, 128]);
+    const out = await session.run({ image: { dtype: 'float32', dims: [1, 3, 96, 128], data: x.data } }, ['mask']);
+    const m = out['mask']!.data as BigInt64Array;
+    const cropped = new Uint8Array(100 * 70);
+    for (let y = 0; y < 70; y++) for (let xx = 0; xx < 100; xx++) cropped[y * 100 + xx] = Number(m[y * 128 + xx]);
+    assert.deepEqual(cropped, (await model.predict(img)).data);
+  } finally {
+    await session.dispose();
+  }
+  // compiled once, then cached
+  const again = await app.inject({ method: 'GET', url: '/api/model.onnx' });
+  assert.equal(again.rawPayload.length, res.rawPayload.length);
+  // a server without the weights has no ONNX to offer, and says so
+  const bare = createServer(model);
+  try {
+    const none = await bare.inject({ method: 'GET', url: '/api/model.onnx' });
+    assert.equal(none.statusCode, 404);
+    assert.match(none.json<{ error: string }>().error, /without the model's weights/);
+    assert.equal((await bare.inject({ method: 'GET', url: '/api/model' })).json<{ onnx: boolean }>().onnx, false);
+  } finally {
+    await bare.close();
+  }
+});
+
+test('serve(): loads the checkpoint, binds 127.0.0.1, a taken port is a one-line FcnError', async () => {
+  const running = await serve({ model: ckptPath, port: 0, threads: 1 });
+  try {
+    assert.match(running.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const info = await (await fetch(`${running.url}api/model`)).json() as { architecture: string };
+    assert.equal(info.architecture, 'fcn32s-resnet18');
+    const port = Number(new URL(running.url).port);
+    await assert.rejects(serve({ model: ckptPath, port, threads: 1 }), /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
+  } finally {
+    await running.close();
+  }
+});
+
+test('fcn serve: prints the URL, answers, closes cleanly on SIGTERM; bad flags and files are one-line errors', async () => {
+  const child = spawn(process.execPath, ['bin/fcn.js', 'serve', '--model', ckptPath, '--port', '0', '--threads', '1'], { cwd: repoRoot });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed; stdout: ${stdout} stderr: ${stderr}`)), 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /fcn serve: (http:\/\/127\.0\.0\.1:\d+\/) \(fcn32s-resnet18, 21 classes/.exec(stdout);
+      if (m) { clearTimeout(timer); resolve(m[1]!); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${stderr}`)); });
+  });
+  const png = await encode(picture(64, 48), 'png');
+  const res = await fetch(`${url}api/segment`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+  assert.equal(res.status, 200);
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exit, 0, stderr);
+  assert.match(stdout, /POST \/api\/segment 200 64x48 \d+ ms/);
+  assert.match(stdout, /SIGTERM, closing/);
+  assert.equal(stderr, '');
+
+  const missing = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', path.join(tmp, 'nope.safetensors'), '--port', '0'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^fcn: .*nope\.safetensors.*\n$/);
+  const badPort = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', ckptPath, '--port', 'http'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(badPort.status, 2);
+  assert.match(badPort.stderr, /--port expects an integer >= 0, got 'http'/);
+});
