@@ -13,9 +13,12 @@ export function command(): Command {
     .requiredOption('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
     .option('--json <file>', 'also write the metrics as JSON')
     .action(async (o: { pred: string; gt: string; json?: string }) => {
+      // Reading masks is quick: a bar helps on a terminal, but in logs it would only add noise.
       let bar: Progress | undefined;
       const cm = await scoreFolders(o.pred, o.gt, VOC_CLASSES.length, {
-        onProgress: (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img' })).update(done),
+        onProgress: process.stderr.isTTY
+          ? (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img', format: (n) => n.toFixed(0) })).update(done)
+          : undefined,
       });
       bar?.finish();
       const report = metricsReport(cm, VOC_CLASSES);
