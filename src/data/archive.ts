@@ -8,7 +8,7 @@
 // leaves nothing at the target. After extraction every symlink is resolved on disk as well, which
 // catches escapes that only show through a chain of links (`a -> sub`, `sub/l -> ..`, `x -> a/l/..`).
 import { createReadStream, statSync } from 'node:fs';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { join, posix, relative, isAbsolute, sep } from 'node:path';
 import { Unpack, type ReadEntry } from 'tar';
 import { FcnError } from '../util/errors.js';
@@ -87,35 +87,59 @@ export async function extractTar(archive: string, into: string, opts: ExtractOpt
   } catch {
     throw new FcnError(`${archive}: archive not found`);
   }
+  await mkdir(into, { recursive: true });
   let refusal: FcnError | undefined;
+  let failure: unknown;
+  let stop: () => void = () => {};
   const unpack = new Unpack({
     cwd: into,
     strict: true, // any warning (bad header, write through a symlink, ...) fails the extraction
     preserveOwner: false,
     filter: (path: string, entry) => {
-      if (refusal) return false;
+      if (refusal || failure) return false;
       const e = entry as ReadEntry;
       const reason = unsafeEntryReason(path, e.type, e.linkpath);
       if (reason === undefined) return true;
       refusal = new FcnError(`${archive}: refusing to extract entry '${path}': ${reason}`);
-      unpack.abort(refusal);
+      stop();
       return false;
     },
   });
   await new Promise<void>((resolve, reject) => {
     const input = createReadStream(archive, { highWaterMark: 1 << 20 });
     let read = 0;
-    const fail = (err: unknown) => {
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(fallback);
+      if (refusal || failure) reject(refusal ?? failure);
+      else resolve();
+    };
+    let fallback: NodeJS.Timeout | undefined;
+    // On the first problem: stop reading and end the unpacker, then wait for its 'close', which
+    // comes once its pending file writes are done, so the caller can remove the folder cleanly.
+    // (Parser.abort() would leave those writes running with no event to wait for.)
+    stop = () => {
+      if (fallback) return;
+      input.unpipe(unpack);
       input.destroy();
-      reject(err);
+      unpack.end();
+      fallback = setTimeout(settle, 5000); // should 'close' never come, do not hang
     };
     input.on('data', (chunk) => {
       read += (chunk as Buffer).length;
       opts.onProgress?.(read, total);
     });
-    input.on('error', fail);
-    unpack.on('error', fail);
-    unpack.on('close', () => resolve());
+    input.on('error', (err) => {
+      failure ??= err;
+      stop();
+    });
+    unpack.on('error', (err: unknown) => {
+      failure ??= err;
+      stop();
+    });
+    unpack.on('close', settle);
     input.pipe(unpack);
   }).catch((err: unknown) => {
     if (refusal) throw refusal;
@@ -123,7 +147,6 @@ export async function extractTar(archive: string, into: string, opts: ExtractOpt
     const msg = err instanceof Error ? err.message : String(err);
     throw new FcnError(`${archive}: cannot extract: ${msg}`);
   });
-  if (refusal) throw refusal;
   await checkSymlinksOnDisk(archive, into);
   // the walk above follows directories only; make sure the root itself was not replaced
   if (!(await lstat(into)).isDirectory()) throw new FcnError(`${archive}: extraction did not produce a folder at ${into}`);

@@ -347,15 +347,21 @@ async function attempt(url: URL, part: string, opts: DownloadOptions, transferre
         watchdog.stop();
         res.destroy();
         req.destroy();
-        out.destroy();
-        // the file stream may still be flushing; wait for it so the next attempt sees the true size
-        if (out.closed) reject(err);
-        else out.once('close', () => reject(err));
+        // keep what arrived: end (not destroy, which drops queued writes) and wait until the file
+        // is closed, so the resume asks for exactly the bytes that are on disk
+        if (out.closed || out.destroyed) reject(err);
+        else {
+          out.once('close', () => reject(err));
+          if (!out.writableEnded) out.end();
+        }
       };
       req.on('error', fail);
       res.on('error', fail);
       res.on('aborted', () => fail(Object.assign(new Error('connection closed mid-file'), { code: 'ECONNRESET' })));
-      out.on('error', fail);
+      out.on('error', (err) => {
+        out.destroy();
+        fail(err);
+      });
       res.on('data', (chunk: Buffer) => {
         watchdog.kick();
         bytes += chunk.length;
