@@ -535,11 +535,11 @@ export async function downloadVoc2012(opts: FetchOptions = {}): Promise<Voc2012R
   const file = name && /\.(tar|tgz|tar\.gz)$/.test(name) ? name : VOC2012_TRAINVAL.file;
   const archive = join(dir, file);
   const target = join(dir, 'VOCdevkit', 'VOC2012');
+  const given = overrides(opts); // flags are checked even when there is nothing to do
   if (existsSync(target)) {
     log(`cached: ${target} already exists; nothing to download (remove it to fetch again)`);
     return { path: target, archive, cached: true, bytesTransferred: 0 };
   }
-  const given = overrides(opts);
   const expect = given.length > 0 ? given : [{ algorithm: 'sha1' as const, hex: VOC2012_TRAINVAL.sha1 }];
   // the official size is known; a mirror or a hash override may serve another file
   const size = opts.url === undefined && given.length === 0 ? VOC2012_TRAINVAL.size : undefined;
