@@ -1,7 +1,7 @@
 // Inference against PyTorch: the compiled graph's logits for formula weights equal the book's
 // PyTorch FCN's (fixtures made by scripts/make_fixtures.py), at a size that needs padding too;
 // masks have the input's size for any size; fcn export / predict end to end; the upsampling demo.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +24,7 @@ const weights = formulaWeights(fcnParameters(arch));
 const fx = loadFixture('infer');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-infer-'));
 const ckptPath = path.join(tmp, 'formula.safetensors');
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function fcn(args: string[]) {
   return spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), ...args], { cwd: repoRoot, encoding: 'utf8' });

@@ -3,22 +3,12 @@
 import { extname } from 'node:path';
 import { Command } from 'commander';
 import { openVoc, readVocExample } from '../data/dataset.js';
-import type { LabelMap, RgbImage } from '../data/image.js';
 import { writeImage } from '../data/image.js';
-import { VOC_CLASSES } from '../data/voc.js';
+import { VOC_CLASSES, type Rgb } from '../data/voc.js';
 import { showExamples, type ShowExample } from '../infer/pictures.js';
-import { FcnError, UsageError } from '../util/errors.js';
+import { loadModel } from '../infer/model.js';
+import { UsageError } from '../util/errors.js';
 import { parseIntFlag } from './options.js';
-
-/**
- * The prediction row: one mask per image, each with its image's height and width.
- * Not connected to the model yet (the lead wires loadModel/segment in here).
- */
-export async function predictRow(modelPath: string, images: readonly RgbImage[]): Promise<LabelMap[]> {
-  void modelPath;
-  void images;
-  throw new FcnError('--model: prediction is not available yet');
-}
 
 export function command(): Command {
   return new Command('show')
@@ -34,11 +24,20 @@ export function command(): Command {
       const ids = ds.ids.slice(0, o.n);
       const examples: ShowExample[] = [];
       for (const id of ids) examples.push(await readVocExample(ds, id));
+      let classNames: readonly string[] = VOC_CLASSES;
+      let colormap: readonly Rgb[] | undefined;
       if (o.model) {
-        const predictions = await predictRow(o.model, examples.map((e) => e.image));
-        examples.forEach((e, i) => (e.prediction = predictions[i]));
+        // the prediction row: full images through the same path as fcn predict
+        const model = await loadModel(o.model);
+        try {
+          for (const e of examples) e.prediction = await model.predict(e.image);
+          classNames = model.meta.classes;
+          colormap = model.meta.colors;
+        } finally {
+          await model.dispose();
+        }
       }
-      await writeImage(o.out, await showExamples(examples, { classNames: VOC_CLASSES }));
+      await writeImage(o.out, await showExamples(examples, { classNames, colormap }));
       process.stdout.write(`wrote ${o.out}: ${ids.length} example${ids.length === 1 ? '' : 's'} of ${o.split}\n`);
     });
 }

@@ -22,6 +22,11 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/** Counts as integers, rates with at most one decimal (e.g. 3.3 img/s). */
+function formatCount(n: number): string {
+  return Number.isInteger(n) ? String(n) : n >= 100 ? n.toFixed(0) : n.toFixed(1);
+}
+
 export class Progress {
   private done = 0;
   private readonly start = Date.now();
@@ -54,7 +59,7 @@ export class Progress {
 
   private render(final: boolean): void {
     const { total, label = '', unit = '' } = this.opts;
-    const fmt = this.opts.format ?? ((n: number) => String(n));
+    const fmt = this.opts.format ?? formatCount;
     const elapsed = (Date.now() - this.start) / 1000;
     const rate = elapsed > 0 ? this.done / elapsed : 0;
     const eta = rate > 0 && total > 0 ? (total - this.done) / rate : NaN;
