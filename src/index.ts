@@ -17,3 +17,14 @@ export { labelToImage, overlay, classesPresent, legendImage, imageGrid, gridLayo
 export type { ClassPresence, LegendEntry, GridOptions, GridLayout, LayoutOptions, ShowExample, ShowOptions } from "./infer/pictures.js";
 export { scoreFolders } from "./infer/score.js";
 export type { ScoreOptions } from "./infer/score.js";
+export { loadCheckpoint, saveCheckpoint, loadBackbone, importCheckpoint, defaultClasses, defaultColors, defaultNormalization, readSafetensors, encodeSafetensors, readPth, detectLayout, toFloat32 } from "./weights/index.js";
+export type { Checkpoint, Normalization as CheckpointNormalization, Color, CheckpointSource, WeightLayout, Tensor, DType } from "./weights/index.js";
+export { fcnResNet18, fcnParameters, initParameters, bilinearKernel, FCN_VARIANTS } from "./model/index.js";
+export type { FcnArchitecture, FcnVariant, FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
+export { compileInference } from "./graph/inference.js";
+export { SegmentationModel, loadModel } from "./infer/model.js";
+export type { Segmentation, ClassShare, ModelMeta, SegmentationModelOptions, FreshModelOptions } from "./infer/model.js";
+export { evaluate } from "./infer/evaluate.js";
+export type { EvaluateOptions } from "./infer/evaluate.js";
+export { predictFiles } from "./infer/predict.js";
+export { upsampleImage } from "./infer/upsample.js";

@@ -10,7 +10,7 @@ import { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE } from '../data/voc.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { detectLayout, LAYOUT_DESCRIPTIONS, toCanonical, type WeightLayout } from './names.js';
+import { detectLayout, LAYOUT_DESCRIPTIONS, sequentialName, toCanonical, type WeightLayout } from './names.js';
 import { isLegacyTorch, isZip, readPth } from './pth.js';
 import { encodeSafetensors, readSafetensors, type Float32Entry } from './safetensors.js';
 import { formatShape, toFloat32, type Tensor } from './tensor.js';
@@ -110,22 +110,29 @@ function listNames(names: string[], max = 3): string {
  * Checks `tensors` (canonical names) against `specs`: shapes of the tensors present first (so a
  * small file with a wrong tensor names it), then missing ones, then (unless allowed) unexpected ones.
  */
-export function checkTensors(specs: readonly ParamSpec[], tensors: ReadonlyMap<string, Tensor>, file: string, what: string, allowUnexpected = false): void {
+export function checkTensors(specs: readonly ParamSpec[], tensors: ReadonlyMap<string, Tensor>, file: string, what: string,
+  opts: { allowUnexpected?: boolean; display?: (canonical: string) => string } = {}): void {
   const byName = new Map(specs.map((s) => [s.name, s]));
+  const show = opts.display ?? ((n: string) => n);
   for (const [name, t] of tensors) {
     const spec = byName.get(name);
     if (spec && (spec.shape.length !== t.shape.length || spec.shape.some((d, i) => d !== t.shape[i]))) {
-      throw new FcnError(`${file}: tensor '${name}' has shape ${formatShape(t.shape)}, expected ${formatShape(spec.shape)} for ${what}`);
+      throw new FcnError(`${file}: tensor '${show(name)}' has shape ${formatShape(t.shape)}, expected ${formatShape(spec.shape)} for ${what}`);
     }
   }
-  const missing = specs.filter((s) => !tensors.has(s.name)).map((s) => s.name);
+  const missing = specs.filter((s) => !tensors.has(s.name)).map((s) => show(s.name));
   if (missing.length > 0) {
     throw new FcnError(`${file}: missing ${missing.length} of ${specs.length} tensors for ${what}: ${listNames(missing)}`);
   }
-  if (!allowUnexpected) {
-    const unexpected = [...tensors.keys()].filter((n) => !byName.has(n));
+  if (!opts.allowUnexpected) {
+    const unexpected = [...tensors.keys()].filter((n) => !byName.has(n)).map(show);
     if (unexpected.length > 0) throw new FcnError(`${file}: ${unexpected.length} unexpected tensors for ${what}: ${listNames(unexpected)}`);
   }
+}
+
+/** Errors name tensors as the file does (the book's '0.weight' rather than 'conv1.weight'). */
+function displayName(layout: WeightLayout): (canonical: string) => string {
+  return layout === 'fcn-sequential' ? sequentialName : (n) => n;
 }
 
 function architecture(variant: FcnVariant, numClasses: number, file: string): FcnArchitecture {
@@ -240,7 +247,7 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
   const normalization = parseJson(file, 'normalization', md['normalization']) as Normalization;
   validateLabels(file, numClasses, classes, colors, normalization);
   const specs = fcnParameters(arch);
-  checkTensors(specs, st.tensors, file, arch.name, true);
+  checkTensors(specs, st.tensors, file, arch.name, { allowUnexpected: true });
   const weights: TensorMap = new Map();
   const extra: TensorMap = new Map();
   const params = new Set(specs.map((s) => s.name));
@@ -268,7 +275,7 @@ export function decodeCheckpoint(wf: WeightFile, file: string): { checkpoint: Ch
   }
   const tensors = toCanonical(wf.tensors, layout, file);
   const arch = inferArchitecture(tensors, file);
-  checkTensors(fcnParameters(arch), tensors, file, `${arch.name} with ${arch.numClasses} classes`);
+  checkTensors(fcnParameters(arch), tensors, file, `${arch.name} with ${arch.numClasses} classes`, { display: displayName(layout) });
   const weights: TensorMap = new Map();
   for (const spec of fcnParameters(arch)) weights.set(spec.name, toFloat32(tensors.get(spec.name)!, `${file}: '${spec.name}'`));
   return {
@@ -305,7 +312,7 @@ export async function loadBackbone(path: string, arch: FcnArchitecture): Promise
   const tensors = toCanonical(wf.tensors, layout, path);
   const specs = fcnParameters(arch).filter((s) => s.backbone);
   // an FCN file carries a head as well: only a ResNet file must hold nothing but the body
-  checkTensors(specs, tensors, path, "a ResNet-18 backbone", layout !== 'resnet18-torchvision');
+  checkTensors(specs, tensors, path, 'a ResNet-18 backbone', { allowUnexpected: layout !== 'resnet18-torchvision', display: displayName(layout) });
   const out: TensorMap = new Map();
   for (const spec of specs) out.set(spec.name, toFloat32(tensors.get(spec.name)!, `${path}: '${spec.name}'`));
   return out;

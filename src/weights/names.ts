@@ -5,6 +5,8 @@
 // - 'fcn': our canonical names (`conv1.weight`, `layer1.0.bn2.running_var`, `final_conv.bias`, ...);
 // - 'resnet18-torchvision': torchvision's ResNet-18 ImageNet state_dict (`fc.*` is not ours).
 // `num_batches_tracked` buffers carry no weights and are dropped everywhere.
+import { fcnResNet18 } from '../model/fcn.js';
+import { paramLayers } from '../model/params.js';
 import { FcnError } from '../util/errors.js';
 
 export type WeightLayout = 'fcn-sequential' | 'fcn' | 'resnet18-torchvision';
@@ -21,6 +23,9 @@ export const LAYOUT_DESCRIPTIONS: Readonly<Record<WeightLayout, string>> = Objec
   'resnet18-torchvision': "torchvision's ResNet-18",
 });
 
+/** The head's layer names (final_conv, transpose_conv and FCN-8s's skip layers), from the declaration. */
+const HEAD_LAYERS: ReadonlySet<string> = new Set(paramLayers(fcnResNet18({ variant: 'fcn8s' })).filter((p) => !p.backbone).map((p) => p.layer.name));
+
 function isBatchCounter(key: string): boolean {
   return key === 'num_batches_tracked' || key.endsWith('.num_batches_tracked');
 }
@@ -36,7 +41,7 @@ export function detectLayout(keys: Iterable<string>, source: string): WeightLayo
   const all = stripDataParallel([...keys]).keys.filter((k) => !isBatchCounter(k));
   const has = new Set(all);
   if (all.some((k) => /^\d+\./.test(k))) return 'fcn-sequential';
-  if (has.has('final_conv.weight') || has.has('transpose_conv.weight')) return 'fcn';
+  if (all.some((k) => HEAD_LAYERS.has(k.slice(0, k.lastIndexOf('.'))))) return 'fcn';
   if (has.has('conv1.weight') && all.some((k) => k.startsWith('layer1.'))) return 'resnet18-torchvision';
   const first = all.slice(0, 3).map((k) => `'${k}'`).join(', ');
   throw new FcnError(

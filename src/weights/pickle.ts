@@ -192,7 +192,10 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions, start = 0): U
       case 0x58: push(utf8(take(u32()))); break; // BINUNICODE
       case 0x8c: push(utf8(take(u8()))); break; // SHORT_BINUNICODE
       case 0x8d: push(utf8(take(u64()))); break; // BINUNICODE8
-      case 0x56: push(line()); break; // UNICODE (raw-unicode-escape; ASCII in practice)
+      case 0x56: // UNICODE: raw-unicode-escape (latin-1 bytes, \uXXXX and \UXXXXXXXX escapes)
+        push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, u: string | undefined, w: string | undefined) =>
+          String.fromCodePoint(parseInt(u ?? w!, 16))));
+        break;
       case 0x54: { const n = i32(); push(new TextDecoder('latin1').decode(take(n))); break; } // BINSTRING
       case 0x55: push(new TextDecoder('latin1').decode(take(u8()))); break; // SHORT_BINSTRING
       case 0x53: { // STRING (quoted repr)
