@@ -21,6 +21,8 @@ export interface SessionOptions {
   profilePrefix?: string;
   /** Let ORT reuse memory patterns between runs of the same shapes (default true). */
   memPattern?: boolean;
+  /** ORT's CPU memory arena (default true); off returns freed blocks to the system. */
+  memArena?: boolean;
 }
 
 export function defaultThreads(): number {
@@ -43,7 +45,7 @@ export class Session {
       executionMode: 'sequential',
       graphOptimizationLevel: opts.optimization ?? 'all',
       enableMemPattern: opts.memPattern ?? true,
-      enableCpuMemArena: true,
+      enableCpuMemArena: opts.memArena ?? true,
     };
     if (opts.profilePrefix) {
       options.enableProfiling = true;

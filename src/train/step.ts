@@ -3,11 +3,13 @@
 import type { FcnArchitecture } from '../model/fcn.js';
 import { checkParameters, fcnParameters, numel, type TensorMap } from '../model/params.js';
 import { compileTrainStep, momentumName, TRAIN_IO, updatedName, IGNORE_LABEL, type TrainGraph, type TrainGraphOptions } from '../graph/train.js';
-import { Session, tensor, type EngineTensor } from '../engine/session.js';
+import { Session, tensor, type EngineTensor, type SessionOptions } from '../engine/session.js';
 
 export interface TrainStepOptions extends TrainGraphOptions {
   /** Intra-op threads; default: all cores. */
   threads?: number;
+  /** Engine settings for benchmarks and profiling (optimisation level, memory pattern/arena, profile file prefix). */
+  session?: Omit<SessionOptions, 'threads'>;
 }
 
 export interface StepResult {
@@ -46,7 +48,7 @@ export class TrainStep {
       }
       buffers.set(t.name, given ? Float32Array.from(given) : new Float32Array(numel(t.shape)));
     }
-    const session = await Session.create(graph.bytes, { threads: opts.threads });
+    const session = await Session.create(graph.bytes, { ...opts.session, threads: opts.threads });
     return new TrainStep(arch, graph, session, current, buffers);
   }
 

@@ -1,0 +1,132 @@
+// By-hand speed script for the training-step graph (not a test): full and head-only steps of the
+// book FCN at 320x480, median step time and peak RSS, each measurement in its own process (peak RSS
+// is per process). Rounds are interleaved over the configurations so drift of this noisy machine
+// hits them alike; compare numbers within one run only.
+//
+//   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
+//        [--rounds 2] [--variants base,...] [--threads 2] [--torch] [--profile DIR]
+//
+// --variants picks formulation/session alternatives (see VARIANTS); --torch adds PyTorch 1.13
+// autograd via bench/torch_bench.py (Debian's /usr/bin/python3) in the same interleaving.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { TrainStep, type TrainStepOptions } from '../src/train/step.js';
+
+interface Variant {
+  tuning?: TrainStepOptions['tuning'];
+  session?: TrainStepOptions['session'];
+}
+
+const VARIANTS: Record<string, Variant> = {
+  base: {},
+  dxconv: { tuning: { convGradInput: 'conv' } },
+  noopt: { session: { optimization: 'basic' } },
+  nomempattern: { session: { memPattern: false } },
+  noarena: { session: { memArena: false } },
+};
+
+interface Config {
+  engine: 'ort' | 'torch';
+  mode: 'full' | 'head';
+  batch: number;
+  height: number;
+  width: number;
+  variant: string;
+  runs: number;
+  threads: number;
+  profile?: string;
+}
+
+interface Measurement {
+  createMs?: number;
+  runsMs: number[];
+  medianMs: number;
+  peakRssMb: number;
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function child(c: Config): Promise<Measurement> {
+  const arch = fcnResNet18({ numClasses: 21 });
+  const weights = initParameters(arch, seededRandom(1));
+  const random = seededRandom(2);
+  const n = c.batch * c.height * c.width;
+  const images = Float32Array.from({ length: n * 3 }, () => random() * 4 - 2);
+  const labels = Uint8Array.from({ length: n }, () => (random() < 0.1 ? 255 : Math.floor(random() * 21)));
+  const v = VARIANTS[c.variant];
+  if (!v) throw new Error(`unknown variant '${c.variant}' (known: ${Object.keys(VARIANTS).join(', ')})`);
+  const t0 = performance.now();
+  const step = await TrainStep.create(arch, weights, {
+    mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: 0.9, threads: c.threads,
+    tuning: v.tuning, session: { ...v.session, profilePrefix: c.profile ? path.join(c.profile, `${c.mode}_b${c.batch}_${c.variant}`) : undefined },
+  });
+  const createMs = performance.now() - t0;
+  const runsMs: number[] = [];
+  for (let i = 0; i <= c.runs; i++) {
+    const t = performance.now();
+    await step.run(images, labels, 1e-3);
+    if (i > 0) runsMs.push(performance.now() - t); // the first run warms up (allocations, ORT's planner)
+  }
+  await step.dispose();
+  return { createMs, runsMs, medianMs: median(runsMs), peakRssMb: process.resourceUsage().maxRSS / 1024 };
+}
+
+function measure(c: Config): Measurement {
+  if (c.engine === 'torch') {
+    const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/torch_bench.py');
+    const r = spawnSync('/usr/bin/python3', [script, 'train', '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height),
+      '--width', String(c.width), '--runs', String(c.runs), '--warmup', '1', '--threads', String(c.threads)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`torch_bench.py failed: ${r.stderr.trim().split('\n').pop()}`);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { runs_ms: number[]; median_ms: number; peak_rss_mb: number };
+    return { runsMs: j.runs_ms, medianMs: j.median_ms, peakRssMb: j.peak_rss_mb };
+  }
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(c)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`child failed (${JSON.stringify(c)}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Measurement;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+async function main(): Promise<void> {
+  const childArg = arg('child', '');
+  if (childArg) {
+    process.stdout.write(`${JSON.stringify(await child(JSON.parse(childArg) as Config))}\n`);
+    return;
+  }
+  const [height, width] = arg('size', '320x480').split('x').map(Number) as [number, number];
+  const runs = Number(arg('runs', '4'));
+  const rounds = Number(arg('rounds', '2'));
+  const threads = Number(arg('threads', '2'));
+  const profile = process.argv.includes('--profile') ? arg('profile', '.') : undefined;
+  const configs: Config[] = [];
+  for (const batch of arg('batches', '4').split(',').map(Number)) {
+    for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
+      for (const variant of arg('variants', 'base').split(',')) configs.push({ engine: 'ort', mode, batch, height, width, variant, runs, threads, profile });
+      if (process.argv.includes('--torch')) configs.push({ engine: 'torch', mode, batch, height, width, variant: 'pytorch', runs, threads });
+    }
+  }
+  const results = new Map<Config, Measurement[]>(configs.map((c) => [c, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const c of configs) {
+      const m = measure(c);
+      results.get(c)!.push(m);
+      console.error(`round ${r + 1}: ${c.engine} ${c.mode} b${c.batch} ${c.variant}: median ${m.medianMs.toFixed(0)} ms [${m.runsMs.map((t) => t.toFixed(0)).join(' ')}], peak RSS ${m.peakRssMb.toFixed(0)} MB`);
+    }
+  }
+  console.log(`| engine | mode | batch | variant | median step ms (all runs) | peak RSS MB |`);
+  console.log(`| --- | --- | --- | --- | --- | --- |`);
+  for (const [c, ms] of results) {
+    const all = ms.flatMap((m) => m.runsMs);
+    console.log(`| ${c.engine} | ${c.mode} | ${c.batch} | ${c.variant} | ${median(all).toFixed(0)} (${Math.min(...all).toFixed(0)}–${Math.max(...all).toFixed(0)}) | ${Math.max(...ms.map((m) => m.peakRssMb)).toFixed(0)} |`);
+  }
+}
+
+await main();
