@@ -47,6 +47,8 @@ export const SYNTH_DEFAULTS = Object.freeze({ train: 120, val: 30, size: [384, 5
 
 /** Sides below this cannot hold an object that is large against the FCN's 32-pixel stride. */
 export const SYNTH_MIN_SIDE = 48;
+/** The smallest object diameter in pixels. */
+const SYNTH_MIN_OBJECT = 48;
 const SYNTH_MAX_SIDE = 4096;
 const MAX_IMAGES = 1 << 20;
 const JPEG_QUALITY = 90;
@@ -184,8 +186,9 @@ function drawObjects(rng: Rng, img: Uint8Array, bgMean: Colour, width: number, h
   const placed: Placed[] = [];
   for (let k = 0; k < count; k++) {
     const { shape, classId } = SYNTH_CLASSES[rng.int(SYNTH_CLASSES.length)]!;
-    // Diameter at least 40 px (more than a 32-px stride cell) and at most 90% of the short side.
-    const d = clamp(Math.max(minSide * rng.uniform(0.3, 0.55), 40), 0, 0.9 * minSide);
+    // Diameter 35-60% of the short side, at least 48 px (1.5 cells of the FCN's 32-px stride) and at
+    // most 90% of the short side.
+    const d = clamp(Math.max(minSide * rng.uniform(0.35, 0.6), SYNTH_MIN_OBJECT), 0, 0.9 * minSide);
     const R = d / 2;
     let spot: Placed | undefined;
     for (let attempt = 0; attempt < 30 && !spot; attempt++) {
