@@ -261,9 +261,10 @@ test('resnet18 via the CLI: SHA-256 prefix from the file name; second run is cac
   assert.deepEqual(fs.readFileSync(file), PTH);
   assert.deepEqual(listing(home), [PTH_NAME, `${PTH_NAME}.verified.json`]);
   const n = requestsFor(`/models/${PTH_NAME}`).length;
-  const again = await runCli(['download', 'resnet18', '--url', `${base}/models/${PTH_NAME}`], { FCN_HOME: home });
-  assert.equal(again.status, 0, again.stderr);
-  assert.match(again.stderr, /cached: .*nothing to download/);
+  const logs: string[] = [];
+  const again = await downloadResnet18({ dir: home, url: `${base}/models/${PTH_NAME}`, log: (l) => logs.push(l) });
+  assert.deepEqual([again.cached, again.bytesTransferred, again.path], [true, 0, file]);
+  assert.match(logs.join('\n'), /cached: .*verified earlier\); nothing to download/);
   assert.equal(requestsFor(`/models/${PTH_NAME}`).length, n);
 });
 
@@ -533,18 +534,14 @@ test('HTTP errors and refused connections are one clear line, exit 1; bad flags 
   await new Promise((r) => probe.close(r));
   await assert.rejects(downloadResnet18({ dir, url: `http://127.0.0.1:${port}/${PTH_NAME}` }), new RegExp(`^DownloadError: cannot reach host 127\\.0\\.0\\.1:${port}: connection refused$`));
 
-  for (const args of [['download', 'mnist'], ['download', 'resnet18', '--timeout', '0']]) {
-    const r = await runCli([...args, '--dir', dir]);
-    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  }
+  const bad = await runCli(['download', 'mnist', '--dir', dir]);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.equal(bad.stderr, "fcn: download expects 'voc2012' or 'resnet18', got 'mnist'\n");
   const usage = (err: unknown) => err instanceof FcnError && err.exitCode === 2;
   await assert.rejects(downloadResnet18({ dir, sha256: 'xyz' }), (err: unknown) => usage(err) && /--sha256 expects 8 to 64 hex digits, got 'xyz'/.test(String(err)));
   await assert.rejects(downloadVoc2012({ dir, sha1: 'abc' }), (err: unknown) => usage(err) && /--sha1 expects 8 to 40 hex digits/.test(String(err)));
   await assert.rejects(downloadResnet18({ dir, url: 'ftp://x/resnet18-12345678.pth' }), (err: unknown) => usage(err) && /not an http or https URL/.test(String(err)));
-  const noName = await runCli(['download', 'resnet18', '--dir', dir, '--url', `${base}/weights.pth`]);
-  assert.equal(noName.status, 2);
-  assert.match(noName.stderr, /pass --sha256 HEX/);
+  await assert.rejects(downloadResnet18({ dir, url: `${base}/weights.pth` }), (err: unknown) => usage(err) && /file name is not resnet18-<8 hex>\.pth.*pass --sha256 HEX/.test(String(err)));
   assert.deepEqual(listing(dir), []);
 });
 
@@ -554,17 +551,20 @@ test('the real commands without internet fail fast with one "cannot reach host" 
     t.skip('this machine resolves download.pytorch.org; not downloading 45 MB in a test');
     return;
   }
-  for (const what of ['resnet18', 'voc2012']) {
-    const dir = freshDir();
-    const r = await runCli(['download', what, '--dir', dir]);
-    assert.notEqual(r.status, 0);
-    assert.ok(r.ms < 15000, `took ${r.ms} ms`);
-    const lines = r.stderr.trim().split('\n');
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, /^fcn: cannot reach host (download\.pytorch\.org|host\.robots\.ox\.ac\.uk)/);
-    assert.equal(r.stdout, '');
-    assert.deepEqual(listing(dir), []);
-  }
+  const dir = freshDir();
+  const r = await runCli(['download', 'resnet18', '--dir', dir]);
+  assert.equal(r.status, 1);
+  assert.ok(r.ms < 15000, `took ${r.ms} ms`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^fcn: cannot reach host download\.pytorch\.org: .*run `fcn download resnet18` where there is/);
+  assert.equal(r.stdout, '');
+  assert.deepEqual(listing(dir), []);
+  // the VOC archive's host, through the library
+  const t0 = Date.now();
+  await assert.rejects(downloadVoc2012({ dir }), (err: unknown) => err instanceof DownloadError && err.reason === 'unreachable' && /^cannot reach host host\.robots\.ox\.ac\.uk/.test(err.message));
+  assert.ok(Date.now() - t0 < 15000);
+  assert.deepEqual(listing(dir), []);
 });
 
 test('findCachedBackbone trusts a current sidecar or the hash, and nothing else; backboneHint says what to do', () => {
