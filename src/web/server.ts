@@ -11,7 +11,7 @@ import fastifyStatic from '@fastify/static';
 import sharp from 'sharp';
 import { decodeImage, encodeMask } from '../data/image.js';
 import { compileInference } from '../graph/inference.js';
-import type { SegmentationModel } from '../infer/model.js';
+import type { ClassShare, SegmentationModel } from '../infer/model.js';
 import type { TensorMap } from '../model/params.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { firstFilePart, multipartBoundary } from './multipart.js';
@@ -49,6 +49,18 @@ export interface ModelInfo {
   onnx: boolean;
   maxSide: number;
   maxBodyMb: number;
+}
+
+/** What POST /api/segment answers (as JSON; with `Accept: image/png` the mask PNG alone). */
+export interface SegmentResponse {
+  width: number;
+  height: number;
+  /** Classes present, most pixels first; fractions sum to 1. */
+  classes: ClassShare[];
+  /** The mask as a base64 VOC palette PNG: pixel value = class id, the model's colours. */
+  maskPng: string;
+  /** Decoding + inference time, not counting the wait in the queue. */
+  elapsedMs: number;
 }
 
 const MB = 1024 * 1024;
@@ -204,27 +216,27 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     const { bytes, name } = uploadedImage(request);
     const { width, height } = await checkImageHeader(bytes, name, maxSide);
     reply.header('x-image-size', `${width}x${height}`);
-    const started = performance.now();
     const result = await queue.run(async () => {
       // a client that gave up while waiting costs nothing more
       if (request.raw.socket?.destroyed) throw new HttpError(499, 'client closed the request');
+      const started = performance.now();
       const image = await decodeImage(bytes, name);
       const seg = await model.segment(image);
       const png = encodeMask({ width: seg.width, height: seg.height, data: seg.mask }, model.meta.colors);
-      return { seg, png };
+      return { seg, png, elapsedMs: Math.round(performance.now() - started) };
     });
-    const elapsedMs = Math.round(performance.now() - started);
     const png = Buffer.from(result.png.buffer, result.png.byteOffset, result.png.length);
     if (wantsPng(request)) {
       return reply.type('image/png').header('content-disposition', 'inline; filename="mask.png"').send(png);
     }
-    return {
+    const answer: SegmentResponse = {
       width: result.seg.width,
       height: result.seg.height,
       classes: result.seg.classes,
       maskPng: png.toString('base64'),
-      elapsedMs,
+      elapsedMs: result.elapsedMs,
     };
+    return answer;
   });
 
   // The browser's preprocessing is the compiled module `predict` itself uses (/lib/infer/preprocess.js);

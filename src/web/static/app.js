@@ -300,6 +300,7 @@ ui.file.addEventListener('change', () => openFile(ui.file.files[0]));
 ui.inBrowser.addEventListener('change', () => run());
 ui.opacity.addEventListener('input', () => { ui.overlay.style.opacity = String(ui.opacity.value / 100); });
 ui.stage.addEventListener('pointermove', showPixelClass);
+ui.stage.addEventListener('pointerdown', showPixelClass);
 for (const type of ['dragenter', 'dragover']) {
   ui.drop.addEventListener(type, (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
 }

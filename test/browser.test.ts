@@ -1,0 +1,187 @@
+// The page in a real browser (Debian's headless Chromium driven by playwright-core, no download):
+// upload an image, wait for the overlay, check the legend against the API's classes and the drawn
+// overlay against the API's mask, run the same model in the tab with onnxruntime-web and check the
+// mask is the same, check the layout at phone width, and take the screenshot the README shows.
+// Skips when /usr/bin/chromium is missing. FCN_UPDATE_SCREENSHOT=1 writes docs/screenshot.png
+// (FCN_SCREENSHOT_MODEL=ckpt.safetensors: with a trained model instead of random weights).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { chromium, type Browser } from 'playwright-core';
+import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { SegmentationModel, loadModel } from '../src/infer/model.js';
+import { loadCheckpoint } from '../src/weights/checkpoint.js';
+import { renderSynthExample } from '../src/data/synth.js';
+import { Rng } from '../src/data/rng.js';
+import { decodeMask } from '../src/data/image.js';
+import { createServer } from '../src/web/server.js';
+import { repoRoot } from './helpers/fixtures.js';
+
+// The page's globals, for the callbacks run inside the browser (the project compiles without the DOM lib).
+declare const document: any;
+declare function getComputedStyle(el: unknown): { opacity: string };
+declare const MutationObserver: new (callback: () => void) => { observe(target: unknown, options: Record<string, boolean>): void };
+
+const CHROMIUM = process.env['FCN_CHROMIUM'] ?? '/usr/bin/chromium';
+const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`;
+
+interface ApiResult {
+  width: number;
+  height: number;
+  classes: { id: number; name: string; color: number[]; fraction: number }[];
+  maskPng: string;
+}
+
+/** A synthetic scene (shapes on texture, as `fcn synth` makes) as PNG, so the browser and sharp decode the same pixels. */
+async function testImage(): Promise<Buffer> {
+  const { image } = renderSynthExample(new Rng(7), 480, 360);
+  return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+}
+
+test('the page: upload, overlay, legend, opacity, run in browser gives the same mask, phone width, screenshot', { skip, timeout: 90_000 }, async () => {
+  // a small random-weight network unless FCN_SCREENSHOT_MODEL names a trained checkpoint (for a nicer picture)
+  const ckpt = process.env['FCN_SCREENSHOT_MODEL'] ? await loadCheckpoint(process.env['FCN_SCREENSHOT_MODEL']) : undefined;
+  const arch = ckpt?.arch ?? fcnResNet18({ numClasses: 21 });
+  const weights = ckpt?.weights ?? initParameters(arch, seededRandom(1));
+  const model = ckpt ? await loadModel(ckpt, { threads: 2 }) : await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 });
+  const app = createServer(model, { weights });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-'));
+  let browser: Browser | undefined;
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    assert.ok(address && typeof address === 'object');
+    const url = `http://127.0.0.1:${address.port}/`;
+
+    const png = await testImage();
+    const imagePath = path.join(tmp, 'shapes.png');
+    fs.writeFileSync(imagePath, png);
+    const api = (await app.inject({ method: 'POST', url: '/api/segment', payload: png, headers: { 'content-type': 'image/png' } })).json<ApiResult>();
+    const apiMask = decodeMask(Buffer.from(api.maskPng, 'base64'));
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, deviceScaleFactor: 1 });
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
+    // everything the page loads comes from this server (it must work offline)
+    page.on('request', (req) => { if (!req.url().startsWith(url) && !req.url().startsWith('blob:') && !req.url().startsWith('data:')) problems.push(`off-site request: ${req.url()}`); });
+
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.match(await page.textContent('#model-info') ?? '', /fcn32s-resnet18 · 21 classes/);
+
+    // record what the progress indicator says while work is under way
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (globalThis as unknown as { progressSeen: string[] }).progressSeen = seen;
+      const progress = document.querySelector('#progress');
+      new MutationObserver(() => {
+        const text = document.querySelector('#status').textContent;
+        if (!progress.hidden && seen[seen.length - 1] !== text) seen.push(text);
+      }).observe(progress, { attributes: true, subtree: true, childList: true, characterData: true });
+    });
+    const progressSeen = async (): Promise<string[]> => page.evaluate(() => (globalThis as unknown as { progressSeen: string[] }).progressSeen.splice(0));
+
+    // --- server path ---
+    await page.setInputFiles('#file', imagePath);
+    await page.waitForSelector('#result[data-state="done"][data-source="server"]', { timeout: 30_000 });
+    const legend = await page.$$eval('#legend li', (items) => items.map((li) => ({
+      id: Number((li as { dataset: Record<string, string> }).dataset['classId']),
+      name: (li as { querySelector(s: string): { textContent: string } }).querySelector('.name').textContent,
+      share: (li as { querySelector(s: string): { textContent: string } }).querySelector('.share').textContent,
+    })));
+    assert.deepEqual(legend, api.classes.map((c) => ({ id: c.id, name: c.name, share: `${(c.fraction * 100).toFixed(1)}%` })));
+    assert.ok(legend.length >= 2, 'the picture gives more than one class');
+    assert.ok((await progressSeen()).includes('Segmenting on the server…'), 'progress shown while the server works');
+
+    const maskFromLink = async (): Promise<Buffer> => Buffer.from(await page.evaluate(async () => {
+      const link = document.querySelector('#download');
+      return [...new Uint8Array(await (await fetch(link.href)).arrayBuffer())];
+    }));
+    const serverDownload = decodeMask(await maskFromLink());
+    assert.deepEqual([serverDownload.width, serverDownload.height], [api.width, api.height]);
+    assert.deepEqual(serverDownload.data, apiMask.data, 'the download is the API\'s mask');
+    assert.match(await page.getAttribute('#download', 'download') ?? '', /^shapes\.mask\.png$/);
+
+    // the overlay is drawn from that mask: class colours, background left clear
+    const probes = Array.from({ length: 40 }, (_, k) => Math.floor(((k + 0.5) / 40) * api.width * api.height));
+    const overlay = await page.evaluate((points) => {
+      const canvas = document.querySelector('#overlay');
+      const px = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      return { width: canvas.width, height: canvas.height, pixels: points.map((p) => [px[4 * p], px[4 * p + 1], px[4 * p + 2], px[4 * p + 3]]) };
+    }, probes);
+    assert.deepEqual([overlay.width, overlay.height], [api.width, api.height]);
+    const colors = new Map(api.classes.map((c) => [c.id, c.color]));
+    probes.forEach((p, k) => {
+      const id = apiMask.data[p]!;
+      const expected = id === 0 ? [0, 0, 0, 0] : [...colors.get(id)!, 255];
+      if (id === 0) assert.equal(overlay.pixels[k]![3], 0, `probe ${p}: background is clear`);
+      else assert.deepEqual(overlay.pixels[k], expected, `probe ${p}: class ${id}`);
+    });
+
+    await page.fill('#opacity', '30');
+    assert.equal(await page.$eval('#overlay', (el) => getComputedStyle(el).opacity), '0.3');
+    await page.fill('#opacity', '65');
+    await page.locator('#opacity').blur();
+    assert.equal(await page.isHidden('#progress'), true, 'the progress indicator is gone once the result is shown');
+
+    const screenshot = process.env['FCN_UPDATE_SCREENSHOT'] ? path.join(repoRoot, 'docs', 'screenshot.png') : path.join(tmp, 'screenshot.png');
+    fs.mkdirSync(path.dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    const shot = await sharp(screenshot).metadata();
+    assert.equal(shot.width, 1100);
+
+    // --- in-browser path: the exported graph under onnxruntime-web ---
+    await page.check('#in-browser');
+    await page.waitForSelector('#result[data-state="done"][data-source="browser"]', { timeout: 75_000 });
+    const browserSteps = await progressSeen();
+    assert.ok(browserSteps.some((t) => /^Downloading the model [\d.]+ MB of [\d.]+ MB…$/.test(t)), browserSteps.join(' | '));
+    assert.ok(browserSteps.includes('Segmenting in the browser…'), browserSteps.join(' | '));
+    const browserMask = decodeMask(await maskFromLink());
+    assert.deepEqual([browserMask.width, browserMask.height], [api.width, api.height]);
+    let differing = 0;
+    for (let i = 0; i < apiMask.data.length; i++) if (browserMask.data[i] !== apiMask.data[i]) differing++;
+    assert.equal(differing, 0, `${differing} of ${apiMask.data.length} pixels differ between the server and the browser`);
+    const browserLegend = await page.$$eval('#legend li', (items) => items.map((li) => Number((li as { dataset: Record<string, string> }).dataset['classId'])));
+    assert.deepEqual(browserLegend, api.classes.map((c) => c.id));
+    const meta = await page.textContent('#meta') ?? '';
+    assert.match(meta, /in the browser \(onnxruntime-web, \d+ threads?\)/);
+    console.log(`# ${meta}`);
+
+    // --- phone width: nothing wider than the screen, the image scaled to fit ---
+    await page.setViewportSize({ width: 390, height: 844 });
+    const layout = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      photo: document.querySelector('#photo').getBoundingClientRect().width,
+      drop: document.querySelector('#drop').getBoundingClientRect().width,
+    }));
+    assert.ok(layout.scrollWidth <= 390, `page is ${layout.scrollWidth}px wide at 390px`);
+    assert.ok(layout.photo <= 390 - 2 * 16 && layout.photo > 250, `image is ${layout.photo}px wide`);
+    assert.ok(layout.drop > 250, `drop zone is ${layout.drop}px wide`);
+    await page.screenshot({ path: path.join(tmp, 'phone.png'), fullPage: true });
+    if (process.env['FCN_KEEP_SCREENSHOTS']) {
+      for (const f of ['screenshot.png', 'phone.png']) if (fs.existsSync(path.join(tmp, f))) fs.copyFileSync(path.join(tmp, f), path.join(process.env['FCN_KEEP_SCREENSHOTS'], f));
+    }
+
+    assert.deepEqual(problems, []);
+
+    // --- a file that is not an image: a readable error, no crash ---
+    await page.uncheck('#in-browser');
+    await page.waitForSelector('#result[data-source="server"][data-state="done"]');
+    const textPath = path.join(tmp, 'notes.txt');
+    fs.writeFileSync(textPath, 'not an image');
+    await page.setInputFiles('#file', textPath);
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /not a readable image/);
+
+  } finally {
+    await browser?.close();
+    await app.close();
+    await model.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
