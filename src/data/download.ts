@@ -321,7 +321,15 @@ async function attempt(url: URL, part: string, opts: DownloadOptions, transferre
     throw new DownloadError(`${url.href}: the server offers ${total} bytes, expected ${opts.size}`, 'size');
   }
   const start = append ? have : 0;
-  if (total !== undefined) checkFreeSpace(dirname(part), total - start, basename(opts.dest));
+  try {
+    if (total !== undefined) checkFreeSpace(dirname(part), total - start, basename(opts.dest));
+    // the folder is made only once a server answers, so an unreachable host leaves nothing behind
+    mkdirSync(dirname(part), { recursive: true });
+  } catch (err) {
+    finish();
+    if (err instanceof FcnError) throw err;
+    throw new DownloadError(`${dirname(part)}: cannot create the download folder: ${(err as Error).message}`, 'disk');
+  }
   // said only once a server answered: an unreachable host gives one error line and nothing else
   if (append) log(`resuming ${basename(opts.dest)} at ${formatBytes(have)} from ${url.href}`);
   else log(`downloading ${url.href}${total !== undefined ? ` (${formatBytes(total)})` : ''}`);
@@ -334,10 +342,9 @@ async function attempt(url: URL, part: string, opts: DownloadOptions, transferre
         stream,
       })
     : undefined;
-  // the folder is made only once a server answers, so an unreachable host leaves nothing behind
-  mkdirSync(dirname(part), { recursive: true });
   const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
   let bytes = 0;
+  let lastDraw = 0;
   try {
     await new Promise<void>((resolve, reject) => {
       let done = false;
@@ -366,7 +373,12 @@ async function attempt(url: URL, part: string, opts: DownloadOptions, transferre
         watchdog.kick();
         bytes += chunk.length;
         transferred.n += chunk.length;
-        bar?.update(bytes);
+        // a redraw per chunk would be tens of thousands of writes for 2 GB: ten a second is plenty
+        const now = Date.now();
+        if (bar && now - lastDraw >= 100) {
+          lastDraw = now;
+          bar.update(bytes);
+        }
         if (!out.write(chunk)) {
           res.pause();
           out.once('drain', () => res.resume());
@@ -384,9 +396,13 @@ async function attempt(url: URL, part: string, opts: DownloadOptions, transferre
       });
     });
   } catch (err) {
-    if (bar) bar.finish('interrupted');
+    if (bar) {
+      bar.update(bytes);
+      bar.finish('interrupted');
+    }
     throw new AttemptError(networkError(err, url), bytes);
   }
+  bar?.update(bytes);
   bar?.finish();
   const size = start + bytes;
   if (total !== undefined && size < total) {
@@ -555,7 +571,17 @@ export async function downloadVoc2012(opts: FetchOptions = {}): Promise<Voc2012R
   const bar = stream ? new Progress({ total: archiveSize, label: `extracting ${basename(archive)}`, format: formatBytes, stream }) : undefined;
   try {
     await mkdir(tmp, { recursive: true });
-    await extractTar(archive, tmp, { onProgress: (n) => bar?.update(n) });
+    let lastDraw = 0;
+    await extractTar(archive, tmp, {
+      onProgress: (n) => {
+        const now = Date.now();
+        if (bar && now - lastDraw >= 100) {
+          lastDraw = now;
+          bar.update(n);
+        }
+      },
+    });
+    bar?.update(archiveSize);
     bar?.finish();
     const extracted = join(tmp, 'VOCdevkit', 'VOC2012');
     for (const sub of ['JPEGImages', 'SegmentationClass', join('ImageSets', 'Segmentation')]) {
