@@ -18,6 +18,7 @@ Fixtures (test/fixtures/pth/):
                                     tuples, lists, a big int, as training scripts save
   book_wrong_shape.pth              the book's FCN key layout, '0.weight' with the wrong shape (shapes only in JSON)
   book_missing.pth                  the book's FCN key layout with most keys missing
+  oversized_view.pth                an expanded (stride 0) view of 2^40 elements over a one-element storage
   malicious_*.pth                   pickles whose loading would run code (os.system, posix.system,
                                     builtins.eval, subprocess.Popen through STACK_GLOBAL, a legacy file,
                                     a payload nested inside a real state_dict); none may ever load
@@ -47,6 +48,7 @@ import torch.nn as nn
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'pth')
 PWNED = '/tmp/fcn-pwned'
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip timestamps, so re-running gives the same bytes
 
 DTYPES = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64',
           torch.int64: 'I64', torch.int32: 'I32', torch.uint8: 'U8', torch.bool: 'BOOL'}
@@ -142,8 +144,8 @@ def unicode_op(s):
 def torch_like_zip(path, pickle_bytes, stem='archive'):
     """The layout torch.save writes, with a hand-made data.pkl."""
     with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as z:
-        z.writestr(stem + '/data.pkl', pickle_bytes)
-        z.writestr(stem + '/version', '3\n')
+        z.writestr(zipfile.ZipInfo(stem + '/data.pkl', FIXED_TIME), pickle_bytes)
+        z.writestr(zipfile.ZipInfo(stem + '/version', FIXED_TIME), '3\n')
 
 
 def malicious_fixtures():
@@ -181,7 +183,7 @@ def malicious_fixtures():
 def rezip_deflate(src, dst):
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w', zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            zout.writestr(zipfile.ZipInfo(info.filename, FIXED_TIME), zin.read(info.filename), zipfile.ZIP_DEFLATED)
 
 
 def rezip_zip64(src, dst):
@@ -235,6 +237,8 @@ def book_fixtures():
     missing['final_conv.weight'] = torch.randn(5, 512, 1, 1)
     missing['final_conv.bias'] = torch.zeros(5)
     torch.save(missing, os.path.join(OUT, 'book_missing.pth'))
+    # a stride-0 view claiming 2^40 elements over a one-element storage: 4 TiB if materialised
+    torch.save(collections.OrderedDict([('w', torch.ones(1).expand(2 ** 20, 2 ** 20))]), os.path.join(OUT, 'oversized_view.pth'))
     shapes = lambda sd: {k: {'dtype': DTYPES[v.dtype], 'shape': list(v.shape)} for k, v in sd.items()}
     return {'book_wrong_shape.pth': shapes(wrong), 'book_missing.pth': shapes(missing)}
 

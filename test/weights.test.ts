@@ -343,6 +343,13 @@ describe('torch.save files', () => {
     expectFcnError(() => readPth(Buffer.from('hello world'), 'text.pth'), /^text\.pth: not a PyTorch checkpoint/);
   });
 
+  test('hostile sizes: an expanded view of 2^40 elements, lists nested 100000 deep', () => {
+    expectFcnError(() => readPth(fixture('oversized_view.pth'), 'oversized_view.pth'), /^oversized_view\.pth: a tensor of shape \[1048576, 1048576\] would take 4398046511104 bytes/);
+    const depth = 100000;
+    const deep = Buffer.concat([Buffer.from([0x80, 0x02]), Buffer.alloc(depth, 0x5d), Buffer.alloc(depth - 1, 0x61), Buffer.from('.')]);
+    expectFcnError(() => readPth(zipStored([['archive/data.pkl', deep]]), 'deep.pth'), /^deep\.pth: not a state_dict/);
+  });
+
   test('malicious pickles are refused, naming the callable, and run nothing', () => {
     rmSync(PWNED, { force: true });
     const cases: [string, string][] = [

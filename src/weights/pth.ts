@@ -105,6 +105,8 @@ function torchGlobals(file: string): (module: string, name: string) => unknown {
   };
 }
 
+const MAX_TENSOR_BYTES = 2 ** 31;
+
 /** Copies the tensor's elements (any strides) into a fresh contiguous row-major buffer. */
 function materialise(ref: TensorRef, file: string, bigEndian: boolean): Tensor {
   const dtype = ref.storage.dtype;
@@ -114,6 +116,10 @@ function materialise(ref: TensorRef, file: string, bigEndian: boolean): Tensor {
     throw new FcnError(`${file}: storage '${ref.storage.key}' has ${src.byteLength} bytes, expected ${ref.storage.numel * size} (truncated?)`);
   }
   const n = shapeNumel(ref.shape);
+  // stride-0 (expanded) views can claim any size over one element: no state_dict tensor is near this
+  if (n * size > MAX_TENSOR_BYTES) {
+    throw new FcnError(`${file}: a tensor of shape ${formatShape(ref.shape)} would take ${n * size} bytes (more than ${MAX_TENSOR_BYTES})`);
+  }
   const out = new Uint8Array(n * size);
   const nd = ref.shape.length;
   // contiguous row-major strides: one copy
@@ -266,8 +272,14 @@ function loadLegacy(bytes: Uint8Array, file: string): unknown {
 
 /** The whole object `torch.save` wrote (dicts as Maps, tuples as PyTuple, tensors as Tensor). */
 export function readTorchFile(bytes: Uint8Array, file: string): unknown {
-  if (isZip(bytes)) return loadZipPickle(bytes, file);
-  if (isLegacyTorch(bytes)) return loadLegacy(bytes, file);
+  try {
+    if (isZip(bytes)) return loadZipPickle(bytes, file);
+    if (isLegacyTorch(bytes)) return loadLegacy(bytes, file);
+  } catch (err) {
+    // containers nested thousands deep exhaust the JS stack while being copied: data, not a state_dict
+    if (err instanceof RangeError) throw new FcnError(`${file}: not a state_dict (${err.message})`);
+    throw err;
+  }
   throw new FcnError(`${file}: not a PyTorch checkpoint (expected a torch.save ZIP archive or a legacy torch.save file)`);
 }
 
