@@ -6,8 +6,11 @@ import { FcnError, errorMessage } from '../util/errors.js';
 /** Each command module exports `command(): Command`. Listed here in the order `--help` shows. */
 const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'download', 'demo'];
 
-async function loadCommands(program: Command): Promise<void> {
-  for (const name of COMMANDS) {
+/** Loads the named command only (fast start-up: `fcn score` never loads ONNX Runtime); all of them for `fcn --help`. */
+async function loadCommands(program: Command, argv: string[]): Promise<void> {
+  const asked = argv[2];
+  const names = asked !== undefined && COMMANDS.includes(asked) ? [asked] : COMMANDS;
+  for (const name of names) {
     let mod: { command?: () => Command };
     try {
       mod = (await import(`./${name}.js`)) as { command?: () => Command };
@@ -24,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Fully Convolutional Networks for semantic segmentation (PASCAL VOC), on ONNX Runtime')
     .showHelpAfterError(false)
     .exitOverride();
-  await loadCommands(program);
+  await loadCommands(program, argv);
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);
