@@ -14,6 +14,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { SegmentationModel, loadModel } from '../src/infer/model.js';
 import { loadCheckpoint } from '../src/weights/checkpoint.js';
+import { tileRanges } from '../src/infer/preprocess.js';
 import { renderSynthExample } from '../src/data/synth.js';
 import { Rng } from '../src/data/rng.js';
 import { decodeMask } from '../src/data/image.js';
@@ -46,7 +47,10 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
   const ckpt = process.env['FCN_SCREENSHOT_MODEL'] ? await loadCheckpoint(process.env['FCN_SCREENSHOT_MODEL']) : undefined;
   const arch = ckpt?.arch ?? fcnResNet18({ numClasses: 21 });
   const weights = ckpt?.weights ?? initParameters(arch, seededRandom(1));
-  const model = ckpt ? await loadModel(ckpt, { threads: 2 }) : await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 });
+  // tiles of 384 (margin 96): the 480-pixel-wide picture goes through overlapping windows on
+  // both paths, so the page's copy of predict's tile loop is checked too
+  const opts = { threads: 2, tileSize: 384 };
+  const model = ckpt ? await loadModel(ckpt, opts) : await SegmentationModel.fromWeights(arch, weights, undefined, opts);
   const app = createServer(model, { weights });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-'));
   let browser: Browser | undefined;
@@ -140,7 +144,9 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     await page.waitForSelector('#result[data-state="done"][data-source="browser"]', { timeout: 75_000 });
     const browserSteps = await progressSeen();
     assert.ok(browserSteps.some((t) => /^Downloading the model [\d.]+ MB of [\d.]+ MB…$/.test(t)), browserSteps.join(' | '));
-    assert.ok(browserSteps.includes('Segmenting in the browser…'), browserSteps.join(' | '));
+    const tiles = tileRanges(api.height, model.tileSize, model.tileMargin).length * tileRanges(api.width, model.tileSize, model.tileMargin).length;
+    assert.ok(tiles > 1, 'the test picture is tiled');
+    assert.ok(browserSteps.includes(`Segmenting in the browser (tile ${tiles} of ${tiles})…`), browserSteps.join(' | '));
     const browserMask = decodeMask(await maskFromLink());
     assert.deepEqual([browserMask.width, browserMask.height], [api.width, api.height]);
     let differing = 0;

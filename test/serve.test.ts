@@ -222,7 +222,7 @@ test('20 concurrent requests on a loopback port: all answered, one inference at 
     const address = server.server.address();
     assert.ok(address && typeof address === 'object');
     const url = `http://127.0.0.1:${address.port}`;
-    const images = await Promise.all([0, 1, 2, 3].map((s) => encode(picture(320, 240, s), 'png')));
+    const images = await Promise.all([0, 1, 2, 3].map((s) => encode(picture(256, 192, s), 'png')));
     const expected = await Promise.all(images.map(async (b) => (await model.predict(await decodeImage(b))).data));
     // warm-up: ORT's arena grows to this size once
     assert.equal((await fetch(`${url}/api/segment`, { method: 'POST', body: images[0], headers: { 'content-type': 'image/png' } })).status, 200);
@@ -245,7 +245,7 @@ test('20 concurrent requests on a loopback port: all answered, one inference at 
     assert.equal(health.queue.done, 21);
     assert.equal(health.queue.running + health.queue.waiting, 0);
     const growthMb = (rssPeak - rssBefore) / 1e6;
-    console.log(`20 concurrent 320x240 requests: ${Date.now() - started} ms, RSS growth ${growthMb.toFixed(0)} MB`);
+    console.log(`20 concurrent 256x192 requests: ${Date.now() - started} ms, RSS growth ${growthMb.toFixed(0)} MB`);
     assert.ok(growthMb < 400, `RSS grew by ${growthMb.toFixed(0)} MB`);
   } finally {
     await server.close();
