@@ -25,7 +25,9 @@ export interface LabelMap {
 /** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
 export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<RgbImage> {
   try {
+    // rotate(): apply the EXIF orientation, as browsers and viewers do, so masks line up with what people see
     const { data, info } = await sharp(bytes, { failOn: 'error' })
+      .rotate()
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
