@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fcnResNet18, fcnParameters, bilinearKernel } from '../src/model/index.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
-import { SegmentationModel } from '../src/infer/model.js';
+import { SegmentationModel, loadModel } from '../src/infer/model.js';
 import { tileRanges } from '../src/infer/preprocess.js';
 import { upsampleFloat, upsampleImage } from '../src/infer/upsample.js';
 import { readImage, readMask } from '../src/data/image.js';
@@ -98,6 +98,23 @@ test('masks have exactly the input size for any size, also through overlapping t
     }
   } finally {
     await model.dispose();
+  }
+});
+
+test('FCN-16s and FCN-8s (skip connections from layer3/layer2) predict masks of the input size', async () => {
+  for (const variant of ['fcn16s', 'fcn8s'] as const) {
+    const a = fcnResNet18({ numClasses: 5, variant });
+    const names = fcnParameters(a).map((p) => p.name);
+    assert.ok(names.includes('score_layer3.weight'));
+    assert.equal(names.includes('score_layer2.weight'), variant === 'fcn8s');
+    const model = await loadModel({ numClasses: 5, variant });
+    try {
+      const mask = await model.predict({ width: 131, height: 97, data: new Uint8Array(97 * 131 * 3).fill(90) });
+      assert.deepEqual([mask.height, mask.width], [97, 131]);
+      assert.ok(mask.data.every((v) => v < 5));
+    } finally {
+      await model.dispose();
+    }
   }
 });
 

@@ -18,10 +18,12 @@ export interface InferenceGraphOptions {
 /** Emits one layer in eval mode; `param(name)` gives the value holding a parameter. */
 export function emitEvalLayer(g: GraphBuilder, layer: Layer, param: (name: string) => string): void {
   switch (layer.op) {
-    case 'conv': {
+    case 'conv':
+    case 'convtranspose': {
+      // the same attributes for both; ConvTranspose's weight is [in, out, k, k] as PyTorch stores it
       const inputs = [layer.input, param(`${layer.name}.weight`)];
       if (layer.bias) inputs.push(param(`${layer.name}.bias`));
-      g.node('Conv', inputs, {
+      g.node(layer.op === 'conv' ? 'Conv' : 'ConvTranspose', inputs, {
         kernel_shape: [layer.kernel, layer.kernel], strides: [layer.stride, layer.stride],
         pads: [layer.pad, layer.pad, layer.pad, layer.pad],
       }, layer.output);
@@ -43,15 +45,6 @@ export function emitEvalLayer(g: GraphBuilder, layer: Layer, param: (name: strin
     case 'add':
       g.node('Add', [...layer.inputs], {}, layer.output);
       return;
-    case 'convtranspose': {
-      const inputs = [layer.input, param(`${layer.name}.weight`)];
-      if (layer.bias) inputs.push(param(`${layer.name}.bias`));
-      g.node('ConvTranspose', inputs, {
-        kernel_shape: [layer.kernel, layer.kernel], strides: [layer.stride, layer.stride],
-        pads: [layer.pad, layer.pad, layer.pad, layer.pad],
-      }, layer.output);
-      return;
-    }
   }
 }
 

@@ -104,16 +104,17 @@ export function fcnResNet18(opts: FcnOptions = {}): FcnArchitecture {
   if (variant === 'fcn32s') {
     layers.push(up('transpose_conv', 'score32', 'logits', 32));
   } else {
-    // FCN-16s: 2x-upsample the stride-32 scores and add a 1x1 scoring of layer3 (stride 16).
+    // FCN-16s: 2x-upsample the stride-32 scores and add a 1x1 scoring of layer3 (stride 16). The skip
+    // scorers start at zero, as in the paper, so a fresh FCN-16s/8s begins as the coarser net.
     layers.push(up('upscore2', 'score32', 'up16', 2));
-    layers.push(conv('score_layer3', body.outputs.layer3, 'score16_skip', 256, C, 1, 1, 0, true, 'pytorch_default'));
+    layers.push(conv('score_layer3', body.outputs.layer3, 'score16_skip', 256, C, 1, 1, 0, true, 'zeros'));
     layers.push({ op: 'add', inputs: ['up16', 'score16_skip'], output: 'score16' });
     if (variant === 'fcn16s') {
       layers.push(up('transpose_conv', 'score16', 'logits', 16));
     } else {
       // FCN-8s: once more, with layer2 (stride 8).
       layers.push(up('upscore4', 'score16', 'up8', 2));
-      layers.push(conv('score_layer2', body.outputs.layer2, 'score8_skip', 128, C, 1, 1, 0, true, 'pytorch_default'));
+      layers.push(conv('score_layer2', body.outputs.layer2, 'score8_skip', 128, C, 1, 1, 0, true, 'zeros'));
       layers.push({ op: 'add', inputs: ['up8', 'score8_skip'], output: 'score8' });
       layers.push(up('transpose_conv', 'score8', 'logits', 8));
     }

@@ -14,8 +14,8 @@ export interface ConvLayer {
   stride: number;
   pad: number;
   bias: boolean;
-  /** How a fresh network initialises the weight: torchvision's ResNet init or PyTorch's Conv2d default. */
-  init: 'kaiming_fan_out' | 'pytorch_default';
+  /** How a fresh network initialises the weight: torchvision's ResNet init, PyTorch's Conv2d default, or zeros (the paper's skip scorers). */
+  init: 'kaiming_fan_out' | 'pytorch_default' | 'zeros';
 }
 
 export interface BatchNormLayer {

@@ -94,6 +94,8 @@ export function initParameters(arch: FcnArchitecture, random: () => number = see
         const bound = 1 / Math.sqrt(layer.outChannels * layer.kernel * layer.kernel);
         for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
       }
+    } else if (layer.op === 'conv' && layer.init === 'zeros') {
+      t.fill(0);
     } else if (layer.op === 'conv') {
       const fanIn = layer.inChannels * layer.kernel * layer.kernel;
       if (layer.init === 'kaiming_fan_out' && spec.role === 'weight') {
