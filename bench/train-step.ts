@@ -4,10 +4,12 @@
 // hits them alike; compare numbers within one run only.
 //
 //   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
-//        [--rounds 2] [--variants base,...] [--threads 2] [--torch] [--profile DIR]
+//        [--rounds 2] [--variants base,...] [--threads 2] [--torch] [--profile DIR] [--ab]
 //
-// --variants picks formulation/session alternatives (see VARIANTS); --torch adds PyTorch 1.13
+// --variants picks formulation/session alternatives (see CHANGES); --torch adds PyTorch 1.13
 // autograd via bench/torch_bench.py (Debian's /usr/bin/python3) in the same interleaving.
+// --ab loads all variants of a mode into ONE process and alternates their steps (A B A B ...): the
+// fairest speed comparison on a busy machine (peak RSS is then shared, so not reported).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -19,13 +21,32 @@ interface Variant {
   session?: TrainStepOptions['session'];
 }
 
-const VARIANTS: Record<string, Variant> = {
+// Named changes; a variant is one name or several joined by '+' (e.g. im2col+dxconv+noarena).
+const CHANGES: Record<string, Variant> = {
   base: {},
   dxconv: { tuning: { convGradInput: 'conv' } },
+  dxconvT: { tuning: { convGradInput: 'convtranspose' } },
+  dilated: { tuning: { convGradWeight: 'dilated' } },
+  shifts: { tuning: { convGradWeight: 'shifts' } },
+  im2col: { tuning: { convGradWeight: 'im2col' } },
+  tapconv: { tuning: { convGradWeight: 'tapconv' } },
+  bnexplicit: { tuning: { batchNorm: 'explicit' } },
+  bncentered: { tuning: { batchNorm: 'centered' } },
   noopt: { session: { optimization: 'basic' } },
   nomempattern: { session: { memPattern: false } },
   noarena: { session: { memArena: false } },
 };
+
+function variantOf(name: string): Variant {
+  const out: Variant = {};
+  for (const part of name.split('+')) {
+    const c = CHANGES[part];
+    if (!c) throw new Error(`unknown change '${part}' (known: ${Object.keys(CHANGES).join(', ')})`);
+    out.tuning = { ...out.tuning, ...c.tuning };
+    out.session = { ...out.session, ...c.session };
+  }
+  return out;
+}
 
 interface Config {
   engine: 'ort' | 'torch';
@@ -51,20 +72,53 @@ const median = (v: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function child(c: Config): Promise<Measurement> {
-  const arch = fcnResNet18({ numClasses: 21 });
-  const weights = initParameters(arch, seededRandom(1));
+function batchData(c: Config): { images: Float32Array; labels: Uint8Array } {
   const random = seededRandom(2);
   const n = c.batch * c.height * c.width;
   const images = Float32Array.from({ length: n * 3 }, () => random() * 4 - 2);
   const labels = Uint8Array.from({ length: n }, () => (random() < 0.1 ? 255 : Math.floor(random() * 21)));
-  const v = VARIANTS[c.variant];
-  if (!v) throw new Error(`unknown variant '${c.variant}' (known: ${Object.keys(VARIANTS).join(', ')})`);
-  const t0 = performance.now();
-  const step = await TrainStep.create(arch, weights, {
+  return { images, labels };
+}
+
+async function createStep(c: Config, variant: string): Promise<TrainStep> {
+  const arch = fcnResNet18({ numClasses: 21 });
+  const weights = initParameters(arch, seededRandom(1));
+  const v = variantOf(variant);
+  return TrainStep.create(arch, weights, {
     mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: 0.9, threads: c.threads,
-    tuning: v.tuning, session: { ...v.session, profilePrefix: c.profile ? path.join(c.profile, `${c.mode}_b${c.batch}_${c.variant}`) : undefined },
+    tuning: v.tuning, session: { ...v.session, profilePrefix: c.profile ? path.join(c.profile, `${c.mode}_b${c.batch}_${variant}`) : undefined },
   });
+}
+
+/** All `variants` in one process, steps alternated; wall and CPU ms of each step per variant. */
+async function childAB(c: Config, variants: string[]): Promise<Record<string, { wall: number[]; cpu: number[] }>> {
+  const { images, labels } = batchData(c);
+  const steps = [];
+  for (const v of variants) {
+    const step = await createStep(c, v);
+    await step.run(images, labels, 1e-3); // warm-up
+    steps.push(step);
+  }
+  const times: Record<string, { wall: number[]; cpu: number[] }> = Object.fromEntries(variants.map((v) => [v, { wall: [], cpu: [] }]));
+  for (let i = 0; i < c.runs; i++) {
+    for (let j = 0; j < steps.length; j++) {
+      // CPU time is what the step costs with a single thread even while other processes compete for the cores
+      const cpu0 = process.cpuUsage();
+      const t = performance.now();
+      await steps[j]!.run(images, labels, 1e-3);
+      const cpu = process.cpuUsage(cpu0);
+      times[variants[j]!]!.wall.push(performance.now() - t);
+      times[variants[j]!]!.cpu.push((cpu.user + cpu.system) / 1000);
+    }
+  }
+  for (const s of steps) await s.dispose();
+  return times;
+}
+
+async function child(c: Config): Promise<Measurement> {
+  const { images, labels } = batchData(c);
+  const t0 = performance.now();
+  const step = await createStep(c, c.variant);
   const createMs = performance.now() - t0;
   const runsMs: number[] = [];
   for (let i = 0; i <= c.runs; i++) {
@@ -96,6 +150,12 @@ function arg(name: string, fallback: string): string {
 }
 
 async function main(): Promise<void> {
+  const abArg = arg('child-ab', '');
+  if (abArg) {
+    const { config, variants } = JSON.parse(abArg) as { config: Config; variants: string[] };
+    process.stdout.write(`${JSON.stringify(await childAB(config, variants))}\n`);
+    return;
+  }
   const childArg = arg('child', '');
   if (childArg) {
     process.stdout.write(`${JSON.stringify(await child(JSON.parse(childArg) as Config))}\n`);
@@ -106,6 +166,23 @@ async function main(): Promise<void> {
   const rounds = Number(arg('rounds', '2'));
   const threads = Number(arg('threads', '2'));
   const profile = process.argv.includes('--profile') ? arg('profile', '.') : undefined;
+  if (process.argv.includes('--ab')) {
+    const variants = arg('variants', 'base').split(',');
+    for (const batch of arg('batches', '4').split(',').map(Number)) {
+      for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
+        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads };
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child-ab', JSON.stringify({ config, variants })], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`child failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+        const times = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { wall: number[]; cpu: number[] }>;
+        console.log(`${mode} b${batch} ${height}x${width}, ${threads} thread(s), alternated in one process:`);
+        for (const v of variants) {
+          const t = times[v]!;
+          console.log(`  ${v.padEnd(14)} wall median ${median(t.wall).toFixed(0)} ms [${t.wall.map((x) => x.toFixed(0)).join(' ')}]  CPU median ${median(t.cpu).toFixed(0)} ms [${t.cpu.map((x) => x.toFixed(0)).join(' ')}]`);
+        }
+      }
+    }
+    return;
+  }
   const configs: Config[] = [];
   for (const batch of arg('batches', '4').split(',').map(Number)) {
     for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {

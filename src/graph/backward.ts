@@ -6,7 +6,7 @@
 //
 // Names of intermediate values contain ':' so they never collide with the architecture's value
 // names (which use '.' and '/').
-import type { GraphBuilder, Attr } from './onnx.js';
+import { f, type GraphBuilder, type Attr } from './onnx.js';
 
 export type Shape4 = [number, number, number, number];
 
@@ -19,6 +19,17 @@ export interface Window {
 
 /** How a convolution's input gradient is written: ConvTranspose of dy with W, or (stride 1) Conv of dy with the flipped, transposed W. */
 export type GradInputForm = 'convtranspose' | 'conv';
+
+/**
+ * How a k x k (k > 1) convolution's weight gradient is written: 'dilated' = one Conv of x (batch as
+ * channels) with dy as a kernel dilated by the stride; 'shifts' = per kernel tap a strided slice of
+ * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated, one MatMul;
+ * 'tapconv' = the im2col columns made by one Conv of each input plane with one-hot k x k kernels.
+ */
+export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
+
+/** Train-mode batch-norm: 'explicit' = normalise by hand, keep x̂; 'centered' = keep x − mean, scale it with ORT's BatchNormalization. */
+export type BatchNormForm = 'explicit' | 'centered';
 
 export function convOutSize(size: number, w: Window): number {
   return Math.floor((size + 2 * w.pad - w.kernel) / w.stride) + 1;
@@ -106,10 +117,12 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
  * `xT` may give x already transposed to [C, N, H, W] (shared when x feeds several convs).
  */
 export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
-  hint = 'conv', xT?: string): string {
+  hint = 'conv', xT?: string, form: GradWeightForm = 'dilated'): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C] = xShape;
   const [, O, h, w] = dyShape;
+  if (k > 1 && form === 'tapconv') return convGradWeightTapConv(g, x, dy, win, xShape, dyShape, hint);
+  if (k > 1 && form !== 'dilated') return convGradWeightSlices(g, x, dy, win, xShape, dyShape, hint, form === 'im2col');
   if (k === 1 && p === 0) {
     const xs = s > 1
       ? op(g, 'Slice', [x, int64s(g, [0, 0]), int64s(g, [xShape[2], xShape[3]]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:xs`)
@@ -128,6 +141,56 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
   });
   const size: [number, number] = [xShape[2] + 2 * p - s * (h - 1), xShape[3] + 2 * p - s * (w - 1)];
   return swap01(g, crop(g, r, k, size, `${hint}:dWTk`), `${hint}:dW`);
+}
+
+/**
+ * dW = Σ_n dy[n] · cols[n]ᵀ with the im2col columns cols [N, C·k·k, h·w] made by ONE Conv: every input
+ * plane (N·C of them, as a batch of 1-channel images) against k·k one-hot kernels, with the layer's
+ * stride and padding. One copy of the k·k-fold data instead of slices, padding and a concatenation.
+ */
+function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4, hint: string): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const [N, C, H, W] = xShape;
+  const [, O, h, w] = dyShape;
+  const onehot = new Array<number>(k * k * k * k).fill(0);
+  for (let t = 0; t < k * k; t++) onehot[t * k * k + t] = 1;
+  const planes = op(g, 'Reshape', [x, int64s(g, [N * C, 1, H, W])], `${hint}:planes`);
+  const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k * k, 1, k, k])], `${hint}:taps`, {
+    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
+  });
+  const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k * k, h * w])], `${hint}:cols`);
+  const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
+  const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
+  const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
+  return op(g, 'Reshape', [sum, int64s(g, [O, C, k, k])], `${hint}:dW`);
+}
+
+/** dW by explicit kernel-tap slices of the padded input and MatMuls over pixels (batched over N, summed). */
+function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
+  hint: string, concat: boolean): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const [N, C] = xShape;
+  const [, O, h, w] = dyShape;
+  const xp = p > 0 ? op(g, 'Pad', [x, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:xpad`) : x;
+  const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
+  const taps: string[] = [];
+  for (let u = 0; u < k; u++) {
+    for (let v = 0; v < k; v++) {
+      const sl = op(g, 'Slice', [xp, int64s(g, [u, v]), int64s(g, [u + s * (h - 1) + 1, v + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
+      taps.push(op(g, 'Reshape', [sl, int64s(g, concat ? [N, C, 1, h * w] : [N, C, h * w])], `${hint}:tap2`));
+    }
+  }
+  // dW[o, c·taps] = Σ_n dy[n, o, :] · cols[n, c·taps, :]ᵀ (ORT fuses the Transpose into the MatMul)
+  const gemm = (cols: string): string => {
+    const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
+    return op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
+  };
+  if (concat) {
+    const cols = op(g, 'Reshape', [op(g, 'Concat', taps, `${hint}:cols4`, { axis: 2 }), int64s(g, [N, C * k * k, h * w])], `${hint}:cols`);
+    return op(g, 'Reshape', [gemm(cols), int64s(g, [O, C, k, k])], `${hint}:dW`);
+  }
+  const perTap = taps.map((t) => op(g, 'Unsqueeze', [gemm(t), int64s(g, [2])], `${hint}:dwtap`));
+  return op(g, 'Reshape', [op(g, 'Concat', perTap, `${hint}:dwcat`, { axis: 2 }), int64s(g, [O, C, k, k])], `${hint}:dW`);
 }
 
 /** dL/dx of y = ConvTranspose(x, W) (W [Cin, Cout, k, k]): a plain Conv of dy with the same W. */
@@ -156,7 +219,9 @@ export function biasGrad(g: GraphBuilder, dy: string, hint = 'bias'): string {
 // ------------------------------------------------------------------ batch-norm (training mode)
 
 export interface BatchNormSaved {
-  xhat: string;
+  /** x̂ ('explicit') or x − mean ('centered'): what the backward multiplies with. */
+  form: BatchNormForm;
+  saved: string;
   /** 1/sqrt(var + eps), [1, C, 1, 1]. */
   invstd: string;
   /** Elements per channel: N*H*W. */
@@ -172,17 +237,26 @@ export interface BatchNormTrainOut {
 
 /** y = γ·(x − mean)/sqrt(var + eps) + β with the batch's statistics (biased variance); writes `output`. */
 export function batchNormTrain(g: GraphBuilder, x: string, gamma: string, beta: string, eps: number, xShape: Shape4,
-  output: string, hint = 'bn'): BatchNormTrainOut {
+  output: string, hint = 'bn', form: BatchNormForm = 'explicit'): BatchNormTrainOut {
+  const count = xShape[0] * xShape[2] * xShape[3];
   const mean = op(g, 'ReduceMean', [x], `${hint}:mean`, { axes: AXES_NHW, keepdims: 1 });
   const xc = op(g, 'Sub', [x, mean], `${hint}:xc`);
-  const sq = op(g, 'Mul', [xc, xc], `${hint}:xc2`);
-  const variance = op(g, 'ReduceMean', [sq], `${hint}:var`, { axes: AXES_NHW, keepdims: 1 });
+  const variance = form === 'centered'
+    ? op(g, 'Mul', [op(g, 'ReduceSumSquare', [xc], `${hint}:ss`, { axes: AXES_NHW, keepdims: 1 }), g.constant(1 / count)], `${hint}:var`)
+    : op(g, 'ReduceMean', [op(g, 'Mul', [xc, xc], `${hint}:xc2`)], `${hint}:var`, { axes: AXES_NHW, keepdims: 1 });
   const std = op(g, 'Sqrt', [op(g, 'Add', [variance, g.constant(eps)], `${hint}:vareps`)], `${hint}:std`);
   const invstd = op(g, 'Reciprocal', [std], `${hint}:invstd`);
+  if (form === 'centered') {
+    // one fused pass: ORT's (inference) BatchNormalization of x − mean with mean 0 and the batch variance
+    const C = xShape[1];
+    g.node('BatchNormalization', [xc, gamma, beta, g.constant(new Array<number>(C).fill(0), 'float32', [C]), flatten1(g, variance, `${hint}:var1`)],
+      { epsilon: f(eps) }, output);
+    return { saved: { form, saved: xc, invstd, count }, mean, variance };
+  }
   const xhat = op(g, 'Mul', [xc, invstd], `${hint}:xhat`);
   const scaled = op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4`)], `${hint}:scaled`);
   g.node('Add', [scaled, perChannel(g, beta, `${hint}:beta4`)], {}, output);
-  return { saved: { xhat, invstd, count: xShape[0] * xShape[2] * xShape[3] }, mean, variance };
+  return { saved: { form, saved: xhat, invstd, count }, mean, variance };
 }
 
 /** PyTorch's running-statistics update: momentum m, unbiased variance. Returns [newMean, newVar] ([C]). */
@@ -202,17 +276,20 @@ export function batchNormRunningUpdate(g: GraphBuilder, out: BatchNormTrainOut, 
 export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved, gamma: string, hint = 'bn',
   needInput = true): { dx?: string; dgamma: string; dbeta: string } {
   const db4 = reduceNHW(g, dy, `${hint}:db4`);
-  const dg4 = reduceNHW(g, op(g, 'Mul', [dy, saved.xhat], `${hint}:dyxhat`), `${hint}:dg4`);
+  // Σ dy·x̂ directly, or invstd·Σ dy·(x − mean)
+  const dsaved = reduceNHW(g, op(g, 'Mul', [dy, saved.saved], `${hint}:dysaved`), `${hint}:dsaved`);
+  const dg4 = saved.form === 'centered' ? op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`) : dsaved;
   const dbeta = flatten1(g, db4, `${hint}:dbeta`);
   const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
   if (!needInput) return { dgamma, dbeta };
   const invM = g.constant(1 / saved.count);
   const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
-  // per-channel terms first (tiny), then three full-size passes: dy·k − x̂·(k·dγ/M) − k·dβ/M
-  const a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
+  // per-channel terms first (tiny), then the full-size passes: dy·k − saved·a − b, with a = k·dγ/M (x̂) or k·invstd·dγ/M (x − mean)
+  let a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
+  if (saved.form === 'centered') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
   const b = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), invM], `${hint}:b`);
   const t1 = op(g, 'Mul', [dy, k], `${hint}:dyk`);
-  const t2 = op(g, 'Mul', [saved.xhat, a], `${hint}:xa`);
+  const t2 = op(g, 'Mul', [saved.saved, a], `${hint}:xa`);
   const dx = op(g, 'Sub', [op(g, 'Sub', [t1, t2], `${hint}:dx1`), b], `${hint}:dx`);
   return { dx, dgamma, dbeta };
 }

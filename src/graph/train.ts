@@ -12,7 +12,7 @@ import { emitEvalLayer } from './inference.js';
 import {
   batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
   convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad,
-  softmaxCrossEntropy, type BatchNormSaved, type GradInputForm, type Shape4,
+  softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type GradInputForm, type GradWeightForm, type Shape4,
 } from './backward.js';
 
 export const IGNORE_LABEL = 255;
@@ -21,6 +21,9 @@ export const IGNORE_LABEL = 255;
 export interface TrainGraphTuning {
   /** Input gradient of stride-1 convolutions (strided ones always use ConvTranspose). */
   convGradInput?: GradInputForm;
+  /** Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). */
+  convGradWeight?: GradWeightForm;
+  batchNorm?: BatchNormForm;
 }
 
 export interface TrainGraphOptions {
@@ -129,7 +132,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'convtranspose', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { convGradInput: 'convtranspose', convGradWeight: 'dilated', batchNorm: 'explicit', ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
   const shape = (v: string): Shape4 => shapes.get(v)!;
   const specs = fcnParameters(arch);
@@ -177,7 +180,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       emitEvalLayer(g, layer, param);
     } else if (layer.op === 'batchnorm') {
       const out = batchNormTrain(g, layer.input, param(`${layer.name}.weight`), param(`${layer.name}.bias`), layer.eps,
-        shape(layer.input), layer.output, layer.name);
+        shape(layer.input), layer.output, layer.name, tuning.batchNorm);
       bnSaved.set(i, out.saved);
       const rm = `${layer.name}.running_mean`;
       const rv = `${layer.name}.running_var`;
@@ -208,7 +211,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       case 'conv': {
         const dyShape = shape(layer.output);
         const xShape = shape(layer.input);
-        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name));
+        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, undefined, tuning.convGradWeight));
         if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
         if (needsGrad.has(layer.input)) {
           const form = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
