@@ -37,3 +37,7 @@ export { prepareSplit, epochBatches, batchesPerEpoch } from "./data/batches.js";
 export type { Batch, BatchOptions, SmallImages } from "./data/batches.js";
 export { generateSynthVoc, renderSynthExample, SYNTH_CLASSES, SYNTH_DEFAULTS } from "./data/synth.js";
 export type { SynthOptions, SynthResult, SynthShape } from "./data/synth.js";
+export { train, formatEpoch, TRAIN_DEFAULTS, renderCurves, writeCurves, decodeTrainState, TRAIN_STATE_KEY } from "./train/index.js";
+export type { TrainOptions, TrainResult, EpochMetrics, RunConfig, TrainState } from "./train/index.js";
+export { demo, DEMO_SETTINGS } from "./train/demo.js";
+export type { DemoOptions, DemoResult, DemoSettings } from "./train/demo.js";
