@@ -23,17 +23,21 @@ interface Variant {
 
 // Named changes; a variant is one name or several joined by '+' (e.g. im2col+dxconv+noarena).
 const CHANGES: Record<string, Variant> = {
-  base: {},
+  base: {}, // the defaults of compileTrainStep and TrainStep
   dxconv: { tuning: { convGradInput: 'conv' } },
   dxconvT: { tuning: { convGradInput: 'convtranspose' } },
   dilated: { tuning: { convGradWeight: 'dilated' } },
+  autodw: { tuning: { convGradWeight: 'auto' } },
   shifts: { tuning: { convGradWeight: 'shifts' } },
   im2col: { tuning: { convGradWeight: 'im2col' } },
   tapconv: { tuning: { convGradWeight: 'tapconv' } },
+  blocks: { tuning: { convTranspose: 'blocks' } },
   bnexplicit: { tuning: { batchNorm: 'explicit' } },
   bncentered: { tuning: { batchNorm: 'centered' } },
   noopt: { session: { optimization: 'basic' } },
+  optextended: { session: { optimization: 'extended' } },
   nomempattern: { session: { memPattern: false } },
+  mempattern: { session: { memPattern: true } },
   noarena: { session: { memArena: false } },
 };
 

@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { GraphBuilder, type DType } from '../src/graph/onnx.js';
 import {
   batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
-  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, reluGrad,
+  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, convTransposeBlocks, convTransposeBlocksGradInput,
+  convTransposeBlocksGradOutput, convTransposeBlocksGradWeight, maxPoolGrad, maxPoolWithIndices, reluGrad,
   softmaxCrossEntropy, type BatchNormForm, type GradInputForm, type GradWeightForm, type Shape4, type Window,
 } from '../src/graph/backward.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
@@ -133,7 +134,7 @@ function convCase(xShape: Shape4, outC: number, win: Window, bias: boolean, form
   };
 }
 
-function convTransposeCase(xShape: Shape4, outC: number, win: Window): OpCase {
+function convTransposeCase(xShape: Shape4, outC: number, win: Window, blocks = false): OpCase {
   const [N, C, h, w] = xShape;
   const k = win.kernel;
   const yShape: Shape4 = [N, outC, convTransposeOutSize(h, win), convTransposeOutSize(w, win)];
@@ -145,6 +146,18 @@ function convTransposeCase(xShape: Shape4, outC: number, win: Window): OpCase {
     ],
     outShape: yShape, eps: 1,
     emit(g) {
+      if (blocks) {
+        const saved = convTransposeBlocks(g, 'x', 'w', 'b', win, xShape, outC, 'y');
+        const dD = convTransposeBlocksGradOutput(g, 'dy', win, xShape, outC);
+        return {
+          y: 'y',
+          grads: {
+            x: convTransposeBlocksGradInput(g, dD, saved, win, xShape),
+            w: convTransposeBlocksGradWeight(g, dD, saved, win, C, outC),
+            b: biasGrad(g, 'dy'),
+          },
+        };
+      }
       const y = g.node('ConvTranspose', ['x', 'w', 'b'], {
         kernel_shape: [k, k], strides: [win.stride, win.stride], pads: [win.pad, win.pad, win.pad, win.pad],
       }, 'y');
@@ -198,11 +211,41 @@ test('transposed-conv gradients match finite differences: k4 s2 p1 and the k64 s
   const cases: [string, OpCase][] = [
     ['k4 s2 p1', convTransposeCase([2, 3, 3, 4], 2, { kernel: 4, stride: 2, pad: 1 })],
     ['k64 s32 p16', convTransposeCase([2, 3, 2, 3], 3, { kernel: 64, stride: 32, pad: 16 })],
+    ['k64 s32 p16 as block GEMMs', convTransposeCase([2, 3, 2, 3], 3, { kernel: 64, stride: 32, pad: 16 }, true)],
+    ['k4 s2 p1 as block GEMMs', convTransposeCase([2, 3, 3, 4], 2, { kernel: 4, stride: 2, pad: 1 }, true)],
+    ['k6 s2 p0 (three taps) as block GEMMs', convTransposeCase([1, 2, 3, 2], 3, { kernel: 6, stride: 2, pad: 0 }, true)],
   ];
   for (const [name, c] of cases) {
     const err = await gradcheck(c);
     t.diagnostic(`${name}: worst relative error ${err.toExponential(2)}`);
     assert.ok(err < LINEAR_TOL, `${name}: worst relative error ${err.toExponential(2)} ≥ ${LINEAR_TOL}`);
+  }
+});
+
+test('the block form of a transposed conv computes what ConvTranspose computes', async () => {
+  for (const [xShape, outC, win] of [[[2, 3, 2, 3], 4, { kernel: 64, stride: 32, pad: 16 }], [[1, 2, 3, 4], 3, { kernel: 6, stride: 2, pad: 1 }]] as [Shape4, number, Window][]) {
+    const [N, C, h, w] = xShape;
+    const k = win.kernel;
+    const yShape = [N, outC, convTransposeOutSize(h, win), convTransposeOutSize(w, win)];
+    const g = new GraphBuilder('blocks');
+    g.input('x', 'float32', xShape);
+    g.input('w', 'float32', [C, outC, k, k]);
+    g.input('b', 'float32', [outC]);
+    g.node('ConvTranspose', ['x', 'w', 'b'], { kernel_shape: [k, k], strides: [win.stride, win.stride], pads: [win.pad, win.pad, win.pad, win.pad] }, 'ref');
+    convTransposeBlocks(g, 'x', 'w', 'b', win, xShape, outC, 'y');
+    g.output('ref', 'float32', yShape);
+    g.output('y', 'float32', yShape);
+    const session = await Session.create(g.encode(), { threads: 1 });
+    const res = await session.run({
+      x: { dtype: 'float32', dims: xShape, data: normals(size(xShape)) },
+      w: { dtype: 'float32', dims: [C, outC, k, k], data: normals(C * outC * k * k) },
+      b: { dtype: 'float32', dims: [outC], data: normals(outC) },
+    });
+    await session.dispose();
+    const ref = res.ref!.data as Float32Array;
+    const y = res.y!.data as Float32Array;
+    assert.equal(y.length, size(yShape));
+    for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i]! - ref[i]!) < 1e-5 * (1 + Math.abs(ref[i]!)), `k${k}: y[${i}] ${y[i]} vs ${ref[i]}`);
   }
 });
 

@@ -28,7 +28,11 @@ export type GradInputForm = 'convtranspose' | 'conv';
  */
 export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
 
-/** Train-mode batch-norm: 'explicit' = normalise by hand, keep x̂; 'centered' = keep x − mean, scale it with ORT's BatchNormalization. */
+/**
+ * Train-mode batch-norm: 'explicit' = normalise by hand, keep x̂; 'centered' = keep x − mean, scale it
+ * with ORT's (inference) BatchNormalization. (ORT's BatchNormalization with training_mode=1 is not
+ * used: its batch-statistics outputs alias its mean/var inputs, so shared constants get overwritten.)
+ */
 export type BatchNormForm = 'explicit' | 'centered';
 
 export function convOutSize(size: number, w: Window): number {
@@ -211,6 +215,110 @@ export function convTransposeGradWeight(g: GraphBuilder, x: string, dy: string, 
   return swap01(g, crop(g, r, k, size, `${hint}:dWTk`), `${hint}:dW`);
 }
 
+// ---- transposed convolution with kernel = m·stride, as GEMMs over stride x stride output blocks
+//
+// Every output block (A, B) of s x s pixels of the uncropped output gets contributions from exactly
+// the m x m input pixels (A − di, B − dj). So with X4 = the m² shifted copies of x stacked on the
+// channel axis ([N, m²·Cin, P], P = (h+m−1)(w+m−1): tiny) and Wb = W rearranged to [m²·Cin, s²·Cout],
+// the blocks are one MatMul, D = Wbᵀ·X4 ([N, s²·Cout, P]), put in place by DepthToSpace and cropped
+// by the padding. dx = Wb·dD and dW = Σ_n X4·dDᵀ are MatMuls too, with dD = SpaceToDepth(pad(dy)).
+// Channel order (u, v, co) is DepthToSpace's DCR / SpaceToDepth's order.
+
+/** What the block form's backward reuses from its forward. */
+export interface BlockConvTransposeSaved {
+  /** [N, m²·Cin, P] */
+  x4: string;
+  /** W as [m²·Cin, s²·Cout], rows (di, dj, ci), columns (u, v, co). */
+  wb: string;
+}
+
+/** True when the block form applies: the kernel is a multiple of the stride. */
+export function blockFormApplies(win: Window): boolean {
+  return win.kernel % win.stride === 0 && win.pad >= 0;
+}
+
+/** y = ConvTranspose(x, W, b) (W [Cin, Cout, k, k], k = m·s) by block GEMMs; writes `output`. */
+export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window, xShape: Shape4,
+  Cout: number, output: string, hint = 'convT'): BlockConvTransposeSaved {
+  const { kernel: k, stride: s, pad: p } = win;
+  const m = k / s;
+  const [N, Cin, h, wd] = xShape;
+  const Hf = h + m - 1;
+  const Wf = wd + m - 1;
+  // X4: shifted copies of x, zero outside: xs_(di,dj)[A, B] = x[A − di, B − dj]
+  const xp = m > 1 ? op(g, 'Pad', [x, int64s(g, [0, 0, m - 1, m - 1, 0, 0, m - 1, m - 1])], `${hint}:xpad`) : x;
+  const taps: string[] = [];
+  for (let di = 0; di < m; di++) {
+    for (let dj = 0; dj < m; dj++) {
+      taps.push(m > 1
+        ? op(g, 'Slice', [xp, int64s(g, [m - 1 - di, m - 1 - dj]), int64s(g, [m - 1 - di + Hf, m - 1 - dj + Wf]), int64s(g, [2, 3])], `${hint}:xtap`)
+        : xp);
+    }
+  }
+  const x4 = op(g, 'Reshape', [taps.length > 1 ? op(g, 'Concat', taps, `${hint}:x4c`, { axis: 1 }) : taps[0]!, int64s(g, [N, m * m * Cin, Hf * Wf])], `${hint}:x4`);
+  // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v]
+  const w6 = op(g, 'Reshape', [w, int64s(g, [Cin, Cout, m, s, m, s])], `${hint}:w6`);
+  const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: [2, 4, 0, 3, 5, 1] }), int64s(g, [m * m * Cin, s * s * Cout])], `${hint}:wb`);
+  let wbT = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbTt`, { perm: [3, 5, 1, 2, 4, 0] }), int64s(g, [s * s * Cout, m * m * Cin])], `${hint}:wbT`);
+  let cols = x4;
+  if (bias) {
+    // the bias as one more input row of ones: D = [Wbᵀ | b] · [X4; 1]
+    const bBlocks = op(g, 'Reshape', [op(g, 'Tile', [op(g, 'Reshape', [bias, int64s(g, [1, Cout])], `${hint}:b2`), int64s(g, [s * s, 1])], `${hint}:btile`),
+      int64s(g, [s * s * Cout, 1])], `${hint}:bblocks`);
+    wbT = op(g, 'Concat', [wbT, bBlocks], `${hint}:wbTb`, { axis: 1 });
+    cols = op(g, 'Concat', [x4, g.constant(new Array<number>(N * Hf * Wf).fill(1), 'float32', [N, 1, Hf * Wf])], `${hint}:x4b`, { axis: 1 });
+  }
+  const D = op(g, 'Reshape', [op(g, 'MatMul', [wbT, cols], `${hint}:D`), int64s(g, [N, s * s * Cout, Hf, Wf])], `${hint}:D4`);
+  if (p === 0) {
+    g.node('DepthToSpace', [D], { blocksize: s, mode: 'DCR' }, output);
+  } else {
+    const full = op(g, 'DepthToSpace', [D], `${hint}:yfull`, { blocksize: s, mode: 'DCR' });
+    g.node('Slice', [full, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
+  }
+  return { x4, wb };
+}
+
+/** dD = SpaceToDepth(pad(dy)) as [N, s²·Cout, P]: shared by the block form's dx and dW. */
+export function convTransposeBlocksGradOutput(g: GraphBuilder, dy: string, win: Window, xShape: Shape4, Cout: number, hint = 'convT'): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const m = k / s;
+  const [N, , h, wd] = xShape;
+  const dyp = p > 0 ? op(g, 'Pad', [dy, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:dypad`) : dy;
+  const dD = op(g, 'SpaceToDepth', [dyp], `${hint}:dD4`, { blocksize: s });
+  return op(g, 'Reshape', [dD, int64s(g, [N, s * s * Cout, (h + m - 1) * (wd + m - 1)])], `${hint}:dD`);
+}
+
+/** dx = Σ over taps of the shifted blocks of Wb·dD. */
+export function convTransposeBlocksGradInput(g: GraphBuilder, dD: string, saved: BlockConvTransposeSaved, win: Window, xShape: Shape4,
+  hint = 'convT'): string {
+  const m = win.kernel / win.stride;
+  const [N, Cin, h, wd] = xShape;
+  const Hf = h + m - 1;
+  const Wf = wd + m - 1;
+  const P = op(g, 'Reshape', [op(g, 'MatMul', [saved.wb, dD], `${hint}:Pm`), int64s(g, [N, m * m, Cin, Hf, Wf])], `${hint}:P5`);
+  let dx: string | undefined;
+  for (let di = 0; di < m; di++) {
+    for (let dj = 0; dj < m; dj++) {
+      const t = di * m + dj;
+      const part = op(g, 'Slice', [P, int64s(g, [t, di, dj]), int64s(g, [t + 1, di + h, dj + wd]), int64s(g, [1, 3, 4])], `${hint}:dxtap`);
+      dx = dx ? op(g, 'Add', [dx, part], `${hint}:dxsum`) : part;
+    }
+  }
+  return op(g, 'Reshape', [dx!, int64s(g, [N, Cin, h, wd])], `${hint}:dx`);
+}
+
+/** dW = Σ_n X4[n]·dD[n]ᵀ, rearranged to [Cin, Cout, k, k]. */
+export function convTransposeBlocksGradWeight(g: GraphBuilder, dD: string, saved: BlockConvTransposeSaved, win: Window, Cin: number, Cout: number,
+  hint = 'convT'): string {
+  const { kernel: k, stride: s } = win;
+  const m = k / s;
+  const prod = op(g, 'MatMul', [saved.x4, op(g, 'Transpose', [dD], `${hint}:dDT`, { perm: [0, 2, 1] })], `${hint}:dWn`);
+  const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dWb`, { keepdims: 0 });
+  // rows (di, dj, ci), columns (u, v, co) -> [ci, co, di, u, dj, v]
+  const six = op(g, 'Reshape', [sum, int64s(g, [m, m, Cin, s, s, Cout])], `${hint}:dW6`);
+  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dW6t`, { perm: [2, 5, 0, 3, 1, 4] }), int64s(g, [Cin, Cout, k, k])], `${hint}:dW`);
+}
+
 /** dL/db of a bias added per output channel. */
 export function biasGrad(g: GraphBuilder, dy: string, hint = 'bias'): string {
   return op(g, 'ReduceSum', [dy, int64s(g, AXES_NHW)], `${hint}:db`, { keepdims: 0 });
@@ -278,7 +386,7 @@ export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved
   const db4 = reduceNHW(g, dy, `${hint}:db4`);
   // Σ dy·x̂ directly, or invstd·Σ dy·(x − mean)
   const dsaved = reduceNHW(g, op(g, 'Mul', [dy, saved.saved], `${hint}:dysaved`), `${hint}:dsaved`);
-  const dg4 = saved.form === 'centered' ? op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`) : dsaved;
+  const dg4 = saved.form === 'explicit' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
   const dbeta = flatten1(g, db4, `${hint}:dbeta`);
   const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
   if (!needInput) return { dgamma, dbeta };
@@ -286,7 +394,7 @@ export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved
   const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
   // per-channel terms first (tiny), then the full-size passes: dy·k − saved·a − b, with a = k·dγ/M (x̂) or k·invstd·dγ/M (x − mean)
   let a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
-  if (saved.form === 'centered') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
+  if (saved.form !== 'explicit') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
   const b = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), invM], `${hint}:b`);
   const t1 = op(g, 'Mul', [dy, k], `${hint}:dyk`);
   const t2 = op(g, 'Mul', [saved.saved, a], `${hint}:xa`);

@@ -12,6 +12,8 @@ import { emitEvalLayer } from './inference.js';
 import {
   batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
   convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad,
+  blockFormApplies, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
+  type BlockConvTransposeSaved,
   softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type GradInputForm, type GradWeightForm, type Shape4,
 } from './backward.js';
 
@@ -21,9 +23,14 @@ export const IGNORE_LABEL = 255;
 export interface TrainGraphTuning {
   /** Input gradient of stride-1 convolutions (strided ones always use ConvTranspose). */
   convGradInput?: GradInputForm;
-  /** Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). */
-  convGradWeight?: GradWeightForm;
+  /**
+   * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto': im2col,
+   * except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49 tiny slices cost more).
+   */
+  convGradWeight?: GradWeightForm | 'auto';
   batchNorm?: BatchNormForm;
+  /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
+  convTranspose?: 'convtranspose' | 'blocks';
 }
 
 export interface TrainGraphOptions {
@@ -132,7 +139,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'convtranspose', convGradWeight: 'dilated', batchNorm: 'explicit', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'auto', batchNorm: 'explicit', convTranspose: 'convtranspose', ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
   const shape = (v: string): Shape4 => shapes.get(v)!;
   const specs = fcnParameters(arch);
@@ -175,9 +182,13 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   // ---- forward (train mode where trained, eval mode where frozen)
   const bnSaved = new Map<number, BatchNormSaved>();
   const poolIndices = new Map<number, string>();
+  const blockSaved = new Map<number, BlockConvTransposeSaved>();
   arch.layers.forEach((layer, i) => {
     if (frozenLayer(i)) {
       emitEvalLayer(g, layer, param);
+    } else if (layer.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(layer)) {
+      blockSaved.set(i, convTransposeBlocks(g, layer.input, param(`${layer.name}.weight`), layer.bias ? param(`${layer.name}.bias`) : undefined,
+        layer, shape(layer.input), layer.outChannels, layer.output, layer.name));
     } else if (layer.op === 'batchnorm') {
       const out = batchNormTrain(g, layer.input, param(`${layer.name}.weight`), param(`${layer.name}.bias`), layer.eps,
         shape(layer.input), layer.output, layer.name, tuning.batchNorm);
@@ -211,7 +222,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       case 'conv': {
         const dyShape = shape(layer.output);
         const xShape = shape(layer.input);
-        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, undefined, tuning.convGradWeight));
+        const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col') : tuning.convGradWeight;
+        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, undefined, wForm));
         if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
         if (needsGrad.has(layer.input)) {
           const form = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
@@ -220,6 +232,14 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
         break;
       }
       case 'convtranspose': {
+        const saved = blockSaved.get(i);
+        if (saved) {
+          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name);
+          paramGrads.set(`${layer.name}.weight`, convTransposeBlocksGradWeight(g, dD, saved, layer, layer.inChannels, layer.outChannels, layer.name));
+          if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
+          if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, shape(layer.input), layer.name));
+          break;
+        }
         paramGrads.set(`${layer.name}.weight`, convTransposeGradWeight(g, layer.input, dy, layer, shape(layer.input), shape(layer.output), layer.name));
         if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
         if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeGradInput(g, dy, param(`${layer.name}.weight`), layer, layer.name));
