@@ -32,6 +32,7 @@ const CHANGES: Record<string, Variant> = {
   im2col: { tuning: { convGradWeight: 'im2col' } },
   tapconv: { tuning: { convGradWeight: 'tapconv' } },
   blocks: { tuning: { convTranspose: 'blocks' } },
+  upconvT: { tuning: { convTranspose: 'convtranspose' } },
   bnexplicit: { tuning: { batchNorm: 'explicit' } },
   bncentered: { tuning: { batchNorm: 'centered' } },
   noopt: { session: { optimization: 'basic' } },

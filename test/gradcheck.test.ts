@@ -397,7 +397,7 @@ test('softmax cross-entropy with ignore 255: loss, counts and gradient', async (
     ],
     outShape: [], eps: 1e-2, directions: 3,
     emit(g) {
-      const r = softmaxCrossEntropy(g, 'logits', 'labels', C, 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
+      const r = softmaxCrossEntropy(g, 'logits', 'labels', 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
       g.output('correct', 'int64', []);
       g.output('valid', 'int64', []);
       return { y: 'loss', grads: { logits: r.dlogits } };
@@ -410,7 +410,7 @@ test('softmax cross-entropy with ignore 255: loss, counts and gradient', async (
   const g = new GraphBuilder('ce');
   g.input('logits', 'float32', [N, C, H, W]);
   g.input('labels', 'uint8', [N, H, W]);
-  const r = softmaxCrossEntropy(g, 'logits', 'labels', C, 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
+  const r = softmaxCrossEntropy(g, 'logits', 'labels', 255, { loss: 'loss', correct: 'correct', valid: 'valid' });
   g.output('loss', 'float32', []);
   g.output('correct', 'int64', []);
   g.output('valid', 'int64', []);

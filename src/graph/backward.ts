@@ -219,16 +219,16 @@ export function convTransposeGradWeight(g: GraphBuilder, x: string, dy: string, 
 //
 // Every output block (A, B) of s x s pixels of the uncropped output gets contributions from exactly
 // the m x m input pixels (A − di, B − dj). So with X4 = the m² shifted copies of x stacked on the
-// channel axis ([N, m²·Cin, P], P = (h+m−1)(w+m−1): tiny) and Wb = W rearranged to [m²·Cin, s²·Cout],
-// the blocks are one MatMul, D = Wbᵀ·X4 ([N, s²·Cout, P]), put in place by DepthToSpace and cropped
-// by the padding. dx = Wb·dD and dW = Σ_n X4·dDᵀ are MatMuls too, with dD = SpaceToDepth(pad(dy)).
-// Channel order (u, v, co) is DepthToSpace's DCR / SpaceToDepth's order.
+// channel axis ([N, m²·Cin, P], P = (h+m−1)(w+m−1): tiny) and Wb = W rearranged to [m²·Cin, Cout·s²],
+// the blocks of all pixels are one MatMul, Dᵀ = X4ᵀ·Wb ([N, P, Cout·s²]), put in place by a Transpose
+// that keeps rows of s values together, and cropped by the padding. dx = shifted sums of dDᵀ·Wbᵀ and
+// dW = Σ_n X4·dDᵀ are MatMuls too, with dDᵀ the same Transpose of the padded dy.
 
 /** What the block form's backward reuses from its forward. */
 export interface BlockConvTransposeSaved {
   /** [N, m²·Cin, P] */
   x4: string;
-  /** W as [m²·Cin, s²·Cout], rows (di, dj, ci), columns (u, v, co). */
+  /** W as [m²·Cin, Cout·s²], rows (di, dj, ci), columns (co, u, v). */
   wb: string;
 }
 
@@ -256,46 +256,46 @@ export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias:
     }
   }
   const x4 = op(g, 'Reshape', [taps.length > 1 ? op(g, 'Concat', taps, `${hint}:x4c`, { axis: 1 }) : taps[0]!, int64s(g, [N, m * m * Cin, Hf * Wf])], `${hint}:x4`);
-  // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v]
+  // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v] -> [(di, dj, ci), (co, u, v)]
   const w6 = op(g, 'Reshape', [w, int64s(g, [Cin, Cout, m, s, m, s])], `${hint}:w6`);
-  const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: [2, 4, 0, 3, 5, 1] }), int64s(g, [m * m * Cin, s * s * Cout])], `${hint}:wb`);
-  let wbT = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbTt`, { perm: [3, 5, 1, 2, 4, 0] }), int64s(g, [s * s * Cout, m * m * Cin])], `${hint}:wbT`);
-  let cols = x4;
+  const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: [2, 4, 0, 1, 3, 5] }), int64s(g, [m * m * Cin, Cout * s * s])], `${hint}:wb`);
+  let rows = op(g, 'Transpose', [x4], `${hint}:x4T`, { perm: [0, 2, 1] });
+  let weights = wb;
   if (bias) {
-    // the bias as one more input row of ones: D = [Wbᵀ | b] · [X4; 1]
-    const bBlocks = op(g, 'Reshape', [op(g, 'Tile', [op(g, 'Reshape', [bias, int64s(g, [1, Cout])], `${hint}:b2`), int64s(g, [s * s, 1])], `${hint}:btile`),
-      int64s(g, [s * s * Cout, 1])], `${hint}:bblocks`);
-    wbT = op(g, 'Concat', [wbT, bBlocks], `${hint}:wbTb`, { axis: 1 });
-    cols = op(g, 'Concat', [x4, g.constant(new Array<number>(N * Hf * Wf).fill(1), 'float32', [N, 1, Hf * Wf])], `${hint}:x4b`, { axis: 1 });
+    // the bias as one more input column of ones: Dᵀ = [X4ᵀ | 1] · [Wb; b]
+    const bRow = op(g, 'Reshape', [op(g, 'Expand', [op(g, 'Reshape', [bias, int64s(g, [Cout, 1])], `${hint}:b2`), int64s(g, [Cout, s * s])], `${hint}:bexp`),
+      int64s(g, [1, Cout * s * s])], `${hint}:brow`);
+    weights = op(g, 'Concat', [wb, bRow], `${hint}:wbb`, { axis: 0 });
+    rows = op(g, 'Concat', [rows, g.constant(new Array<number>(N * Hf * Wf).fill(1), 'float32', [N, Hf * Wf, 1])], `${hint}:x4Tb`, { axis: 2 });
   }
-  const D = op(g, 'Reshape', [op(g, 'MatMul', [wbT, cols], `${hint}:D`), int64s(g, [N, s * s * Cout, Hf, Wf])], `${hint}:D4`);
-  if (p === 0) {
-    g.node('DepthToSpace', [D], { blocksize: s, mode: 'DCR' }, output);
-  } else {
-    const full = op(g, 'DepthToSpace', [D], `${hint}:yfull`, { blocksize: s, mode: 'DCR' });
-    g.node('Slice', [full, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
-  }
+  const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), int64s(g, [N, Hf, Wf, Cout, s, s])], `${hint}:DT6`);
+  const placed = op(g, 'Reshape', [op(g, 'Transpose', [DT], `${hint}:Y6`, { perm: [0, 3, 1, 4, 2, 5] }), int64s(g, [N, Cout, Hf * s, Wf * s])], `${hint}:yfull`);
+  if (p === 0) g.node('Identity', [placed], {}, output);
+  else g.node('Slice', [placed, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
   return { x4, wb };
 }
 
-/** dD = SpaceToDepth(pad(dy)) as [N, s²·Cout, P]: shared by the block form's dx and dW. */
+/** dDᵀ: the padded dy as [N, P, Cout·s²] (blocks of s x s per pixel): shared by the block form's dx and dW. */
 export function convTransposeBlocksGradOutput(g: GraphBuilder, dy: string, win: Window, xShape: Shape4, Cout: number, hint = 'convT'): string {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   const [N, , h, wd] = xShape;
+  const Hf = h + m - 1;
+  const Wf = wd + m - 1;
   const dyp = p > 0 ? op(g, 'Pad', [dy, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:dypad`) : dy;
-  const dD = op(g, 'SpaceToDepth', [dyp], `${hint}:dD4`, { blocksize: s });
-  return op(g, 'Reshape', [dD, int64s(g, [N, s * s * Cout, (h + m - 1) * (wd + m - 1)])], `${hint}:dD`);
+  const six = op(g, 'Reshape', [dyp, int64s(g, [N, Cout, Hf, s, Wf, s])], `${hint}:dy6`);
+  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dDT6`, { perm: [0, 2, 4, 1, 3, 5] }), int64s(g, [N, Hf * Wf, Cout * s * s])], `${hint}:dDT`);
 }
 
-/** dx = Σ over taps of the shifted blocks of Wb·dD. */
-export function convTransposeBlocksGradInput(g: GraphBuilder, dD: string, saved: BlockConvTransposeSaved, win: Window, xShape: Shape4,
+/** dx = Σ over taps of the shifted blocks of dDᵀ·Wbᵀ. */
+export function convTransposeBlocksGradInput(g: GraphBuilder, dDT: string, saved: BlockConvTransposeSaved, win: Window, xShape: Shape4,
   hint = 'convT'): string {
   const m = win.kernel / win.stride;
   const [N, Cin, h, wd] = xShape;
   const Hf = h + m - 1;
   const Wf = wd + m - 1;
-  const P = op(g, 'Reshape', [op(g, 'MatMul', [saved.wb, dD], `${hint}:Pm`), int64s(g, [N, m * m, Cin, Hf, Wf])], `${hint}:P5`);
+  const PT = op(g, 'MatMul', [dDT, op(g, 'Transpose', [saved.wb], `${hint}:wbT`, { perm: [1, 0] })], `${hint}:PT`);
+  const P = op(g, 'Reshape', [op(g, 'Transpose', [PT], `${hint}:Pm`, { perm: [0, 2, 1] }), int64s(g, [N, m * m, Cin, Hf, Wf])], `${hint}:P5`);
   let dx: string | undefined;
   for (let di = 0; di < m; di++) {
     for (let dj = 0; dj < m; dj++) {
@@ -307,16 +307,16 @@ export function convTransposeBlocksGradInput(g: GraphBuilder, dD: string, saved:
   return op(g, 'Reshape', [dx!, int64s(g, [N, Cin, h, wd])], `${hint}:dx`);
 }
 
-/** dW = Σ_n X4[n]·dD[n]ᵀ, rearranged to [Cin, Cout, k, k]. */
-export function convTransposeBlocksGradWeight(g: GraphBuilder, dD: string, saved: BlockConvTransposeSaved, win: Window, Cin: number, Cout: number,
+/** dW = Σ_n X4[n]·dDᵀ[n], rearranged to [Cin, Cout, k, k]. */
+export function convTransposeBlocksGradWeight(g: GraphBuilder, dDT: string, saved: BlockConvTransposeSaved, win: Window, Cin: number, Cout: number,
   hint = 'convT'): string {
   const { kernel: k, stride: s } = win;
   const m = k / s;
-  const prod = op(g, 'MatMul', [saved.x4, op(g, 'Transpose', [dD], `${hint}:dDT`, { perm: [0, 2, 1] })], `${hint}:dWn`);
+  const prod = op(g, 'MatMul', [saved.x4, dDT], `${hint}:dWn`);
   const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dWb`, { keepdims: 0 });
-  // rows (di, dj, ci), columns (u, v, co) -> [ci, co, di, u, dj, v]
-  const six = op(g, 'Reshape', [sum, int64s(g, [m, m, Cin, s, s, Cout])], `${hint}:dW6`);
-  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dW6t`, { perm: [2, 5, 0, 3, 1, 4] }), int64s(g, [Cin, Cout, k, k])], `${hint}:dW`);
+  // rows (di, dj, ci), columns (co, u, v) -> [ci, co, di, u, dj, v]
+  const six = op(g, 'Reshape', [sum, int64s(g, [m, m, Cin, Cout, s, s])], `${hint}:dW6`);
+  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dW6t`, { perm: [2, 3, 0, 4, 1, 5] }), int64s(g, [Cin, Cout, k, k])], `${hint}:dW`);
 }
 
 /** dL/db of a bias added per output channel. */
@@ -446,7 +446,7 @@ export interface CrossEntropyOut {
  * Per-pixel softmax cross-entropy with an ignore label; per image the mean over its valid pixels
  * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W].
  */
-export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, numClasses: number, ignore: number,
+export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, ignore: number,
   outputs: { loss: string; correct: string; valid: string }): CrossEntropyOut {
   const lab = op(g, 'Unsqueeze', [op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ }), int64s(g, [1])], 'ce:lab');
   const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
@@ -461,12 +461,11 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
   const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, [1, 2, 3])], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
   const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, [1, 2, 3])], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
   g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
-  // dlogits = (softmax − onehot)·valid/count
+  // dlogits = (softmax − onehot)·valid/count: e·(scale/s), then −scale added at each pixel's target class
+  // (a scatter of N·H·W values instead of building a one-hot tensor of the logits' size)
   const scale = op(g, 'Div', [vf, count], 'ce:scale');
-  const classes = g.constant(Array.from({ length: numClasses }, (_, i) => i), 'int64', [1, numClasses, 1, 1]);
-  const onehot = op(g, 'Cast', [op(g, 'Equal', [target, classes], 'ce:eq')], 'ce:onehot', { to: 1 });
-  const p = op(g, 'Div', [e, s], 'ce:p');
-  const dl = op(g, 'Mul', [op(g, 'Sub', [p, onehot], 'ce:pm'), scale], 'ce:dlogits');
+  const q = op(g, 'Mul', [e, op(g, 'Div', [scale, s], 'ce:scale_s')], 'ce:q');
+  const dl = op(g, 'ScatterElements', [q, target, op(g, 'Neg', [scale], 'ce:negscale')], 'ce:dlogits', { axis: 1, reduction: 'add' });
   // pixel accuracy counts
   const pred = op(g, 'ArgMax', [logits], 'ce:argmax', { axis: 1, keepdims: 1 });
   const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');

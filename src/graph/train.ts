@@ -139,7 +139,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'auto', batchNorm: 'explicit', convTranspose: 'convtranspose', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'auto', batchNorm: 'explicit', convTranspose: 'blocks', ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
   const shape = (v: string): Shape4 => shapes.get(v)!;
   const specs = fcnParameters(arch);
@@ -203,7 +203,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     }
   });
 
-  const ce = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, arch.numClasses, IGNORE_LABEL,
+  const ce = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
     { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid });
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
