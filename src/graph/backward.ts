@@ -100,10 +100,14 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
   form: GradInputForm = 'convtranspose', hint = 'conv'): string {
   const { kernel: k, stride: s, pad: p } = win;
   if (form === 'conv' && s === 1) {
-    // correlation with the spatially flipped kernel, input and output channels swapped
-    const big = -(2 ** 31);
-    const flipped = op(g, 'Slice', [w, int64s(g, [-1, -1]), int64s(g, [big, big]), int64s(g, [2, 3]), int64s(g, [-1, -1])], `${hint}:wflip`);
-    const wt = swap01(g, flipped, `${hint}:wflipT`);
+    // correlation with the spatially flipped kernel, input and output channels swapped; the flip is a
+    // MatMul with the k²-tap reversal (ORT's Slice with negative steps copies element by element)
+    const [O, C] = [dyShape[1], inShape[1]];
+    const reversal = new Array<number>(k ** 4).fill(0);
+    for (let t = 0; t < k * k; t++) reversal[t * k * k + (k * k - 1 - t)] = 1;
+    const rows = op(g, 'Reshape', [swap01(g, w, `${hint}:wT`), int64s(g, [C * O, k * k])], `${hint}:wTrows`);
+    const wt = op(g, 'Reshape', [op(g, 'MatMul', [rows, g.constant(reversal, 'float32', [k * k, k * k])], `${hint}:wflip`),
+      int64s(g, [C, O, k, k])], `${hint}:wflipT`);
     return op(g, 'Conv', [dy, wt], `${hint}:dx`, {
       kernel_shape: [k, k], pads: [k - 1 - p, k - 1 - p, k - 1 - p, k - 1 - p],
     });
