@@ -4,8 +4,9 @@
 // hits them alike; compare numbers within one run only.
 //
 //   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
-//        [--rounds 2] [--variants base,...] [--threads 2] [--torch] [--profile DIR] [--ab]
+//        [--rounds 2] [--variants base,...] [--threads 2] [--momentum 0] [--torch] [--profile DIR] [--ab]
 //
+// SGD with weight decay 1e-3 and momentum 0 (the book's settings, and bench/torch_bench.py's).
 // --variants picks formulation/session alternatives (see CHANGES); --torch adds PyTorch 1.13
 // autograd via bench/torch_bench.py (Debian's /usr/bin/python3) in the same interleaving.
 // --ab loads all variants of a mode into ONE process and alternates their steps (A B A B ...): the
@@ -62,6 +63,7 @@ interface Config {
   variant: string;
   runs: number;
   threads: number;
+  momentum: number;
   profile?: string;
 }
 
@@ -90,7 +92,7 @@ async function createStep(c: Config, variant: string): Promise<TrainStep> {
   const weights = initParameters(arch, seededRandom(1));
   const v = variantOf(variant);
   return TrainStep.create(arch, weights, {
-    mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: 0.9, threads: c.threads,
+    mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: c.momentum, threads: c.threads,
     tuning: v.tuning, session: { ...v.session, profilePrefix: c.profile ? path.join(c.profile, `${c.mode}_b${c.batch}_${variant}`) : undefined },
   });
 }
@@ -137,6 +139,7 @@ async function child(c: Config): Promise<Measurement> {
 
 function measure(c: Config): Measurement {
   if (c.engine === 'torch') {
+    if (c.momentum !== 0) throw new Error('bench/torch_bench.py trains with momentum 0: compare with --momentum 0');
     const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/torch_bench.py');
     const r = spawnSync('/usr/bin/python3', [script, 'train', '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height),
       '--width', String(c.width), '--runs', String(c.runs), '--warmup', '1', '--threads', String(c.threads)], { encoding: 'utf8' });
@@ -170,12 +173,13 @@ async function main(): Promise<void> {
   const runs = Number(arg('runs', '4'));
   const rounds = Number(arg('rounds', '2'));
   const threads = Number(arg('threads', '2'));
+  const momentum = Number(arg('momentum', '0'));
   const profile = process.argv.includes('--profile') ? arg('profile', '.') : undefined;
   if (process.argv.includes('--ab')) {
     const variants = arg('variants', 'base').split(',');
     for (const batch of arg('batches', '4').split(',').map(Number)) {
       for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
-        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads };
+        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads, momentum };
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child-ab', JSON.stringify({ config, variants })], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`child failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
         const times = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { wall: number[]; cpu: number[] }>;
@@ -191,8 +195,8 @@ async function main(): Promise<void> {
   const configs: Config[] = [];
   for (const batch of arg('batches', '4').split(',').map(Number)) {
     for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
-      for (const variant of arg('variants', 'base').split(',')) configs.push({ engine: 'ort', mode, batch, height, width, variant, runs, threads, profile });
-      if (process.argv.includes('--torch')) configs.push({ engine: 'torch', mode, batch, height, width, variant: 'pytorch', runs, threads });
+      for (const variant of arg('variants', 'base').split(',')) configs.push({ engine: 'ort', mode, batch, height, width, variant, runs, threads, momentum, profile });
+      if (process.argv.includes('--torch')) configs.push({ engine: 'torch', mode, batch, height, width, variant: 'pytorch', runs, threads, momentum });
     }
   }
   const results = new Map<Config, Measurement[]>(configs.map((c) => [c, []]));

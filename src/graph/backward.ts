@@ -23,7 +23,8 @@ export type GradInputForm = 'convtranspose' | 'conv';
 /**
  * How a k x k (k > 1) convolution's weight gradient is written: 'dilated' = one Conv of x (batch as
  * channels) with dy as a kernel dilated by the stride; 'shifts' = per kernel tap a strided slice of
- * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated, one MatMul;
+ * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated per kernel row,
+ * one MatMul per row;
  * 'tapconv' = the im2col columns made by one Conv of each input plane with one-hot k x k kernels.
  */
 export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
@@ -181,24 +182,28 @@ function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Windo
   const [, O, h, w] = dyShape;
   const xp = p > 0 ? op(g, 'Pad', [x, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:xpad`) : x;
   const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
-  const taps: string[] = [];
-  for (let u = 0; u < k; u++) {
-    for (let v = 0; v < k; v++) {
-      const sl = op(g, 'Slice', [xp, int64s(g, [u, v]), int64s(g, [u + s * (h - 1) + 1, v + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
-      taps.push(op(g, 'Reshape', [sl, int64s(g, concat ? [N, C, 1, h * w] : [N, C, h * w])], `${hint}:tap2`));
-    }
-  }
+  const tap = (u: number, v: number, shape: number[]): string => {
+    const sl = op(g, 'Slice', [xp, int64s(g, [u, v]), int64s(g, [u + s * (h - 1) + 1, v + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
+    return op(g, 'Reshape', [sl, int64s(g, shape)], `${hint}:tap2`);
+  };
   // dW[o, c·taps] = Σ_n dy[n, o, :] · cols[n, c·taps, :]ᵀ (ORT fuses the Transpose into the MatMul)
   const gemm = (cols: string): string => {
     const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
     return op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
   };
-  if (concat) {
-    const cols = op(g, 'Reshape', [op(g, 'Concat', taps, `${hint}:cols4`, { axis: 2 }), int64s(g, [N, C * k * k, h * w])], `${hint}:cols`);
-    return op(g, 'Reshape', [gemm(cols), int64s(g, [O, C, k, k])], `${hint}:dW`);
+  const rows: string[] = [];
+  for (let u = 0; u < k; u++) {
+    if (concat) {
+      // one kernel row at a time: the columns of k taps, not k², are alive at once
+      const taps = Array.from({ length: k }, (_, v) => tap(u, v, [N, C, 1, h * w]));
+      const cols = op(g, 'Reshape', [op(g, 'Concat', taps, `${hint}:cols4`, { axis: 2 }), int64s(g, [N, C * k, h * w])], `${hint}:cols`);
+      rows.push(op(g, 'Reshape', [gemm(cols), int64s(g, [O, C, 1, k])], `${hint}:dwrow`));
+    } else {
+      const perTap = Array.from({ length: k }, (_, v) => op(g, 'Reshape', [gemm(tap(u, v, [N, C, h * w])), int64s(g, [O, C, 1, 1])], `${hint}:dwtap`));
+      rows.push(op(g, 'Concat', perTap, `${hint}:dwrow`, { axis: 3 }));
+    }
   }
-  const perTap = taps.map((t) => op(g, 'Unsqueeze', [gemm(t), int64s(g, [2])], `${hint}:dwtap`));
-  return op(g, 'Reshape', [op(g, 'Concat', perTap, `${hint}:dwcat`, { axis: 2 }), int64s(g, [O, C, k, k])], `${hint}:dW`);
+  return op(g, 'Concat', rows, `${hint}:dW`, { axis: 2 });
 }
 
 /** dL/dx of y = ConvTranspose(x, W) (W [Cin, Cout, k, k]): a plain Conv of dy with the same W. */
@@ -408,10 +413,14 @@ export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved
 
 // ------------------------------------------------------------------ relu, max-pool
 
-/** dL/dx of y = relu(x), from y: dy where y > 0, else 0. */
-export function reluGrad(g: GraphBuilder, y: string, dy: string, hint = 'relu'): string {
-  const mask = op(g, 'Greater', [y, g.constant(0)], `${hint}:mask`);
-  return op(g, 'Where', [mask, dy, g.constant(0)], `${hint}:dx`);
+/** Where relu let its input through: y > 0 (bool, a quarter of y's bytes when kept for the backward instead of y). */
+export function reluMask(g: GraphBuilder, y: string, hint = 'relu'): string {
+  return op(g, 'Greater', [y, g.constant(0)], `${hint}:mask`);
+}
+
+/** dL/dx of y = relu(x), from y or its mask: dy where y > 0, else 0. */
+export function reluGrad(g: GraphBuilder, y: string, dy: string, hint = 'relu', mask?: string): string {
+  return op(g, 'Where', [mask ?? reluMask(g, y, hint), dy, g.constant(0)], `${hint}:dx`);
 }
 
 /** MaxPool with its argmax indices (ONNX: flat over N·C·H·W). */
@@ -456,12 +465,19 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
   const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
   const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], 'ce:target');
   const vf = op(g, 'Cast', [valid], 'ce:vf', { to: 1 /* FLOAT */ });
-  // numerically stable log-softmax over the class axis
+  // numerically stable log-softmax over the class axis. The order keeps few logit-sized tensors alive
+  // at once: logits are dead after z (argmax of z = argmax of the logits), z after Exp.
   const mx = op(g, 'ReduceMax', [logits], 'ce:max', { axes: [1], keepdims: 1 });
   const z = op(g, 'Sub', [logits, mx], 'ce:z');
+  // pixel accuracy counts
+  const pred = op(g, 'ArgMax', [z], 'ce:argmax', { axis: 1, keepdims: 1 });
+  const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');
+  g.node('ReduceSum', [op(g, 'Cast', [hit], 'ce:hit64', { to: 7 })], { keepdims: 0 }, outputs.correct);
+  g.node('ReduceSum', [op(g, 'Cast', [valid], 'ce:valid64', { to: 7 })], { keepdims: 0 }, outputs.valid);
+  const zt = op(g, 'GatherElements', [z, target], 'ce:zt', { axis: 1 });
   const e = op(g, 'Exp', [z], 'ce:e');
   const s = op(g, 'ReduceSum', [e, int64s(g, [1])], 'ce:s', { keepdims: 1 });
-  const nll = op(g, 'Sub', [op(g, 'Log', [s], 'ce:logs'), op(g, 'GatherElements', [z, target], 'ce:zt', { axis: 1 })], 'ce:nll');
+  const nll = op(g, 'Sub', [op(g, 'Log', [s], 'ce:logs'), zt], 'ce:nll');
   const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, [1, 2, 3])], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
   const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, [1, 2, 3])], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
   g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
@@ -470,10 +486,5 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
   const scale = op(g, 'Div', [vf, count], 'ce:scale');
   const q = op(g, 'Mul', [e, op(g, 'Div', [scale, s], 'ce:scale_s')], 'ce:q');
   const dl = op(g, 'ScatterElements', [q, target, op(g, 'Neg', [scale], 'ce:negscale')], 'ce:dlogits', { axis: 1, reduction: 'add' });
-  // pixel accuracy counts
-  const pred = op(g, 'ArgMax', [logits], 'ce:argmax', { axis: 1, keepdims: 1 });
-  const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');
-  g.node('ReduceSum', [op(g, 'Cast', [hit], 'ce:hit64', { to: 7 })], { keepdims: 0 }, outputs.correct);
-  g.node('ReduceSum', [op(g, 'Cast', [valid], 'ce:valid64', { to: 7 })], { keepdims: 0 }, outputs.valid);
   return { loss: outputs.loss, dlogits: dl, correct: outputs.correct, valid: outputs.valid };
 }

@@ -11,7 +11,7 @@ import { GraphBuilder } from './onnx.js';
 import { emitEvalLayer } from './inference.js';
 import {
   batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
-  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad,
+  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad, reluMask,
   blockFormApplies, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
   type BlockConvTransposeSaved,
   softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type GradInputForm, type GradWeightForm, type Shape4,
@@ -183,6 +183,9 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   const bnSaved = new Map<number, BatchNormSaved>();
   const poolIndices = new Map<number, string>();
   const blockSaved = new Map<number, BlockConvTransposeSaved>();
+  const reluMasks = new Map<number, string>();
+  // values a trained conv reads: kept for its weight gradient anyway
+  const convInputs = new Set(arch.layers.filter((l, i) => (l.op === 'conv' || l.op === 'convtranspose') && !frozenLayer(i)).map((l) => (l as { input: string }).input));
   arch.layers.forEach((layer, i) => {
     if (frozenLayer(i)) {
       emitEvalLayer(g, layer, param);
@@ -200,6 +203,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       poolIndices.set(i, maxPoolWithIndices(g, layer.input, layer, layer.output, layer.output));
     } else {
       emitEvalLayer(g, layer, param);
+      // a relu output no trained conv keeps (the stem's, read by the max-pool): keep its mask instead
+      if (layer.op === 'relu' && needsGrad.has(layer.input) && !convInputs.has(layer.output)) reluMasks.set(i, reluMask(g, layer.output, layer.output));
     }
   });
 
@@ -253,7 +258,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
         break;
       }
       case 'relu':
-        accumulate(layer.input, reluGrad(g, layer.output, dy, layer.output));
+        accumulate(layer.input, reluGrad(g, layer.output, dy, layer.output, reluMasks.get(i)));
         break;
       case 'maxpool':
         accumulate(layer.input, maxPoolGrad(g, dy, poolIndices.get(i)!, shape(layer.input), layer.output));
@@ -265,9 +270,9 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     }
   }
 
-  // ---- SGD: w ← w − lr·(g + wd·w), or with momentum buf ← μ·buf + (g + wd·w), w ← w − lr·buf
-  const momentumTensors: StepTensor[] = [];
-  const lr = TRAIN_IO.lr;
+  // ---- SGD: w ← w − lr·(g + wd·w), or with momentum buf ← μ·buf + (g + wd·w), w ← w − lr·buf. After the
+  // whole backward: updated tensors are outputs that live to the end, so allocating them early (right
+  // after each gradient) raised the peak while the activations are still alive.
   for (const t of trained) {
     const grad = paramGrads.get(t.name);
     if (!grad) throw new Error(`compileTrainStep: no gradient reaches '${t.name}'`);
@@ -277,15 +282,15 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       const buf = g.input(momentumName(t.name), 'float32', t.shape);
       direction = g.node('Add', [op(g, 'Mul', [buf, g.constant(momentum)], `${t.name}:mbuf`), step], {}, updatedName(buf));
       g.output(updatedName(buf), 'float32', t.shape);
-      momentumTensors.push(t);
     }
-    g.node('Sub', [t.name, op(g, 'Mul', [direction, lr], `${t.name}:delta`)], {}, updatedName(t.name));
+    g.node('Sub', [t.name, op(g, 'Mul', [direction, TRAIN_IO.lr], `${t.name}:delta`)], {}, updatedName(t.name));
     g.output(updatedName(t.name), 'float32', t.shape);
     if (opts.gradients) {
       g.node('Identity', [grad], {}, gradientName(t.name));
       g.output(gradientName(t.name), 'float32', t.shape);
     }
   }
+  const momentumTensors = momentum > 0 ? trained : [];
   for (const t of state) g.output(updatedName(t.name), 'float32', t.shape);
   g.output(TRAIN_IO.loss, 'float32', []);
   g.output(TRAIN_IO.correct, 'int64', []);
