@@ -126,7 +126,7 @@ function convCase(xShape: Shape4, outC: number, win: Window, bias: boolean, form
       }, 'y');
       const grads: Record<string, string> = {
         x: convGradInput(g, 'dy', 'w', win, xShape, yShape, form),
-        w: convGradWeight(g, 'x', 'dy', win, xShape, yShape, 'conv', undefined, wForm),
+        w: convGradWeight(g, 'x', 'dy', win, xShape, yShape, 'conv', wForm),
       };
       if (bias) grads.b = biasGrad(g, 'dy');
       return { y, grads };

@@ -24,8 +24,8 @@ export type GradInputForm = 'convtranspose' | 'conv';
  * How a k x k (k > 1) convolution's weight gradient is written: 'dilated' = one Conv of x (batch as
  * channels) with dy as a kernel dilated by the stride; 'shifts' = per kernel tap a strided slice of
  * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated per kernel row,
- * one MatMul per row;
- * 'tapconv' = the im2col columns made by one Conv of each input plane with one-hot k x k kernels.
+ * one MatMul per row; 'tapconv' = the im2col columns made by one Conv of each input plane with
+ * one-hot k x k kernels.
  */
 export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
 
@@ -121,12 +121,12 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
 }
 
 /**
- * dL/dW of y = Conv(x, W) for W [O, C, k, k]. 1x1 kernels: a batched MatMul over pixels; others: a
- * convolution of x (batch as channels) with dy as a kernel dilated by the stride, cropped to k x k.
- * `xT` may give x already transposed to [C, N, H, W] (shared when x feeds several convs).
+ * dL/dW of y = Conv(x, W) for W [O, C, k, k]. 1x1 kernels: a batched MatMul over pixels; others as
+ * `form` says (see GradWeightForm); 'dilated': a convolution of x (batch as channels) with dy as a
+ * kernel dilated by the stride, cropped to k x k.
  */
 export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
-  hint = 'conv', xT?: string, form: GradWeightForm = 'dilated'): string {
+  hint = 'conv', form: GradWeightForm = 'dilated'): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C] = xShape;
   const [, O, h, w] = dyShape;
@@ -143,7 +143,7 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
     const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dw2`, { keepdims: 0 });
     return op(g, 'Reshape', [sum, int64s(g, [O, C, 1, 1])], `${hint}:dW`);
   }
-  const xt = xT ?? swap01(g, x, `${hint}:xT`);
+  const xt = swap01(g, x, `${hint}:xT`);
   const dyt = swap01(g, dy, `${hint}:dyT`);
   const r = op(g, 'Conv', [xt, dyt], `${hint}:dWT`, {
     kernel_shape: [h, w], pads: [p, p, p, p], dilations: [s, s],

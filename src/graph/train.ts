@@ -5,16 +5,16 @@
 // train-mode forward, softmax cross-entropy with ignore, the backward of each layer in reverse
 // (gradients of values used twice are summed), and the SGD update (PyTorch's rule).
 import type { FcnArchitecture } from '../model/fcn.js';
-import type { Layer } from '../model/layers.js';
+import { layerInputs, type ConvLayer, type ConvTransposeLayer, type Layer } from '../model/layers.js';
 import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
 import { emitEvalLayer } from './inference.js';
 import {
-  batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
+  batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, blockFormApplies, convGradInput, convGradWeight, convOutSize,
+  convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
   convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad, reluMask,
-  blockFormApplies, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
-  type BlockConvTransposeSaved,
-  softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type GradInputForm, type GradWeightForm, type Shape4,
+  softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type BlockConvTransposeSaved, type GradInputForm,
+  type GradWeightForm, type Shape4,
 } from './backward.js';
 
 export const IGNORE_LABEL = 255;
@@ -123,10 +123,6 @@ export function inferShapes(arch: FcnArchitecture, batch: number, height: number
   return shapes;
 }
 
-function layerInputs(layer: Layer): string[] {
-  return layer.op === 'add' ? [...layer.inputs] : [layer.input];
-}
-
 /** Compiles one SGD step. In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
 export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
   const { mode, batch, height, width, weightDecay, momentum } = opts;
@@ -185,7 +181,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   const blockSaved = new Map<number, BlockConvTransposeSaved>();
   const reluMasks = new Map<number, string>();
   // values a trained conv reads: kept for its weight gradient anyway
-  const convInputs = new Set(arch.layers.filter((l, i) => (l.op === 'conv' || l.op === 'convtranspose') && !frozenLayer(i)).map((l) => (l as { input: string }).input));
+  const isConv = (l: Layer): l is ConvLayer | ConvTransposeLayer => l.op === 'conv' || l.op === 'convtranspose';
+  const convInputs = new Set(arch.layers.filter((l, i) => isConv(l) && !frozenLayer(i)).map((l) => (l as ConvLayer | ConvTransposeLayer).input));
   arch.layers.forEach((layer, i) => {
     if (frozenLayer(i)) {
       emitEvalLayer(g, layer, param);
@@ -228,7 +225,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
         const dyShape = shape(layer.output);
         const xShape = shape(layer.input);
         const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col') : tuning.convGradWeight;
-        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, undefined, wForm));
+        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
         if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
         if (needsGrad.has(layer.input)) {
           const form = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
@@ -295,7 +292,6 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   g.output(TRAIN_IO.loss, 'float32', []);
   g.output(TRAIN_IO.correct, 'int64', []);
   g.output(TRAIN_IO.valid, 'int64', []);
-  // inputs first in the listing order above; momentum buffers were added while emitting the update
 
   const bytes = g.encode(`${arch.name} SGD training step, ${mode} mode, batch ${batch}, ${height}x${width}`);
   return { bytes, options: { ...opts }, numClasses: arch.numClasses, trained, state, momentum: momentumTensors, frozen: frozenNames };
