@@ -3,7 +3,7 @@
 //           [--resume] [--seed S] [--threads N]  (+ --variant, --eval-limit, --small, --flip, --scratch, --grid)
 import { Command, Option } from 'commander';
 import { relative } from 'node:path';
-import { train, TRAIN_DEFAULTS } from '../train/loop.js';
+import { train, TRAIN_DEFAULTS, LR_SCHEDULES, type LrSchedule } from '../train/loop.js';
 import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
 import type { SmallImages } from '../data/batches.js';
 import { parseFloatFlag, parseIntFlag, parseSize } from './options.js';
@@ -15,6 +15,7 @@ interface TrainFlags {
   batchSize: number;
   crop: [number, number];
   lr: number;
+  lrSchedule: LrSchedule;
   wd: number;
   momentum: number;
   freezeBackbone?: boolean;
@@ -50,6 +51,7 @@ export function command(): Command {
     .option('--batch-size <n>', 'images per SGD step (the last incomplete batch of an epoch is dropped)', parseIntFlag('--batch-size', 1), d.batchSize)
     .option('--crop <HxW>', 'random crop size, multiples of 32; smaller images are dropped (see --small)', parseSize('--crop'), d.crop)
     .option('--lr <x>', 'learning rate (the loss is summed over the batch, as the book)', parseFloatFlag('--lr', 0), d.lr)
+    .addOption(new Option('--lr-schedule <name>', "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs").choices([...LR_SCHEDULES]).default(d.lrSchedule))
     .option('--wd <x>', 'weight decay', parseFloatFlag('--wd', 0), d.weightDecay)
     .option('--momentum <x>', 'SGD momentum, 0 <= x < 1', parseFloatFlag('--momentum', 0), d.momentum)
     .option('--freeze-backbone', 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics')
@@ -67,7 +69,7 @@ export function command(): Command {
     .action(async (o: TrainFlags) => {
       const out = (line: string) => process.stdout.write(line + '\n');
       const res = await train({
-        data: o.data, out: o.out, epochs: o.epochs, batchSize: o.batchSize, crop: o.crop, lr: o.lr, weightDecay: o.wd,
+        data: o.data, out: o.out, epochs: o.epochs, batchSize: o.batchSize, crop: o.crop, lr: o.lr, lrSchedule: o.lrSchedule, weightDecay: o.wd,
         momentum: o.momentum, freezeBackbone: o.freezeBackbone, backbone: o.backbone, init: o.init, scratch: o.scratch,
         resume: o.resume, seed: o.seed, threads: o.threads, variant: o.variant, evalLimit: o.evalLimit, small: o.small,
         flip: o.flip, gridImages: o.grid, progress: true, log: out,

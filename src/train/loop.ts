@@ -44,6 +44,8 @@ export interface TrainOptions {
   lr?: number;
   /** Default 1e-3 (the book's). */
   weightDecay?: number;
+  /** 'constant' (the book's, default) or 'poly': lr·(1 - step/steps)^0.9 over the planned epochs (torchvision's segmentation recipe). */
+  lrSchedule?: LrSchedule;
   /** Default 0 (the book's plain SGD). */
   momentum?: number;
   /** Train only the head (1x1 scoring conv and transposed conv); the body keeps its weights and BN statistics. */
@@ -98,12 +100,21 @@ export interface TrainResult {
   files: { last: string; best: string; metrics: string; curves: string; grid?: string };
 }
 
+export type LrSchedule = 'constant' | 'poly';
+export const LR_SCHEDULES: readonly LrSchedule[] = ['constant', 'poly'];
+
+/** The learning rate of global step `step` (0-based) of `total` under `schedule`. */
+export function scheduledLr(lr: number, schedule: LrSchedule, step: number, total: number): number {
+  return schedule === 'poly' ? lr * Math.pow(Math.max(0, 1 - step / total), 0.9) : lr;
+}
+
 export const TRAIN_DEFAULTS = Object.freeze({
   out: join('runs', 'train'),
   epochs: 5,
   batchSize: 32,
   crop: [320, 480] as [number, number],
   lr: 0.001,
+  lrSchedule: 'constant' as LrSchedule,
   weightDecay: 1e-3,
   momentum: 0,
   seed: 0,
@@ -143,6 +154,7 @@ function resolveOptions(o: TrainOptions): Resolved {
     batchSize: o.batchSize ?? TRAIN_DEFAULTS.batchSize,
     crop: o.crop ?? TRAIN_DEFAULTS.crop,
     lr: o.lr ?? TRAIN_DEFAULTS.lr,
+    lrSchedule: o.lrSchedule ?? TRAIN_DEFAULTS.lrSchedule,
     weightDecay: o.weightDecay ?? TRAIN_DEFAULTS.weightDecay,
     momentum: o.momentum ?? TRAIN_DEFAULTS.momentum,
     freezeBackbone: o.freezeBackbone ?? false,
@@ -169,6 +181,7 @@ function resolveOptions(o: TrainOptions): Resolved {
   checkInt('--grid', r.gridImages, 0);
   if (r.evalLimit !== null) checkInt('--eval-limit', r.evalLimit, 1);
   if (!FCN_VARIANTS.includes(r.variant)) throw new UsageError(`--variant expects one of ${FCN_VARIANTS.join(', ')}, got '${String(r.variant)}'`);
+  if (!LR_SCHEDULES.includes(r.lrSchedule)) throw new UsageError(`--lr-schedule expects constant or poly, got '${String(r.lrSchedule)}'`);
   if (r.small !== 'filter' && r.small !== 'pad') throw new UsageError(`--small expects filter or pad, got '${String(r.small)}'`);
   const [ch, cw] = r.crop;
   if (!Number.isInteger(ch) || !Number.isInteger(cw) || ch < 32 || cw < 32 || ch % 32 !== 0 || cw % 32 !== 0) {
@@ -176,9 +189,6 @@ function resolveOptions(o: TrainOptions): Resolved {
   }
   const starts = [r.backbone && '--backbone', r.initFile && '--init', r.scratch && '--scratch'].filter(Boolean);
   if (starts.length > 1) throw new UsageError(`${starts.join(' and ')} choose different starting weights; pass one of them`);
-  if (r.resume && starts.length > 0) {
-    throw new UsageError(`--resume continues from OUT/last.safetensors; it cannot be combined with ${starts[0]}`);
-  }
   return r;
 }
 
@@ -258,7 +268,7 @@ async function startingPoint(r: Resolved, lastPath: string, log: (s: string) => 
     return { arch, weights, meta: defaultMeta(arch.numClasses), init: `imagenet:${resolve(backbone)}` };
   }
   if (!r.scratch) log(backboneHint());
-  else log('training from scratch (--scratch)');
+  else log('starting from random weights (--scratch)');
   return { arch, weights, meta: defaultMeta(arch.numClasses), init: 'scratch' };
 }
 
@@ -325,7 +335,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   r.init = start.init;
   const config: RunConfig = {
     data: r.data, variant: r.variant, numClasses: r.numClasses, epochs: r.epochs, batchSize: r.batchSize, crop: r.crop, lr: r.lr,
-    weightDecay: r.weightDecay, momentum: r.momentum, freezeBackbone: r.freezeBackbone, seed: r.seed, small: r.small, flip: r.flip,
+    lrSchedule: r.lrSchedule, weightDecay: r.weightDecay, momentum: r.momentum, freezeBackbone: r.freezeBackbone, seed: r.seed, small: r.small, flip: r.flip,
     evalLimit: r.evalLimit, init: r.init,
   };
   const history: EpochMetrics[] = start.state ? [...start.state.history] : [];
@@ -337,6 +347,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     log(`note: ${r.out} holds an earlier run; its files are replaced as this run's epochs finish (--resume continues it instead)`);
   }
   if (start.state) {
+    if (r.backbone || r.initFile) log(`note: ${r.backbone ? '--backbone' : '--init'} is ignored: a resumed run continues from the weights in ${files.last}`);
     await removeStaleTemps(r.out);
     log(`resuming after epoch ${start.state.epoch} of ${r.epochs} from ${files.last}`);
   }
@@ -347,7 +358,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   });
 
   const { ids, dropped } = await prepareSplit(trainDs, r.crop, r.small);
-  const trainExamples = batchesPerEpoch(ids.length, r.batchSize, true) * r.batchSize;
+  const stepsPerEpoch = batchesPerEpoch(ids.length, r.batchSize, true);
+  const trainExamples = stepsPerEpoch * r.batchSize;
   if (ids.length < r.batchSize) {
     const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${r.crop[0]}x${r.crop[1]} crop; try a smaller --crop or --small pad)` : '';
     throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than --batch-size ${r.batchSize}${why}`);
@@ -358,7 +370,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   log(`read ${ids.length} examples` + (dropped > 0 ? ` (${dropped} smaller than ${r.crop[0]}x${r.crop[1]} dropped)` : '') +
     `; ${valDs.ids.length} val images; ${arch.name}, ${r.freezeBackbone ? 'head only' : 'all layers'}, batch ${r.batchSize}, ` +
-    `crop ${r.crop[0]}x${r.crop[1]}, lr ${r.lr}, wd ${r.weightDecay}, momentum ${r.momentum}, ${r.threads} threads`);
+    `crop ${r.crop[0]}x${r.crop[1]}, lr ${r.lr}${r.lrSchedule === 'poly' ? ' (poly decay)' : ''}, wd ${r.weightDecay}, momentum ${r.momentum}, ${r.threads} threads`);
 
   const step = await TrainStep.create(arch, start.weights, {
     mode: r.freezeBackbone ? 'head' : 'full', batch: r.batchSize, height: r.crop[0], width: r.crop[1],
@@ -376,7 +388,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         batchSize: r.batchSize, crop: r.crop, shuffle: true, rng, flip: r.flip, small: r.small, dropLast: true,
       })) {
         batchIndex++;
-        const res = await step.run(batch.images, batch.labels, r.lr);
+        const lr = scheduledLr(r.lr, r.lrSchedule, (epoch - 1) * stepsPerEpoch + batchIndex - 1, r.epochs * stepsPerEpoch);
+        const res = await step.run(batch.images, batch.labels, lr);
         if (!Number.isFinite(res.loss)) {
           bar?.finish();
           const kept = epoch > 1 ? `${files.last} still holds epoch ${epoch - 1}` : 'no checkpoint was written';

@@ -24,6 +24,8 @@ export interface RunConfig {
   /** [height, width] of the random training crops. */
   crop: [number, number];
   lr: number;
+  /** 'constant' or 'poly' (decays over `epochs`, so a poly run's epochs cannot change on resume). */
+  lrSchedule: 'constant' | 'poly';
   weightDecay: number;
   momentum: number;
   freezeBackbone: boolean;
@@ -111,11 +113,11 @@ function same(a: unknown, b: unknown): boolean {
 export function checkResumable(saved: RunConfig, requested: RunConfig, source: string): void {
   const flag: Record<keyof RunConfig, string> = {
     data: '--data', variant: '--variant', numClasses: 'classes', epochs: '--epochs', batchSize: '--batch-size', crop: '--crop',
-    lr: '--lr', weightDecay: '--wd', momentum: '--momentum', freezeBackbone: '--freeze-backbone', seed: '--seed', small: '--small',
+    lr: '--lr', lrSchedule: '--lr-schedule', weightDecay: '--wd', momentum: '--momentum', freezeBackbone: '--freeze-backbone', seed: '--seed', small: '--small',
     flip: '--flip', evalLimit: '--eval-limit', init: '--init/--backbone',
   };
   for (const key of Object.keys(flag) as (keyof RunConfig)[]) {
-    if (RESUMABLE_CHANGES.has(key)) continue;
+    if (RESUMABLE_CHANGES.has(key) && !(key === 'epochs' && saved.lrSchedule === 'poly')) continue;
     if (!same(saved[key], requested[key])) {
       const show = (v: unknown) => (key === 'crop' && Array.isArray(v) ? `${v[0]}x${v[1]}` : JSON.stringify(v));
       throw new FcnError(
