@@ -24,10 +24,12 @@ export interface TrainGraphTuning {
   /** Input gradient of stride-1 convolutions (strided ones always use ConvTranspose). */
   convGradInput?: GradInputForm;
   /**
-   * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto': im2col,
-   * except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49 tiny slices cost more).
+   * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto' / 'autotap':
+   * im2col / tapconv, except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49
+   * tiny slices cost more). tapconv's one-hot kernels are constants: run the graph at ORT's 'extended'
+   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
    */
-  convGradWeight?: GradWeightForm | 'auto';
+  convGradWeight?: GradWeightForm | 'auto' | 'autotap';
   batchNorm?: BatchNormForm;
   /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
   convTranspose?: 'convtranspose' | 'blocks';
@@ -135,7 +137,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'auto', batchNorm: 'explicit', convTranspose: 'blocks', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
   const shape = (v: string): Shape4 => shapes.get(v)!;
   const specs = fcnParameters(arch);
@@ -224,7 +226,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       case 'conv': {
         const dyShape = shape(layer.output);
         const xShape = shape(layer.input);
-        const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col') : tuning.convGradWeight;
+        const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col')
+          : tuning.convGradWeight === 'autotap' ? (layer.inChannels < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
         paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
         if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
         if (needsGrad.has(layer.input)) {

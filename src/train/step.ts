@@ -48,8 +48,12 @@ export class TrainStep {
       }
       buffers.set(t.name, given ? Float32Array.from(given) : new Float32Array(numel(t.shape)));
     }
-    // memory pattern off: ORT's pre-planned block for this graph is ~0.7 GB larger than allocating from its arena as it goes (full, b4 320x480)
-    const session = await Session.create(graph.bytes, { memPattern: false, ...opts.session, threads: opts.threads });
+    // Memory pattern off: ORT's pre-planned block for this graph is ~0.7 GB larger than allocating from
+    // its arena as it goes (full, b4 320x480). Full mode at level 'extended': its weights are inputs, so
+    // 'all' has no NCHWc convolutions to gain and would convert the constant im2col tap kernels.
+    const session = await Session.create(graph.bytes, {
+      memPattern: false, optimization: opts.mode === 'full' ? 'extended' : 'all', ...opts.session, threads: opts.threads,
+    });
     return new TrainStep(arch, graph, session, current, buffers);
   }
 
