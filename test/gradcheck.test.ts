@@ -449,4 +449,38 @@ test('softmax cross-entropy with ignore 255: loss, counts and gradient', async (
   assert.equal(Number(res.correct!.data[0]), correct);
   assert.equal(Number(res.valid!.data[0]), valid);
   assert.ok(valid > 0 && valid < N * H * W);
+
+  // logits 2 pixels wider on every side (an uncropped transposed conv), labels padded with 255 inside
+  const P = 2;
+  const [Hp, Wp] = [H + 2 * P, W + 2 * P];
+  const wide = normals(N * C * Hp * Wp, 5);
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) wide[(nc * Hp + y + P) * Wp + x + P] = logits[(nc * H + y) * W + x]!;
+  }
+  const g2 = new GraphBuilder('ce-pad');
+  g2.input('logits', 'float32', [N, C, Hp, Wp]);
+  g2.input('labels', 'uint8', [N, H, W]);
+  const r2 = softmaxCrossEntropy(g2, 'logits', 'labels', 255, { loss: 'loss', correct: 'correct', valid: 'valid' }, P);
+  for (const [name, dtype] of [['loss', 'float32'], ['correct', 'int64'], ['valid', 'int64']] as const) g2.output(name, dtype, []);
+  g2.node('Identity', [r2.dlogits], {}, 'dlogits');
+  g2.output('dlogits', 'float32', [N, C, Hp, Wp]);
+  const s2 = await Session.create(g2.encode(), { threads: 1 });
+  const res2 = await s2.run({
+    logits: { dtype: 'float32', dims: [N, C, Hp, Wp], data: wide },
+    labels: { dtype: 'uint8', dims: [N, H, W], data: labels },
+  });
+  await s2.dispose();
+  assert.ok(Math.abs((res2.loss!.data as Float32Array)[0]! - loss) < 1e-6 * loss, 'the padded border adds no loss');
+  assert.equal(Number(res2.correct!.data[0]), correct);
+  assert.equal(Number(res2.valid!.data[0]), valid);
+  const d2 = res2.dlogits!.data as Float32Array;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let y = 0; y < Hp; y++) {
+      for (let x = 0; x < Wp; x++) {
+        const inside = y >= P && y < H + P && x >= P && x < W + P;
+        const expect = inside ? dlogits[(nc * H + y - P) * W + x - P]! : 0;
+        assert.ok(Math.abs(d2[(nc * Hp + y) * Wp + x]! - expect) <= 1e-7, `dlogits at plane ${nc} (${y}, ${x})`);
+      }
+    }
+  }
 });

@@ -246,9 +246,13 @@ export function blockFormApplies(win: Window): boolean {
   return win.kernel % win.stride === 0 && win.pad >= 0;
 }
 
-/** y = ConvTranspose(x, W, b) (W [Cin, Cout, k, k], k = m·s) by block GEMMs; writes `output`. */
+/**
+ * y = ConvTranspose(x, W, b) (W [Cin, Cout, k, k], k = m·s) by block GEMMs; writes `output`. With
+ * `crop` false, `output` is the uncropped result, `pad` wider on every side (for a loss that ignores
+ * the border: saves cropping here and padding the gradient back).
+ */
 export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window, xShape: Shape4,
-  Cout: number, output: string, hint = 'convT'): BlockConvTransposeSaved {
+  Cout: number, output: string, hint = 'convT', crop = true): BlockConvTransposeSaved {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   const [N, Cin, h, wd] = xShape;
@@ -279,19 +283,23 @@ export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias:
   }
   const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), int64s(g, [N, Hf, Wf, Cout, s, s])], `${hint}:DT6`);
   const placed = op(g, 'Reshape', [op(g, 'Transpose', [DT], `${hint}:Y6`, { perm: [0, 3, 1, 4, 2, 5] }), int64s(g, [N, Cout, Hf * s, Wf * s])], `${hint}:yfull`);
-  if (p === 0) g.node('Identity', [placed], {}, output);
+  if (p === 0 || !crop) g.node('Identity', [placed], {}, output);
   else g.node('Slice', [placed, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
   return { x4, wb };
 }
 
-/** dDᵀ: the padded dy as [N, P, Cout·s²] (blocks of s x s per pixel): shared by the block form's dx and dW. */
-export function convTransposeBlocksGradOutput(g: GraphBuilder, dy: string, win: Window, xShape: Shape4, Cout: number, hint = 'convT'): string {
+/**
+ * dDᵀ: the padded dy as [N, P, Cout·s²] (blocks of s x s per pixel): shared by the block form's dx and
+ * dW. `padded`: dy is already the gradient of the uncropped output.
+ */
+export function convTransposeBlocksGradOutput(g: GraphBuilder, dy: string, win: Window, xShape: Shape4, Cout: number, hint = 'convT',
+  padded = false): string {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   const [N, , h, wd] = xShape;
   const Hf = h + m - 1;
   const Wf = wd + m - 1;
-  const dyp = p > 0 ? op(g, 'Pad', [dy, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:dypad`) : dy;
+  const dyp = p > 0 && !padded ? op(g, 'Pad', [dy, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:dypad`) : dy;
   const six = op(g, 'Reshape', [dyp, int64s(g, [N, Cout, Hf, s, Wf, s])], `${hint}:dy6`);
   return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dDT6`, { perm: [0, 2, 4, 1, 3, 5] }), int64s(g, [N, Hf * Wf, Cout * s * s])], `${hint}:dDT`);
 }
@@ -457,11 +465,16 @@ export interface CrossEntropyOut {
 
 /**
  * Per-pixel softmax cross-entropy with an ignore label; per image the mean over its valid pixels
- * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W].
+ * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W]; with
+ * `labelPad` > 0 the logits are that much larger on every side and the border is ignored.
  */
 export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, ignore: number,
-  outputs: { loss: string; correct: string; valid: string }): CrossEntropyOut {
-  const lab = op(g, 'Unsqueeze', [op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ }), int64s(g, [1])], 'ce:lab');
+  outputs: { loss: string; correct: string; valid: string }, labelPad = 0): CrossEntropyOut {
+  let lab = op(g, 'Unsqueeze', [op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ }), int64s(g, [1])], 'ce:lab');
+  if (labelPad > 0) {
+    const q = labelPad;
+    lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
+  }
   const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
   const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], 'ce:target');
   const vf = op(g, 'Cast', [valid], 'ce:vf', { to: 1 /* FLOAT */ });

@@ -185,12 +185,18 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   // values a trained conv reads: kept for its weight gradient anyway
   const isConv = (l: Layer): l is ConvLayer | ConvTransposeLayer => l.op === 'conv' || l.op === 'convtranspose';
   const convInputs = new Set(arch.layers.filter((l, i) => isConv(l) && !frozenLayer(i)).map((l) => (l as ConvLayer | ConvTransposeLayer).input));
+  // When the logits come from a block-form transposed conv, the loss takes them uncropped with the
+  // labels padded by 255: no crop of the logits and no padding of their gradient.
+  const outIndex = arch.layers.findIndex((l) => l.output === arch.output);
+  const outLayer = arch.layers[outIndex];
+  const uncroppedPad = outLayer?.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(outLayer)
+    && !frozenLayer(outIndex) && !arch.layers.some((l) => layerInputs(l).includes(arch.output)) ? outLayer.pad : 0;
   arch.layers.forEach((layer, i) => {
     if (frozenLayer(i)) {
       emitEvalLayer(g, layer, param);
     } else if (layer.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(layer)) {
       blockSaved.set(i, convTransposeBlocks(g, layer.input, param(`${layer.name}.weight`), layer.bias ? param(`${layer.name}.bias`) : undefined,
-        layer, shape(layer.input), layer.outChannels, layer.output, layer.name));
+        layer, shape(layer.input), layer.outChannels, layer.output, layer.name, !(i === outIndex && uncroppedPad > 0)));
     } else if (layer.op === 'batchnorm') {
       const out = batchNormTrain(g, layer.input, param(`${layer.name}.weight`), param(`${layer.name}.bias`), layer.eps,
         shape(layer.input), layer.output, layer.name, tuning.batchNorm);
@@ -208,7 +214,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   });
 
   const ce = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
-    { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid });
+    { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, uncroppedPad);
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const grads = new Map<string, string>([[arch.output, ce.dlogits]]);
@@ -239,7 +245,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       case 'convtranspose': {
         const saved = blockSaved.get(i);
         if (saved) {
-          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name);
+          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name, i === outIndex && uncroppedPad > 0);
           paramGrads.set(`${layer.name}.weight`, convTransposeBlocksGradWeight(g, dD, saved, layer, layer.inChannels, layer.outChannels, layer.name));
           if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
           if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, shape(layer.input), layer.name));
