@@ -22,6 +22,10 @@ export type { Checkpoint, Normalization as CheckpointNormalization, Color, Check
 export { fcnResNet18, fcnParameters, initParameters, bilinearKernel, FCN_VARIANTS } from "./model/index.js";
 export type { FcnArchitecture, FcnVariant, FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
 export { compileInference } from "./graph/inference.js";
+export { compileTrainStep, TRAIN_IO, updatedName, momentumName, gradientName } from "./graph/train.js";
+export type { TrainGraph, TrainGraphOptions, TrainGraphTuning, StepTensor } from "./graph/train.js";
+export { TrainStep } from "./train/step.js";
+export type { StepResult, TrainStepOptions } from "./train/step.js";
 export { SegmentationModel, loadModel } from "./infer/model.js";
 export type { Segmentation, ClassShare, ModelMeta, SegmentationModelOptions, FreshModelOptions } from "./infer/model.js";
 export { evaluate } from "./infer/evaluate.js";
