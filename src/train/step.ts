@@ -24,7 +24,8 @@ export interface StepResult {
 export class TrainStep {
   private constructor(
     private readonly arch: FcnArchitecture,
-    private readonly graph: TrainGraph,
+    /** The graph's layout; its bytes (45 MB with a baked-in backbone) are not kept once loaded. */
+    private readonly graph: Omit<TrainGraph, 'bytes'>,
     private readonly session: Session,
     private readonly current: TensorMap,
     private readonly buffers: TensorMap,
@@ -37,9 +38,14 @@ export class TrainStep {
    */
   static async create(arch: FcnArchitecture, weights: TensorMap, opts: TrainStepOptions, momentumBuffers?: TensorMap): Promise<TrainStep> {
     checkParameters(arch, weights, 'training weights');
-    const graph = compileTrainStep(arch, opts, opts.mode === 'head' ? weights : undefined);
+    const { bytes, ...graph } = compileTrainStep(arch, opts, opts.mode === 'head' ? weights : undefined);
+    // Tensors the step updates are copied; frozen ones (baked into the graph) are only referenced, for weights().
+    const frozen = new Set(graph.frozen);
     const current: TensorMap = new Map();
-    for (const spec of fcnParameters(arch)) current.set(spec.name, Float32Array.from(weights.get(spec.name)!));
+    for (const spec of fcnParameters(arch)) {
+      const t = weights.get(spec.name)!;
+      current.set(spec.name, frozen.has(spec.name) ? t : Float32Array.from(t));
+    }
     const buffers: TensorMap = new Map();
     for (const t of graph.momentum) {
       const given = momentumBuffers?.get(t.name);
@@ -51,7 +57,7 @@ export class TrainStep {
     // Memory pattern off: ORT's pre-planned block for this graph is ~0.7 GB larger than allocating from
     // its arena as it goes (full, b4 320x480). Full mode at level 'extended': its weights are inputs, so
     // 'all' has no NCHWc convolutions to gain and would convert the constant im2col tap kernels.
-    const session = await Session.create(graph.bytes, {
+    const session = await Session.create(bytes, {
       memPattern: false, optimization: opts.mode === 'full' ? 'extended' : 'all', ...opts.session, threads: opts.threads,
     });
     return new TrainStep(arch, graph, session, current, buffers);
