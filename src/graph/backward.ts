@@ -24,8 +24,8 @@ export type GradInputForm = 'convtranspose' | 'conv';
  * How a k x k (k > 1) convolution's weight gradient is written: 'dilated' = one Conv of x (batch as
  * channels) with dy as a kernel dilated by the stride; 'shifts' = per kernel tap a strided slice of
  * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated per kernel row,
- * one MatMul per row; 'tapconv' = the im2col columns made by one Conv of each input plane with
- * one-hot k x k kernels.
+ * one MatMul per row; 'tapconv' = the im2col columns made by Convs of each input plane with one-hot
+ * k x k kernels (per kernel row, one MatMul per row).
  */
 export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
 
@@ -153,25 +153,30 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
 }
 
 /**
- * dW = Σ_n dy[n] · cols[n]ᵀ with the im2col columns cols [N, C·k·k, h·w] made by ONE Conv: every input
- * plane (N·C of them, as a batch of 1-channel images) against k·k one-hot kernels, with the layer's
- * stride and padding. One copy of the k·k-fold data instead of slices, padding and a concatenation.
+ * dW = Σ_n dy[n] · cols[n]ᵀ with the im2col columns made by Convs: every input plane (N·C of them, as
+ * a batch of 1-channel images) against one-hot k x k kernels, with the layer's stride and padding.
+ * One kernel row at a time (cols [N, C·k, h·w]), so only k of the k² taps' copies are alive at once.
  */
 function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4, hint: string): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C, H, W] = xShape;
   const [, O, h, w] = dyShape;
-  const onehot = new Array<number>(k * k * k * k).fill(0);
-  for (let t = 0; t < k * k; t++) onehot[t * k * k + t] = 1;
   const planes = op(g, 'Reshape', [x, int64s(g, [N * C, 1, H, W])], `${hint}:planes`);
-  const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k * k, 1, k, k])], `${hint}:taps`, {
-    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
-  });
-  const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k * k, h * w])], `${hint}:cols`);
   const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
-  const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
-  const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
-  return op(g, 'Reshape', [sum, int64s(g, [O, C, k, k])], `${hint}:dW`);
+  const rows: string[] = [];
+  for (let u = 0; u < k; u++) {
+    // kernel v picks tap (u, v)
+    const onehot = new Array<number>(k * k * k).fill(0);
+    for (let v = 0; v < k; v++) onehot[v * k * k + u * k + v] = 1;
+    const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k, 1, k, k])], `${hint}:taps`, {
+      kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
+    });
+    const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k, h * w])], `${hint}:cols`);
+    const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
+    const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
+    rows.push(op(g, 'Reshape', [sum, int64s(g, [O, C, 1, k])], `${hint}:dwrow`));
+  }
+  return op(g, 'Concat', rows, `${hint}:dW`, { axis: 2 });
 }
 
 /** dW by explicit kernel-tap slices of the padded input and MatMuls over pixels (batched over N, summed). */

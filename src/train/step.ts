@@ -56,7 +56,7 @@ export class TrainStep {
     }
     // Memory pattern off: ORT's pre-planned block for this graph is ~0.7 GB larger than allocating from
     // its arena as it goes (full, b4 320x480). Full mode at level 'extended': its weights are inputs, so
-    // 'all' has no NCHWc convolutions to gain and would convert the constant im2col tap kernels.
+    // 'all' has no NCHWc convolutions to gain (and would convert the 'tapconv' form's constant kernels).
     const session = await Session.create(bytes, {
       memPattern: false, optimization: opts.mode === 'full' ? 'extended' : 'all', ...opts.session, threads: opts.threads,
     });
