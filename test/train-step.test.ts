@@ -132,7 +132,7 @@ test('the alternative formulations (bench variants) give the same gradients', as
   const tunings: NonNullable<TrainGraphOptions['tuning']>[] = [
     { convGradWeight: 'dilated', convGradInput: 'convtranspose', batchNorm: 'centered', convTranspose: 'convtranspose' },
     { convGradWeight: 'shifts' },
-    { convGradWeight: 'autotap' },
+    { convGradWeight: 'auto' },
   ];
   for (const tuning of tunings) {
     const { out, trained } = await stepWithGradients('full', tuning);
