@@ -5,6 +5,7 @@
 //
 //   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
 //        [--rounds 2] [--variants base,...] [--threads 2] [--momentum 0] [--torch] [--profile DIR] [--ab]
+//   e.g. node dist/bench/train-step.js --batches 4,8 --variants base,prototype --torch --runs 3 --rounds 2
 //
 // SGD with weight decay 1e-3 and momentum 0 (the book's settings, and bench/torch_bench.py's).
 // --variants picks formulation/session alternatives (see CHANGES); --torch adds PyTorch 1.13
@@ -25,6 +26,8 @@ interface Variant {
 // Named changes; a variant is one name or several joined by '+' (e.g. im2col+dxconv+noarena).
 const CHANGES: Record<string, Variant> = {
   base: {}, // the defaults of compileTrainStep and TrainStep
+  // the prototype's formulation (shared/prototype): dilated-conv dW, ConvTranspose dX and upsampler, ORT's memory pattern
+  prototype: { tuning: { convGradWeight: 'dilated', convGradInput: 'convtranspose', convTranspose: 'convtranspose' }, session: { memPattern: true, optimization: 'all' } },
   dxconv: { tuning: { convGradInput: 'conv' } },
   dxconvT: { tuning: { convGradInput: 'convtranspose' } },
   dilated: { tuning: { convGradWeight: 'dilated' } },
