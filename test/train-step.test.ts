@@ -199,7 +199,7 @@ test('momentum 0 has no buffers; bad batches are rejected with a message', async
   assert.throws(() => compileTrainStep(arch, { mode: 'head', batch: 1, height: 64, width: 64, weightDecay: 0, momentum: 0 }), /frozen backbone tensor 'conv1.weight'/);
 });
 
-test('FCN-16s/8s: gradients through the skip connections match finite differences of the loss', async (t) => {
+test('FCN-16s/8s (full and head mode): gradients through the skip connections match finite differences of the loss', async (t) => {
   // No PyTorch fixture for these variants: the directional derivative of the step's own loss (fed
   // back with lr = 0) along random directions, for the parameters where paths fork and join. (With
   // the gradient accumulation at layer3.1 broken on purpose, layer3.1.conv2.weight is off by 160 %.)
@@ -207,11 +207,11 @@ test('FCN-16s/8s: gradients through the skip connections match finite difference
   const [n, h, w] = [2, 64, 96];
   const images = Float32Array.from({ length: n * 3 * h * w }, () => random() * 2 - 1);
   const lab = Uint8Array.from({ length: n * h * w }, () => (random() < 0.1 ? 255 : Math.floor(random() * 3)));
-  for (const variant of ['fcn16s', 'fcn8s'] as FcnVariant[]) {
+  for (const [variant, mode] of [['fcn16s', 'full'], ['fcn8s', 'full'], ['fcn8s', 'head']] as [FcnVariant, 'full' | 'head'][]) {
     const a = fcnResNet18({ numClasses: 3, variant });
     const start = initParameters(a, seededRandom(7));
-    const opts: TrainGraphOptions = { mode: 'full', batch: n, height: h, width: w, weightDecay: 0, momentum: 0, gradients: true };
-    const graph = compileTrainStep(a, opts);
+    const opts: TrainGraphOptions = { mode, batch: n, height: h, width: w, weightDecay: 0, momentum: 0, gradients: true };
+    const graph = compileTrainStep(a, opts, mode === 'head' ? start : undefined);
     const session = await Session.create(graph.bytes, { threads: 2 });
     const run = async (weights: TensorMap): Promise<Record<string, EngineTensor>> => {
       const feeds: Record<string, EngineTensor> = {
@@ -227,6 +227,11 @@ test('FCN-16s/8s: gradients through the skip connections match finite difference
       // layer3.1's (and in FCN-8s layer2.1's) output feeds both the next stage and a scoring conv: their gradients are sums
       const names = ['score_layer3.weight', 'upscore2.weight', 'final_conv.weight', 'layer3.1.conv2.weight', 'layer3.1.bn2.weight'];
       if (variant === 'fcn8s') names.push('score_layer2.weight', 'upscore4.weight', 'layer2.1.conv2.weight');
+      if (mode === 'head') {
+        names.splice(0, names.length, 'score_layer3.weight', 'score_layer3.bias', 'upscore2.weight', 'upscore4.bias', 'score_layer2.weight', 'transpose_conv.weight', 'final_conv.weight');
+        assert.deepEqual(graph.trained.map((x) => x.name).sort(), a.layers.slice(a.backboneEnd + 1).flatMap((l) => 'name' in l ? [`${l.name}.weight`, `${l.name}.bias`] : []).sort(),
+          'head mode trains exactly the layers after the backbone');
+      }
       for (const name of names) {
         const grad = base[gradientName(name)]!.data as Float32Array;
         const w0 = start.get(name)!;
@@ -234,10 +239,10 @@ test('FCN-16s/8s: gradients through the skip connections match finite difference
         const analytic = grad.reduce((acc, gi, i) => acc + gi * v[i]!, 0);
         // the derivative's typical size along a random ±1 direction: ‖∇‖ (so a chance near-orthogonal v is not an error)
         const typical = Math.sqrt(grad.reduce((acc, x) => acc + x * x, 0));
-        // steps of 3e-4 of the tensor's RMS size: small against batch-norm's curvature at layer3's 4x6
-        // pixels, large against the float32 rounding of the loss
+        // steps of 3e-4 of the tensor's RMS size in the body (small against batch-norm's curvature at
+        // layer3's 4x6 pixels), 3e-3 in the head (logits linear in it); large against the loss's rounding
         const rms = Math.sqrt(w0.reduce((acc, x) => acc + x * x, 0) / w0.length) || 1;
-        const eps = 3e-4 * rms;
+        const eps = (name.startsWith('layer') ? 3e-4 : 3e-3) * rms;
         const loss = async (sign: number): Promise<number> => {
           const moved = new Map(start);
           moved.set(name, Float32Array.from(w0, (x, i) => x + sign * eps * v[i]!));
@@ -245,10 +250,10 @@ test('FCN-16s/8s: gradients through the skip connections match finite difference
         };
         const numeric = ((await loss(1)) - (await loss(-1))) / (2 * eps);
         const err = Math.abs(numeric - analytic) / Math.max(Math.abs(analytic), typical);
-        t.diagnostic(`${variant} ${name}: directional derivative ${analytic.toExponential(4)}, finite difference ${numeric.toExponential(4)}, relative error ${err.toExponential(1)}`);
+        t.diagnostic(`${variant} ${mode} ${name}: directional derivative ${analytic.toExponential(4)}, finite difference ${numeric.toExponential(4)}, relative error ${err.toExponential(1)}`);
         // body: the loss's float32 rounding and batch-norm's curvature leave a few % (a dropped branch: > 100 %)
         const tol = name.startsWith('layer') ? 0.1 : 1e-2;
-        assert.ok(err < tol, `${variant} ${name}: ${analytic} vs ${numeric}`);
+        assert.ok(err < tol, `${variant} ${mode} ${name}: ${analytic} vs ${numeric}`);
       }
     } finally {
       await session.dispose();
