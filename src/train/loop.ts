@@ -268,7 +268,7 @@ async function startingPoint(r: Resolved, lastPath: string, log: (s: string) => 
     return { arch, weights, meta: defaultMeta(arch.numClasses), init: `imagenet:${resolve(backbone)}` };
   }
   if (!r.scratch) log(backboneHint());
-  else log('starting from random weights (--scratch)');
+  else log('starting from random weights');
   return { arch, weights, meta: defaultMeta(arch.numClasses), init: 'scratch' };
 }
 
