@@ -18,6 +18,7 @@ import { Rng } from '../src/data/rng.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
 import { fcnParameters, initParameters, seededRandom } from '../src/model/params.js';
 import { loadCheckpoint } from '../src/weights/checkpoint.js';
+import { encodeSafetensors } from '../src/weights/safetensors.js';
 import { loadModel } from '../src/infer/model.js';
 import { evaluate } from '../src/infer/evaluate.js';
 import { TrainStep } from '../src/train/step.js';
@@ -153,6 +154,40 @@ test('a small demo run fits its images: 8 training images scored as the val spli
   assert.ok(fs.existsSync(res.train.files.grid!));
   const last = res.train.history[DEMO_TEST_EPOCHS - 1]!;
   assert.ok(last.testMeanIoU > 0.5, `mIoU by epoch: ${res.train.history.map((m) => m.testMeanIoU.toFixed(3)).join(' ')}`);
+});
+
+test('--backbone loads torchvision-named weights into the body; with --freeze-backbone they stay as loaded; --init continues from a checkpoint', async () => {
+  // A stand-in for torchvision's resnet18 state_dict: the body of a differently seeded network under
+  // torchvision's names, plus the classifier (fc.*) that the FCN drops.
+  const arch = fcnResNet18();
+  const donor = initParameters(arch, seededRandom(99));
+  const entries = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const spec of fcnParameters(arch).filter((s) => s.backbone)) entries.set(spec.name, { shape: spec.shape, data: donor.get(spec.name)! });
+  entries.set('fc.weight', { shape: [1000, 512], data: new Float32Array(512000) });
+  entries.set('fc.bias', { shape: [1000], data: new Float32Array(1000) });
+  const file = path.join(tmp, 'resnet18-standin.safetensors');
+  fs.writeFileSync(file, encodeSafetensors(entries));
+
+  const lines: string[] = [];
+  const head = await train({
+    data, out: path.join(tmp, 'head'), epochs: 1, batchSize: 2, crop: [64, 64], lr: 0.01, freezeBackbone: true, backbone: file,
+    threads: 2, gridImages: 0, log: (l) => lines.push(l),
+  });
+  assert.equal(head.init, `imagenet:${file}`);
+  assert.ok(lines.some((l) => l.includes(`starting from ImageNet weights: ${file}`)), lines.join('\n'));
+  const ckpt = await loadCheckpoint(head.files.last);
+  for (const spec of fcnParameters(arch)) {
+    const got = ckpt.weights.get(spec.name)!;
+    if (spec.backbone) assert.deepEqual(got, donor.get(spec.name), spec.name); // running statistics included: eval-mode BN
+    else if (spec.name === 'final_conv.weight') assert.notDeepEqual(got, initParameters(arch, seededRandom(0)).get(spec.name), spec.name);
+  }
+  // --init starts a new run from that checkpoint's weights
+  const init = await train({ data, out: path.join(tmp, 'init'), epochs: 1, batchSize: 2, crop: [64, 64], lr: 0, init: head.files.last, threads: 2, gridImages: 0 });
+  assert.equal(init.init, `checkpoint:${head.files.last}`);
+  const after = await loadCheckpoint(init.files.last);
+  // lr 0: the weights are the starting checkpoint's (batch-norm running statistics do move in full mode)
+  assert.deepEqual(after.weights.get('final_conv.weight'), ckpt.weights.get('final_conv.weight'));
+  assert.deepEqual(after.weights.get('layer4.1.conv2.weight'), ckpt.weights.get('layer4.1.conv2.weight'));
 });
 
 test('fcn train: a diverging run (--lr 1e30) stops with exit 1 and one line, and leaves the last good checkpoint as it was', () => {

@@ -49,7 +49,7 @@ export function command(): Command {
     .option('--out <dir>', 'output folder', d.out)
     .option('--epochs <n>', 'epochs (with --resume: the total to reach)', parseIntFlag('--epochs', 1), d.epochs)
     .option('--batch-size <n>', 'images per SGD step (the last incomplete batch of an epoch is dropped)', parseIntFlag('--batch-size', 1), d.batchSize)
-    .option('--crop <HxW>', 'random crop size, multiples of 32; smaller images are dropped (see --small)', parseSize('--crop'), d.crop)
+    .addOption(new Option('--crop <HxW>', 'random crop size, multiples of 32; smaller images are dropped (see --small)').argParser(parseSize('--crop')).default(d.crop, `${d.crop[0]}x${d.crop[1]}`))
     .option('--lr <x>', 'learning rate (the loss is summed over the batch, as the book)', parseFloatFlag('--lr', 0), d.lr)
     .addOption(new Option('--lr-schedule <name>', "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs").choices([...LR_SCHEDULES]).default(d.lrSchedule))
     .option('--wd <x>', 'weight decay', parseFloatFlag('--wd', 0), d.weightDecay)

@@ -256,6 +256,7 @@ async function startingPoint(r: Resolved, lastPath: string, log: (s: string) => 
     if (ckpt.arch.variant !== r.variant) {
       throw new FcnError(`${r.initFile}: the checkpoint is ${ckpt.arch.name} but --variant is ${r.variant} (pass --variant ${ckpt.arch.variant})`);
     }
+    log(`starting from the weights in ${r.initFile} (${ckpt.arch.name}, ${ckpt.arch.numClasses} classes)`);
     return { arch: ckpt.arch, weights: ckpt.weights, meta: metaOf(ckpt), init: `checkpoint:${resolve(r.initFile)}` };
   }
   const arch = fcnResNet18({ numClasses: r.numClasses, variant: r.variant });
@@ -269,6 +270,7 @@ async function startingPoint(r: Resolved, lastPath: string, log: (s: string) => 
   }
   if (!r.scratch) log(backboneHint());
   else log('starting from random weights');
+  if (r.freezeBackbone) log('note: --freeze-backbone without ImageNet weights trains the head on a random, frozen body');
   return { arch, weights, meta: defaultMeta(arch.numClasses), init: 'scratch' };
 }
 
