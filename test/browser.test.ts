@@ -76,7 +76,7 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
 
     await page.goto(url);
     await page.waitForSelector('body[data-ready="true"]');
-    assert.match(await page.textContent('#model-info') ?? '', /fcn32s-resnet18 · 21 classes/);
+    assert.equal((await page.textContent('#model-info'))?.trim(), `${arch.name} · ${arch.numClasses} classes`);
 
     // record what the progress indicator says while work is under way
     await page.evaluate(() => {
