@@ -62,6 +62,8 @@ test('fcn score: a perfect prediction gives pixel accuracy 1 and mIoU 1', () => 
   const truth = m(3, 2, [0, 12, 12, 255, 9, 0]);
   writePalette(gt, '2007_000001', truth);
   writeGray(pred, '2007_000001', m(3, 2, [0, 12, 12, 0, 9, 0])); // void predicted as anything
+  // `fcn predict --overlay` writes a picture beside each mask: not a prediction of its own
+  fs.writeFileSync(path.join(pred, '2007_000001.overlay.png'), encodePng({ width: 3, height: 2, data: new Uint8Array(18).fill(200), channels: 3 }));
   const json = path.join(tmp, 'perfect.json');
   const r = fcn('score', '--pred', pred, '--gt', gt, '--json', json);
   assert.equal(r.code, 0, r.stderr);
@@ -210,11 +212,11 @@ test('fcn show: writes a PNG grid (images over truth, legend) of the first n exa
   assert.ok(!seen.has('128,192,0'), 'third example not drawn');
 });
 
-test('fcn show: --model is declared but not wired yet; bad --out and missing data fail cleanly', async () => {
+test('fcn show: a missing --model file, bad --out and missing data fail cleanly', async () => {
   const data = await tinyVoc([{ id: 'x', width: 8, height: 8, cls: 1 }]);
   const out = path.join(tmp, 'model.png');
-  const r = fcn('show', '--data', data, '--model', 'whatever.safetensors', '--out', out);
-  assert.notEqual(r.code, 0);
+  const r = fcn('show', '--data', data, '--model', path.join(tmp, 'whatever.safetensors'), '--out', out);
+  assertOneLineError(r, path.join(tmp, 'whatever.safetensors'));
   assert.equal(fs.existsSync(out), false);
   const bad = fcn('show', '--data', data, '--out', path.join(tmp, 'grid.gif'));
   assert.equal(bad.code, 2);

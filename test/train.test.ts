@@ -17,9 +17,9 @@ import { epochBatches, prepareSplit } from '../src/data/batches.js';
 import { Rng } from '../src/data/rng.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
 import { fcnParameters, initParameters, seededRandom } from '../src/model/params.js';
-import { loadCheckpoint } from '../src/weights/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/weights/checkpoint.js';
 import { encodeSafetensors } from '../src/weights/safetensors.js';
-import { loadModel } from '../src/infer/model.js';
+import { defaultMeta, loadModel } from '../src/infer/model.js';
 import { evaluate } from '../src/infer/evaluate.js';
 import { TrainStep } from '../src/train/step.js';
 import { train, type TrainResult } from '../src/train/loop.js';
@@ -202,6 +202,24 @@ test('fcn train: a diverging run (--lr 1e30) stops with exit 1 and one line, and
   assert.equal(sha256(path.join(out, 'last.safetensors')), prior.last);
   assert.equal(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'), prior.metrics);
   assert.deepEqual(fs.readdirSync(out).filter((n) => n.endsWith('.tmp')), []);
+});
+
+test('a 2-class network on data with more labels: fcn train and fcn eval stop with one line naming the mask file', async () => {
+  const arch = fcnResNet18({ numClasses: 2 });
+  const ckptFile = path.join(tmp, 'two-classes.safetensors');
+  await saveCheckpoint(ckptFile, { arch, weights: initParameters(arch, seededRandom(5)), ...defaultMeta(2), metadata: {}, extra: new Map() });
+  const out = path.join(tmp, 'two');
+  const r = cli(['train', '--data', data, '--init', ckptFile, '--out', out, '--epochs', '1', '--batch-size', '2', '--crop', '64x64', '--threads', '2', '--grid', '0']);
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('fcn:'));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /SegmentationClass[\\/]train_\d+\.png: label \d+ is not a class of the network \(expected 0\.\.1 or 255 for void\)$/);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+  assert.equal(fs.existsSync(path.join(out, 'last.safetensors')), false);
+  const e = cli(['eval', '--model', ckptFile, '--data', data, '--threads', '2']);
+  assert.equal(e.status, 1, e.stderr);
+  assert.match(e.stderr, /^fcn: .*SegmentationClass[\\/]val_\d+\.png: truth value \d+ .*not a class id.*the model has 2 classes$/m);
+  assert.doesNotMatch(e.stderr, /internal error|\n\s+at /);
 });
 
 test('fcn train: bad flags are usage errors (exit 2) and create nothing', () => {

@@ -3,6 +3,7 @@ import type { VocDataset } from '../data/dataset.js';
 import { readVocExample } from '../data/dataset.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import type { SegmentationModel } from './model.js';
+import { FcnError, errorMessage } from '../util/errors.js';
 
 export interface EvaluateOptions {
   /** Only the first n images of the split. */
@@ -19,7 +20,12 @@ export async function evaluate(model: SegmentationModel, ds: VocDataset, opts: E
     // decode the next image while this one runs
     next = i + 1 < ids.length ? readVocExample(ds, ids[i + 1]!) : undefined;
     const pred = await model.predict(ex.image);
-    cm.add(pred.data, ex.mask.data);
+    try {
+      cm.add(pred.data, ex.mask.data);
+    } catch (err) {
+      // a label the model has no class for (e.g. a 5-class model on VOC's 21): name the mask file
+      throw new FcnError(`${ds.maskPath(ids[i]!)}: ${errorMessage(err)}; the model has ${model.numClasses} classes`);
+    }
     opts.onProgress?.(i + 1, ids.length);
   }
   return cm;

@@ -12,8 +12,11 @@ export interface ScoreOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** The `.png` files of a folder, keyed by stem (name without extension, case-insensitive `.png`). */
-async function pngsByStem(dir: string, role: string): Promise<Map<string, string>> {
+/**
+ * The `.png` files of a folder, keyed by stem (name without extension, case-insensitive `.png`);
+ * with `skipOverlays`, without the `<id>.overlay.png` pictures that sit beside an `<id>.png`.
+ */
+async function pngsByStem(dir: string, role: string, skipOverlays = false): Promise<Map<string, string>> {
   let names: string[];
   try {
     const entries = await readdir(dir, { withFileTypes: true });
@@ -22,6 +25,11 @@ async function pngsByStem(dir: string, role: string): Promise<Map<string, string
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : errorMessage(err);
     throw new FcnError(`${dir}: cannot read the ${role} folder (${why})`);
+  }
+  if (skipOverlays) {
+    // `fcn predict --overlay` writes <id>.overlay.png beside <id>.png: pictures, not masks
+    const present = new Set(names);
+    names = names.filter((n) => !(n.toLowerCase().endsWith('.overlay.png') && present.has(n.slice(0, -'.overlay.png'.length) + '.png')));
   }
   if (names.length === 0) throw new FcnError(`${dir}: no .png masks in the ${role} folder (expected <id>.png index PNGs)`);
   const byStem = new Map<string, string>();
@@ -46,7 +54,7 @@ function missing(dir: string, stems: string[], otherDir: string, what: string): 
  * ground truth that is void everywhere.
  */
 export async function scoreFolders(predDir: string, gtDir: string, numClasses = 21, opts: ScoreOptions = {}): Promise<ConfusionMatrix> {
-  const preds = await pngsByStem(predDir, 'prediction');
+  const preds = await pngsByStem(predDir, 'prediction', true);
   const gts = await pngsByStem(gtDir, 'ground-truth');
   const noPred = [...gts.keys()].filter((s) => !preds.has(s));
   if (noPred.length > 0) throw missing(gtDir, noPred, predDir, 'prediction');

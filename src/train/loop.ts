@@ -9,7 +9,8 @@ import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { openVoc, readVocExample, type VocDataset } from '../data/dataset.js';
-import { epochBatches, prepareSplit, batchesPerEpoch, type SmallImages } from '../data/batches.js';
+import { epochBatches, prepareSplit, batchesPerEpoch, type Batch, type SmallImages } from '../data/batches.js';
+import { IGNORE_INDEX } from '../data/voc.js';
 import { Rng } from '../data/rng.js';
 import { writeImage } from '../data/image.js';
 import { backboneHint, findCachedBackbone } from '../data/download.js';
@@ -287,6 +288,18 @@ function fmt(x: number): string {
   return x.toFixed(3);
 }
 
+/** A mask value the network has no class for (e.g. VOC's 21 labels on a 5-class --init) names its file. */
+function checkLabels(batch: Batch, numClasses: number, ds: VocDataset): void {
+  const { labels } = batch;
+  for (let i = 0; i < labels.length; i++) {
+    const v = labels[i]!;
+    if (v >= numClasses && v !== IGNORE_INDEX) {
+      const id = batch.ids[Math.floor(i / (batch.height * batch.width))]!;
+      throw new FcnError(`${ds.maskPath(id)}: label ${v} is not a class of the network (expected 0..${numClasses - 1} or ${IGNORE_INDEX} for void)`);
+    }
+  }
+}
+
 /** The book's per-epoch line, plus val mIoU and the epoch's times. */
 export function formatEpoch(m: EpochMetrics): string {
   return `epoch ${m.epoch}/${m.epochs}: loss ${fmt(m.loss)}, train acc ${fmt(m.trainAccuracy)}, test acc ${fmt(m.testAccuracy)}, ` +
@@ -391,6 +404,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       })) {
         batchIndex++;
         const lr = scheduledLr(r.lr, r.lrSchedule, (epoch - 1) * stepsPerEpoch + batchIndex - 1, r.epochs * stepsPerEpoch);
+        checkLabels(batch, arch.numClasses, trainDs);
         const res = await step.run(batch.images, batch.labels, lr);
         if (!Number.isFinite(res.loss)) {
           bar?.finish();
