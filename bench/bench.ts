@@ -9,13 +9,14 @@ import { availableParallelism, cpus } from 'node:os';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
+import { GraphBuilder } from '../src/graph/onnx.js';
 
 const FORWARD_GFLOP_PER_IMAGE_320x480 = 11.65; // counted with hooks for the book's FCN (DESIGN.md)
 const PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
 
-interface Case { task: 'forward' | 'train'; mode: 'full' | 'head'; batch: number; height: number; width: number }
+interface Case { task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number }
 interface Result { median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string }
 
 function median(xs: number[]): number {
@@ -31,7 +32,25 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number): 
   const x = new Float32Array(c.batch * 3 * c.height * c.width);
   for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 1.5;
   const times: number[] = [];
-  if (c.task === 'forward') {
+  if (c.task === 'gemm') {
+    // the machine's ceiling for this engine: one large single-precision GEMM (n = c.width)
+    const n = c.width;
+    const g = new GraphBuilder('gemm');
+    g.input('a', 'float32', [n, n]);
+    g.input('b', 'float32', [n, n]);
+    g.node('MatMul', ['a', 'b'], {}, 'c');
+    g.output('c', 'float32', [n, n]);
+    const session = await Session.create(g.encode(), { threads });
+    const a = new Float32Array(n * n);
+    for (let i = 0; i < a.length; i++) a[i] = Math.sin(i * 0.37);
+    const feeds = { a: { dtype: 'float32' as const, dims: [n, n], data: a }, b: { dtype: 'float32' as const, dims: [n, n], data: a } };
+    for (let i = 0; i < warmup + runs; i++) {
+      const t = performance.now();
+      await session.run(feeds, ['c']);
+      if (i >= warmup) times.push(performance.now() - t);
+    }
+    await session.dispose();
+  } else if (c.task === 'forward') {
     const session = await Session.create(compileInference(arch, weights, { batch: c.batch }), { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
@@ -96,6 +115,11 @@ async function main(): Promise<void> {
   process.stdout.write(`fcn benchmark: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${threads} threads, ${runs} runs after ${warmup} warm-ups, input ${S.height}x${S.width}\n`);
   if (withTorch) process.stdout.write(openblasNote() + '\n');
   else process.stdout.write('PyTorch not available (/usr/bin/python3 with torch): ours only\n');
+  // what one large SGEMM reaches through ONNX Runtime here: the rate no convolution can beat
+  const GEMM_N = 2048;
+  const gemm = child([here, '--child', JSON.stringify({ task: 'gemm', mode: 'full', batch: 1, height: GEMM_N, width: GEMM_N }), String(runs), String(warmup), String(threads)]);
+  const gemmRate = gemm.runs_ms.length > 0 ? ((2 * GEMM_N ** 3) / 1e9 / (Math.min(...gemm.runs_ms) / 1000)).toFixed(0) : `failed: ${gemm.note}`;
+  process.stdout.write(`ceiling: a ${GEMM_N}x${GEMM_N}x${GEMM_N} float32 MatMul through ONNX Runtime runs at ${gemmRate} GFLOP/s (best run) on ${threads} threads\n`);
   const rows: string[][] = [];
   for (const c of cases) {
     const label = c.task === 'forward' ? `forward b${c.batch}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`;
