@@ -179,6 +179,18 @@ test('fcn predict: a bad image fails with one line naming it, and writes nothing
   const missing = fcn(['predict', '--model', path.join(tmp, 'nope.safetensors'), fx.imagePath('image_a')]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nope\.safetensors/);
+  // an --out that is a file, and a folder where a mask would go: one line naming them, no stack
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'x');
+  const inTheWay = fcn(['predict', '--model', ckptPath, '--out', file, fx.imagePath('image_a')]);
+  assert.equal(inTheWay.status, 1);
+  assert.equal(inTheWay.stderr.trim(), `fcn: ${file}: cannot create the output folder (a file of that name is in the way of a folder)`);
+  const dirOut = path.join(tmp, 'pred-dir-in-way');
+  fs.mkdirSync(path.join(dirOut, 'image_a.png'), { recursive: true });
+  const dirInTheWay = fcn(['predict', '--model', ckptPath, '--out', dirOut, fx.imagePath('image_a')]);
+  assert.equal(dirInTheWay.status, 1);
+  assert.equal(dirInTheWay.stderr.trim(), `fcn: ${path.join(dirOut, 'image_a.png')}: cannot write (a folder of that name is in the way)`);
+  assert.deepEqual(fs.readdirSync(dirOut), ['image_a.png'], 'no temp file left');
 });
 
 test('upsampling demo equals PyTorch\'s ConvTranspose2d (float within 1e-5, bytes within rounding ties)', async () => {

@@ -2,31 +2,55 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { FcnError } from './errors.js';
+
+/** A file-system failure as a one-line error naming the path (the CLI prints FcnErrors without a stack). */
+function writeError(path: string, err: unknown, what: string): FcnError {
+  const e = err as NodeJS.ErrnoException;
+  const why: Record<string, string> = {
+    EEXIST: 'a file of that name is in the way of a folder',
+    ENOTDIR: 'a file of that name is in the way of a folder',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    ENOSPC: 'no space left on the device',
+    EROFS: 'read-only file system',
+    EISDIR: 'a folder of that name is in the way',
+  };
+  return new FcnError(`${path}: cannot ${what} (${(e.code && why[e.code]) ?? e.message})`);
+}
 
 function tempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
 }
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  try {
+    await mkdir(dirname(path), { recursive: true });
+  } catch (err) {
+    throw writeError(dirname(path), err, 'create the output folder');
+  }
   const tmp = tempPath(path);
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw writeError(path, err, 'write');
   }
 }
 
 export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
-  mkdirSync(dirname(path), { recursive: true });
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (err) {
+    throw writeError(dirname(path), err, 'create the output folder');
+  }
   const tmp = tempPath(path);
   try {
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw writeError(path, err, 'write');
   }
 }
