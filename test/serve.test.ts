@@ -277,7 +277,7 @@ test('InferenceQueue: runs jobs one after another in order, passes errors throug
   assert.deepEqual(q.snapshot(), { running: 0, waiting: 0, peakRunning: 1, peakWaiting: 3, done: 3 });
 });
 
-test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; unknown paths are 404 JSON', async () => {
+test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; unknown paths are 404 JSON, GET /api/segment 405', async () => {
   const info = (await app.inject({ method: 'GET', url: '/api/model' })).json<Record<string, unknown>>();
   assert.equal(info['architecture'], 'fcn32s-resnet18');
   assert.equal(info['numClasses'], 21);
@@ -318,6 +318,10 @@ test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; un
     assert.equal(res.statusCode, 404, url);
     assert.ok(typeof res.json<{ error: string }>().error === 'string', url);
   }
+  const get = await app.inject({ method: 'GET', url: '/api/segment' });
+  assert.equal(get.statusCode, 405);
+  assert.equal(get.headers['allow'], 'POST');
+  assert.match(get.json<{ error: string }>().error, /use POST/);
 });
 
 test('GET /api/model.onnx: the exported graph gives the same mask as the server (what the page runs in the browser)', async () => {

@@ -189,6 +189,11 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     void reply.code(status).type('application/json').send({ error: message });
   });
   app.setNotFoundHandler((request, reply) => {
+    // the API path asked with another method: 405 says how to use it
+    if (request.url.split('?')[0] === '/api/segment') {
+      void reply.code(405).header('allow', 'POST').send({ error: `${request.method} /api/segment: use POST with an image body (JPEG, PNG or WebP)` });
+      return;
+    }
     void reply.code(404).send({ error: `no such page: ${request.method} ${request.url}` });
   });
 
