@@ -21,7 +21,8 @@ export { loadCheckpoint, saveCheckpoint, loadBackbone, importCheckpoint, default
 export type { Checkpoint, Normalization as CheckpointNormalization, Color, CheckpointSource, WeightLayout, Tensor, DType } from "./weights/index.js";
 export { fcnResNet18, fcnParameters, initParameters, bilinearKernel, FCN_VARIANTS } from "./model/index.js";
 export type { FcnArchitecture, FcnVariant, FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
-export { compileInference } from "./graph/inference.js";
+export { compileInference, compileExport } from "./graph/inference.js";
+export type { InferenceGraphOptions, ExportMeta } from "./graph/inference.js";
 export { compileTrainStep, TRAIN_IO, updatedName, momentumName, gradientName } from "./graph/train.js";
 export type { TrainGraph, TrainGraphOptions, TrainGraphTuning, StepTensor } from "./graph/train.js";
 export { TrainStep } from "./train/step.js";

@@ -134,7 +134,7 @@ test('tiles cover every pixel exactly once with context around each core', () =>
   }
 });
 
-test('fcn export writes an ONNX file that ORT loads and that gives the same logits', async () => {
+test('fcn export writes an ONNX file that ORT loads and that gives the same logits, for any input size', async () => {
   await saveCheckpoint(ckptPath, {
     arch, weights, classes: defaultClasses(21), colors: defaultColors(21), normalization: defaultNormalization(), metadata: {}, extra: new Map(),
   });
@@ -146,6 +146,15 @@ test('fcn export writes an ONNX file that ORT loads and that gives the same logi
     const x = fx.f32('x_a');
     const out = await session.run({ image: { dtype: 'float32', dims: x.shape, data: x.data } }, ['logits']);
     assert.ok(maxAbsDiff(out.logits!.data as Float32Array, fx.f32('logits_a').data) < 1e-4);
+    // any size: 97x131 is padded inside the graph to 128x160 and cropped back, as PyTorch's reference was
+    const xb = fx.f32('x_b');
+    const outB = await session.run({ image: { dtype: 'float32', dims: xb.shape, data: xb.data } }, ['logits', 'mask']);
+    assert.deepEqual(outB.logits!.dims, [1, 21, 97, 131]);
+    assert.deepEqual(outB.mask!.dims, [1, 97, 131]);
+    const diff = maxAbsDiff(outB.logits!.data as Float32Array, fx.f32('logits_b').data);
+    assert.ok(diff < 1e-4, `max |logit diff| ${diff}`);
+    const mask = Uint8Array.from(outB.mask!.data as BigInt64Array, (v) => Number(v));
+    assert.ok(countDifferent(mask, fx.u8('mask_b').data) <= 0.001 * mask.length);
   } finally {
     await session.dispose();
   }

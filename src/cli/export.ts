@@ -1,7 +1,7 @@
 // fcn export --model FILE --onnx FILE.onnx
 import { Command } from 'commander';
 import { loadCheckpoint } from '../weights/checkpoint.js';
-import { compileInference } from '../graph/inference.js';
+import { compileExport } from '../graph/inference.js';
 import { writeFileAtomic } from '../util/fs.js';
 
 export function command(): Command {
@@ -11,17 +11,9 @@ export function command(): Command {
     .requiredOption('--onnx <file>', 'output .onnx file')
     .action(async (o: { model: string; onnx: string }) => {
       const ckpt = await loadCheckpoint(o.model);
-      const bytes = compileInference(ckpt.arch, ckpt.weights, {
-        metadata: {
-          architecture: ckpt.arch.name,
-          classes: JSON.stringify(ckpt.classes),
-          colors: JSON.stringify(ckpt.colors),
-          normalization: JSON.stringify(ckpt.normalization),
-          stride: String(ckpt.arch.stride),
-        },
-      });
+      const bytes = compileExport(ckpt.arch, ckpt.weights, ckpt);
       await writeFileAtomic(o.onnx, bytes);
       process.stdout.write(`wrote ${o.onnx} (${(bytes.length / 1e6).toFixed(1)} MB): ${ckpt.arch.name}, ${ckpt.arch.numClasses} classes; ` +
-        `input image [N,3,H,W] (H, W multiples of ${ckpt.arch.stride}), outputs logits [N,${ckpt.arch.numClasses},H,W], mask [N,H,W]\n`);
+        `input image [N,3,H,W] normalised, any H and W (padded to a multiple of ${ckpt.arch.stride} inside), outputs logits [N,${ckpt.arch.numClasses},H,W], mask [N,H,W]\n`);
     });
 }

@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import fastifyStatic from '@fastify/static';
 import sharp from 'sharp';
 import { decodeImage, encodeMask } from '../data/image.js';
-import { compileInference } from '../graph/inference.js';
+import { compileExport } from '../graph/inference.js';
 import type { ClassShare, SegmentationModel } from '../infer/model.js';
 import type { TensorMap } from '../model/params.js';
 import { FcnError, errorMessage } from '../util/errors.js';
@@ -204,15 +204,7 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   app.get('/api/model.onnx', async (_request, reply) => {
     const weights = opts.weights;
     if (!weights) throw new HttpError(404, 'this server was started without the model\'s weights; the ONNX graph is not available');
-    onnx ??= Promise.resolve().then(() => compileInference(model.arch, weights, {
-      metadata: {
-        architecture: info.architecture,
-        classes: JSON.stringify(info.classes),
-        colors: JSON.stringify(info.colors),
-        normalization: JSON.stringify(info.normalization),
-        stride: String(info.stride),
-      },
-    }));
+    onnx ??= Promise.resolve().then(() => compileExport(model.arch, weights, info));
     const bytes = await onnx;
     return reply.type('application/octet-stream').header('cache-control', 'no-cache').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
   });
