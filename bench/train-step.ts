@@ -38,6 +38,7 @@ const CHANGES: Record<string, Variant> = {
   autotap: { tuning: { convGradWeight: 'autotap' } },
   blocks: { tuning: { convTranspose: 'blocks' } },
   upconvT: { tuning: { convTranspose: 'convtranspose' } },
+  nchwloss: { tuning: { lossLayout: 'nchw' } }, // the loss on NCHW logits: a Transpose each way around the block GEMMs
   bnexplicit: { tuning: { batchNorm: 'explicit' } },
   bncentered: { tuning: { batchNorm: 'centered' } },
   noopt: { session: { optimization: 'basic' } },

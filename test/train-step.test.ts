@@ -133,6 +133,7 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { convGradWeight: 'dilated', convGradInput: 'convtranspose', batchNorm: 'centered', convTranspose: 'convtranspose' },
     { convGradWeight: 'shifts' },
     { convGradWeight: 'auto' },
+    { lossLayout: 'nchw' },
   ];
   for (const tuning of tunings) {
     const { out, trained } = await stepWithGradients('full', tuning);

@@ -254,10 +254,11 @@ export function blockFormApplies(win: Window): boolean {
 /**
  * y = ConvTranspose(x, W, b) (W [Cin, Cout, k, k], k = m·s) by block GEMMs; writes `output`. With
  * `crop` false, `output` is the uncropped result, `pad` wider on every side (for a loss that ignores
- * the border: saves cropping here and padding the gradient back).
+ * the border: saves cropping here and padding the gradient back). With `blockLayout` (and no crop),
+ * `output` stays in the GEMM's layout [N, Hf, Wf, Cout, s, s]: no Transpose here, none for the gradient.
  */
 export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window, xShape: Shape4,
-  Cout: number, output: string, hint = 'convT', crop = true): BlockConvTransposeSaved {
+  Cout: number, output: string, hint = 'convT', crop = true, blockLayout = false): BlockConvTransposeSaved {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   const [N, Cin, h, wd] = xShape;
@@ -287,6 +288,11 @@ export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias:
     rows = op(g, 'Concat', [rows, g.constant(new Array<number>(N * Hf * Wf).fill(1), 'float32', [N, Hf * Wf, 1])], `${hint}:x4Tb`, { axis: 2 });
   }
   const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), int64s(g, [N, Hf, Wf, Cout, s, s])], `${hint}:DT6`);
+  if (blockLayout) {
+    // uncropped, left in block layout [N, Hf, Wf, Cout, s, s] for a loss that reads it there
+    g.node('Identity', [DT], {}, output);
+    return { x4, wb };
+  }
   const placed = op(g, 'Reshape', [op(g, 'Transpose', [DT], `${hint}:Y6`, { perm: [0, 3, 1, 4, 2, 5] }), int64s(g, [N, Cout, Hf * s, Wf * s])], `${hint}:yfull`);
   if (p === 0 || !crop) g.node('Identity', [placed], {}, output);
   else g.node('Slice', [placed, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
@@ -295,15 +301,16 @@ export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias:
 
 /**
  * dDᵀ: the padded dy as [N, P, Cout·s²] (blocks of s x s per pixel): shared by the block form's dx and
- * dW. `padded`: dy is already the gradient of the uncropped output.
+ * dW. `padded`: dy is already the gradient of the uncropped output; `blockLayout`: and in block layout.
  */
 export function convTransposeBlocksGradOutput(g: GraphBuilder, dy: string, win: Window, xShape: Shape4, Cout: number, hint = 'convT',
-  padded = false): string {
+  padded = false, blockLayout = false): string {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   const [N, , h, wd] = xShape;
   const Hf = h + m - 1;
   const Wf = wd + m - 1;
+  if (blockLayout) return op(g, 'Reshape', [dy, int64s(g, [N, Hf * Wf, Cout * s * s])], `${hint}:dDT`);
   const dyp = p > 0 && !padded ? op(g, 'Pad', [dy, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:dypad`) : dy;
   const six = op(g, 'Reshape', [dyp, int64s(g, [N, Cout, Hf, s, Wf, s])], `${hint}:dy6`);
   return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dDT6`, { perm: [0, 2, 4, 1, 3, 5] }), int64s(g, [N, Hf * Wf, Cout * s * s])], `${hint}:dDT`);
@@ -342,8 +349,8 @@ export function convTransposeBlocksGradWeight(g: GraphBuilder, dDT: string, save
 }
 
 /** dL/db of a bias added per output channel. */
-export function biasGrad(g: GraphBuilder, dy: string, hint = 'bias'): string {
-  return op(g, 'ReduceSum', [dy, int64s(g, AXES_NHW)], `${hint}:db`, { keepdims: 0 });
+export function biasGrad(g: GraphBuilder, dy: string, hint = 'bias', axes: number[] = AXES_NHW): string {
+  return op(g, 'ReduceSum', [dy, int64s(g, axes)], `${hint}:db`, { keepdims: 0 });
 }
 
 // ------------------------------------------------------------------ batch-norm (training mode)
@@ -468,41 +475,59 @@ export interface CrossEntropyOut {
   valid: string;
 }
 
+/** Logits in a block-form transposed conv's layout [N, rows, cols, C, size, size] (rows·size x cols·size pixels). */
+export interface BlockLayout {
+  rows: number;
+  cols: number;
+  size: number;
+}
+
 /**
  * Per-pixel softmax cross-entropy with an ignore label; per image the mean over its valid pixels
  * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W]; with
- * `labelPad` > 0 the logits are that much larger on every side and the border is ignored.
+ * `labelPad` > 0 the logits are that much larger on every side and the border is ignored. With
+ * `blocks` the logits are in block layout (see BlockLayout) and so is dlogits.
  */
 export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, ignore: number,
-  outputs: { loss: string; correct: string; valid: string }, labelPad = 0): CrossEntropyOut {
-  let lab = op(g, 'Unsqueeze', [op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ }), int64s(g, [1])], 'ce:lab');
-  if (labelPad > 0) {
-    const q = labelPad;
-    lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
+  outputs: { loss: string; correct: string; valid: string }, labelPad = 0, blocks?: BlockLayout): CrossEntropyOut {
+  // the class axis, and the axes of one image's pixels
+  const axis = blocks ? 3 : 1;
+  const pixelAxes = blocks ? [1, 2, 3, 4, 5] : [1, 2, 3];
+  let lab = op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ });
+  const q = labelPad;
+  if (blocks) {
+    // [N, H, W] -> padded [N, Hf·s, Wf·s] -> [N, Hf, s, Wf, s] -> [N, Hf, Wf, 1, s, s], as the logits
+    const { rows: Hf, cols: Wf, size: s } = blocks;
+    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, q, q, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
+    lab = op(g, 'Reshape', [lab, int64s(g, [0, Hf, s, Wf, s])], 'ce:lab5');
+    lab = op(g, 'Unsqueeze', [op(g, 'Transpose', [lab], 'ce:labblocks', { perm: [0, 1, 3, 2, 4] }), int64s(g, [3])], 'ce:lab');
+  } else {
+    lab = op(g, 'Unsqueeze', [lab, int64s(g, [1])], 'ce:lab');
+    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
   }
   const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
   const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], 'ce:target');
   const vf = op(g, 'Cast', [valid], 'ce:vf', { to: 1 /* FLOAT */ });
   // numerically stable log-softmax over the class axis. The order keeps few logit-sized tensors alive
   // at once: logits are dead after z (argmax of z = argmax of the logits), z after Exp.
-  const mx = op(g, 'ReduceMax', [logits], 'ce:max', { axes: [1], keepdims: 1 });
+  const mx = op(g, 'ReduceMax', [logits], 'ce:max', { axes: [axis], keepdims: 1 });
   const z = op(g, 'Sub', [logits, mx], 'ce:z');
   // pixel accuracy counts
-  const pred = op(g, 'ArgMax', [z], 'ce:argmax', { axis: 1, keepdims: 1 });
+  const pred = op(g, 'ArgMax', [z], 'ce:argmax', { axis, keepdims: 1 });
   const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');
   g.node('ReduceSum', [op(g, 'Cast', [hit], 'ce:hit64', { to: 7 })], { keepdims: 0 }, outputs.correct);
   g.node('ReduceSum', [op(g, 'Cast', [valid], 'ce:valid64', { to: 7 })], { keepdims: 0 }, outputs.valid);
-  const zt = op(g, 'GatherElements', [z, target], 'ce:zt', { axis: 1 });
+  const zt = op(g, 'GatherElements', [z, target], 'ce:zt', { axis });
   const e = op(g, 'Exp', [z], 'ce:e');
-  const s = op(g, 'ReduceSum', [e, int64s(g, [1])], 'ce:s', { keepdims: 1 });
+  const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], 'ce:s', { keepdims: 1 });
   const nll = op(g, 'Sub', [op(g, 'Log', [s], 'ce:logs'), zt], 'ce:nll');
-  const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, [1, 2, 3])], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
-  const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, [1, 2, 3])], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
+  const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, pixelAxes)], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
+  const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, pixelAxes)], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
   g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
   // dlogits = (softmax − onehot)·valid/count: e·(scale/s), then −scale added at each pixel's target class
   // (a scatter of N·H·W values instead of building a one-hot tensor of the logits' size)
   const scale = op(g, 'Div', [vf, count], 'ce:scale');
-  const q = op(g, 'Mul', [e, op(g, 'Div', [scale, s], 'ce:scale_s')], 'ce:q');
-  const dl = op(g, 'ScatterElements', [q, target, op(g, 'Neg', [scale], 'ce:negscale')], 'ce:dlogits', { axis: 1, reduction: 'add' });
+  const qe = op(g, 'Mul', [e, op(g, 'Div', [scale, s], 'ce:scale_s')], 'ce:q');
+  const dl = op(g, 'ScatterElements', [qe, target, op(g, 'Neg', [scale], 'ce:negscale')], 'ce:dlogits', { axis, reduction: 'add' });
   return { loss: outputs.loss, dlogits: dl, correct: outputs.correct, valid: outputs.valid };
 }

@@ -13,7 +13,7 @@ import {
   batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, blockFormApplies, convGradInput, convGradWeight, convOutSize,
   convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
   convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad, reluMask,
-  softmaxCrossEntropy, type BatchNormForm, type BatchNormSaved, type BlockConvTransposeSaved, type GradInputForm,
+  softmaxCrossEntropy, type BatchNormForm, type BlockLayout, type BatchNormSaved, type BlockConvTransposeSaved, type GradInputForm,
   type GradWeightForm, type Shape4,
 } from './backward.js';
 
@@ -33,6 +33,11 @@ export interface TrainGraphTuning {
   batchNorm?: BatchNormForm;
   /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
   convTranspose?: 'convtranspose' | 'blocks';
+  /**
+   * When the logits come from a block-form transposed conv: the loss reads them in NCHW (a Transpose
+   * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks').
+   */
+  lossLayout?: 'nchw' | 'blocks';
 }
 
 export interface TrainGraphOptions {
@@ -137,7 +142,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks', ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
   const shape = (v: string): Shape4 => shapes.get(v)!;
   const specs = fcnParameters(arch);
@@ -189,14 +194,23 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   // labels padded by 255: no crop of the logits and no padding of their gradient.
   const outIndex = arch.layers.findIndex((l) => l.output === arch.output);
   const outLayer = arch.layers[outIndex];
-  const uncroppedPad = outLayer?.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(outLayer)
-    && !frozenLayer(outIndex) && !arch.layers.some((l) => layerInputs(l).includes(arch.output)) ? outLayer.pad : 0;
+  const blockOut = outLayer?.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(outLayer)
+    && !frozenLayer(outIndex) && !arch.layers.some((l) => layerInputs(l).includes(arch.output)) ? outLayer : undefined;
+  const uncroppedPad = blockOut?.pad ?? 0;
+  // ... and with lossLayout 'blocks' they stay in the GEMM's layout [N, rows, cols, C, s, s]
+  let lossBlocks: BlockLayout | undefined;
+  if (blockOut && tuning.lossLayout === 'blocks') {
+    const [, , h, w] = shape(blockOut.input);
+    const m = blockOut.kernel / blockOut.stride;
+    lossBlocks = { rows: h + m - 1, cols: w + m - 1, size: blockOut.stride };
+  }
   arch.layers.forEach((layer, i) => {
     if (frozenLayer(i)) {
       emitEvalLayer(g, layer, param);
     } else if (layer.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(layer)) {
       blockSaved.set(i, convTransposeBlocks(g, layer.input, param(`${layer.name}.weight`), layer.bias ? param(`${layer.name}.bias`) : undefined,
-        layer, shape(layer.input), layer.outChannels, layer.output, layer.name, !(i === outIndex && uncroppedPad > 0)));
+        layer, shape(layer.input), layer.outChannels, layer.output, layer.name, !(i === outIndex && blockOut !== undefined),
+        i === outIndex && lossBlocks !== undefined));
     } else if (layer.op === 'batchnorm') {
       const out = batchNormTrain(g, layer.input, param(`${layer.name}.weight`), param(`${layer.name}.bias`), layer.eps,
         shape(layer.input), layer.output, layer.name, tuning.batchNorm);
@@ -214,7 +228,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   });
 
   const ce = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
-    { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, uncroppedPad);
+    { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, uncroppedPad, lossBlocks);
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const grads = new Map<string, string>([[arch.output, ce.dlogits]]);
@@ -245,9 +259,11 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       case 'convtranspose': {
         const saved = blockSaved.get(i);
         if (saved) {
-          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name, i === outIndex && uncroppedPad > 0);
+          const inBlocks = i === outIndex && lossBlocks !== undefined;
+          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name, i === outIndex && blockOut !== undefined,
+            inBlocks);
           paramGrads.set(`${layer.name}.weight`, convTransposeBlocksGradWeight(g, dD, saved, layer, layer.inChannels, layer.outChannels, layer.name));
-          if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
+          if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name, inBlocks ? [0, 1, 2, 4, 5] : undefined));
           if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, shape(layer.input), layer.name));
           break;
         }
