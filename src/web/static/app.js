@@ -202,7 +202,7 @@ function render(result) {
     name.textContent = c.name;
     const share = document.createElement('span');
     share.className = 'share';
-    share.textContent = `${(c.fraction * 100).toFixed(1)}%`;
+    share.textContent = c.fraction > 0 && c.fraction < 0.0005 ? '<0.1%' : `${(c.fraction * 100).toFixed(1)}%`;
     li.append(swatch, name, share);
     return li;
   }));
