@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -129,6 +130,10 @@ const seen: { url: string; range?: string }[] = [];
 const hangingSockets = new Set<import('node:net').Socket>();
 let server: http.Server;
 let base = '';
+let tlsServer: https.Server;
+let tlsBase = '';
+const TLS_DIR = path.join(repoRoot, 'test', 'fixtures', 'tls');
+const TLS_CERT = path.join(TLS_DIR, 'cert.pem');
 
 function requestsFor(url: string): { url: string; range?: string }[] {
   return seen.filter((r) => r.url === url);
@@ -136,7 +141,7 @@ function requestsFor(url: string): { url: string; range?: string }[] {
 
 before(async () => {
   VOC_TAR = await makeVocTar();
-  server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '';
     const range = req.headers.range;
     const nth = requestsFor(url).length;
@@ -178,15 +183,22 @@ before(async () => {
       return;
     }
     res.end(body.subarray(start));
-  });
+  };
+  server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // the same routes over TLS, with a self-signed certificate for 127.0.0.1 (scripts/make_tls_fixture.py)
+  tlsServer = https.createServer({ key: fs.readFileSync(path.join(TLS_DIR, 'key.pem')), cert: fs.readFileSync(TLS_CERT) }, handler);
+  await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+  tlsBase = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
 });
 
 after(async () => {
   for (const s of hangingSockets) s.destroy();
   server.closeAllConnections();
+  tlsServer.closeAllConnections();
   await new Promise((r) => server.close(r));
+  await new Promise((r) => tlsServer.close(r));
   fs.rmSync(tmpRoot, { recursive: true, force: true });
 });
 
@@ -466,6 +478,24 @@ for (const evil of EVIL_TARS) {
     assert.ok(!fs.existsSync('/tmp/fcn-evil-absolute.txt'));
   });
 }
+
+test('https: followed from an http redirect, as download.pytorch.org sends to its CDN; an untrusted certificate is one clear line', async () => {
+  routes.set(`/tls/${PTH_NAME}`, { body: PTH });
+  routes.set(`/to-tls/${PTH_NAME}`, { redirect: { status: 302, location: `${tlsBase}/tls/${PTH_NAME}` } });
+  const dir = path.join(tmpRoot, 'tls');
+  const r = await runCli(['download', 'resnet18', '--dir', dir, '--url', `${base}/to-tls/${PTH_NAME}`], { NODE_EXTRA_CA_CERTS: TLS_CERT });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(fs.readFileSync(path.join(dir, PTH_NAME)), PTH);
+  assert.equal(requestsFor(`/tls/${PTH_NAME}`).length, 1);
+
+  const untrusted = path.join(tmpRoot, 'tls-untrusted');
+  const bad = await runCli(['download', 'resnet18', '--dir', untrusted, '--url', `${tlsBase}/tls/${PTH_NAME}`], { NODE_EXTRA_CA_CERTS: '' });
+  assert.equal(bad.status, 1);
+  const lines = bad.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, bad.stderr);
+  assert.match(lines[0]!, /^fcn: .*127\.0\.0\.1.*certificate/i);
+  assert.ok(!fs.existsSync(path.join(untrusted, PTH_NAME)));
+});
 
 test('a chain of symlinks that escapes only on disk is caught after extraction', async () => {
   // each link's text stays inside, but sub/l -> .. makes a -> sub/l/.. land above the root
