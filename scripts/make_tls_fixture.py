@@ -1,4 +1,4 @@
-"""Writes test/fixtures/tls/{cert,key}.pem: a self-signed certificate for 127.0.0.1 that the download
+"""Writes test/fixtures/tls/{cert,key}.pem: a self-signed certificate for 127.0.0.1 and fcn-test.invalid that the download
 test's HTTPS server presents (the test trusts it through NODE_EXTRA_CA_CERTS). Valid from 2000 to 2100,
 so a machine with a wrong clock still accepts it. Run with Debian's /usr/bin/python3 (python3-cryptography)."""
 import datetime
@@ -22,7 +22,10 @@ cert = (
     .serial_number(x509.random_serial_number())
     .not_valid_before(datetime.datetime(2000, 1, 1))
     .not_valid_after(datetime.datetime(2100, 1, 1))
-    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), critical=False)
+    .add_extension(x509.SubjectAlternativeName([
+        x509.IPAddress(ipaddress.ip_address('127.0.0.1')),
+        x509.DNSName('fcn-test.invalid'),  # the name the proxy test asks its proxy for
+    ]), critical=False)
     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     .sign(key, hashes.SHA256())
 )

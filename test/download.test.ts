@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
@@ -27,6 +27,7 @@ import {
 import { extractTar, unsafeEntryReason } from '../src/data/archive.js';
 import { sidecarPath } from '../src/data/cache.js';
 import { FcnError } from '../src/util/errors.js';
+import { bypassesProxy, proxyFor, proxyHeaders } from '../src/data/proxy.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-download-'));
@@ -495,6 +496,93 @@ test('https: followed from an http redirect, as download.pytorch.org sends to it
   assert.equal(lines.length, 1, bad.stderr);
   assert.match(lines[0]!, /^fcn: .*127\.0\.0\.1.*certificate/i);
   assert.ok(!fs.existsSync(path.join(untrusted, PTH_NAME)));
+});
+
+test('proxy settings: which variable applies, no_proxy, loopback always direct, bad settings are usage errors', () => {
+  const u = (s: string) => new URL(s);
+  const env = { https_proxy: 'http://p:3128', HTTP_PROXY: 'proxy.corp:8080', no_proxy: '.internal.example, mirror.example:8443' };
+  assert.equal(proxyFor(u('https://download.pytorch.org/x'), env)?.href, 'http://p:3128/');
+  assert.equal(proxyFor(u('http://host.robots.ox.ac.uk/x'), env)?.href, 'http://proxy.corp:8080/', 'no scheme means http://');
+  assert.equal(proxyFor(u('http://a.internal.example/x'), env), undefined);
+  assert.equal(proxyFor(u('http://internal.example/x'), env), undefined);
+  assert.equal(proxyFor(u('https://mirror.example:8443/x'), env), undefined);
+  assert.ok(proxyFor(u('https://mirror.example/x'), env), 'no_proxy with a port only matches that port');
+  assert.equal(proxyFor(u('http://127.0.0.1:9/x'), env), undefined);
+  assert.equal(proxyFor(u('http://localhost/x'), env), undefined);
+  assert.equal(proxyFor(u('http://[::1]/x'), env), undefined);
+  assert.equal(proxyFor(u('https://x.org/'), { ALL_PROXY: 'http://all:1' })?.host, 'all:1');
+  assert.equal(proxyFor(u('https://x.org/'), { https_proxy: 'http://p:1', NO_PROXY: '*' }), undefined);
+  assert.equal(proxyFor(u('https://x.org/'), {}), undefined);
+  assert.ok(bypassesProxy('x.org', '443', 'x.org') && !bypassesProxy('notx.org', '443', 'x.org'));
+  assert.throws(() => proxyFor(u('https://x.org/'), { https_proxy: 'socks5://p:1080' }), (e: unknown) => e instanceof FcnError && e.exitCode === 2 && /only http:\/\/ proxies/.test(e.message));
+  assert.deepEqual(proxyHeaders(new URL('http://user:p%40ss@p:1')), { 'proxy-authorization': `Basic ${Buffer.from('user:p@ss').toString('base64')}` });
+});
+
+test('through an http proxy: http in absolute form, https by CONNECT (TLS end to end), credentials sent; a refused tunnel is one line', async () => {
+  // a small forward proxy: every host is this test's servers (fcn-test.invalid resolves nowhere)
+  const asked: { method: string; target: string; auth?: string }[] = [];
+  const proxy = http.createServer((req, res) => {
+    asked.push({ method: req.method!, target: req.url!, auth: req.headers['proxy-authorization'] });
+    const target = new URL(req.url!);
+    const up = http.request({ host: '127.0.0.1', port: new URL(base).port, path: target.pathname, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    up.end();
+  });
+  const tunnels = new Set<import('node:net').Socket>();
+  proxy.on('connect', (req: http.IncomingMessage, socket: import('node:net').Socket) => {
+    asked.push({ method: 'CONNECT', target: req.url!, auth: req.headers['proxy-authorization'] });
+    tunnels.add(socket);
+    socket.on('error', () => socket.destroy());
+    if (req.url === 'forbidden.invalid:443') {
+      socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      return;
+    }
+    const up = net.connect(Number(new URL(tlsBase).port), '127.0.0.1', () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    tunnels.add(up);
+    up.on('error', () => socket.destroy());
+    socket.on('close', () => up.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const proxyUrl = `http://fcn:s3cret@127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const auth = `Basic ${Buffer.from('fcn:s3cret').toString('base64')}`;
+  try {
+    routes.set(`/proxied/${PTH_NAME}`, { body: PTH });
+    const env = { HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: '', NODE_EXTRA_CA_CERTS: TLS_CERT };
+    const plain = path.join(tmpRoot, 'proxy-http');
+    const r1 = await runCli(['download', 'resnet18', '--dir', plain, '--url', `http://fcn-test.invalid/proxied/${PTH_NAME}`], env);
+    assert.equal(r1.status, 0, r1.stderr);
+    assert.deepEqual(fs.readFileSync(path.join(plain, PTH_NAME)), PTH);
+    assert.deepEqual(asked.shift(), { method: 'GET', target: `http://fcn-test.invalid/proxied/${PTH_NAME}`, auth });
+
+    routes.set(`/tls/${PTH_NAME}`, { body: PTH });
+    const secure = path.join(tmpRoot, 'proxy-https');
+    const r2 = await runCli(['download', 'resnet18', '--dir', secure, '--url', `https://fcn-test.invalid/tls/${PTH_NAME}`], env);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.deepEqual(fs.readFileSync(path.join(secure, PTH_NAME)), PTH);
+    assert.deepEqual(asked.shift(), { method: 'CONNECT', target: 'fcn-test.invalid:443', auth });
+
+    const refused = await runCli(['download', 'resnet18', '--dir', path.join(tmpRoot, 'proxy-403'), '--url', `https://forbidden.invalid/tls/${PTH_NAME}`], env);
+    assert.equal(refused.status, 1);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /^fcn: proxy 127\.0\.0\.1:\d+ refused the tunnel to forbidden\.invalid: HTTP 403/);
+    assert.doesNotMatch(refused.stderr, /s3cret/, 'credentials never printed');
+
+    const noProxy = await runCli(['download', 'resnet18', '--dir', path.join(tmpRoot, 'proxy-down'), '--url', `https://fcn-test.invalid/tls/${PTH_NAME}`],
+      { ...env, HTTPS_PROXY: 'http://127.0.0.1:1' });
+    assert.equal(noProxy.status, 1);
+    assert.match(noProxy.stderr, /^fcn: cannot reach proxy 127\.0\.0\.1:1: connection refused/);
+  } finally {
+    for (const t of tunnels) t.destroy();
+    proxy.closeAllConnections();
+    await new Promise((r) => proxy.close(r));
+  }
 });
 
 test('a chain of symlinks that escapes only on disk is caught after extraction', async () => {

@@ -2,7 +2,8 @@
 // DIR/VOCdevkit/VOC2012) and torchvision's ImageNet ResNet-18 checkpoint (DIR/resnet18-f37072fd.pth),
 // each verified by its published hash before anything uses it.
 //
-// The downloader speaks plain node:http/https: bounded redirects, connect and idle timeouts, a
+// The downloader speaks plain node:http/https (through an http proxy when the environment names one,
+// see proxy.ts): bounded redirects, connect and idle timeouts, a
 // progress bar, and HTTP range resume of `<file>.part` (within a run after a dropped connection,
 // and across runs). A file only reaches its final name once its size and hash are right; a file
 // that fails is renamed `<file>.bad-<time>` and never reused. A verified file is remembered in a
@@ -13,6 +14,8 @@ import { homedir } from 'node:os';
 import { join, basename, dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
+import { isIP, type Socket } from 'node:net';
 import type { IncomingMessage, ClientRequest } from 'node:http';
 import { FcnError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -30,6 +33,7 @@ import {
   writeSidecar,
 } from './cache.js';
 import { extractTar } from './archive.js';
+import { connectTunnel, proxyFor, proxyHeaders, TunnelError } from './proxy.js';
 
 /** The official PASCAL VOC2012 trainval archive (segmentation, detection, ... in one tar). */
 export const VOC2012_TRAINVAL = {
@@ -123,8 +127,8 @@ function parseHttpUrl(text: string, what = 'URL'): URL {
   return url;
 }
 
-/** One line for a network error, classified by its code. */
-function networkError(err: unknown, url: URL): DownloadError {
+/** One line for a network error, classified by its code; `what` names the peer ('host', or 'proxy' when talking to one). */
+function networkError(err: unknown, url: URL, what: 'host' | 'proxy' = 'host'): DownloadError {
   if (err instanceof DownloadError) return err;
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? '';
@@ -135,17 +139,17 @@ function networkError(err: unknown, url: URL): DownloadError {
     case 'EAI_FAIL':
     case 'EAI_NONAME':
     case 'EAI_NODATA':
-      return new DownloadError(`cannot reach host ${url.hostname}: DNS lookup failed (${code})`, 'unreachable');
+      return new DownloadError(`cannot reach ${what} ${url.hostname}: DNS lookup failed (${code})`, 'unreachable');
     case 'ECONNREFUSED':
-      return new DownloadError(`cannot reach host ${host}: connection refused`, 'unreachable');
+      return new DownloadError(`cannot reach ${what} ${host}: connection refused`, 'unreachable');
     case 'ENETUNREACH':
     case 'EHOSTUNREACH':
     case 'ENETDOWN':
     case 'EHOSTDOWN':
     case 'EADDRNOTAVAIL':
-      return new DownloadError(`cannot reach host ${host}: network unreachable (${code})`, 'unreachable');
+      return new DownloadError(`cannot reach ${what} ${host}: network unreachable (${code})`, 'unreachable');
     case 'ETIMEDOUT':
-      return new DownloadError(`cannot reach host ${host}: connection timed out`, 'unreachable');
+      return new DownloadError(`cannot reach ${what} ${host}: connection timed out`, 'unreachable');
     case 'ECONNRESET':
     case 'EPIPE':
     case 'ERR_STREAM_PREMATURE_CLOSE':
@@ -193,12 +197,38 @@ interface OpenResponse {
   watchdog: Watchdog;
 }
 
-/** One GET (no redirects followed), resolved at the response headers. */
-function get(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<OpenResponse> {
+/** One GET (no redirects followed), resolved at the response headers; through a proxy when the environment names one. */
+async function get(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<OpenResponse> {
+  const proxy = proxyFor(url);
+  let tunnel: Socket | undefined;
+  if (proxy && url.protocol === 'https:') {
+    try {
+      tunnel = await connectTunnel(proxy, url, timeoutMs);
+    } catch (err) {
+      throw err instanceof TunnelError ? new DownloadError(err.message, 'unreachable') : networkError(err, proxy, 'proxy');
+    }
+  }
   return new Promise((resolve, reject) => {
-    const mod = url.protocol === 'https:' ? https : http;
-    // a fresh connection per request: no keep-alive socket outlives a failed attempt
-    const req = mod.request(url, { method: 'GET', headers, agent: false });
+    let req: ClientRequest;
+    if (tunnel) {
+      // TLS with the real host, over the proxy's tunnel
+      const socket = tunnel;
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      req = https.request(url, {
+        method: 'GET', headers,
+        createConnection: () => tls.connect({ socket, host, servername: isIP(host) ? undefined : host }),
+      });
+    } else if (proxy) {
+      // plain http: the proxy is asked for the absolute URL
+      req = http.request({
+        host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, method: 'GET', path: url.href,
+        headers: { ...headers, host: url.host, ...proxyHeaders(proxy) }, agent: false,
+      });
+    } else {
+      const mod = url.protocol === 'https:' ? https : http;
+      // a fresh connection per request: no keep-alive socket outlives a failed attempt
+      req = mod.request(url, { method: 'GET', headers, agent: false });
+    }
     const watchdog = new Watchdog(timeoutMs, url, (err) => req.destroy(err));
     req.on('socket', (socket) => {
       const connected = () => {
@@ -210,7 +240,8 @@ function get(url: URL, headers: Record<string, string>, timeoutMs: number): Prom
     });
     req.on('error', (err) => {
       watchdog.stop();
-      reject(networkError(err, url));
+      tunnel?.destroy();
+      reject(proxy && !tunnel ? networkError(err, proxy, 'proxy') : networkError(err, url));
     });
     req.on('response', (res) => {
       watchdog.phase = 'body';
