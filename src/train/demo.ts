@@ -35,12 +35,14 @@ export interface DemoSettings {
  * misfire. FCN-8s rather than the book's FCN-32s, because a stride-32 score map of such an image is
  * 3x3 cells and cannot draw these objects. Momentum and a poly decay of the learning rate settle
  * the weights by the last epoch (the lr is per image: the loss is summed over the batch, as the
- * book's; 0.004 diverges).
+ * book's; 0.004 diverges at batch 16). Batch 8 rather than 16: twice the steps at the same speed
+ * (25 images/s either way on 2 cores; batch 4 drops to 18), val mIoU 0.31 after 7 epochs instead of
+ * 0.21 (lr 0.003 gave the same 0.31).
  */
 export const DEMO_SETTINGS: Readonly<DemoSettings> = Object.freeze({
   synth: { train: 800, val: 40, size: [80, 80] as [number, number], seed: 0 },
   epochs: 7,
-  batchSize: 16,
+  batchSize: 8,
   crop: [96, 96] as [number, number],
   lr: 0.002,
   lrSchedule: 'poly' as LrSchedule,
