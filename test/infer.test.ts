@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fcnResNet18, fcnParameters, bilinearKernel } from '../src/model/index.js';
+import { fcnResNet18, fcnParameters, bilinearKernel, initParameters, seededRandom } from '../src/model/index.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
 import { SegmentationModel, loadModel } from '../src/infer/model.js';
@@ -115,6 +115,31 @@ test('FCN-16s and FCN-8s (skip connections from layer3/layer2) predict masks of 
     } finally {
       await model.dispose();
     }
+  }
+});
+
+test('the block-GEMM upsamplers equal ORT\'s ConvTranspose (FCN-32s/16s/8s, odd sizes, batch 2)', async () => {
+  const [N, H, W] = [2, 97, 131];
+  const x = new Float32Array(N * 3 * H * W);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.013) * 1.7 + Math.cos(i * 0.0071);
+  for (const variant of ['fcn32s', 'fcn16s', 'fcn8s'] as const) {
+    const a = fcnResNet18({ numClasses: 5, variant });
+    const w = initParameters(a, seededRandom(11));
+    // bias and skip scorers away from their zero init, so every term is exercised
+    for (const [name, t] of w) if (name.endsWith('.bias') || name.startsWith('score_')) t.forEach((_, i) => (t[i] = Math.sin(i + name.length) * 0.1));
+    const logits: Float32Array[] = [];
+    for (const upsample of ['convtranspose', 'blocks'] as const) {
+      const session = await Session.create(compileInference(a, w, { upsample, padToStride: true }), { threads: 2 });
+      try {
+        const out = await session.run({ image: { dtype: 'float32', dims: [N, 3, H, W], data: x } }, ['logits']);
+        assert.deepEqual(out.logits!.dims, [N, 5, H, W]);
+        logits.push(out.logits!.data as Float32Array);
+      } finally {
+        await session.dispose();
+      }
+    }
+    const scale = logits[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(maxAbsDiff(logits[0]!, logits[1]!) < 1e-5 * Math.max(1, scale), `${variant}: ${maxAbsDiff(logits[0]!, logits[1]!)}`);
   }
 });
 
