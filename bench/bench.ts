@@ -1,7 +1,8 @@
 // `npm run bench`: forward and training-step times of our ONNX Runtime graphs next to PyTorch 1.13
 // on the same machine, in the same run, each measurement in its own process (so peak RSS is its
 // own). Prints a table; run by hand on a quiet machine (never part of the tests).
-//   npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch]
+//   npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
+// (--upsample: the inference graph's transposed convolutions, ORT's ConvTranspose or the default block GEMM)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +17,7 @@ const PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
 
-interface Case { task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number }
+interface Case { task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks' }
 interface Result { median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string }
 
 function median(xs: number[]): number {
@@ -51,7 +52,7 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number): 
     }
     await session.dispose();
   } else if (c.task === 'forward') {
-    const session = await Session.create(compileInference(arch, weights, { batch: c.batch }), { threads });
+    const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample }), { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
       await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
@@ -108,7 +109,9 @@ async function main(): Promise<void> {
   const withTorch = !argv.includes('--no-torch') && torchAvailable();
   const S = { height: 320, width: 480 };
   const cases: Case[] = [];
-  if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, ...S }, { task: 'forward', mode: 'full', batch: 4, ...S });
+  const upsample = flag('--upsample') as Case['upsample'];
+  if (upsample && upsample !== 'convtranspose' && upsample !== 'blocks') throw new Error(`--upsample expects convtranspose or blocks, got '${upsample}'`);
+  if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, upsample, ...S }, { task: 'forward', mode: 'full', batch: 4, upsample, ...S });
   if (only !== 'forward') {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
   }
