@@ -34,7 +34,7 @@ export function command(): Command {
         `after ${f.epoch} epochs (best mIoU ${t.best!.testMeanIoU.toFixed(3)} at epoch ${t.best!.epoch}), trained from scratch`);
       print(`  predictions (image / prediction / truth): ${shortPath(t.files.grid!)}`);
       print(`  training curves: ${shortPath(t.files.curves)}; per-epoch numbers: ${shortPath(t.files.metrics)}`);
-      print(`  model: ${shortPath(t.files.best)} — try: fcn predict --model ${shortPath(t.files.best)} --out ${shortPath(join(dirname(res.data), 'predictions'))} ${shortPath(join(res.data, 'JPEGImages', 'val_000000.jpg'))}`);
+      print(`  model: ${shortPath(t.files.best)} — try: npx fcn predict --model ${shortPath(t.files.best)} --out ${shortPath(join(dirname(res.data), 'predictions'))} ${shortPath(join(res.data, 'JPEGImages', 'val_000000.jpg'))}`);
       if (!res.cachedBackbone) {
         print('');
         print('The book fine-tunes an ImageNet-trained ResNet-18, which this machine does not have:');
