@@ -98,6 +98,29 @@ test('fcn score: a known imperfect case gives the exact numbers in the JSON, acc
   assert.match(r.stdout, /^bird\s+-\s+-\s+0$/m);
 });
 
+test('fcn score --list: only the listed ids (a VOC split inside a SegmentationClass folder holding both); a listed id without prediction is an error', () => {
+  const pred = freshDir('pred');
+  const gt = freshDir('gt');
+  writePalette(gt, 'train_1', m(2, 1, [1, 1]));
+  writePalette(gt, 'val_1', m(2, 1, [0, 12]));
+  writePalette(gt, 'val_2', m(2, 1, [12, 255]));
+  writeGray(pred, 'val_1', m(2, 1, [0, 12]));
+  writeGray(pred, 'val_2', m(2, 1, [0, 0]));
+  const list = path.join(tmp, `val-${dirCount}.txt`);
+  fs.writeFileSync(list, 'val_1\r\nval_2\n\n');
+  const strict = fcn('score', '--pred', pred, '--gt', gt);
+  assertOneLineError(strict, path.join(gt, 'train_1.png'), '--list');
+  const json = path.join(tmp, 'listed.json');
+  const r = fcn('score', '--pred', pred, '--gt', gt, '--list', list, '--json', json);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+  assert.equal(report.pixelAccuracy, 2 / 3); // val_1: 2 of 2, val_2: 0 of 1 (void not counted); train_1 not scored
+  fs.rmSync(path.join(pred, 'val_2.png'));
+  const absent = fcn('score', '--pred', pred, '--gt', gt, '--list', list);
+  assertOneLineError(absent, path.join(pred, 'val_2.png'), list);
+  assertOneLineError(fcn('score', '--pred', pred, '--gt', gt, '--list', path.join(tmp, 'no-list.txt')), path.join(tmp, 'no-list.txt'), 'no such file');
+});
+
 test('scoreFolders (library): same counts as the CLI and RGB colour masks read through the palette', async () => {
   const { pred, gt } = writeImperfect();
   // rewrite prediction b as an RGB PNG in VOC colours: (0,0,0) (0,128,0) (0,0,0) (0,128,0)

@@ -1,6 +1,7 @@
-// fcn score --pred DIR --gt DIR [--json FILE] — metrics for prediction PNGs already on disk.
+// fcn score --pred DIR --gt DIR [--json FILE] [--list FILE] — metrics for prediction PNGs already on disk.
 import { Command } from 'commander';
 import { VOC_CLASSES } from '../data/voc.js';
+import { readIdList } from '../data/dataset.js';
 import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
 import { scoreFolders } from '../infer/score.js';
 import { Progress } from '../util/progress.js';
@@ -12,10 +13,13 @@ export function command(): Command {
     .requiredOption('--pred <dir>', 'folder of predicted masks <id>.png (palette or grayscale, value = class id)')
     .requiredOption('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
     .option('--json <file>', 'also write the metrics as JSON')
-    .action(async (o: { pred: string; gt: string; json?: string }) => {
+    .option('--list <file>', 'score only the ids in this list (one per line, e.g. VOC2012/ImageSets/Segmentation/val.txt); without it every mask in both folders must pair up')
+    .action(async (o: { pred: string; gt: string; json?: string; list?: string }) => {
+      const ids = o.list ? await readIdList(o.list) : undefined;
       // Reading masks is quick: a bar helps on a terminal, but in logs it would only add noise.
       let bar: Progress | undefined;
       const cm = await scoreFolders(o.pred, o.gt, VOC_CLASSES.length, {
+        ids, listName: o.list,
         onProgress: process.stderr.isTTY
           ? (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img', format: (n) => n.toFixed(0) })).update(done)
           : undefined,

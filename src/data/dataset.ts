@@ -42,6 +42,23 @@ export async function findVocRoot(dir: string): Promise<string> {
   throw new FcnError(`${dir}: not a VOC dataset (expected ${LIST_DIR} in it, or in VOCdevkit/VOC2012 or VOC2012 under it)`);
 }
 
+/** Reads an id list (ImageSets/Segmentation/<split>.txt): one id per line; CRLF and blank lines allowed. */
+export async function readIdList(listPath: string, what = 'the id list'): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(listPath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FcnError(`${listPath}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+  }
+  // One id per line; real lists end with a newline, some copies carry CRLF or trailing blanks.
+  const ids = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  if (ids.length === 0) throw new FcnError(`${listPath}: ${what} is empty (expected one image id per line)`);
+  const bad = ids.find((id) => /[\s/\\]/.test(id));
+  if (bad !== undefined) throw new FcnError(`${listPath}: '${bad}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+  return ids;
+}
+
 /**
  * Opens a split of a VOC-layout dataset. `dir` may be the VOC root (has ImageSets/Segmentation),
  * or a parent holding VOCdevkit/VOC2012 or VOC2012. Errors name the missing path or list.
@@ -49,19 +66,7 @@ export async function findVocRoot(dir: string): Promise<string> {
 export async function openVoc(dir: string, split: string): Promise<VocDataset> {
   if (!/^[\w.-]+$/.test(split)) throw new FcnError(`split '${split}': expected a list name such as train, val or trainval`);
   const root = await findVocRoot(dir);
-  const listPath = join(root, LIST_DIR, `${split}.txt`);
-  let text: string;
-  try {
-    text = await readFile(listPath, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FcnError(`${listPath}: cannot read the '${split}' id list (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
-  }
-  // One id per line; real lists end with a newline, some copies carry CRLF or trailing blanks.
-  const ids = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
-  if (ids.length === 0) throw new FcnError(`${listPath}: the '${split}' id list is empty (expected one image id per line)`);
-  const bad = ids.find((id) => /[\s/\\]/.test(id));
-  if (bad !== undefined) throw new FcnError(`${listPath}: '${bad}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+  const ids = await readIdList(join(root, LIST_DIR, `${split}.txt`), `the '${split}' id list`);
   return {
     root,
     split,

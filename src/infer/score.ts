@@ -10,6 +10,12 @@ import { FcnError, errorMessage } from '../util/errors.js';
 export interface ScoreOptions {
   /** Called after each pair is counted. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Score only these ids (e.g. a VOC split's list, whose SegmentationClass folder also holds the other
+   * split's masks); each must have a prediction and a ground truth. `listName` names it in errors.
+   */
+  ids?: string[];
+  listName?: string;
 }
 
 /**
@@ -42,9 +48,9 @@ async function pngsByStem(dir: string, role: string, skipOverlays = false): Prom
   return byStem;
 }
 
-function missing(dir: string, stems: string[], otherDir: string, what: string): FcnError {
+function missing(dir: string, stems: string[], otherDir: string, what: string, hint = ''): FcnError {
   const more = stems.length > 1 ? ` (and ${stems.length - 1} more)` : '';
-  return new FcnError(`${join(dir, stems[0]! + '.png')}: no ${what} ${stems[0]}.png in ${otherDir}${more}`);
+  return new FcnError(`${join(dir, stems[0]! + '.png')}: no ${what} ${stems[0]}.png in ${otherDir}${more}${hint}`);
 }
 
 /**
@@ -56,13 +62,26 @@ function missing(dir: string, stems: string[], otherDir: string, what: string): 
 export async function scoreFolders(predDir: string, gtDir: string, numClasses = 21, opts: ScoreOptions = {}): Promise<ConfusionMatrix> {
   const preds = await pngsByStem(predDir, 'prediction', true);
   const gts = await pngsByStem(gtDir, 'ground-truth');
-  const noPred = [...gts.keys()].filter((s) => !preds.has(s));
-  if (noPred.length > 0) throw missing(gtDir, noPred, predDir, 'prediction');
-  const noGt = [...preds.keys()].filter((s) => !gts.has(s));
-  if (noGt.length > 0) throw missing(predDir, noGt, gtDir, 'ground truth');
+  let stems: string[];
+  if (opts.ids) {
+    const list = opts.listName ?? 'the id list';
+    for (const [have, dir, what] of [[preds, predDir, 'prediction'], [gts, gtDir, 'ground truth']] as const) {
+      const absent = opts.ids.filter((id) => !have.has(id));
+      if (absent.length > 0) {
+        const more = absent.length > 1 ? ` (and ${absent.length - 1} more)` : '';
+        throw new FcnError(`${join(dir, absent[0]! + '.png')}: no ${what} for '${absent[0]}', which ${list} lists${more}`);
+      }
+    }
+    stems = [...new Set(opts.ids)];
+  } else {
+    const noPred = [...gts.keys()].filter((s) => !preds.has(s));
+    if (noPred.length > 0) throw missing(gtDir, noPred, predDir, 'prediction', ' (to score a subset, pass --list, e.g. ImageSets/Segmentation/val.txt)');
+    const noGt = [...preds.keys()].filter((s) => !gts.has(s));
+    if (noGt.length > 0) throw missing(predDir, noGt, gtDir, 'ground truth');
+    stems = [...gts.keys()];
+  }
 
   const cm = new ConfusionMatrix(numClasses);
-  const stems = [...gts.keys()];
   for (let i = 0; i < stems.length; i++) {
     const predPath = join(predDir, preds.get(stems[i]!)!);
     const gtPath = join(gtDir, gts.get(stems[i]!)!);
