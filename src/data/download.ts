@@ -33,7 +33,7 @@ import {
   writeSidecar,
 } from './cache.js';
 import { extractTar } from './archive.js';
-import { connectTunnel, proxyFor, proxyHeaders, TunnelError } from './proxy.js';
+import { bareHostname, connectTunnel, proxyFor, proxyHeaders, TunnelError } from './proxy.js';
 
 /** The official PASCAL VOC2012 trainval archive (segmentation, detection, ... in one tar). */
 export const VOC2012_TRAINVAL = {
@@ -213,7 +213,7 @@ async function get(url: URL, headers: Record<string, string>, timeoutMs: number)
     if (tunnel) {
       // TLS with the real host, over the proxy's tunnel
       const socket = tunnel;
-      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const host = bareHostname(url);
       req = https.request(url, {
         method: 'GET', headers,
         createConnection: () => tls.connect({ socket, host, servername: isIP(host) ? undefined : host }),
@@ -221,7 +221,7 @@ async function get(url: URL, headers: Record<string, string>, timeoutMs: number)
     } else if (proxy) {
       // plain http: the proxy is asked for the absolute URL
       req = http.request({
-        host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || 80, method: 'GET', path: url.href,
+        host: bareHostname(proxy), port: proxy.port || 80, method: 'GET', path: url.href,
         headers: { ...headers, host: url.host, ...proxyHeaders(proxy) }, agent: false,
       });
     } else {

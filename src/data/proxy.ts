@@ -10,6 +10,11 @@ import { FcnError } from '../util/errors.js';
 
 type Env = Record<string, string | undefined>;
 
+/** A URL's host name without the brackets an IPv6 literal carries in URLs ('[::1]' -> '::1'). */
+export function bareHostname(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '');
+}
+
 function envValue(env: Env, ...names: string[]): string | undefined {
   for (const name of names) {
     const v = env[name]?.trim();
@@ -48,7 +53,7 @@ export function bypassesProxy(host: string, port: string, noProxy: string): bool
 
 /** The proxy to use for `url`, or undefined to connect direct. A malformed proxy setting is a usage error. */
 export function proxyFor(url: URL, env: Env = process.env): URL | undefined {
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const host = bareHostname(url).toLowerCase();
   if (isLoopback(host)) return undefined;
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const noProxy = envValue(env, 'no_proxy', 'NO_PROXY');
@@ -94,7 +99,7 @@ export function connectTunnel(proxy: URL, target: URL, timeoutMs: number): Promi
   return new Promise((resolve, reject) => {
     const authority = `${target.hostname}:${target.port || '443'}`;
     const req = http.request({
-      host: proxy.hostname.replace(/^\[|\]$/g, ''),
+      host: bareHostname(proxy),
       port: proxy.port || 80,
       method: 'CONNECT',
       path: authority,

@@ -5,6 +5,7 @@ import type { FcnArchitecture } from '../model/fcn.js';
 import type { ConvTransposeLayer, Layer } from '../model/layers.js';
 import { fcnParameters, numel, type TensorMap } from '../model/params.js';
 import { GraphBuilder, f } from './onnx.js';
+import { blockFormApplies } from './backward.js';
 
 export interface InferenceGraphOptions {
   /** Also output `mask` = argmax over classes (int64, N x H x W). Default true. */
@@ -123,7 +124,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
   const batch = opts.batch ?? 'N';
   g.input(arch.input, 'float32', [batch, 3, 'H', 'W']);
   const blocks = (opts.upsample ?? 'blocks') === 'blocks';
-  const asBlocks = (l: Layer): l is ConvTransposeLayer => l.op === 'convtranspose' && blocks && l.kernel % l.stride === 0;
+  const asBlocks = (l: Layer): l is ConvTransposeLayer => l.op === 'convtranspose' && blocks && blockFormApplies(l);
   // the block form carries its own rearranged copy of these
   const rearranged = new Set(arch.layers.filter(asBlocks).flatMap((l) => [`${l.name}.weight`, `${l.name}.bias`]));
   for (const spec of fcnParameters(arch)) {
@@ -134,7 +135,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
   }
   const pad = opts.padToStride ?? false;
   // with padToStride the declaration's input and output become inner values between Pad and Slice
-  const inner = (name: string) => (pad && name === arch.input ? `${name}_padded` : pad && name === arch.output ? `${name}_padded` : name);
+  const inner = (name: string) => (pad && (name === arch.input || name === arch.output) ? `${name}_padded` : name);
   let hw = '';
   if (pad) {
     const shape = g.node('Shape', [arch.input]);

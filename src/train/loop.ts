@@ -23,7 +23,7 @@ import { imageGrid, labelToImage } from '../infer/pictures.js';
 import { Progress } from '../util/progress.js';
 import { FcnError, UsageError, errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { TrainStep } from './step.js';
+import { LabelRangeError, TrainStep, type StepResult } from './step.js';
 import { writeCurves } from './curves.js';
 import {
   checkResumable, decodeTrainState, encodeTrainState, metricsJsonl, momentumFromExtra, momentumToExtra,
@@ -288,15 +288,14 @@ function fmt(x: number): string {
   return x.toFixed(3);
 }
 
-/** A mask value the network has no class for (e.g. VOC's 21 labels on a 5-class --init) names its file. */
-function checkLabels(batch: Batch, numClasses: number, ds: VocDataset): void {
-  const { labels } = batch;
-  for (let i = 0; i < labels.length; i++) {
-    const v = labels[i]!;
-    if (v >= numClasses && v !== IGNORE_INDEX) {
-      const id = batch.ids[Math.floor(i / (batch.height * batch.width))]!;
-      throw new FcnError(`${ds.maskPath(id)}: label ${v} is not a class of the network (expected 0..${numClasses - 1} or ${IGNORE_INDEX} for void)`);
-    }
+/** TrainStep's check of a mask value the network has no class for (e.g. VOC's 21 labels on a 5-class --init), naming the mask file. */
+async function runStep(step: TrainStep, batch: Batch, lr: number, ds: VocDataset): Promise<StepResult> {
+  try {
+    return await step.run(batch.images, batch.labels, lr);
+  } catch (err) {
+    if (!(err instanceof LabelRangeError)) throw err;
+    const id = batch.ids[Math.floor(err.index / (batch.height * batch.width))]!;
+    throw new FcnError(`${ds.maskPath(id)}: label ${err.value} is not a class of the network (expected 0..${err.numClasses - 1} or ${IGNORE_INDEX} for void)`);
   }
 }
 
@@ -404,8 +403,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       })) {
         batchIndex++;
         const lr = scheduledLr(r.lr, r.lrSchedule, (epoch - 1) * stepsPerEpoch + batchIndex - 1, r.epochs * stepsPerEpoch);
-        checkLabels(batch, arch.numClasses, trainDs);
-        const res = await step.run(batch.images, batch.labels, lr);
+        const res = await runStep(step, batch, lr, trainDs);
         if (!Number.isFinite(res.loss)) {
           bar?.finish();
           const kept = epoch > 1 ? `${files.last} still holds epoch ${epoch - 1}` : 'no checkpoint was written';

@@ -5,6 +5,13 @@ import { checkParameters, fcnParameters, numel, type TensorMap } from '../model/
 import { compileTrainStep, momentumName, TRAIN_IO, updatedName, IGNORE_LABEL, type TrainGraph, type TrainGraphOptions } from '../graph/train.js';
 import { Session, tensor, type EngineTensor, type SessionOptions } from '../engine/session.js';
 
+/** A label the network has no class for; `index` is its position in the N·H·W labels (so callers can name the image). */
+export class LabelRangeError extends RangeError {
+  constructor(readonly value: number, readonly index: number, readonly numClasses: number) {
+    super(`train step: label ${value} is not a class (0..${numClasses - 1}) or ${IGNORE_LABEL}`);
+  }
+}
+
 export interface TrainStepOptions extends TrainGraphOptions {
   /** Intra-op threads; default: all cores. */
   threads?: number;
@@ -75,7 +82,7 @@ export class TrainStep {
     const C = this.arch.numClasses;
     for (let i = 0; i < labels.length; i++) {
       const v = labels[i]!;
-      if (v >= C && v !== IGNORE_LABEL) throw new Error(`train step: label ${v} is not a class (0..${C - 1}) or ${IGNORE_LABEL}`);
+      if (v >= C && v !== IGNORE_LABEL) throw new LabelRangeError(v, i, C);
     }
     if (!Number.isFinite(lr)) throw new Error(`train step: learning rate must be a finite number, got ${lr}`);
     const feeds: Record<string, EngineTensor> = {
