@@ -23,11 +23,11 @@ import {
   DownloadError,
   VOC2012_TRAINVAL,
   RESNET18_IMAGENET,
-} from '../src/data/download.js';
-import { extractTar, unsafeEntryReason } from '../src/data/archive.js';
-import { sidecarPath } from '../src/data/cache.js';
+} from '../src/net/download.js';
+import { extractTar, unsafeEntryReason } from '../src/net/archive.js';
+import { sidecarPath } from '../src/net/cache.js';
 import { FcnError } from '../src/util/errors.js';
-import { bypassesProxy, proxyFor, proxyHeaders } from '../src/data/proxy.js';
+import { bypassesProxy, proxyFor, proxyHeaders } from '../src/net/proxy.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-download-'));

@@ -15,7 +15,7 @@ import { tileRanges } from '../src/infer/preprocess.js';
 import { upsampleFloat, upsampleImage } from '../src/infer/upsample.js';
 import { readImage, readMask } from '../src/data/image.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
-import { defaultClasses, defaultColors, defaultNormalization } from '../src/weights/checkpoint.js';
+import { defaultClasses, defaultColors, defaultNormalization } from '../src/model/card.js';
 import { loadFixture, maxAbsDiff, countDifferent, compareRoundedImage, repoRoot } from './helpers/fixtures.js';
 import { formulaWeights } from './helpers/formula.js';
 

@@ -6,8 +6,8 @@ import type { LabelMap, RgbImage } from '../src/data/image.js';
 import type { Rgb } from '../src/data/voc.js';
 import {
   labelToImage, overlay, classesPresent, legendImage, imageGrid, gridLayout, showExamples,
-} from '../src/infer/pictures.js';
-import { renderText, renderWithGlyphs } from '../src/infer/text.js';
+} from '../src/render/pictures.js';
+import { renderText, renderWithGlyphs } from '../src/render/text.js';
 
 function solid(width: number, height: number, c: Rgb): RgbImage {
   const data = new Uint8Array(width * height * 3);

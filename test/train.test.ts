@@ -19,7 +19,8 @@ import { fcnResNet18 } from '../src/model/fcn.js';
 import { fcnParameters, initParameters, seededRandom } from '../src/model/params.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/weights/checkpoint.js';
 import { encodeSafetensors } from '../src/weights/safetensors.js';
-import { defaultMeta, loadModel } from '../src/infer/model.js';
+import { loadModel } from '../src/infer/model.js';
+import { defaultCard } from '../src/model/card.js';
 import { evaluate } from '../src/infer/evaluate.js';
 import { TrainStep } from '../src/train/step.js';
 import { train, type TrainResult } from '../src/train/loop.js';
@@ -207,7 +208,7 @@ test('fcn train: a diverging run (--lr 1e30) stops with exit 1 and one line, and
 test('a 2-class network on data with more labels: fcn train and fcn eval stop with one line naming the mask file', async () => {
   const arch = fcnResNet18({ numClasses: 2 });
   const ckptFile = path.join(tmp, 'two-classes.safetensors');
-  await saveCheckpoint(ckptFile, { arch, weights: initParameters(arch, seededRandom(5)), ...defaultMeta(2), metadata: {}, extra: new Map() });
+  await saveCheckpoint(ckptFile, { arch, weights: initParameters(arch, seededRandom(5)), ...defaultCard(2), metadata: {}, extra: new Map() });
   const out = path.join(tmp, 'two');
   const r = cli(['train', '--data', data, '--init', ckptFile, '--out', out, '--epochs', '1', '--batch-size', '2', '--crop', '64x64', '--threads', '2', '--grid', '0']);
   assert.equal(r.status, 1, r.stderr);

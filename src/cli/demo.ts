@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { demo, DEMO_SETTINGS } from '../train/demo.js';
-import { backboneHint } from '../data/download.js';
+import { backboneHint } from '../net/download.js';
 import { parseIntFlag } from './options.js';
 import { shortPath } from './train.js';
 

@@ -2,7 +2,7 @@
 // ResNet-18 weights, verified by hash. Status and progress go to stderr; the resulting path to stdout.
 import { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
-import { DownloadError, downloadResnet18, downloadVoc2012, type FetchOptions } from '../data/download.js';
+import { DownloadError, downloadResnet18, downloadVoc2012, type FetchOptions } from '../net/download.js';
 
 interface Flags {
   dir?: string;

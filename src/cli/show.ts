@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { openVoc, readVocExample } from '../data/dataset.js';
 import { writeImage } from '../data/image.js';
 import { VOC_CLASSES, type Rgb } from '../data/voc.js';
-import { showExamples, type ShowExample } from '../infer/pictures.js';
+import { showExamples, type ShowExample } from '../render/pictures.js';
 import { loadModel } from '../infer/model.js';
 import { UsageError } from '../util/errors.js';
 import { parseIntFlag } from './options.js';

@@ -123,8 +123,12 @@ export function inferShapes(arch: FcnArchitecture, batch: number, height: number
         shapes.set(layer.output, a);
         break;
       }
-      default:
+      case 'batchnorm':
+      case 'relu':
         shapes.set(layer.output, get(layer.input));
+        break;
+      default:
+        throw new Error(`${arch.name}: the training step has no '${layer.op}' layer yet`);
     }
   }
   return shapes;

@@ -9,15 +9,10 @@ import { compileInference } from '../graph/inference.js';
 import { Session } from '../engine/session.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
 import { VOC_PALETTE, type Rgb } from '../data/voc.js';
-import { loadCheckpoint, defaultClasses, defaultColors, defaultNormalization, type Checkpoint, type Color, type Normalization } from '../weights/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import { defaultCard, type ModelCard } from '../model/card.js';
 import { normalizeWindow, tileRanges } from './preprocess.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-
-export interface ModelMeta {
-  classes: string[];
-  colors: Color[];
-  normalization: Normalization;
-}
 
 export interface SegmentationModelOptions {
   /** ORT intra-op threads (default: all cores). */
@@ -45,17 +40,13 @@ export interface Segmentation {
   classes: ClassShare[];
 }
 
-export function defaultMeta(numClasses: number): ModelMeta {
-  return { classes: defaultClasses(numClasses), colors: defaultColors(numClasses), normalization: defaultNormalization() };
-}
-
 export class SegmentationModel {
   readonly tileSize: number;
   readonly tileMargin: number;
 
   private constructor(
     readonly arch: FcnArchitecture,
-    readonly meta: ModelMeta,
+    readonly meta: ModelCard,
     private readonly session: Session,
     opts: SegmentationModelOptions,
   ) {
@@ -67,8 +58,8 @@ export class SegmentationModel {
   }
 
   /** Compiles `weights` (all parameters under canonical names) into an ORT session. */
-  static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelMeta>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
-    const full = { ...defaultMeta(arch.numClasses), ...meta };
+  static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelCard>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+    const full = { ...defaultCard(arch.numClasses), ...meta };
     const session = await Session.create(compileInference(arch, weights), { threads: opts.threads });
     return new SegmentationModel(arch, full, session, opts);
   }

@@ -5,7 +5,7 @@ import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { readImage, writeImage, writeMask } from '../data/image.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { overlay } from './pictures.js';
+import { overlay } from '../render/pictures.js';
 import type { SegmentationModel, ClassShare } from './model.js';
 
 export interface PredictFilesOptions {

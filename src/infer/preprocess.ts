@@ -2,7 +2,7 @@
 // the bottom and right with zeros (the mean colour) to a multiple of the network's stride.
 import type { RgbImage } from '../data/image.js';
 
-import type { Normalization } from '../weights/checkpoint.js';
+import type { Normalization } from '../model/card.js';
 
 export function roundUp(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;

@@ -3,3 +3,4 @@ export * from './layers.js';
 export * from './fcn.js';
 export * from './params.js';
 export { bilinearKernel } from './bilinear.js';
+export * from './card.js';

@@ -13,6 +13,10 @@ export interface ConvLayer {
   kernel: number;
   stride: number;
   pad: number;
+  /** Spacing of the kernel taps (atrous convolution); 1 when absent. */
+  dilation?: number;
+  /** Channel groups (depthwise when equal to the channels); 1 when absent. */
+  groups?: number;
   bias: boolean;
   /** How a fresh network initialises the weight: torchvision's ResNet init, PyTorch's Conv2d default, or zeros (the paper's skip scorers). */
   init: 'kaiming_fan_out' | 'pytorch_default' | 'zeros';
@@ -66,11 +70,53 @@ export interface ConvTransposeLayer {
   init: 'bilinear';
 }
 
-export type Layer = ConvLayer | BatchNormLayer | ReluLayer | MaxPoolLayer | AddLayer | ConvTransposeLayer;
+/** Bilinear resize of `input` to the height and width of `like` (PyTorch's
+ *  `F.interpolate(mode='bilinear', align_corners=False)`): how torchvision's heads bring logits back
+ *  to the input size, and how DeepLab's pooling branch broadcasts its 1x1 features back. */
+export interface ResizeLayer {
+  op: 'resize';
+  input: string;
+  /** The value whose spatial size the output takes. */
+  like: string;
+  output: string;
+}
+
+/** Global average pooling to [N, C, 1, 1] (`nn.AdaptiveAvgPool2d(1)`). */
+export interface GlobalAvgPoolLayer {
+  op: 'globalavgpool';
+  input: string;
+  output: string;
+}
+
+/** Concatenation along the channels. */
+export interface ConcatLayer {
+  op: 'concat';
+  inputs: string[];
+  output: string;
+}
+
+/** Dropout: identity at inference; in training a seeded Bernoulli mask scaled by 1/(1-p). */
+export interface DropoutLayer {
+  op: 'dropout';
+  input: string;
+  output: string;
+  p: number;
+}
+
+export type Layer = ConvLayer | BatchNormLayer | ReluLayer | MaxPoolLayer | AddLayer | ConvTransposeLayer
+  | ResizeLayer | GlobalAvgPoolLayer | ConcatLayer | DropoutLayer;
 
 /** Layers that own parameters. */
 export type ParamLayer = ConvLayer | BatchNormLayer | ConvTransposeLayer;
 
 export function layerInputs(layer: Layer): string[] {
-  return layer.op === 'add' ? [...layer.inputs] : [layer.input];
+  switch (layer.op) {
+    case 'add':
+    case 'concat':
+      return [...layer.inputs];
+    case 'resize':
+      return [layer.input, layer.like];
+    default:
+      return [layer.input];
+  }
 }

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { generateSynthVoc, type SynthOptions } from '../data/synth.js';
-import { findCachedBackbone } from '../data/download.js';
+import { findCachedBackbone } from '../net/download.js';
 import type { SmallImages } from '../data/batches.js';
 import type { FcnVariant } from '../model/fcn.js';
 import type { EpochMetrics } from './state.js';

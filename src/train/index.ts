@@ -4,6 +4,6 @@ export { train, formatEpoch, TRAIN_DEFAULTS } from './loop.js';
 export type { TrainOptions, TrainResult } from './loop.js';
 export type { EpochMetrics, RunConfig, TrainState } from './state.js';
 export { TRAIN_STATE_KEY, decodeTrainState } from './state.js';
-export { renderCurves, writeCurves } from './curves.js';
+export { renderCurves, writeCurves } from '../render/curves.js';
 export { TrainStep } from './step.js';
 export type { StepResult, TrainStepOptions } from './step.js';

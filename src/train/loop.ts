@@ -13,18 +13,19 @@ import { epochBatches, prepareSplit, batchesPerEpoch, type Batch, type SmallImag
 import { IGNORE_INDEX } from '../data/voc.js';
 import { Rng } from '../data/rng.js';
 import { writeImage } from '../data/image.js';
-import { backboneHint, findCachedBackbone } from '../data/download.js';
+import { backboneHint, findCachedBackbone } from '../net/download.js';
 import { fcnResNet18, FCN_VARIANTS, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { loadBackbone, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
-import { defaultMeta, SegmentationModel, type ModelMeta } from '../infer/model.js';
+import { SegmentationModel } from '../infer/model.js';
+import { defaultCard, type ModelCard } from '../model/card.js';
 import { evaluate } from '../infer/evaluate.js';
-import { imageGrid, labelToImage } from '../infer/pictures.js';
+import { imageGrid, labelToImage } from '../render/pictures.js';
 import { Progress } from '../util/progress.js';
 import { FcnError, UsageError, errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { LabelRangeError, TrainStep, type StepResult } from './step.js';
-import { writeCurves } from './curves.js';
+import { writeCurves } from '../render/curves.js';
 import {
   checkResumable, decodeTrainState, encodeTrainState, metricsJsonl, momentumFromExtra, momentumToExtra,
   type EpochMetrics, type RunConfig, type TrainState,
@@ -236,7 +237,7 @@ interface Start {
   arch: FcnArchitecture;
   weights: TensorMap;
   momentum?: TensorMap;
-  meta: ModelMeta;
+  meta: ModelCard;
   state?: TrainState;
   init: string;
 }
@@ -267,15 +268,15 @@ async function startingPoint(r: Resolved, lastPath: string, log: (s: string) => 
     const body = await loadBackbone(backbone, arch);
     for (const [name, t] of body) weights.set(name, t);
     log(`starting from ImageNet weights: ${backbone}`);
-    return { arch, weights, meta: defaultMeta(arch.numClasses), init: `imagenet:${resolve(backbone)}` };
+    return { arch, weights, meta: defaultCard(arch.numClasses), init: `imagenet:${resolve(backbone)}` };
   }
   if (!r.scratch) log(backboneHint());
   else log('starting from random weights');
   if (r.freezeBackbone) log('note: --freeze-backbone without ImageNet weights trains the head on a random, frozen body');
-  return { arch, weights, meta: defaultMeta(arch.numClasses), init: 'scratch' };
+  return { arch, weights, meta: defaultCard(arch.numClasses), init: 'scratch' };
 }
 
-function metaOf(ckpt: Checkpoint): ModelMeta {
+function metaOf(ckpt: Checkpoint): ModelCard {
   return { classes: ckpt.classes, colors: ckpt.colors, normalization: ckpt.normalization };
 }
 

@@ -6,8 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { fcnResNet18, parseArchitectureName, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
 import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
-import { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE } from '../data/voc.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../data/transforms.js';
+import { defaultClasses, defaultColors, defaultNormalization, type Color, type Normalization } from '../model/card.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { detectLayout, LAYOUT_DESCRIPTIONS, sequentialName, toCanonical, type WeightLayout } from './names.js';
@@ -21,13 +20,6 @@ export const CHECKPOINT_FORMAT_VERSION = '1';
 export const RESERVED_METADATA_KEYS: readonly string[] = Object.freeze([
   'format', 'formatVersion', 'architecture', 'numClasses', 'classes', 'colors', 'normalization',
 ]);
-
-export type Color = [number, number, number];
-
-export interface Normalization {
-  mean: number[];
-  std: number[];
-}
 
 export interface Checkpoint {
   arch: FcnArchitecture;
@@ -46,21 +38,6 @@ export interface Checkpoint {
 export interface CheckpointSource {
   format: 'fcn-checkpoint' | 'safetensors' | 'pth';
   layout: WeightLayout;
-}
-
-/** Class names when a file has none: VOC's for 21 classes, else class_<i>. */
-export function defaultClasses(numClasses: number): string[] {
-  return numClasses === VOC_CLASSES.length ? [...VOC_CLASSES] : Array.from({ length: numClasses }, (_, i) => `class_${i}`);
-}
-
-/** Colours when a file has none: the VOC colour map, continued by the VOC palette. */
-export function defaultColors(numClasses: number): Color[] {
-  const table = numClasses <= VOC_COLORMAP.length ? VOC_COLORMAP : VOC_PALETTE;
-  return Array.from({ length: numClasses }, (_, i) => [...table[i]!] as Color);
-}
-
-export function defaultNormalization(): Normalization {
-  return { mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] };
 }
 
 // ---------------------------------------------------------------------------------------------

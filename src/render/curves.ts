@@ -7,9 +7,8 @@ import sharp from 'sharp';
 import type { RgbImage } from '../data/image.js';
 import { encodeImage } from '../data/image.js';
 import type { Rgb } from '../data/voc.js';
-import { drawText, renderText } from '../infer/text.js';
+import { drawText, renderText } from './text.js';
 import { writeFileAtomic } from '../util/fs.js';
-import type { EpochMetrics } from './state.js';
 
 export interface CurveSeries {
   name: string;
@@ -66,9 +65,18 @@ function formatTick(v: number): string {
   return Number(v.toPrecision(3)).toString();
 }
 
+/** What the curves plot of one epoch (the training loop's per-epoch record has these fields). */
+export interface CurvePoint {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  testMeanIoU: number;
+}
+
 /** The series drawn for a history: loss on one panel, the three accuracies on the other. */
-export function curveSeries(history: readonly EpochMetrics[]): { loss: CurveSeries[]; accuracy: CurveSeries[] } {
-  const pts = (f: (m: EpochMetrics) => number) => history.map((m) => ({ x: m.epoch, y: f(m) }));
+export function curveSeries(history: readonly CurvePoint[]): { loss: CurveSeries[]; accuracy: CurveSeries[] } {
+  const pts = (f: (m: CurvePoint) => number) => history.map((m) => ({ x: m.epoch, y: f(m) }));
   return {
     loss: [{ name: 'train loss', color: '#1f77b4', dash: '', points: pts((m) => m.loss) }],
     accuracy: [
@@ -125,7 +133,7 @@ function legendSvg(series: CurveSeries[], y: number, texts: TextItem[]): string 
  * Draws the curves for `history` with the x axis spanning epochs 1..`epochs` (the planned total,
  * so the picture keeps its scale while a run is under way). Returns the RGB picture.
  */
-export async function renderCurves(history: readonly EpochMetrics[], epochs: number): Promise<RgbImage> {
+export async function renderCurves(history: readonly CurvePoint[], epochs: number): Promise<RgbImage> {
   const total = Math.max(1, epochs, ...history.map((m) => m.epoch));
   const { loss, accuracy } = curveSeries(history);
   const panelW = (WIDTH - MARGIN.left - MARGIN.right - GAP) / 2;
@@ -151,7 +159,7 @@ export async function renderCurves(history: readonly EpochMetrics[], epochs: num
 }
 
 /** Renders the curves and writes them as a PNG, atomically. */
-export async function writeCurves(path: string, history: readonly EpochMetrics[], epochs: number): Promise<void> {
+export async function writeCurves(path: string, history: readonly CurvePoint[], epochs: number): Promise<void> {
   const img = await renderCurves(history, epochs);
   await writeFileAtomic(path, await encodeImage(img, 'png'));
 }
