@@ -1,0 +1,53 @@
+// What a user gets from `npm install fcn`: the packed tarball installed in an empty folder (its
+// dependencies from the npm registry or npm's cache) gives a working `fcn` CLI and library. The
+// package is packed from the dist/ that `npm test` has just compiled (--ignore-scripts skips a second build).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { defaultCard } from '../src/model/card.js';
+import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { writeImage } from '../src/data/image.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+test('npm pack, install in an empty folder: fcn --help, fcn predict and import { loadModel } work', { timeout: 600_000 }, async () => {
+  const work = mkdtempSync(join(tmpdir(), 'fcn-pack-'));
+  try {
+    const packOut = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8' });
+    const tarball = join(work, packOut.trim().split('\n').pop()!);
+    assert.ok(existsSync(tarball), `npm pack wrote ${tarball}`);
+    const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' });
+    assert.match(listing, /package\/dist\/src\/cli\/main\.js/);
+    assert.match(listing, /package\/src\/web\/static\/index\.html/);
+    assert.doesNotMatch(listing, /package\/dist\/test\//, 'tests stay out of the package');
+
+    const app = join(work, 'app');
+    execFileSync('mkdir', ['-p', app]);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    // as on any machine without access to onnxruntime's GPU feed: its CPU binary ships in the package
+    writeFileSync(join(app, '.npmrc'), 'onnxruntime-node-install=skip\n');
+    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: app, stdio: 'pipe', timeout: 480_000 });
+    assert.ok(!existsSync(join(app, 'node_modules', 'onnxruntime-web')), 'onnxruntime-web is an optional peer: not installed by default');
+
+    const fcn = join(app, 'node_modules', '.bin', 'fcn');
+    const help = execFileSync(fcn, ['--help'], { cwd: app, encoding: 'utf8' });
+    assert.match(help, /predict/);
+
+    const arch = fcnResNet18({ numClasses: 3 });
+    await saveCheckpoint(join(app, 'model.safetensors'), { arch, weights: initParameters(arch, seededRandom(3)), ...defaultCard(3), metadata: {}, extra: new Map() });
+    const pixels = new Uint8Array(40 * 56 * 3).map((_, i) => (i * 37) % 251);
+    await writeImage(join(app, 'photo.png'), { width: 56, height: 40, data: pixels });
+    execFileSync(fcn, ['predict', '--model', 'model.safetensors', '--out', 'pred', 'photo.png'], { cwd: app, stdio: 'pipe' });
+    assert.deepEqual(readdirSync(join(app, 'pred')), ['photo.png']);
+
+    const script = "import { loadModel } from 'fcn'; const m = await loadModel('model.safetensors'); const s = await m.segment('photo.png'); await m.dispose(); console.log(s.width + 'x' + s.height + ' ' + s.mask.length);";
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' });
+    assert.equal(out.trim(), '56x40 2240');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
