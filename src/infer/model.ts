@@ -8,7 +8,7 @@ import { initParameters, seededRandom, type TensorMap } from '../model/params.js
 import { compileInference } from '../graph/inference.js';
 import { Session } from '../engine/session.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
-import { VOC_PALETTE } from '../data/voc.js';
+import { VOC_PALETTE, type Rgb } from '../data/voc.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
 import { normalizeWindow } from './preprocess.js';
@@ -107,11 +107,19 @@ export class SegmentationModel {
     return { mask: mask.data, width: mask.width, height: mask.height, classes: this.classShares(mask) };
   }
 
+  /** One name per class id (the model card's, `class_N` where it has none). */
+  classNames(): string[] {
+    return Array.from({ length: this.numClasses }, (_, id) => this.meta.classes[id] ?? `class_${id}`);
+  }
+
+  /** One colour per class id (the model card's, VOC's palette where it has none). */
+  classColors(): Rgb[] {
+    return Array.from({ length: this.numClasses }, (_, id) => this.meta.colors[id] ?? VOC_PALETTE[id]!);
+  }
+
   /** The classes present in a mask with their pixel counts and shares, most pixels first. */
   classShares(mask: LabelMap): ClassShare[] {
-    const names = Array.from({ length: this.numClasses }, (_, id) => this.meta.classes[id] ?? `class_${id}`);
-    const colors = Array.from({ length: this.numClasses }, (_, id) => this.meta.colors[id] ?? VOC_PALETTE[id]!);
-    return classShares(mask.data, names, colors);
+    return classShares(mask.data, this.classNames(), this.classColors());
   }
 
   async dispose(): Promise<void> {

@@ -125,8 +125,9 @@ export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, or
   return {
     architecture: model.arch.name,
     numClasses: model.arch.numClasses,
-    classes: [...model.meta.classes],
-    colors: model.meta.colors.map((c) => [c[0], c[1], c[2]] as [number, number, number]),
+    // one entry per class id, as the class shares name and colour them
+    classes: model.classNames(),
+    colors: model.classColors().map((c) => [c[0], c[1], c[2]] as [number, number, number]),
     normalization: { mean: [...model.meta.normalization.mean], std: [...model.meta.normalization.std] },
     stride: model.arch.stride,
     input: model.arch.input,
