@@ -201,25 +201,13 @@ function clientErrorHandler(bodyTimeoutS: number) {
   };
 }
 
-/**
- * The server for `model`: routes registered, not yet listening (call `listen`, or `inject` in tests).
- * The caller keeps ownership of the model (dispose it after `app.close()`, which waits for the
- * inference in progress).
- */
-export function createServer(model: SegmentationModel, opts: ServerOptions = {}): FastifyInstance {
-  const { maxBodyMb, maxSide, maxWaiting, bodyTimeoutS, maxUploads } = checkOptions(opts);
-  if (!existsSync(STATIC_ROOT)) throw new FcnError(`${STATIC_ROOT}: the page's files are missing (the server serves them from the package's source tree)`);
+type Limits = ReturnType<typeof checkOptions>;
 
-  const ortDir = (opts.resolveOrtWeb ?? resolveOrtWeb)();
-  const state: ServerState = { queue: new InferenceQueue(maxWaiting), uploads: new UploadGate(maxUploads), inFlight: 0, draining: false };
-  const { queue, uploads } = state;
-  const info = modelInfo(model, opts, ortDir !== undefined);
-  const log = opts.log;
-  let onnx: Promise<Uint8Array> | undefined;
-
-  const requestTimeout = Math.round(bodyTimeoutS * 1000);
-  const app = Fastify({
-    bodyLimit: Math.floor(maxBodyMb * MB),
+/** The fastify instance: body limit, and Node's request timeout as the body timeout. */
+function newFastify(limits: Limits): FastifyInstance {
+  const requestTimeout = Math.round(limits.bodyTimeoutS * 1000);
+  return Fastify({
+    bodyLimit: Math.floor(limits.maxBodyMb * MB),
     logger: false,
     forceCloseConnections: 'idle',
     // Node times out a request whose headers and body have not all arrived within requestTimeout;
@@ -230,10 +218,13 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
       headersTimeout: Math.min(60_000, requestTimeout),
       connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.round(requestTimeout / 4))),
     },
-    clientErrorHandler: clientErrorHandler(bodyTimeoutS),
+    clientErrorHandler: clientErrorHandler(limits.bodyTimeoutS),
   });
-  STATES.set(app, state);
+}
 
+/** Body parsing, the upload cap, the in-flight count and what closing does. */
+function installBodyHandling(app: FastifyInstance, state: ServerState, maxBodyMb: number): void {
+  const { uploads, queue } = state;
   // Bodies are read as bytes whatever their type; the handler decides what they hold. Multipart
   // forms are left to @fastify/multipart, which streams them to the handler.
   app.removeAllContentTypeParsers();
@@ -244,12 +235,13 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   // connection (Node then discards the socket instead of draining the body).
   app.addHook('onRequest', async (request, reply) => {
     state.inFlight++;
+    // 'close' comes once per response, finished or cut off
+    reply.raw.once('close', () => { state.inFlight--; });
     if (!UploadGate.hasBody(request.raw) || uploads.enter(request.raw)) return;
     return reply.code(503).header('connection', 'close').header('retry-after', '1')
       .send({ error: `server busy: ${uploads.limit} uploads already being received, try again shortly` });
   });
   app.addHook('onResponse', async (request) => {
-    state.inFlight--;
     uploads.leave(request.raw);
   });
   app.addHook('onRequestAbort', async (request) => {
@@ -262,7 +254,10 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   app.addHook('onClose', async () => {
     await queue.drain();
   });
+}
 
+/** Isolation headers on every response, one log line per API request, JSON errors. */
+function installResponses(app: FastifyInstance, maxBodyMb: number, log: ServerOptions['log']): void {
   // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer, i.e. several wasm threads.
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('Cross-Origin-Opener-Policy', 'same-origin');
@@ -299,6 +294,12 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     }
     void reply.code(404).send({ error: `no such page: ${request.method} ${request.url}` });
   });
+}
+
+/** /healthz, /readyz, /api/model, /api/model.onnx and POST /api/segment. */
+function registerApi(app: FastifyInstance, model: SegmentationModel, state: ServerState, info: ModelInfo, weights: TensorMap | undefined, limits: Limits): void {
+  const { queue, uploads } = state;
+  let onnx: Promise<Uint8Array> | undefined;
 
   app.get('/healthz', async () => ({ status: 'ok', architecture: info.architecture, queue: queue.snapshot(), uploads: uploads.snapshot() }));
 
@@ -310,7 +311,6 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   app.get('/api/model', async () => info);
 
   app.get('/api/model.onnx', async (_request, reply) => {
-    const weights = opts.weights;
     if (!weights) throw new HttpError(404, 'this server was started without the model\'s weights; the ONNX graph is not available');
     onnx ??= Promise.resolve().then(() => compileExport(model.arch, weights, info));
     const bytes = await onnx;
@@ -318,10 +318,10 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   });
 
   app.post('/api/segment', async (request, reply) => {
-    const { bytes, name } = await uploadedImage(request, maxBodyMb);
+    const { bytes, name } = await uploadedImage(request, limits.maxBodyMb);
     // the body is in memory now: it no longer counts as an upload being received
     uploads.leave(request.raw);
-    const { width, height } = await checkImageHeader(bytes, name, maxSide);
+    const { width, height } = await checkImageHeader(bytes, name, limits.maxSide);
     reply.header('x-image-size', `${width}x${height}`);
     const result = await queue.run(async () => {
       // a client that gave up while waiting costs nothing more
@@ -345,7 +345,10 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     };
     return answer;
   });
+}
 
+/** The page, the browser-safe modules it imports, and onnxruntime-web's files when installed. */
+function registerPage(app: FastifyInstance, ortDir: string | undefined): void {
   // The browser's tile loop and preprocessing are the compiled modules `predict` itself runs
   // (/lib/infer/tiled.js, /lib/infer/preprocess.js); only those, so nothing else leaves dist/.
   void app.register(fastifyStatic, {
@@ -360,6 +363,23 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     if (!ORT_WEB_FILES.has(file)) throw new HttpError(404, `no such file: /ort/${file}`);
     return reply.sendFile(file, ortDir, { maxAge: '1d' });
   });
+}
 
+/**
+ * The server for `model`: routes registered, not yet listening (call `listen`, or `inject` in tests).
+ * The caller keeps ownership of the model (dispose it after `app.close()`, which waits for the
+ * inference in progress).
+ */
+export function createServer(model: SegmentationModel, opts: ServerOptions = {}): FastifyInstance {
+  const limits = checkOptions(opts);
+  if (!existsSync(STATIC_ROOT)) throw new FcnError(`${STATIC_ROOT}: the page's files are missing (the server serves them from the package's source tree)`);
+  const ortDir = (opts.resolveOrtWeb ?? resolveOrtWeb)();
+  const state: ServerState = { queue: new InferenceQueue(limits.maxWaiting), uploads: new UploadGate(limits.maxUploads), inFlight: 0, draining: false };
+  const app = newFastify(limits);
+  STATES.set(app, state);
+  installBodyHandling(app, state, limits.maxBodyMb);
+  installResponses(app, limits.maxBodyMb, opts.log);
+  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined), opts.weights, limits);
+  registerPage(app, ortDir);
   return app;
 }
