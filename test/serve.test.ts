@@ -1,14 +1,14 @@
 // fcn serve's HTTP API: a good image gives a mask of the image's size whose PNG (VOC palette) and
 // class shares agree with the model run directly; broken, non-image, oversized uploads get 4xx JSON;
 // twenty concurrent requests are all answered with one inference at a time; the exported ONNX graph
-// the page runs gives the same mask; `fcn serve` starts, prints its URL and stops on SIGTERM.
+// the page runs gives the same mask; multipart forms, /readyz, the server without onnxruntime-web;
+// slow clients meet the body timeout and the upload cap, and their memory is freed when they go;
+// serve() drains on close. (`fcn serve` as a process: serve-cli.slow.test.ts.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import sharp from 'sharp';
@@ -16,7 +16,7 @@ import { decode as decodePng } from 'fast-png';
 import type { FastifyInstance } from 'fastify';
 import { fcnResNet18, initParameters, seededRandom, type TensorMap } from '../src/model/index.js';
 import { SegmentationModel } from '../src/infer/model.js';
-import { decodeImage, decodeMask, type RgbImage } from '../src/data/image.js';
+import { decodeImage, decodeMask } from '../src/data/image.js';
 import { VOC_CLASSES, VOC_COLORMAP } from '../src/data/voc.js';
 import { Session } from '../src/engine/session.js';
 import { normalizeWindow } from '../src/infer/preprocess.js';
@@ -25,6 +25,7 @@ import { createServer, serve } from '../src/index.js';
 import { InferenceQueue } from '../src/web/queue.js';
 import { readiness, serverState } from '../src/web/server.js';
 import { repoRoot } from './helpers/fixtures.js';
+import { encode, picture, rawClient, slowHead } from './helpers/web.js';
 
 const arch = fcnResNet18({ numClasses: 21 });
 let weights: TensorMap;
@@ -32,27 +33,6 @@ let model: SegmentationModel;
 let app: FastifyInstance;
 let tmp: string;
 let ckptPath: string;
-
-/** A picture with some structure (gradients, a disc, a bar) so the random network's mask is not flat. */
-function picture(width: number, height: number, seed = 0): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      const inDisc = (x - width * 0.35) ** 2 + (y - height * 0.5) ** 2 < (Math.min(width, height) * 0.3) ** 2;
-      const inBar = x > width * 0.7 && x < width * 0.85;
-      data[i] = inDisc ? 230 : (x * 255) / width;
-      data[i + 1] = inBar ? 20 : (y * 255) / height;
-      data[i + 2] = (seed * 37 + ((x ^ y) & 63) * 3) & 255;
-    }
-  }
-  return { width, height, data };
-}
-
-async function encode(img: RgbImage, format: 'png' | 'jpeg'): Promise<Buffer> {
-  const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
-  return format === 'png' ? s.png().toBuffer() : s.jpeg({ quality: 92 }).toBuffer();
-}
 
 function counts(mask: Uint8Array): Map<number, number> {
   const m = new Map<number, number>();
@@ -470,20 +450,6 @@ test('without onnxruntime-web (resolver finds none): the server starts, serves t
   assert.deepEqual(offenders, []);
 });
 
-/** A raw client: sends `head`, then what `drip` writes; resolves with what came back and when the server closed. */
-function rawClient(port: number, head: string): { socket: net.Socket; closed: Promise<{ text: string; ms: number }> } {
-  const started = Date.now();
-  const socket = net.connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  socket.write(head);
-  let text = '';
-  socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-  const closed = new Promise<{ text: string; ms: number }>((resolve) => socket.on('close', () => resolve({ text, ms: Date.now() - started })));
-  return { socket, closed };
-}
-
-const slowHead = (bytes: number) => `POST /api/segment HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: ${bytes}\r\n\r\n`;
-
 async function listening(server: FastifyInstance): Promise<number> {
   await server.listen({ host: '127.0.0.1', port: 0 });
   const address = server.server.address();
@@ -605,77 +571,4 @@ test('serve(): close() drains, but a request still unfinished after the drain ti
   assert.equal(cutOff, 1);
   assert.ok(Date.now() - started < 3000, `closed after ${Date.now() - started} ms`);
   await stalled.closed;
-});
-
-test('fcn serve: prints the URL, answers, closes cleanly on SIGTERM; bad flags and files are one-line errors', async () => {
-  const child = spawn(process.execPath, ['bin/fcn.js', 'serve', '--model', ckptPath, '--port', '0', '--threads', '1'], { cwd: repoRoot });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL printed; stdout: ${stdout} stderr: ${stderr}`)), 30_000);
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      const m = /fcn serve: (http:\/\/127\.0\.0\.1:\d+\/) \(fcn32s-resnet18, 21 classes/.exec(stdout);
-      if (m) { clearTimeout(timer); resolve(m[1]!); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${stderr}`)); });
-  });
-  const png = await encode(picture(64, 48), 'png');
-  const res = await fetch(`${url}api/segment`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
-  assert.equal(res.status, 200);
-  const ready = await fetch(`${url}readyz`);
-  assert.equal(ready.status, 200);
-  assert.deepEqual(await ready.json(), { ready: true });
-
-  // graceful drain: an upload is half sent when SIGTERM comes; the server stops accepting
-  // connections, lets that request finish, answers it, and exits 0
-  const port = Number(new URL(url).port);
-  const upload = rawClient(port, slowHead(png.length));
-  upload.socket.write(png.subarray(0, 100));
-  for (let i = 0; i < 100; i++) {
-    const health = await (await fetch(`${url}healthz`)).json() as { uploads: { receiving: number } };
-    if (health.uploads.receiving === 1) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  for (let i = 0; i < 200 && !/SIGTERM, closing/.test(stdout); i++) await new Promise((r) => setTimeout(r, 25));
-  assert.match(stdout, /SIGTERM, closing \(1 request in flight, up to 25 s to finish\)/);
-  // the listening socket closes a moment after the signal is handled
-  let refusedConnection = '';
-  for (let i = 0; i < 100 && refusedConnection !== 'ECONNREFUSED'; i++) {
-    refusedConnection = await new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.on('connect', () => { s.destroy(); setTimeout(() => resolve('connected'), 50); });
-      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    });
-  }
-  assert.equal(refusedConnection, 'ECONNREFUSED', 'no new connections once draining');
-  upload.socket.write(png.subarray(100));
-  const answered = await upload.closed;
-  assert.match(answered.text, /^HTTP\/1\.1 200 /, answered.text.slice(0, 200));
-  assert.match(answered.text, /"maskPng":"/);
-  assert.equal(await exit, 0, stderr);
-  assert.match(stdout, /POST \/api\/segment 200 64x48 \d+ ms[\s\S]*SIGTERM, closing[\s\S]*POST \/api\/segment 200 64x48 \d+ ms\nfcn serve: closed\n$/);
-  assert.equal(stderr, '');
-
-  const missing = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', path.join(tmp, 'nope.safetensors'), '--port', '0'], { cwd: repoRoot, encoding: 'utf8' });
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^fcn: .*nope\.safetensors.*\n$/);
-  const badPort = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', ckptPath, '--port', 'http'], { cwd: repoRoot, encoding: 'utf8' });
-  assert.equal(badPort.status, 2);
-  assert.match(badPort.stderr, /--port expects an integer >= 0, got 'http'/);
-  // bad flags are usage errors found before anything is loaded (the model path does not even exist)
-  const bad: [string[], RegExp][] = [
-    [['--port', '99999'], /^fcn: --port expects a port number from 0 to 65535, got '99999'\n$/],
-    [['--body-timeout', '0'], /^fcn: --body-timeout expects a number from 0\.1 to 86400, got '0'\n$/],
-    [['--max-uploads', '0'], /^fcn: --max-uploads expects an integer from 1 to 100000, got '0'\n$/],
-    [['--drain-timeout', 'soon'], /^fcn: --drain-timeout expects a number from 0 to 86400, got 'soon'\n$/],
-  ];
-  for (const [flags, message] of bad) {
-    const r = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', path.join(tmp, 'nope.safetensors'), ...flags], { cwd: repoRoot, encoding: 'utf8' });
-    assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message);
-  }
 });
