@@ -482,12 +482,12 @@ test('slow request bodies: a client sending a few bytes at a time gets 408 and a
 });
 
 test('many concurrent slow uploads against a small cap: the extra ones get 503 and a closed connection, GETs still answer, a valid upload succeeds once they go', async () => {
-  const server = createServer(model, { maxUploads: 2, bodyTimeoutS: 1 });
+  const server = createServer(model, { maxUploads: 2, bodyTimeoutS: 2 });
   try {
     const port = await listening(server);
     const clients = Array.from({ length: 8 }, () => rawClient(port, `${slowHead(100_000)}0123456789`));
-    // the six past the cap are answered at once; the two counted ones are still open after 700 ms
-    const early = await Promise.all(clients.map((c) => Promise.race([c.closed, new Promise<null>((r) => setTimeout(() => r(null), 700))])));
+    // the six past the cap are answered at once; the two counted ones are still open after 1.2 s
+    const early = await Promise.all(clients.map((c) => Promise.race([c.closed, new Promise<null>((r) => setTimeout(() => r(null), 1200))])));
     const refused = early.filter((o): o is { text: string; ms: number } => o !== null);
     assert.equal(refused.length, 6, `${refused.length} of 8 were turned away early`);
     for (const r of refused) {
