@@ -96,6 +96,8 @@ test('fcn serve: prints the URL, answers, closes cleanly on SIGTERM; bad flags a
     [['--body-timeout', '0'], /^fcn: --body-timeout expects a number from 0\.1 to 86400, got '0'\n$/],
     [['--max-uploads', '0'], /^fcn: --max-uploads expects an integer from 1 to 100000, got '0'\n$/],
     [['--drain-timeout', 'soon'], /^fcn: --drain-timeout expects a number from 0 to 86400, got 'soon'\n$/],
+    [['--host', '999.1.1.1'], /^fcn: --host expects an IP address or a host name, got '999\.1\.1\.1'\n$/],
+    [['--host', 'my host'], /^fcn: --host expects an IP address or a host name, got 'my host'\n$/],
   ];
   for (const [flags, message] of bad) {
     const r = spawnSync(process.execPath, ['bin/fcn.js', 'serve', '--model', path.join(tmp, 'nope.safetensors'), ...flags], { cwd: repoRoot, encoding: 'utf8' });

@@ -1,5 +1,6 @@
 // fcn serve --model FILE [--host 127.0.0.1] [--port 8080] [--body-timeout 60] [--max-uploads 16]
 //           [--drain-timeout 25]
+import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { serve } from '../web/serve.js';
 import { UsageError } from '../util/errors.js';
@@ -36,11 +37,19 @@ function portFlag(value: string): number {
   return n;
 }
 
+/** An IP address, or a host name made of DNS labels (not all digits, which would be a bad IPv4 address). */
+function hostFlag(value: string): string {
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  const name = value.length <= 253 && value.split('.').every((l) => label.test(l)) && !/^[\d.]+$/.test(value);
+  if (isIP(value) === 0 && !name) throw new UsageError(`--host expects an IP address or a host name, got '${value}'`);
+  return value;
+}
+
 export function command(): Command {
   return new Command('serve')
     .description('web page and HTTP API for segmentation: POST /api/segment (image body) -> classes and mask PNG; GET /healthz (alive), /readyz (ready)')
     .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
-    .option('--host <address>', 'address to bind (0.0.0.0 makes it reachable from other machines)', '127.0.0.1')
+    .option('--host <address>', 'address to bind (0.0.0.0 makes it reachable from other machines)', hostFlag, '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', portFlag, 8080)
     .option('--max-body-mb <mb>', 'largest upload accepted, in MB', parseFloatFlag('--max-body-mb', 0.001), 20)
     .option('--max-side <n>', 'largest image side accepted, in pixels', parseIntFlag('--max-side', 1), 4096)
