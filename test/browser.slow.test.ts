@@ -1,7 +1,9 @@
 // The page in a real browser (Debian's headless Chromium driven by playwright-core, no download):
 // upload an image, wait for the overlay, check the legend against the API's classes and the drawn
 // overlay against the API's mask, run the same model in the tab with onnxruntime-web and check the
-// mask is the same, check the layout at phone width, and take the screenshot the README shows.
+// mask is the same (the page runs predict's own tile loop, infer/tiled.js), check the layout at
+// phone width, and take the screenshot the README shows; then, with onnxruntime-web absent (the
+// resolver seam finds none), check the page works and its in-browser switch says how to enable it.
 // Skips when /usr/bin/chromium is missing. FCN_UPDATE_SCREENSHOT=1 writes docs/screenshot.png
 // (FCN_SCREENSHOT_MODEL=ckpt.safetensors: with a trained model instead of random weights).
 import { test } from 'node:test';
@@ -42,13 +44,13 @@ async function testImage(): Promise<Buffer> {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
 }
 
-test('the page: upload, overlay, legend, opacity, run in browser gives the same mask, phone width, screenshot', { skip, timeout: 90_000 }, async () => {
+test('the page: upload, overlay, legend, opacity, run in browser gives the same mask, phone width, screenshot', { skip, timeout: 150_000 }, async () => {
   // a small random-weight network unless FCN_SCREENSHOT_MODEL names a trained checkpoint (for a nicer picture)
   const ckpt = process.env['FCN_SCREENSHOT_MODEL'] ? await loadCheckpoint(process.env['FCN_SCREENSHOT_MODEL']) : undefined;
   const arch = ckpt?.arch ?? fcnResNet18({ numClasses: 21 });
   const weights = ckpt?.weights ?? initParameters(arch, seededRandom(1));
   // tiles of 384 (margin 96): the 480-pixel-wide picture goes through overlapping windows on
-  // both paths, so the page's copy of predict's tile loop is checked too
+  // both paths, so the tile loop the page loads from the server is checked in the browser too
   const opts = { threads: 2, tileSize: 384 };
   const model = ckpt ? await loadModel(ckpt, opts) : await SegmentationModel.fromWeights(arch, weights, undefined, opts);
   const app = createServer(model, { weights });
@@ -183,7 +185,32 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     await page.setInputFiles('#file', textPath);
     await page.waitForSelector('#error:not([hidden])');
     assert.match(await page.textContent('#error') ?? '', /not a readable image/);
+    assert.equal(await page.isHidden('#in-browser-note'), true, 'no note while the in-browser mode is available');
 
+    // --- without onnxruntime-web: the server path works, the switch is off and says how to enable it ---
+    const bare = createServer(model, { weights, resolveOrtWeb: () => undefined });
+    try {
+      await bare.listen({ host: '127.0.0.1', port: 0 });
+      const bareAddress = bare.server.address();
+      assert.ok(bareAddress && typeof bareAddress === 'object');
+      const bareUrl = `http://127.0.0.1:${bareAddress.port}/`;
+      const page2 = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+      const problems2: string[] = [];
+      page2.on('pageerror', (err) => problems2.push(`page error: ${err.message}`));
+      page2.on('console', (msg) => { if (msg.type() === 'error') problems2.push(`console: ${msg.text()}`); });
+      page2.on('request', (req) => { if (new URL(req.url()).pathname.startsWith('/ort/')) problems2.push(`asked for ${req.url()}`); });
+      await page2.goto(bareUrl);
+      await page2.waitForSelector('body[data-ready="true"]');
+      assert.equal(await page2.isDisabled('#in-browser'), true);
+      assert.match(await page2.textContent('#in-browser-note') ?? '', /^In-browser mode is off: .*npm install onnxruntime-web/);
+      assert.equal(await page2.isVisible('#in-browser-note'), true);
+      await page2.setInputFiles('#file', imagePath);
+      await page2.waitForSelector('#result[data-state="done"][data-source="server"]', { timeout: 30_000 });
+      assert.deepEqual(await page2.$$eval('#legend li', (items) => items.map((li) => Number((li as { dataset: Record<string, string> }).dataset['classId']))), api.classes.map((c) => c.id));
+      assert.deepEqual(problems2, []);
+    } finally {
+      await bare.close();
+    }
   } finally {
     await browser?.close();
     await app.close();

@@ -11,7 +11,8 @@ import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
 import { VOC_PALETTE, type Rgb } from '../data/voc.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
-import { normalizeWindow, tileRanges } from './preprocess.js';
+import { normalizeWindow } from './preprocess.js';
+import { classShares, predictInTiles, type ClassShare } from './tiled.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
 export interface SegmentationModelOptions {
@@ -23,13 +24,7 @@ export interface SegmentationModelOptions {
   tileMargin?: number;
 }
 
-export interface ClassShare {
-  id: number;
-  name: string;
-  color: Rgb;
-  pixels: number;
-  fraction: number;
-}
+export type { ClassShare } from './tiled.js';
 
 export interface Segmentation {
   /** Class id per pixel, row-major, width x height. */
@@ -75,25 +70,13 @@ export class SegmentationModel {
 
   /** Class ids for every pixel of `image` (same width and height). */
   async predict(image: RgbImage): Promise<LabelMap> {
-    const { width, height } = image;
-    const mask = new Uint8Array(width * height);
-    const rows = tileRanges(height, this.tileSize, this.tileMargin);
-    const cols = tileRanges(width, this.tileSize, this.tileMargin);
-    for (const r of rows) {
-      for (const c of cols) {
-        const x = normalizeWindow(image, this.meta.normalization, r.start, c.start, r.length, c.length, this.arch.stride);
-        const out = await this.session.run(
-          { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['mask']);
-        const m = out.mask!.data as BigInt64Array;
-        // keep the tile's core; the padded rows/columns fall outside it
-        for (let y = r.coreStart; y < r.coreEnd; y++) {
-          const src = (y - r.start) * x.width - c.start;
-          const dst = y * width;
-          for (let xx = c.coreStart; xx < c.coreEnd; xx++) mask[dst + xx] = Number(m[src + xx]);
-        }
-      }
-    }
-    return { width, height, data: mask };
+    const settings = { normalization: this.meta.normalization, stride: this.arch.stride, tileSize: this.tileSize, tileMargin: this.tileMargin };
+    const data = await predictInTiles(image, settings, async (x) => {
+      const out = await this.session.run(
+        { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['mask']);
+      return out.mask!.data as BigInt64Array;
+    });
+    return { width: image.width, height: image.height, data };
   }
 
   /** Logits (1 x C x H x W) of a whole image in one pass, cropped back from the padded input. */
@@ -124,19 +107,19 @@ export class SegmentationModel {
     return { mask: mask.data, width: mask.width, height: mask.height, classes: this.classShares(mask) };
   }
 
+  /** One name per class id (the model card's, `class_N` where it has none). */
+  classNames(): string[] {
+    return Array.from({ length: this.numClasses }, (_, id) => this.meta.classes[id] ?? `class_${id}`);
+  }
+
+  /** One colour per class id (the model card's, VOC's palette where it has none). */
+  classColors(): Rgb[] {
+    return Array.from({ length: this.numClasses }, (_, id) => this.meta.colors[id] ?? VOC_PALETTE[id]!);
+  }
+
   /** The classes present in a mask with their pixel counts and shares, most pixels first. */
   classShares(mask: LabelMap): ClassShare[] {
-    const counts = new Float64Array(256);
-    for (let i = 0; i < mask.data.length; i++) counts[mask.data[i]!]!++;
-    const total = mask.data.length || 1;
-    const out: ClassShare[] = [];
-    for (let id = 0; id < this.numClasses; id++) {
-      const pixels = counts[id]!;
-      if (pixels > 0) {
-        out.push({ id, name: this.meta.classes[id] ?? `class_${id}`, color: this.meta.colors[id] ?? VOC_PALETTE[id]!, pixels, fraction: pixels / total });
-      }
-    }
-    return out.sort((a, b) => b.pixels - a.pixels);
+    return classShares(mask.data, this.classNames(), this.classColors());
   }
 
   async dispose(): Promise<void> {

@@ -1,11 +1,12 @@
 // serve(): load a checkpoint, start the HTTP server on a loopback address (unless told otherwise)
-// and hand back its URL and a close() that stops accepting, lets the running request finish and
-// frees the model. The library face of `fcn serve`.
+// and hand back its URL and a close() that drains: stops accepting, lets the requests in flight
+// finish (up to a drain timeout, then cuts them off), and frees the model. The library face of
+// `fcn serve`.
 import type { FastifyInstance } from 'fastify';
 import { loadModel, type SegmentationModel } from '../infer/model.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { createServer, type ServerOptions } from './server.js';
+import { createServer, serverState, type ServerOptions } from './server.js';
 
 export interface ServeOptions extends Omit<ServerOptions, 'weights'> {
   /** A checkpoint path (.safetensors or the book's .pth) or a checkpoint already read. */
@@ -18,6 +19,14 @@ export interface ServeOptions extends Omit<ServerOptions, 'weights'> {
   threads?: number;
   /** Side above which images go through overlapping tiles (default: the model's, 1024). */
   tileSize?: number;
+  /** Seconds close() waits for the requests in flight before cutting them off (default 25). */
+  drainTimeoutS?: number;
+}
+
+/** What close() did: whether every request in flight was answered before the drain timeout. */
+export interface DrainResult {
+  /** Requests still unanswered when the drain timeout passed (their connections were closed). */
+  cutOff: number;
 }
 
 export interface RunningServer {
@@ -25,39 +34,78 @@ export interface RunningServer {
   model: SegmentationModel;
   /** e.g. http://127.0.0.1:8080/ */
   url: string;
-  /** Stops listening, waits for the request in progress, disposes the model. */
-  close(): Promise<void>;
+  /** Requests received and not yet answered. */
+  inFlight(): number;
+  /**
+   * Drains: stops listening (/readyz answers 503, idle connections close), waits for the requests
+   * in flight up to the drain timeout, then closes what is left and disposes the model.
+   */
+  close(): Promise<DrainResult>;
 }
+
+const DEFAULT_PORT = 8080;
+const DEFAULT_DRAIN_S = 25;
 
 export function serverUrl(host: string, port: number): string {
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}/`;
 }
 
+/** Checks what can be checked before the model is loaded (a bad value is a usage error). */
+function checkServeOptions(opts: ServeOptions): void {
+  const port = opts.port ?? DEFAULT_PORT;
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new FcnError(`port must be an integer from 0 to 65535, got ${port}`, 2);
+  const drain = opts.drainTimeoutS ?? DEFAULT_DRAIN_S;
+  if (!(drain >= 0 && drain <= 86400)) throw new FcnError(`drain timeout must be between 0 and 86400 seconds, got ${drain}`, 2);
+}
+
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  checkServeOptions(opts);
   const host = opts.host ?? '127.0.0.1';
+  const wantedPort = opts.port ?? DEFAULT_PORT;
   const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
   const model = await loadModel(ckpt, { threads: opts.threads, tileSize: opts.tileSize });
   let app: FastifyInstance;
   try {
     app = createServer(model, { ...opts, weights: ckpt.weights });
-    await app.listen({ host, port: opts.port ?? 8080 });
+    await app.listen({ host, port: wantedPort });
   } catch (err) {
     await model.dispose();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new FcnError(`cannot listen on ${host}:${opts.port ?? 8080}: address already in use (pick another --port)`);
+    if (code === 'EADDRINUSE') throw new FcnError(`cannot listen on ${host}:${wantedPort}: address already in use (pick another --port)`);
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new FcnError(`cannot listen on ${host}: not an address of this machine (--host)`);
-    if (code === 'EACCES') throw new FcnError(`cannot listen on ${host}:${opts.port ?? 8080}: permission denied (ports below 1024 need privileges)`);
+    if (code === 'EACCES') throw new FcnError(`cannot listen on ${host}:${wantedPort}: permission denied (ports below 1024 need privileges)`);
     if (err instanceof FcnError) throw err;
-    throw new FcnError(`cannot start the server on ${host}:${opts.port ?? 8080}: ${errorMessage(err)}`);
+    throw new FcnError(`cannot start the server on ${host}:${wantedPort}: ${errorMessage(err)}`);
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : (opts.port ?? 8080);
-  let closing: Promise<void> | undefined;
+  const port = typeof address === 'object' && address ? address.port : wantedPort;
+  const state = serverState(app);
+  const drainMs = (opts.drainTimeoutS ?? DEFAULT_DRAIN_S) * 1000;
+  let closing: Promise<DrainResult> | undefined;
+
+  const drain = async (): Promise<DrainResult> => {
+    let cutOff = 0;
+    // past the drain timeout, close every connection: their handlers fail fast (a waiting job
+    // sees its socket gone), and the one inference running finishes before the model goes
+    const timer = setTimeout(() => {
+      cutOff = state.inFlight;
+      app.server.closeAllConnections();
+    }, drainMs);
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(timer);
+      await model.dispose();
+    }
+    return { cutOff };
+  };
+
   return {
     app,
     model,
     url: serverUrl(host, port),
-    close: () => (closing ??= app.close().then(() => model.dispose())),
+    inFlight: () => state.inFlight,
+    close: () => (closing ??= drain()),
   };
 }

@@ -1,12 +1,14 @@
 // fcn serve's HTTP side: the segmentation API (POST /api/segment, GET /api/model, /api/model.onnx,
-// /healthz) and the page in src/web/static/. Inference goes through SegmentationModel.segment, the
-// same code as `fcn predict`, one request at a time (InferenceQueue). Every failure is answered as
-// JSON `{error}` with a 4xx/5xx status; nothing a client sends can take the process down.
+// /healthz for liveness, /readyz for readiness) and the page in src/web/static/. Inference goes
+// through SegmentationModel.segment, the same code as `fcn predict`, one request at a time
+// (InferenceQueue). Every failure is answered as JSON `{error}` with a 4xx/5xx status; nothing a
+// client sends can take the process down, and slow clients are bounded in time (the body timeout)
+// and in number (the concurrent upload cap).
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import sharp from 'sharp';
 import { decodeImage, encodeMask } from '../data/image.js';
@@ -14,8 +16,9 @@ import { compileExport } from '../graph/inference.js';
 import type { ClassShare, SegmentationModel } from '../infer/model.js';
 import type { TensorMap } from '../model/params.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { firstFilePart, multipartBoundary } from './multipart.js';
-import { InferenceQueue, QueueFullError } from './queue.js';
+import { ORT_WEB_FILES, ORT_WEB_INSTALL, resolveOrtWeb, type OrtWebResolver } from './ort-web.js';
+import { InferenceQueue, QueueFullError, type QueueStats } from './queue.js';
+import { HttpError, UploadGate, bodyTooLargeMessage, uploadedImage } from './uploads.js';
 
 export interface ServerOptions {
   /** Largest request body, in MB (default 20). */
@@ -24,6 +27,18 @@ export interface ServerOptions {
   maxSide?: number;
   /** Requests allowed to wait behind the running inference before new ones get 503 (default 32). */
   maxWaiting?: number;
+  /**
+   * Seconds a client has to send its whole request, headers and body (default 60); a slower one
+   * gets 408 and its connection closed.
+   */
+  bodyTimeoutS?: number;
+  /**
+   * Request bodies received at once (default 16); past it a new upload gets 503 at once and its
+   * connection is closed, so its body is never read into memory.
+   */
+  maxUploads?: number;
+  /** Finds onnxruntime-web for the page's in-browser mode (default: the installed package, if any). */
+  resolveOrtWeb?: OrtWebResolver;
   /**
    * The weights `model` was built from. With them the server offers GET /api/model.onnx (the
    * exported graph, compiled once on first request) and the page's "run in browser" mode.
@@ -47,6 +62,9 @@ export interface ModelInfo {
   tileMargin: number;
   /** Whether GET /api/model.onnx is available (the page's "run in browser" mode). */
   onnx: boolean;
+  /** Whether the server has onnxruntime-web to hand the page; when not, `ortWebHint` says how to get it. */
+  ortWeb: boolean;
+  ortWebHint?: string;
   maxSide: number;
   maxBodyMb: number;
 }
@@ -66,55 +84,61 @@ export interface SegmentResponse {
 const MB = 1024 * 1024;
 
 // Compiled files live in dist/src/web/; the page is served from the source tree (tsc copies no
-// non-TS files), the browser's preprocessing from the compiled infer/preprocess.js (the same code
-// `predict` runs), and onnxruntime-web from its installed package, so the page needs no network.
+// non-TS files), the browser's tile loop and preprocessing from the compiled infer/tiled.js and
+// infer/preprocess.js (the same code `predict` runs), and onnxruntime-web from its installed
+// package when there is one, so the page needs no network.
 const PACKAGE_ROOT = new URL('../../../', import.meta.url);
 export const STATIC_ROOT = fileURLToPath(new URL('src/web/static/', PACKAGE_ROOT));
 const DIST_SRC = fileURLToPath(new URL('../', import.meta.url));
-/** The onnxruntime-web files the page loads: the wasm-only build and its single wasm binary. */
-const ORT_FILES = new Set(['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']);
+/** The compiled modules the page imports from /lib/: browser-safe (no Node built-ins, no packages). */
+const BROWSER_MODULES = new Set(['infer/tiled.js', 'infer/preprocess.js']);
 
-function ortDistDir(): string {
-  return dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+const DEFAULTS = { maxBodyMb: 20, maxSide: 4096, maxWaiting: 32, bodyTimeoutS: 60, maxUploads: 16 };
+
+/** What /healthz and /readyz read: the queue, the uploads, whether the server is draining. */
+export interface ServerState {
+  queue: InferenceQueue;
+  uploads: UploadGate;
+  /** Requests received and not yet answered. */
+  inFlight: number;
+  /** Set once close() has begun: /readyz answers 503 from then on. */
+  draining: boolean;
+}
+const STATES = new WeakMap<FastifyInstance, ServerState>();
+
+/** The live state of a server made by createServer. */
+export function serverState(app: FastifyInstance): ServerState {
+  const state = STATES.get(app);
+  if (!state) throw new Error('not a server made by createServer');
+  return state;
 }
 
-/** An error with the HTTP status to answer; its message goes to the client as `{error}`. */
-class HttpError extends FcnError {
-  constructor(readonly statusCode: number, message: string) {
-    super(message);
-  }
+/** Whether the server takes segmentation requests now: model loaded, queue not full, not draining. */
+export function readiness(state: ServerState): { ready: boolean; reason?: string } {
+  if (state.draining) return { ready: false, reason: 'shutting down' };
+  const q: QueueStats = state.queue.snapshot();
+  if (q.waiting >= state.queue.maxWaiting) return { ready: false, reason: `queue full (${q.waiting} requests waiting)` };
+  return { ready: true };
 }
 
-export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}): ModelInfo {
+export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, ortWeb = false): ModelInfo {
   return {
     architecture: model.arch.name,
     numClasses: model.arch.numClasses,
-    classes: [...model.meta.classes],
-    colors: model.meta.colors.map((c) => [c[0], c[1], c[2]] as [number, number, number]),
+    // one entry per class id, as the class shares name and colour them
+    classes: model.classNames(),
+    colors: model.classColors().map((c) => [c[0], c[1], c[2]] as [number, number, number]),
     normalization: { mean: [...model.meta.normalization.mean], std: [...model.meta.normalization.std] },
     stride: model.arch.stride,
     input: model.arch.input,
     tileSize: model.tileSize,
     tileMargin: model.tileMargin,
     onnx: opts.weights !== undefined,
-    maxSide: opts.maxSide ?? 4096,
-    maxBodyMb: opts.maxBodyMb ?? 20,
+    ortWeb,
+    ...(ortWeb ? {} : { ortWebHint: `to run the model in this browser, install onnxruntime-web next to fcn (${ORT_WEB_INSTALL}) and restart fcn serve` }),
+    maxSide: opts.maxSide ?? DEFAULTS.maxSide,
+    maxBodyMb: opts.maxBodyMb ?? DEFAULTS.maxBodyMb,
   };
-}
-
-/** The image bytes of a request: a raw body (image/*, application/octet-stream, anything) or a multipart file. */
-function uploadedImage(request: FastifyRequest): { bytes: Uint8Array; name: string } {
-  const body = request.body;
-  if (!Buffer.isBuffer(body) || body.length === 0) {
-    throw new HttpError(400, 'empty request body: send the image bytes (JPEG/PNG/WebP) as the body or as a multipart file');
-  }
-  const boundary = multipartBoundary(request.headers['content-type'] ?? '');
-  if (boundary) {
-    const file = firstFilePart(body, boundary);
-    if (file.bytes.length === 0) throw new HttpError(400, `multipart file '${file.filename ?? file.field}' is empty`);
-    return { bytes: file.bytes, name: file.filename || 'uploaded file' };
-  }
-  return { bytes: body, name: 'request body' };
 }
 
 /** Reads the image's size from its header (no decoding) and refuses non-images and oversized ones. */
@@ -138,28 +162,102 @@ function wantsPng(request: FastifyRequest): boolean {
   return /\bimage\/png\b/i.test(accept) && !/\bapplication\/json\b/i.test(accept);
 }
 
+/** Checks the numeric options (a bad value is a usage error, exit code 2). */
+function checkOptions(opts: ServerOptions): Required<Pick<ServerOptions, 'maxBodyMb' | 'maxSide' | 'maxWaiting' | 'bodyTimeoutS' | 'maxUploads'>> {
+  const o = {
+    maxBodyMb: opts.maxBodyMb ?? DEFAULTS.maxBodyMb,
+    maxSide: opts.maxSide ?? DEFAULTS.maxSide,
+    maxWaiting: opts.maxWaiting ?? DEFAULTS.maxWaiting,
+    bodyTimeoutS: opts.bodyTimeoutS ?? DEFAULTS.bodyTimeoutS,
+    maxUploads: opts.maxUploads ?? DEFAULTS.maxUploads,
+  };
+  if (!(o.maxBodyMb > 0)) throw new FcnError(`max body size must be positive, got ${o.maxBodyMb} MB`, 2);
+  if (!(o.maxSide >= 1)) throw new FcnError(`max image side must be at least 1 pixel, got ${o.maxSide}`, 2);
+  if (!(Number.isInteger(o.maxWaiting) && o.maxWaiting >= 0)) throw new FcnError(`the waiting line must be an integer >= 0, got ${o.maxWaiting}`, 2);
+  // Node keeps timeouts in 32-bit milliseconds; a day is more than any upload needs
+  if (!(o.bodyTimeoutS > 0 && o.bodyTimeoutS <= 86400)) throw new FcnError(`body timeout must be between 0 and 86400 seconds, got ${o.bodyTimeoutS}`, 2);
+  if (!(Number.isInteger(o.maxUploads) && o.maxUploads >= 1)) throw new FcnError(`the concurrent upload limit must be an integer >= 1, got ${o.maxUploads}`, 2);
+  return o;
+}
+
 /**
- * The server for `model`: routes registered, not yet listening (call `listen`, or `inject` in tests).
- * The caller keeps ownership of the model (dispose it after `app.close()`).
+ * Answers a request Node gave up on before fastify saw it whole (the body timeout, malformed
+ * HTTP) with JSON and closes the connection, unless a response has started on it already.
  */
-export function createServer(model: SegmentationModel, opts: ServerOptions = {}): FastifyInstance {
-  const maxBodyMb = opts.maxBodyMb ?? 20;
-  const maxSide = opts.maxSide ?? 4096;
-  if (!(maxBodyMb > 0)) throw new FcnError(`max body size must be positive, got ${maxBodyMb} MB`, 2);
-  if (!(maxSide >= 1)) throw new FcnError(`max image side must be at least 1 pixel, got ${maxSide}`, 2);
-  if (!existsSync(STATIC_ROOT)) throw new FcnError(`${STATIC_ROOT}: the page's files are missing (the server serves them from the package's source tree)`);
+function clientErrorHandler(bodyTimeoutS: number) {
+  return (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, text, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', `request not received within ${bodyTimeoutS} s (body timeout): the connection is closed`]
+      : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'request headers too large']
+        : [400, 'Bad Request', 'malformed HTTP request'];
+    // Node's own default handler makes the same check through the socket's current response
+    const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (socket.writable && !started) {
+      const body = JSON.stringify({ error: message });
+      socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+}
 
-  const queue = new InferenceQueue(opts.maxWaiting ?? 32);
-  const info = modelInfo(model, opts);
-  const log = opts.log;
-  let onnx: Promise<Uint8Array> | undefined;
+type Limits = ReturnType<typeof checkOptions>;
 
-  const app = Fastify({ bodyLimit: Math.floor(maxBodyMb * MB), logger: false, forceCloseConnections: 'idle' });
+/** The fastify instance: body limit, and Node's request timeout as the body timeout. */
+function newFastify(limits: Limits): FastifyInstance {
+  const requestTimeout = Math.round(limits.bodyTimeoutS * 1000);
+  return Fastify({
+    bodyLimit: Math.floor(limits.maxBodyMb * MB),
+    logger: false,
+    forceCloseConnections: 'idle',
+    // Node times out a request whose headers and body have not all arrived within requestTimeout;
+    // it checks every connectionsCheckingInterval, so the interval is a fraction of the timeout
+    requestTimeout,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.round(requestTimeout / 4))),
+    },
+    clientErrorHandler: clientErrorHandler(limits.bodyTimeoutS),
+  });
+}
 
-  // Bodies are read as bytes whatever their type; the handler decides what they hold.
+/** Body parsing, the upload cap, the in-flight count and what closing does. */
+function installBodyHandling(app: FastifyInstance, state: ServerState, maxBodyMb: number): void {
+  const { uploads, queue } = state;
+  // Bodies are read as bytes whatever their type; the handler decides what they hold. Multipart
+  // forms are left to @fastify/multipart, which streams them to the handler.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  void app.register(fastifyMultipart, { limits: { fileSize: Math.floor(maxBodyMb * MB) } });
 
+  // Count bodies being received; past the cap answer 503 before reading any of it and close the
+  // connection (Node then discards the socket instead of draining the body).
+  app.addHook('onRequest', async (request, reply) => {
+    state.inFlight++;
+    // 'close' comes once per response, finished or cut off
+    reply.raw.once('close', () => { state.inFlight--; });
+    if (!UploadGate.hasBody(request.raw) || uploads.enter(request.raw)) return;
+    return reply.code(503).header('connection', 'close').header('retry-after', '1')
+      .send({ error: `server busy: ${uploads.limit} uploads already being received, try again shortly` });
+  });
+  app.addHook('onResponse', async (request) => {
+    uploads.leave(request.raw);
+  });
+  app.addHook('onRequestAbort', async (request) => {
+    uploads.leave(request.raw);
+  });
+  app.addHook('preClose', async () => {
+    state.draining = true;
+  });
+  // close() resolves only once the inference in progress is over, so the model can be disposed
+  app.addHook('onClose', async () => {
+    await queue.drain();
+  });
+}
+
+/** Isolation headers on every response, one log line per API request, JSON errors. */
+function installResponses(app: FastifyInstance, maxBodyMb: number, log: ServerOptions['log']): void {
   // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer, i.e. several wasm threads.
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('Cross-Origin-Opener-Policy', 'same-origin');
@@ -183,7 +281,7 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     let message = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
-      message = `request body too large: the limit is ${maxBodyMb} MB (--max-body-mb)`;
+      message = bodyTooLargeMessage(maxBodyMb);
     }
     if (status >= 500 && !(err instanceof QueueFullError)) log?.(`internal error: ${err.stack ?? err.message}`);
     void reply.code(status).type('application/json').send({ error: message });
@@ -196,13 +294,23 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     }
     void reply.code(404).send({ error: `no such page: ${request.method} ${request.url}` });
   });
+}
 
-  app.get('/healthz', async () => ({ status: 'ok', architecture: info.architecture, queue: queue.snapshot() }));
+/** /healthz, /readyz, /api/model, /api/model.onnx and POST /api/segment. */
+function registerApi(app: FastifyInstance, model: SegmentationModel, state: ServerState, info: ModelInfo, weights: TensorMap | undefined, limits: Limits): void {
+  const { queue, uploads } = state;
+  let onnx: Promise<Uint8Array> | undefined;
+
+  app.get('/healthz', async () => ({ status: 'ok', architecture: info.architecture, queue: queue.snapshot(), uploads: uploads.snapshot() }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const r = readiness(state);
+    return reply.code(r.ready ? 200 : 503).send(r);
+  });
 
   app.get('/api/model', async () => info);
 
   app.get('/api/model.onnx', async (_request, reply) => {
-    const weights = opts.weights;
     if (!weights) throw new HttpError(404, 'this server was started without the model\'s weights; the ONNX graph is not available');
     onnx ??= Promise.resolve().then(() => compileExport(model.arch, weights, info));
     const bytes = await onnx;
@@ -210,8 +318,10 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   });
 
   app.post('/api/segment', async (request, reply) => {
-    const { bytes, name } = uploadedImage(request);
-    const { width, height } = await checkImageHeader(bytes, name, maxSide);
+    const { bytes, name } = await uploadedImage(request, limits.maxBodyMb);
+    // the body is in memory now: it no longer counts as an upload being received
+    uploads.leave(request.raw);
+    const { width, height } = await checkImageHeader(bytes, name, limits.maxSide);
     reply.header('x-image-size', `${width}x${height}`);
     const result = await queue.run(async () => {
       // a client that gave up while waiting costs nothing more
@@ -235,21 +345,41 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
     };
     return answer;
   });
+}
 
-  // The browser's preprocessing is the compiled module `predict` itself uses (/lib/infer/preprocess.js);
-  // only compiled .js files, so its relative imports resolve too.
+/** The page, the browser-safe modules it imports, and onnxruntime-web's files when installed. */
+function registerPage(app: FastifyInstance, ortDir: string | undefined): void {
+  // The browser's tile loop and preprocessing are the compiled modules `predict` itself runs
+  // (/lib/infer/tiled.js, /lib/infer/preprocess.js); only those, so nothing else leaves dist/.
   void app.register(fastifyStatic, {
     root: DIST_SRC, prefix: '/lib/', decorateReply: false, index: false,
-    allowedPath: (pathName) => pathName.endsWith('.js'),
+    allowedPath: (pathName) => BROWSER_MODULES.has(pathName.replace(/^\/+/, '')),
   });
 
   void app.register(fastifyStatic, { root: STATIC_ROOT, prefix: '/', index: 'index.html', wildcard: false });
-  const ortDir = ortDistDir();
   app.get('/ort/:file', async (request, reply) => {
     const { file } = request.params as { file: string };
-    if (!ORT_FILES.has(file)) throw new HttpError(404, `no such file: /ort/${file}`);
+    if (!ortDir) throw new HttpError(404, `onnxruntime-web is not installed on this server (${ORT_WEB_INSTALL}, then restart fcn serve)`);
+    if (!ORT_WEB_FILES.has(file)) throw new HttpError(404, `no such file: /ort/${file}`);
     return reply.sendFile(file, ortDir, { maxAge: '1d' });
   });
+}
 
+/**
+ * The server for `model`: routes registered, not yet listening (call `listen`, or `inject` in tests).
+ * The caller keeps ownership of the model (dispose it after `app.close()`, which waits for the
+ * inference in progress).
+ */
+export function createServer(model: SegmentationModel, opts: ServerOptions = {}): FastifyInstance {
+  const limits = checkOptions(opts);
+  if (!existsSync(STATIC_ROOT)) throw new FcnError(`${STATIC_ROOT}: the page's files are missing (the server serves them from the package's source tree)`);
+  const ortDir = (opts.resolveOrtWeb ?? resolveOrtWeb)();
+  const state: ServerState = { queue: new InferenceQueue(limits.maxWaiting), uploads: new UploadGate(limits.maxUploads), inFlight: 0, draining: false };
+  const app = newFastify(limits);
+  STATES.set(app, state);
+  installBodyHandling(app, state, limits.maxBodyMb);
+  installResponses(app, limits.maxBodyMb, opts.log);
+  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined), opts.weights, limits);
+  registerPage(app, ortDir);
   return app;
 }

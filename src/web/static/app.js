@@ -1,6 +1,7 @@
 // The page: pick or drop an image, segment it on the server (POST /api/segment) or in this tab
-// (the exported ONNX graph under onnxruntime-web, preprocessed by the very module `fcn predict`
-// uses), and show the image with its colour mask, the legend and a download of the mask PNG.
+// (the exported ONNX graph under onnxruntime-web, run through the very tile loop and class shares
+// `fcn predict` uses: the compiled infer/tiled.js the server hands out), and show the image with
+// its colour mask, the legend and a download of the mask PNG.
 import { decodeIndexedPng, encodeIndexedPng } from './png.js';
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +10,7 @@ const ui = {
   progress: $('progress'), bar: $('bar'), status: $('status'), error: $('error'),
   result: $('result'), stage: $('stage'), photo: $('photo'), overlay: $('overlay'), hover: $('hover'),
   opacity: $('opacity'), legend: $('legend'), meta: $('meta'), download: $('download'), modelInfo: $('model-info'),
+  inBrowserNote: $('in-browser-note'),
 };
 
 /** GET /api/model: classes, colours, normalisation, stride, tile settings, limits. */
@@ -127,46 +129,21 @@ function rgbPixels(bitmap) {
   return { width: bitmap.width, height: bitmap.height, data: rgb };
 }
 
-/** Class shares as the server reports them: classes present, most pixels first. */
-function classShares(ids) {
-  const counts = new Float64Array(256);
-  for (let i = 0; i < ids.length; i++) counts[ids[i]]++;
-  const out = [];
-  for (let id = 0; id < info.numClasses; id++) {
-    if (counts[id] > 0) out.push({ id, name: info.classes[id], color: info.colors[id], pixels: counts[id], fraction: counts[id] / ids.length });
-  }
-  return out.sort((a, b) => b.pixels - a.pixels);
-}
-
-/** Same steps as SegmentationModel.predict: normalise, pad to the stride, run, take `mask`, crop; tiles for large images. */
+/** predict's tile loop in this tab: each window through onnxruntime-web, the same cores kept, the same class shares. */
 async function runInBrowser(bitmap) {
   const ort = await loadOrt();
-  const [session, pre] = await Promise.all([getSession(ort), import('/lib/infer/preprocess.js')]);
+  const [session, tiled] = await Promise.all([getSession(ort), import('/lib/infer/tiled.js')]);
   const image = rgbPixels(bitmap);
-  const { width, height } = image;
-  const ids = new Uint8Array(width * height);
-  const rows = pre.tileRanges(height, info.tileSize, info.tileMargin);
-  const cols = pre.tileRanges(width, info.tileSize, info.tileMargin);
+  const settings = { normalization: info.normalization, stride: info.stride, tileSize: info.tileSize, tileMargin: info.tileMargin };
   const started = performance.now();
-  let done = 0;
-  for (const r of rows) {
-    for (const c of cols) {
-      setProgress(`Segmenting in the browser${rows.length * cols.length > 1 ? ` (tile ${done + 1} of ${rows.length * cols.length})` : ''}…`);
-      const x = pre.normalizeWindow(image, info.normalization, r.start, c.start, r.length, c.length, info.stride);
-      const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, 3, x.height, x.width]) };
-      const out = await session.run(feeds, ['mask']);
-      const m = out.mask.data;
-      for (let y = r.coreStart; y < r.coreEnd; y++) {
-        const src = (y - r.start) * x.width - c.start;
-        for (let xx = c.coreStart; xx < c.coreEnd; xx++) ids[y * width + xx] = Number(m[src + xx]);
-      }
-      out.mask.dispose?.();
-      done++;
-    }
-  }
+  const ids = await tiled.predictInTiles(image, settings, async (x) => {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, 3, x.height, x.width]) }, ['mask']);
+    return out.mask.data;
+  }, (index, count) => setProgress(`Segmenting in the browser${count > 1 ? ` (tile ${index + 1} of ${count})` : ''}…`));
   const elapsedMs = Math.round(performance.now() - started);
+  const { width, height } = image;
   const png = await encodeIndexedPng(width, height, ids, info.colors);
-  return { source: 'browser', width, height, ids, classes: classShares(ids), png, elapsedMs, threads: ort.env.wasm.numThreads };
+  return { source: 'browser', width, height, ids, classes: tiled.classShares(ids, info.classes, info.colors), png, elapsedMs, threads: ort.env.wasm.numThreads };
 }
 
 // ---- showing a result ----
@@ -289,9 +266,14 @@ async function init() {
   }
   ui.modelInfo.textContent = `${info.architecture} · ${info.numClasses} classes`;
   ui.limits.textContent = `JPEG, PNG or WebP · up to ${info.maxBodyMb} MB and ${info.maxSide} pixels a side`;
-  if (!info.onnx) {
+  // the in-browser mode needs the model's graph and onnxruntime-web (an optional package): say why it is off
+  const off = !info.onnx ? 'In-browser mode is off: this server was started without the model weights.'
+    : !info.ortWeb ? `In-browser mode is off: ${info.ortWebHint}.` : null;
+  if (off) {
     ui.inBrowser.disabled = true;
-    ui.inBrowser.parentElement.title = 'this server was started without the model weights';
+    ui.inBrowser.parentElement.title = off;
+    ui.inBrowserNote.textContent = off;
+    ui.inBrowserNote.hidden = false;
   }
   document.body.dataset.ready = 'true';
 }
