@@ -23,6 +23,7 @@ import {
   DownloadError,
   VOC2012_TRAINVAL,
   RESNET18_IMAGENET,
+  PUBLISHED_NAMES,
 } from '../src/net/download.js';
 import { extractTar, unsafeEntryReason } from '../src/net/archive.js';
 import { sidecarPath } from '../src/net/cache.js';
@@ -654,7 +655,7 @@ test('HTTP errors and refused connections are one clear line, exit 1; bad flags 
 
   const bad = await runCli(['download', 'mnist', '--dir', dir]);
   assert.equal(bad.status, 2, bad.stderr);
-  assert.equal(bad.stderr, "fcn: download expects 'voc2012' or 'resnet18', got 'mnist'\n");
+  assert.equal(bad.stderr, `fcn: download expects one of ${PUBLISHED_NAMES.join(', ')}; got 'mnist'\n`);
   const usage = (err: unknown) => err instanceof FcnError && err.exitCode === 2;
   await assert.rejects(downloadResnet18({ dir, sha256: 'xyz' }), (err: unknown) => usage(err) && /--sha256 expects 8 to 64 hex digits, got 'xyz'/.test(String(err)));
   await assert.rejects(downloadVoc2012({ dir, sha1: 'abc' }), (err: unknown) => usage(err) && /--sha1 expects 8 to 40 hex digits/.test(String(err)));
