@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import { request, interceptors, type Dispatcher } from 'undici';
 import type { RetryHandler } from 'undici';
 import { FcnError } from '../util/errors.js';
-import { proxyAgent, proxyFor, proxyName } from './proxy.js';
+import { proxyDispatcher, proxyFor, proxyName, type ProxyDispatcher } from './proxy.js';
 
 /** Why a download failed, for callers that want to add advice (the CLI does for 'unreachable'). */
 export type DownloadFailure = 'unreachable' | 'timeout' | 'http' | 'connection-lost' | 'redirect' | 'hash' | 'size' | 'disk';
@@ -39,6 +39,10 @@ export interface HttpResponse {
 
 const TRANSIENT = [429, 500, 502, 503, 504];
 const USER_AGENT = 'fcn-download/0.2 (undici)';
+
+function statusLine(status: number): string {
+  return `HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd();
+}
 
 export function seconds(ms: number): string {
   return `${+(ms / 1000).toFixed(3)} s`;
@@ -73,10 +77,10 @@ export function discard(body: HttpResponse['body']): void {
 /** One GET at a time through one dispatcher; close() when done so no keep-alive socket holds the process. */
 export class HttpClient {
   private readonly dispatcher: Dispatcher;
-  private readonly agent: Dispatcher;
+  private readonly agent: ProxyDispatcher;
 
   constructor(private readonly opts: HttpOptions) {
-    this.agent = proxyAgent({ connect: { timeout: opts.timeoutMs }, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+    this.agent = proxyDispatcher({ connect: { timeout: opts.timeoutMs }, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
     const retry: RetryHandler.RetryCallback = (err, { state }, next) => {
       const { statusCode, headers } = err as Error & { statusCode?: number; headers?: Record<string, string | string[]> };
       if (statusCode === undefined || !TRANSIENT.includes(statusCode) || state.counter > opts.retries) {
@@ -84,11 +88,11 @@ export class HttpClient {
         return;
       }
       const wait = Math.min(retryAfterMs(headers?.['retry-after']) ?? opts.retryDelayMs * 2 ** (state.counter - 1), 60_000);
-      opts.log(`HTTP ${statusCode} ${STATUS_CODES[statusCode] ?? ''}; trying again in ${seconds(wait)} (retry ${state.counter} of ${opts.retries})`);
+      opts.log(`${statusLine(statusCode)}; trying again in ${seconds(wait)} (retry ${state.counter} of ${opts.retries})`);
       setTimeout(() => next(null), wait);
     };
     // interceptors wrap from the first (innermost) to the last: redirects outside, so each hop retries on its own
-    this.dispatcher = this.agent.compose(
+    this.dispatcher = this.agent.dispatcher.compose(
       interceptors.retry({ retry, statusCodes: TRANSIENT, errorCodes: [], maxRetries: opts.retries }),
       interceptors.redirect({ maxRedirections: opts.maxRedirects }),
     );
@@ -133,63 +137,34 @@ export class HttpClient {
     const e = err as NodeJS.ErrnoException & { statusCode?: number };
     const code = e?.code ?? '';
     const msg = e instanceof Error ? e.message : String(err);
-    let proxy: URL | undefined;
-    try {
-      proxy = proxyFor(url);
-    } catch {
-      proxy = undefined;
-    }
+    const proxy = (() => {
+      try {
+        return proxyFor(url);
+      } catch {
+        return undefined;
+      }
+    })();
     // with a proxy in the way, every connection this process makes is to the proxy
     const peer = proxy ? `proxy ${proxy.host}` : `host ${url.host}`;
-    const hostName = proxy ? `proxy ${proxy.hostname}` : `host ${url.hostname}`;
-    const s = seconds(this.opts.timeoutMs);
-    if (/^Redirect loop detected/.test(msg)) {
-      // undici stops a Location that points at itself before the hop count runs out
-      return new DownloadError(`${url.href}: more than ${this.opts.maxRedirects} redirects (a redirect loop)`, 'redirect');
-    }
+    const fail = (text: string, reason: DownloadFailure) => new DownloadError(text, reason);
     const tunnel = /^Proxy response \((\d+)\) !== 200/.exec(msg);
-    if (proxy && tunnel) {
-      const status = Number(tunnel[1]);
-      return new DownloadError(`${proxyName(proxy)} refused the tunnel to ${url.host}: HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd(), 'unreachable');
+    if (proxy && tunnel) return fail(`${proxyName(proxy)} refused the tunnel to ${url.host}: ${statusLine(Number(tunnel[1]))}`, 'unreachable');
+    if (proxy && /\(407\)/.test(msg)) return fail(`${proxyName(proxy)} wants other credentials for ${url.host}: ${statusLine(407)}`, 'unreachable');
+    // undici stops a Location that points at itself before the hop count runs out
+    if (/^Redirect loop detected/.test(msg)) return fail(`${url.href}: more than ${this.opts.maxRedirects} redirects (a loop)`, 'redirect');
+    if (code === 'UND_ERR_REQ_RETRY') return fail(`${url.href}: ${statusLine(e.statusCode ?? 0)}`, 'http');
+    const s = seconds(this.opts.timeoutMs);
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') return fail(`cannot reach ${peer}: no connection within ${s}`, 'unreachable');
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') return fail(`host ${url.host} did not answer within ${s}`, 'timeout');
+    if (code === 'UND_ERR_BODY_TIMEOUT') return fail(`download from ${url.host} stalled: no data for ${s}`, 'timeout');
+    if (/^(ENOTFOUND|EAI_)/.test(code)) return fail(`cannot reach ${proxy ? `proxy ${proxy.hostname}` : `host ${url.hostname}`}: DNS lookup failed (${code})`, 'unreachable');
+    if (code === 'ECONNREFUSED') return fail(`cannot reach ${peer}: connection refused`, 'unreachable');
+    if (code === 'ETIMEDOUT') return fail(`cannot reach ${peer}: connection timed out`, 'unreachable');
+    if (/^E(NET|HOST)(UNREACH|DOWN)$|^EADDRNOTAVAIL$/.test(code)) return fail(`cannot reach ${peer}: network unreachable (${code})`, 'unreachable');
+    if (/^(ECONNRESET|EPIPE|UND_ERR_SOCKET|UND_ERR_RES_CONTENT_LENGTH_MISMATCH|ERR_STREAM_PREMATURE_CLOSE)$/.test(code)) {
+      return fail(`connection to ${url.host} lost (${code})`, 'connection-lost');
     }
-    if (proxy && /Proxy Authentication Required/.test(msg)) {
-      return new DownloadError(`${proxyName(proxy)} wants other credentials for ${url.host}: HTTP 407 Proxy Authentication Required`, 'unreachable');
-    }
-    switch (code) {
-      case 'UND_ERR_REQ_RETRY':
-        return new DownloadError(`${url.href}: HTTP ${e.statusCode} ${STATUS_CODES[e.statusCode ?? 0] ?? ''}`.trimEnd(), 'http');
-      case 'UND_ERR_CONNECT_TIMEOUT':
-        return new DownloadError(`cannot reach ${peer}: no connection within ${s}`, 'unreachable');
-      case 'UND_ERR_HEADERS_TIMEOUT':
-        return new DownloadError(`host ${url.host} did not answer within ${s}`, 'timeout');
-      case 'UND_ERR_BODY_TIMEOUT':
-        return new DownloadError(`download from ${url.host} stalled: no data for ${s}`, 'timeout');
-      case 'ENOTFOUND':
-      case 'EAI_AGAIN':
-      case 'EAI_FAIL':
-      case 'EAI_NONAME':
-      case 'EAI_NODATA':
-        return new DownloadError(`cannot reach ${hostName}: DNS lookup failed (${code})`, 'unreachable');
-      case 'ECONNREFUSED':
-        return new DownloadError(`cannot reach ${peer}: connection refused`, 'unreachable');
-      case 'ENETUNREACH':
-      case 'EHOSTUNREACH':
-      case 'ENETDOWN':
-      case 'EHOSTDOWN':
-      case 'EADDRNOTAVAIL':
-        return new DownloadError(`cannot reach ${peer}: network unreachable (${code})`, 'unreachable');
-      case 'ETIMEDOUT':
-        return new DownloadError(`cannot reach ${peer}: connection timed out`, 'unreachable');
-      case 'ECONNRESET':
-      case 'EPIPE':
-      case 'UND_ERR_SOCKET':
-      case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-      case 'ERR_STREAM_PREMATURE_CLOSE':
-        return new DownloadError(`connection to ${url.host} lost (${code})`, 'connection-lost');
-    }
-    if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|UND_ERR_PRX_TLS)/.test(code)) {
-      return new DownloadError(`TLS error with ${url.host}: ${msg}`, 'unreachable');
-    }
-    return new DownloadError(`download from ${url.host} failed: ${msg}${code ? ` (${code})` : ''}`, 'connection-lost');
+    if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|UND_ERR_PRX_TLS)/.test(code)) return fail(`TLS error with ${url.host}: ${msg}`, 'unreachable');
+    return fail(`download from ${url.host} failed: ${msg}${code ? ` (${code})` : ''}`, 'connection-lost');
   }
 }

@@ -6,7 +6,7 @@
 // as the fallback, a malformed or non-http proxy is a usage error) and keeps loopback direct always
 // (Go's rule), which a NO_PROXY list cannot say for all of 127.0.0.0/8.
 import { isIP } from 'node:net';
-import { Agent, Dispatcher, EnvHttpProxyAgent } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { FcnError } from '../util/errors.js';
 
 type Env = Record<string, string | undefined>;
@@ -109,40 +109,18 @@ function undiciNoProxy(noProxy: string): string {
   return entries.map((e) => (e.host.includes(':') ? `[${e.host}]` : e.host) + (e.port ? `:${e.port}` : '')).join(',');
 }
 
-/** EnvHttpProxyAgent's routing with loopback origins sent direct, whatever the environment says. */
-class LoopbackDirect extends Dispatcher {
-  constructor(private readonly routed: Dispatcher, private readonly direct: Dispatcher) {
-    super();
-  }
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const origin = typeof opts.origin === 'string' ? new URL(opts.origin) : opts.origin;
-    const loopback = origin !== undefined && isLoopback(bareHostname(origin).toLowerCase());
-    return (loopback ? this.direct : this.routed).dispatch(opts, handler);
-  }
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const done = Promise.all([this.routed.close(), this.direct.close()]).then(() => {});
-    if (!callback) return done;
-    void done.then(callback);
-  }
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
-    const callback = typeof a === 'function' ? a : b;
-    const done = Promise.all([this.routed.destroy(), this.direct.destroy()]).then(() => {});
-    if (!callback) return done;
-    void done.then(callback);
-  }
+export interface ProxyDispatcher {
+  dispatcher: Dispatcher;
+  /** Closes every connection it opened. */
+  destroy(): Promise<void>;
 }
 
 /**
- * The dispatcher every download goes through: direct or through the environment's proxy, with
- * `agentOpts` (timeouts, ...) on every connection. Throws the usage error of a malformed setting.
+ * The dispatcher every download goes through: EnvHttpProxyAgent fed the settings read as above,
+ * with loopback origins sent to a direct Agent first, and `agentOpts` (timeouts, ...) on every
+ * connection. Throws the usage error of a malformed setting.
  */
-export function proxyAgent(agentOpts: Agent.Options, env: Env = process.env): Dispatcher {
+export function proxyDispatcher(agentOpts: Agent.Options, env: Env = process.env): ProxyDispatcher {
   const routed = new EnvHttpProxyAgent({
     ...agentOpts,
     // '' (not undefined) means none: undici would otherwise read the variables itself
@@ -152,5 +130,15 @@ export function proxyAgent(agentOpts: Agent.Options, env: Env = process.env): Di
     // http URLs in absolute form, as curl does; https always by CONNECT
     proxyTunnel: false,
   } as EnvHttpProxyAgent.Options);
-  return new LoopbackDirect(routed, new Agent(agentOpts));
+  const direct = new Agent(agentOpts);
+  const loopbackDirect: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
+    const origin = new URL(String(opts.origin));
+    return isLoopback(bareHostname(origin).toLowerCase()) ? direct.dispatch(opts, handler) : dispatch(opts, handler);
+  };
+  return {
+    dispatcher: routed.compose(loopbackDirect),
+    destroy: async () => {
+      await Promise.all([routed.destroy(), direct.destroy()]);
+    },
+  };
 }
