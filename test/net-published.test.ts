@@ -283,3 +283,46 @@ test('resolveNamedWeights: the verified cached file, or the fcn download command
     assert.throws(() => resolveNamedWeights(bad), (err: unknown) => err instanceof FcnError && err.exitCode === 2 && /is not a published network; known: resnet18, /.test(err.message));
   }
 });
+
+test('undici routes as proxyFor decides: HTTP_PROXY / ALL_PROXY, NO_PROXY (with ports), loopback always direct', async () => {
+  const { body, name } = checkpoint('resnet101', 3);
+  routes.set(`/via/${name}`, { body });
+  const asked: string[] = [];
+  const proxy = http.createServer((req, res) => {
+    asked.push(req.url!);
+    const up = http.request(`${base}${new URL(req.url!).pathname}`, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.writeHead(502).end());
+    up.end();
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const names = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
+  const saved = Object.fromEntries(names.map((k) => [k, process.env[k]]));
+  const get = async (url: string, env: Record<string, string>) => {
+    for (const k of names) delete process.env[k];
+    Object.assign(process.env, env);
+    try {
+      return await downloadPublished('resnet101', { dir: freshDir(), url, timeoutMs: 5000 });
+    } finally {
+      for (const k of names) delete process.env[k];
+      for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v;
+    }
+  };
+  try {
+    const remote = `http://fcn-test.invalid/via/${name}`;
+    await get(remote, { HTTP_PROXY: proxyUrl });
+    await get(remote, { ALL_PROXY: proxyUrl, NO_PROXY: 'fcn-test.invalid:8080' }); // another port: still proxied
+    assert.deepEqual(asked.splice(0), [remote, remote]);
+    await assert.rejects(get(remote, { HTTP_PROXY: proxyUrl, no_proxy: 'other.example, .invalid' }), /^DownloadError: cannot reach host fcn-test\.invalid/);
+    // loopback goes direct even when a (dead) proxy is set and NO_PROXY says nothing
+    const got = await get(`${base}/via/${name}`, { HTTP_PROXY: 'http://127.0.0.1:1', NO_PROXY: '' });
+    assert.deepEqual(fs.readFileSync(got.path), body);
+    assert.deepEqual(asked, []);
+  } finally {
+    proxy.closeAllConnections();
+    await new Promise((r) => proxy.close(r));
+  }
+});

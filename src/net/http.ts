@@ -152,7 +152,11 @@ export class HttpClient {
     if (proxy && /\(407\)/.test(msg)) return fail(`${proxyName(proxy)} wants other credentials for ${url.host}: ${statusLine(407)}`, 'unreachable');
     // undici stops a Location that points at itself before the hop count runs out
     if (/^Redirect loop detected/.test(msg)) return fail(`${url.href}: more than ${this.opts.maxRedirects} redirects (a loop)`, 'redirect');
-    if (code === 'UND_ERR_REQ_RETRY') return fail(`${url.href}: ${statusLine(e.statusCode ?? 0)}`, 'http');
+    if (code === 'UND_ERR_REQ_RETRY') {
+      // the transient answers given up on, or a partial answer undici's checks refused
+      const status = statusLine(e.statusCode ?? 0);
+      return fail(TRANSIENT.includes(e.statusCode ?? 0) ? `${url.href}: ${status}` : `${url.href}: ${msg} (${status})`, 'http');
+    }
     const s = seconds(this.opts.timeoutMs);
     if (code === 'UND_ERR_CONNECT_TIMEOUT') return fail(`cannot reach ${peer}: no connection within ${s}`, 'unreachable');
     if (code === 'UND_ERR_HEADERS_TIMEOUT') return fail(`host ${url.host} did not answer within ${s}`, 'timeout');
