@@ -3,8 +3,7 @@
 // a user reads: every failure becomes one DownloadError line saying which peer (host or proxy) and
 // what went wrong, classified so callers can add advice or decide to resume.
 import { STATUS_CODES } from 'node:http';
-import { request, interceptors, type Dispatcher } from 'undici';
-import type { RetryHandler } from 'undici';
+import type { Dispatcher, RetryHandler } from 'undici';
 import { FcnError } from '../util/errors.js';
 import { proxyDispatcher, proxyFor, proxyName, type ProxyDispatcher } from './proxy.js';
 
@@ -79,8 +78,14 @@ export class HttpClient {
   private readonly dispatcher: Dispatcher;
   private readonly agent: ProxyDispatcher;
 
-  constructor(private readonly opts: HttpOptions) {
-    this.agent = proxyDispatcher({ connect: { timeout: opts.timeoutMs }, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+  /** undici is loaded here, on the first download, not by every command that imports src/net (it costs ~0.3 s). */
+  static async open(opts: HttpOptions): Promise<HttpClient> {
+    return new HttpClient(await import('undici'), opts);
+  }
+
+  private constructor(private readonly undici: typeof import('undici'), private readonly opts: HttpOptions) {
+    const { interceptors } = undici;
+    this.agent = proxyDispatcher(undici, { connect: { timeout: opts.timeoutMs }, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
     const retry: RetryHandler.RetryCallback = (err, { state }, next) => {
       const { statusCode, headers } = err as Error & { statusCode?: number; headers?: Record<string, string | string[]> };
       if (statusCode === undefined || !TRANSIENT.includes(statusCode) || state.counter > opts.retries) {
@@ -102,7 +107,7 @@ export class HttpClient {
   async get(url: URL, headers: Record<string, string>): Promise<HttpResponse> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, {
+      res = await this.undici.request(url, {
         dispatcher: this.dispatcher,
         method: 'GET',
         headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'identity', ...headers },

@@ -6,7 +6,7 @@
 // as the fallback, a malformed or non-http proxy is a usage error) and keeps loopback direct always
 // (Go's rule), which a NO_PROXY list cannot say for all of 127.0.0.0/8.
 import { isIP } from 'node:net';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, EnvHttpProxyAgent } from 'undici';
 import { FcnError } from '../util/errors.js';
 
 type Env = Record<string, string | undefined>;
@@ -118,10 +118,11 @@ export interface ProxyDispatcher {
 /**
  * The dispatcher every download goes through: EnvHttpProxyAgent fed the settings read as above,
  * with loopback origins sent to a direct Agent first, and `agentOpts` (timeouts, ...) on every
- * connection. Throws the usage error of a malformed setting.
+ * connection. Throws the usage error of a malformed setting. (undici is passed in: it is loaded only
+ * when something is downloaded, so commands that merely look up a cached file start fast.)
  */
-export function proxyDispatcher(agentOpts: Agent.Options, env: Env = process.env): ProxyDispatcher {
-  const routed = new EnvHttpProxyAgent({
+export function proxyDispatcher(undici: typeof import('undici'), agentOpts: Agent.Options, env: Env = process.env): ProxyDispatcher {
+  const routed = new undici.EnvHttpProxyAgent({
     ...agentOpts,
     // '' (not undefined) means none: undici would otherwise read the variables itself
     httpProxy: proxySetting('http:', env)?.href ?? '',
@@ -130,7 +131,7 @@ export function proxyDispatcher(agentOpts: Agent.Options, env: Env = process.env
     // http URLs in absolute form, as curl does; https always by CONNECT
     proxyTunnel: false,
   } as EnvHttpProxyAgent.Options);
-  const direct = new Agent(agentOpts);
+  const direct = new undici.Agent(agentOpts);
   const loopbackDirect: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
     const origin = new URL(String(opts.origin));
     return isLoopback(bareHostname(origin).toLowerCase()) ? direct.dispatch(opts, handler) : dispatch(opts, handler);

@@ -308,7 +308,7 @@ export async function downloadFile(opts: DownloadOptions): Promise<DownloadResul
   }
 
   const transferred = { n: 0 };
-  const client = new HttpClient({
+  const client = await HttpClient.open({
     timeoutMs: opts.timeoutMs ?? 30_000,
     maxRedirects: opts.maxRedirects ?? 10,
     retries: opts.retries ?? 5,
