@@ -10,7 +10,7 @@ import { Progress } from '../util/progress.js';
 import { type ExpectedDigest, digestMatches, hashFileSync, parseExpectedDigest, rememberedDigest } from './cache.js';
 import { extractFolder } from './archive.js';
 import { parseHttpUrl } from './http.js';
-import { checkFreeSpace, downloadFile, formatBytes } from './transfer.js';
+import { checkFreeSpace, downloadFile, formatBytes, type DownloadOptions } from './transfer.js';
 import { PUBLISHED, published, type Published, RESNET18_IMAGENET } from './registry.js';
 
 export { DownloadError, type DownloadFailure } from './http.js';
@@ -23,7 +23,8 @@ export function defaultDownloadDir(): string {
   return home && home.length > 0 ? home : join(homedir(), '.cache', 'fcn');
 }
 
-export interface FetchOptions {
+/** How `fcn download NAME` fetches: where to, from which mirror, and the transfer's own options. */
+export interface FetchOptions extends Pick<DownloadOptions, 'timeoutMs' | 'retryDelayMs' | 'progress' | 'log'> {
   /** Folder to put things in (default defaultDownloadDir()). */
   dir?: string;
   /** A mirror. */
@@ -32,10 +33,6 @@ export interface FetchOptions {
   md5?: string;
   sha1?: string;
   sha256?: string;
-  timeoutMs?: number;
-  retryDelayMs?: number;
-  progress?: boolean | NodeJS.WriteStream;
-  log?: (line: string) => void;
 }
 
 export interface PublishedResult {
