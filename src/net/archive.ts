@@ -11,7 +11,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { lstat, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, isAbsolute, sep } from 'node:path';
-import { Unpack, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { FcnError } from '../util/errors.js';
 
 export interface ExtractOptions {
@@ -92,6 +92,8 @@ export async function extractTar(archive: string, into: string, opts: ExtractOpt
   let refusal: FcnError | undefined;
   let failure: unknown;
   let stop: () => void = () => {};
+  // node-tar is loaded on the first extraction, not by every command that imports src/net
+  const { Unpack } = await import('tar');
   const unpack = new Unpack({
     cwd: into,
     strict: true, // any warning (bad header, write through a symlink, ...) fails the extraction
