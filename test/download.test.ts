@@ -5,13 +5,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import {
   downloadFile,
@@ -23,13 +21,14 @@ import {
   DownloadError,
   VOC2012_TRAINVAL,
   RESNET18_IMAGENET,
+  PUBLISHED_NAMES,
 } from '../src/net/download.js';
 import { extractTar, unsafeEntryReason } from '../src/net/archive.js';
 import { sidecarPath } from '../src/net/cache.js';
 import { FcnError } from '../src/util/errors.js';
+import { repoRoot, runCli } from './helpers/cli.js';
 import { bypassesProxy, proxyFor, proxyHeaders } from '../src/net/proxy.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-download-'));
 let counter = 0;
 function freshDir(): string {
@@ -203,23 +202,6 @@ after(async () => {
   fs.rmSync(tmpRoot, { recursive: true, force: true });
 });
 
-/** Runs the real CLI without blocking this process (the server lives in it). */
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/fcn.js', ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
 
 function listing(dir: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
@@ -654,7 +636,7 @@ test('HTTP errors and refused connections are one clear line, exit 1; bad flags 
 
   const bad = await runCli(['download', 'mnist', '--dir', dir]);
   assert.equal(bad.status, 2, bad.stderr);
-  assert.equal(bad.stderr, "fcn: download expects 'voc2012' or 'resnet18', got 'mnist'\n");
+  assert.equal(bad.stderr, `fcn: download expects one of ${PUBLISHED_NAMES.join(', ')}; got 'mnist'\n`);
   const usage = (err: unknown) => err instanceof FcnError && err.exitCode === 2;
   await assert.rejects(downloadResnet18({ dir, sha256: 'xyz' }), (err: unknown) => usage(err) && /--sha256 expects 8 to 64 hex digits, got 'xyz'/.test(String(err)));
   await assert.rejects(downloadVoc2012({ dir, sha1: 'abc' }), (err: unknown) => usage(err) && /--sha1 expects 8 to 40 hex digits/.test(String(err)));

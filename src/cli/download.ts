@@ -1,12 +1,13 @@
-// `fcn download voc2012|resnet18`: fetches the real VOC2012 trainval set or torchvision's ImageNet
-// ResNet-18 weights, verified by hash. Status and progress go to stderr; the resulting path to stdout.
+// `fcn download NAME`: fetches a published dataset or torchvision weights file (src/net/registry.ts),
+// verified by its digest. Status and progress go to stderr; the resulting path to stdout.
 import { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
-import { DownloadError, downloadResnet18, downloadVoc2012, type FetchOptions } from '../net/download.js';
+import { DownloadError, PUBLISHED, PUBLISHED_NAMES, downloadPublished, type FetchOptions } from '../net/index.js';
 
 interface Flags {
   dir?: string;
   url?: string;
+  md5?: string;
   sha1?: string;
   sha256?: string;
   timeout?: number;
@@ -18,19 +19,30 @@ function parseTimeout(value: string): number {
   return n;
 }
 
+function namesHelp(): string {
+  const width = Math.max(...PUBLISHED_NAMES.map((n) => n.length));
+  return '\nNames:\n' + PUBLISHED.map((p) => `  ${p.name.padEnd(width)}  ${p.description}`).join('\n') + '\n';
+}
+
 export function command(): Command {
   return new Command('download')
-    .description('download PASCAL VOC2012 trainval (→ DIR/VOCdevkit/VOC2012) or ImageNet ResNet-18 weights (→ DIR/resnet18-f37072fd.pth), hash-verified')
-    .argument('<what>', 'voc2012 or resnet18')
+    .description('download a published dataset or torchvision weights file into DIR, verified by its digest')
+    .argument('<name>', 'what to download (see Names below)')
     .option('--dir <dir>', 'where to put it (default: $FCN_HOME, else ~/.cache/fcn)')
     .option('--url <url>', 'download from this mirror instead')
+    .option('--md5 <hex>', 'expected MD5 (full or its first 8+ hex digits), for a mirror serving another file')
     .option('--sha1 <hex>', 'expected SHA-1 (full or its first 8+ hex digits)')
     .option('--sha256 <hex>', 'expected SHA-256 (full or its first 8+ hex digits)')
     .option('--timeout <seconds>', 'connect and idle timeout (default 30)', parseTimeout)
-    .action(async (what: string, flags: Flags) => {
+    .addHelpText('after', namesHelp())
+    .action(async (name: string, flags: Flags) => {
+      if (!PUBLISHED_NAMES.includes(name)) {
+        throw new UsageError(`download expects one of ${PUBLISHED_NAMES.join(', ')}; got '${name}'`);
+      }
       const opts: FetchOptions = {
         dir: flags.dir,
         url: flags.url,
+        md5: flags.md5,
         sha1: flags.sha1,
         sha256: flags.sha256,
         timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
@@ -38,15 +50,11 @@ export function command(): Command {
         log: (line) => process.stderr.write(line + '\n'),
       };
       try {
-        let path: string;
-        if (what === 'voc2012') path = (await downloadVoc2012(opts)).path;
-        else if (what === 'resnet18') path = (await downloadResnet18(opts)).path;
-        else throw new UsageError(`download expects 'voc2012' or 'resnet18', got '${what}'`);
-        process.stdout.write(path + '\n');
+        process.stdout.write((await downloadPublished(name, opts)).path + '\n');
       } catch (err) {
         if (err instanceof DownloadError && err.reason === 'unreachable' && flags.url === undefined) {
           // still one line: the cause, then what to do about it
-          throw new DownloadError(`${err.message} (no internet here? run \`fcn download ${what}\` where there is, or give a mirror with --url)`, err.reason);
+          throw new DownloadError(`${err.message} (no internet here? run \`fcn download ${name}\` where there is, or give a mirror with --url)`, err.reason);
         }
         throw err;
       }

@@ -1,4 +1,5 @@
-// Safe extraction of a tar archive (the VOC2012 trainval tar) into a fresh folder.
+// Safe extraction of a tar archive (VOC2012's tar, SBD's tgz) into a fresh folder, and the move of
+// the one folder a dataset needs from there into place.
 //
 // Archives from the internet may try to write outside the folder they are unpacked into. node-tar
 // already strips or skips such entries with a warning; here they are refused outright: the first
@@ -7,10 +8,10 @@
 // a temporary folder and moves the result into place only when this returns, so a refused archive
 // leaves nothing at the target. After extraction every symlink is resolved on disk as well, which
 // catches escapes that only show through a chain of links (`a -> sub`, `sub/l -> ..`, `x -> a/l/..`).
-import { createReadStream, statSync } from 'node:fs';
-import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
-import { join, posix, relative, isAbsolute, sep } from 'node:path';
-import { Unpack, type ReadEntry } from 'tar';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { lstat, mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, posix, relative, isAbsolute, sep } from 'node:path';
+import type { ReadEntry } from 'tar';
 import { FcnError } from '../util/errors.js';
 
 export interface ExtractOptions {
@@ -91,6 +92,8 @@ export async function extractTar(archive: string, into: string, opts: ExtractOpt
   let refusal: FcnError | undefined;
   let failure: unknown;
   let stop: () => void = () => {};
+  // node-tar is loaded on the first extraction, not by every command that imports src/net
+  const { Unpack } = await import('tar');
   const unpack = new Unpack({
     cwd: into,
     strict: true, // any warning (bad header, write through a symlink, ...) fails the extraction
@@ -150,4 +153,28 @@ export async function extractTar(archive: string, into: string, opts: ExtractOpt
   await checkSymlinksOnDisk(archive, into);
   // the walk above follows directories only; make sure the root itself was not replaced
   if (!(await lstat(into)).isDirectory()) throw new FcnError(`${archive}: extraction did not produce a folder at ${into}`);
+}
+
+/**
+ * Extracts `archive` into a temporary folder inside `dir`, checks that `folder` (a posix path inside
+ * the archive) holds every `required` sub-folder, and moves it to `dir/folder`. Returns that path.
+ * Nothing appears at the target unless all of it went well; the temporary folder is always removed.
+ */
+export async function extractFolder(archive: string, dir: string, folder: string, required: string[], opts: ExtractOptions = {}): Promise<string> {
+  const target = join(dir, ...folder.split('/'));
+  const tmp = join(dir, `.extract-${process.pid}-${Date.now()}`);
+  try {
+    await extractTar(archive, tmp, opts);
+    const extracted = join(tmp, ...folder.split('/'));
+    for (const sub of required) {
+      const s = await stat(join(extracted, ...sub.split('/'))).catch(() => undefined);
+      if (!s?.isDirectory()) throw new FcnError(`${archive}: expected a folder ${folder}/${sub} in the archive`);
+    }
+    await mkdir(dirname(target), { recursive: true });
+    if (existsSync(target)) throw new FcnError(`${target} appeared while extracting; leaving it alone`);
+    await rename(extracted, target);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return target;
 }

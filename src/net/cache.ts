@@ -11,7 +11,7 @@ import { createReadStream, existsSync, readFileSync, renameSync, rmSync, statSyn
 import { writeFileAtomicSync } from '../util/fs.js';
 import { FcnError } from '../util/errors.js';
 
-export type HashAlgorithm = 'sha1' | 'sha256';
+export type HashAlgorithm = 'md5' | 'sha1' | 'sha256';
 
 /** A digest a file must have: the full hex digest, or a prefix of it (torchvision names files by
  *  the first 8 hex digits of their SHA-256). */
@@ -20,7 +20,7 @@ export interface ExpectedDigest {
   hex: string;
 }
 
-const HEX_LENGTH: Record<HashAlgorithm, number> = { sha1: 40, sha256: 64 };
+const HEX_LENGTH: Record<HashAlgorithm, number> = { md5: 32, sha1: 40, sha256: 64 };
 
 /** Validates a user-given hex digest or prefix (at least 8 digits, at most the full length). */
 export function parseExpectedDigest(algorithm: HashAlgorithm, hex: string): ExpectedDigest {
@@ -85,7 +85,7 @@ function readSidecar(file: string): Sidecar[] {
     return list.filter(
       (s): s is Sidecar =>
         typeof s === 'object' && s !== null &&
-        ((s as Sidecar).algorithm === 'sha1' || (s as Sidecar).algorithm === 'sha256') &&
+        Object.hasOwn(HEX_LENGTH, (s as Sidecar).algorithm) &&
         typeof (s as Sidecar).digest === 'string' && typeof (s as Sidecar).size === 'number' && typeof (s as Sidecar).mtimeMs === 'number',
     );
   } catch {
