@@ -68,8 +68,8 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     await handBackIfAsked();
     const d = job.data;
     if (d.model !== identity) {
-      throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source} was sent for model ${shortIdentity(d.model)}, but this worker (${me}) serves model `
-        + `${shortIdentity(identity)} (${modelName}); start the workers with the same weights as the producer`);
+      throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source}: worker ${me} serves model ${shortIdentity(identity)} (${modelName}), `
+        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's weights (or another queue --name)`);
     }
     let image;
     let truth;
