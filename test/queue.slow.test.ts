@@ -19,7 +19,7 @@ import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { encodeMask } from '../src/data/image.js';
 import { SegmentationModel } from '../src/infer/model.js';
 
-const REDIS = '/usr/bin/redis-server';
+const REDIS = fs.existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : 'redis-server';
 const haveRedis = fs.existsSync(REDIS) || spawnSync('redis-server', ['--version']).status === 0;
 const N_IMAGES = 200;
 
