@@ -66,9 +66,19 @@ async function main(): Promise<void> {
   const port = await freePort();
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
   const queue = `redis://127.0.0.1:${port}/0`;
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: null });
+  let client!: Redis;
   for (let t = 0; ; t++) {
-    try { await client.connect(); await client.ping(); break; } catch { if (t > 50) throw new Error('redis-server did not start'); await new Promise((r) => setTimeout(r, 100)); }
+    client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.ping();
+      break;
+    } catch {
+      client.disconnect();
+      if (t > 100) throw new Error('redis-server did not start in 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   try {
     const arch = fcnResNet18({ numClasses: 21 });
