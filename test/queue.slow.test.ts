@@ -234,6 +234,15 @@ test('eval --queue and the merge of --shard 1/3..3/3 equal a local eval exactly'
   assert.equal(merged.status, 0, merged.stderr);
   assert.equal(merged.stdout, local.stdout);
   assert.deepEqual(JSON.parse(fs.readFileSync(mergedJson, 'utf8')), JSON.parse(fs.readFileSync(localJson, 'utf8')));
+  // unreadable inputs through the queue: each named on its own line, the rest written, exit 1
+  const junk = path.join(tmp, 'junk.jpg');
+  fs.writeFileSync(junk, 'not an image');
+  const badOut = path.join(tmp, 'bad-inputs');
+  const mixed = await cliAsync(['predict', '--queue', queueUrl, '--model', model, '--out', badOut, images[0]!, junk, path.join(tmp, 'missing.jpg')]);
+  assert.equal(mixed.status, 1, mixed.stderr);
+  assert.match(mixed.stderr, /junk\.jpg: not a readable image/);
+  assert.match(mixed.stderr, /missing\.jpg: cannot read the image \(no such file\)/);
+  assert.deepEqual(fs.readdirSync(badOut), ['img_0000.png']);
   const scored = cli(['score', '--merge', ...shards]);
   assert.equal(scored.status, 0, scored.stderr);
   assert.equal(scored.stdout.trimEnd(), local.stdout.trimEnd());

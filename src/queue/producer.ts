@@ -87,10 +87,11 @@ interface Outcome {
 
 /**
  * Runs one job per input through the queue with at most `maxWaiting` outstanding, calling `onOutcome`
- * as each finishes (any order). A model mismatch stops the run: the rest is withdrawn and it throws.
+ * as each finishes (any order). A model mismatch, or an outcome for which `onOutcome` returns a
+ * message, stops the run: jobs no worker has started are withdrawn, and it throws that message.
  */
 async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOptions, identity: string,
-  onOutcome: (o: Outcome) => Promise<void>): Promise<QueueRunStats> {
+  onOutcome: (o: Outcome) => Promise<string | void>): Promise<QueueRunStats> {
   const conn = parseQueueUrl(opts.queue);
   await checkRedis(conn);
   const name = opts.name ?? DEFAULT_QUEUE_NAME;
@@ -103,7 +104,8 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   events.on('error', () => { /* idem */ });
   const maxWaiting = Math.max(1, opts.maxWaiting ?? 64);
   const stats: QueueRunStats = { jobs: 0, retried: 0 };
-  let mismatch: string | undefined;
+  // why the run stops early: a worker serving another model, or a failure the caller cannot go past
+  let stopReason: string | undefined;
   let done = 0;
   const inflight = new Map<string, { promise: Promise<void>; withdraw: () => void }>();
   try {
@@ -119,22 +121,26 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
       if (fresh && fresh.attemptsStarted > 1) stats.retried++;
       await fresh?.remove().catch(() => undefined);
       if (error?.startsWith(MODEL_MISMATCH)) {
-        mismatch ??= error.slice(MODEL_MISMATCH.length);
+        stopReason ??= error.slice(MODEL_MISMATCH.length);
         return;
       }
-      if (mismatch) return;
+      if (stopReason) return;
       const outcome: Outcome = error !== undefined
         ? { index, error: error.startsWith(BAD_INPUT) ? error.slice(BAD_INPUT.length) : `${inputs[index]!.source}: failed on the workers after ${opts.attempts ?? 3} tries: ${error}` }
         : { index, result: fresh?.returnvalue };
       if (!outcome.error && !outcome.result) outcome.error = `${inputs[index]!.source}: its result was lost (job ${job.id} removed from the queue)`;
-      await onOutcome(outcome);
+      const fatal = await onOutcome(outcome);
+      if (typeof fatal === 'string') {
+        stopReason ??= fatal;
+        return;
+      }
       opts.onProgress?.(++done, inputs.length);
     };
-    for (let index = 0; index < inputs.length && mismatch === undefined; index++) {
+    for (let index = 0; index < inputs.length && stopReason === undefined; index++) {
       while (inflight.size >= maxWaiting) await Promise.race([...inflight.values()].map((f) => f.promise));
       // other producers count too: wait while the queue already holds a full window of waiting jobs
-      while (mismatch === undefined && (await queue.getWaitingCount()) >= maxWaiting) await sleep(100);
-      if (mismatch !== undefined) break;
+      while (stopReason === undefined && (await queue.getWaitingCount()) >= maxWaiting) await sleep(100);
+      if (stopReason !== undefined) break;
       const data: SegmentJobData = { model: identity, ...(await inputs[index]!.data()) };
       const job = await queue.add(kind, data, {
         attempts: opts.attempts ?? 3,
@@ -148,7 +154,7 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
       const promise = follow(index, job, withdrawn).finally(() => inflight.delete(job.id!));
       inflight.set(job.id!, { promise, withdraw });
     }
-    if (mismatch !== undefined) {
+    if (stopReason !== undefined) {
       // withdraw what no worker has started; jobs already running finish and are removed as they end
       for (const [id, f] of inflight) if ((await queue.remove(id)) === 1) f.withdraw();
     }
@@ -157,7 +163,7 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
     await events.close();
     await queue.close();
   }
-  if (mismatch !== undefined) throw new FcnError(mismatch);
+  if (stopReason !== undefined) throw new FcnError(stopReason);
   return stats;
 }
 
@@ -273,18 +279,13 @@ export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions)
       truth: toBase64(await readBytes(ds.maskPath(id), 'the mask')),
     }),
   }));
-  let failure: string | undefined;
+  // a bad image or mask ends the evaluation, as it does locally: a partial matrix is not the split's
   const stats = await runJobs('evaluate', inputs, opts, identity, async ({ result, error }) => {
-    if (error !== undefined || !result?.confusion) {
-      failure ??= error ?? 'a worker returned no confusion matrix';
-      return;
-    }
+    if (error !== undefined || !result?.confusion) return error ?? 'a worker returned no confusion matrix';
     if (result.confusion.length !== matrix.counts.length) {
-      failure ??= `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${ckpt.arch.numClasses}-class model`;
-      return;
+      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${ckpt.arch.numClasses}-class model`;
     }
     for (let k = 0; k < matrix.counts.length; k++) matrix.counts[k]! += result.confusion[k]!;
   });
-  if (failure !== undefined) throw new FcnError(failure);
   return { ...stats, matrix, classes: ckpt.classes };
 }

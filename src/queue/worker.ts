@@ -58,7 +58,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
   const stats = { done: 0, failed: 0 };
   const lockDuration = opts.lockDurationMs ?? 30_000;
 
-  const process1 = async (job: Job<SegmentJobData, SegmentJobResult>, token?: string, signal?: AbortSignal): Promise<SegmentJobResult> => {
+  const segmentJob = async (job: Job<SegmentJobData, SegmentJobResult>, token?: string, signal?: AbortSignal): Promise<SegmentJobResult> => {
     const handBackIfAsked = async () => {
       if (signal?.aborted && token) {
         await job.moveToWait(token);
@@ -104,7 +104,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
   const worker = new Worker<SegmentJobData, SegmentJobResult>(opts.name ?? DEFAULT_QUEUE_NAME, async (job, token, signal) => {
     const t0 = Date.now();
     try {
-      const r = await process1(job, token, signal);
+      const r = await segmentJob(job, token, signal);
       stats.done++;
       opts.onJob?.({ id: job.id ?? '?', source: job.data.source, ok: true, ms: Date.now() - t0 });
       return r;
