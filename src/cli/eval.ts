@@ -14,7 +14,7 @@ import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js
 
 interface EvalFlags {
   model?: string; data?: string; split: string; json?: string; limit?: number; threads?: number;
-  queue?: string; shard?: Shard; merge?: string[];
+  queue?: string; queueName: string; shard?: Shard; merge?: string[];
 }
 
 async function report(cm: ConfusionMatrix, classes: readonly string[], json?: string): Promise<void> {
@@ -33,6 +33,7 @@ export function command(): Command {
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--queue <url>', QUEUE_HELP, queueFlag)
+    .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
     .option('--shard <K/N>', SHARD_HELP, shardFlag)
     .option('--merge <json...>', 'sum the confusion matrices of these `fcn eval --json` files (e.g. one per shard) into the full numbers')
     .action(async (o: EvalFlags) => {
@@ -50,7 +51,7 @@ export function command(): Command {
       const bar = new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' });
       if (o.queue) {
         const { evaluateQueued } = await import('../queue/producer.js');
-        const r = await evaluateQueued(ds, { queue: o.queue, model: o.model, ids, onProgress: (done) => bar.update(done) });
+        const r = await evaluateQueued(ds, { queue: o.queue, name: o.queueName, model: o.model, ids, onProgress: (done) => bar.update(done) });
         bar.finish();
         process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
         return report(r.matrix, r.classes, o.json);

@@ -18,9 +18,10 @@ export function command(): Command {
     .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', 64), 1024)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--queue <url>', QUEUE_HELP, queueFlag)
+    .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
     .option('--shard <K/N>', SHARD_HELP, shardFlag)
     .argument('<images...>', 'JPEG/PNG/WebP images')
-    .action(async (all: string[], o: { model: string; out: string; overlay?: boolean; tile: number; threads?: number; queue?: string; shard?: Shard }) => {
+    .action(async (all: string[], o: { model: string; out: string; overlay?: boolean; tile: number; threads?: number; queue?: string; queueName: string; shard?: Shard }) => {
       const images = o.shard ? selectShard(all, o.shard, stemOf) : all;
       const line = (file: string, r: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => {
         const top = r.classes.slice(0, 4).map((c) => `${c.name} ${(c.fraction * 100).toFixed(1)}%`).join(', ');
@@ -30,7 +31,7 @@ export function command(): Command {
         const { predictQueued } = await import('../queue/producer.js');
         const bar = new Progress({ total: images.length, label: 'predict', unit: 'img' });
         const r = await predictQueued(images, {
-          queue: o.queue, model: o.model, outDir: o.out, overlay: o.overlay,
+          queue: o.queue, name: o.queueName, model: o.model, outDir: o.out, overlay: o.overlay,
           onImage: line,
           onFailure: (_file, message) => process.stderr.write(`fcn: ${message}\n`),
           onProgress: (done) => bar.update(done),
