@@ -99,7 +99,9 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   // results travel in the job (read back below), so the events stream needs no long history
   const queue = new Queue<SegmentJobData, SegmentJobResult>(name, { connection, streams: { events: { maxLen: 1000 } } });
   const events = new QueueEvents(name, { connection });
+  // each followed job listens on both (waitUntilFinished) until it ends: up to maxWaiting at once
   events.setMaxListeners(0);
+  queue.setMaxListeners(0);
   queue.on('error', () => { /* ioredis reconnects; failures surface in the calls */ });
   events.on('error', () => { /* idem */ });
   const maxWaiting = Math.max(1, opts.maxWaiting ?? 64);
