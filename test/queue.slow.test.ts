@@ -18,6 +18,9 @@ import { defaultCard } from '../src/model/card.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { encodeMask } from '../src/data/image.js';
 import { SegmentationModel } from '../src/infer/model.js';
+import { predictQueued } from '../src/queue/producer.js';
+import { startQueueWorker } from '../src/queue/worker.js';
+import { Redis } from 'ioredis';
 
 const REDIS = fs.existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : 'redis-server';
 const haveRedis = fs.existsSync(REDIS) || spawnSync('redis-server', ['--version']).status === 0;
@@ -246,6 +249,37 @@ test('eval --queue and the merge of --shard 1/3..3/3 equal a local eval exactly'
   const scored = cli(['score', '--merge', ...shards]);
   assert.equal(scored.status, 0, scored.stderr);
   assert.equal(scored.stdout.trimEnd(), local.stdout.trimEnd());
+});
+
+test('bounded queue: a producer with no worker keeps at most maxWaiting jobs in Redis, and finishes once a worker comes', { skip: !haveRedis && 'redis-server not installed' }, async () => {
+  const name = 'bounded';
+  const out = path.join(tmp, 'bounded');
+  let done = 0;
+  const run = predictQueued(images.slice(0, 12), { queue: queueUrl, name, model, outDir: out, maxWaiting: 4, onProgress: (n) => { done = n; } });
+  const redisClient = new Redis(queueUrl, { maxRetriesPerRequest: 1 });
+  try {
+    // sample until the window is full (the producer first reads and hashes the model), then 1 s more
+    const seen: number[] = [];
+    for (let t = 0, after = 0; t < 600 && after < 10; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen.push(await redisClient.llen(`bull:${name}:wait`));
+      if (seen.includes(4)) after++;
+    }
+    assert.equal(done, 0);
+    assert.equal(Math.max(...seen), 4, `waiting jobs over time: ${seen.join(' ')}`);
+  } finally {
+    redisClient.disconnect();
+  }
+  const worker = await startQueueWorker({ queue: queueUrl, name, model, threads: 1 });
+  try {
+    const r = await run;
+    assert.equal(r.jobs, 12);
+    assert.equal(r.failed.length, 0);
+    assert.equal(fs.readdirSync(out).length, 12);
+    assert.equal(done, 12);
+  } finally {
+    await worker.close();
+  }
 });
 
 test('a worker serving another model fails the run with one clear line; a bad queue address is a usage error', { skip: !haveRedis && 'redis-server not installed' }, async () => {
