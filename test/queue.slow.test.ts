@@ -185,13 +185,31 @@ test('predict --queue: 3 workers, one SIGKILLed mid-run: every mask equals local
   const victim = workers[0]!;
   const queueOut = path.join(tmp, 'queued');
   let killedAt = -1;
-  const run = await cliAsync(['predict', '--queue', queueUrl, '--model', model, '--out', queueOut, ...images], () => {
-    // kill once a fifth of the masks are written: jobs are still waiting, so every worker holds one
-    if (killedAt < 0 && fs.existsSync(queueOut) && fs.readdirSync(queueOut).length >= N_IMAGES / 5) {
-      killedAt = fs.readdirSync(queueOut).length;
-      victim.kill('SIGKILL');
+  let finished = false;
+  const running = cliAsync(['predict', '--queue', queueUrl, '--model', model, '--out', queueOut, ...images]).finally(() => { finished = true; });
+  // Once a fifth of the masks are written, kill the victim while it holds a job: freeze it (SIGSTOP),
+  // and if a job stays active over 2 s (its lock, 3 s, is no longer renewed; the live workers take
+  // a few ms per image) that job is the victim's: SIGKILL. Otherwise let it run on and try again.
+  const redisClient = new Redis(queueUrl, { maxRetriesPerRequest: 1 });
+  try {
+    for (let t = 0; t < 3000 && killedAt < 0 && !finished; t++) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (!fs.existsSync(queueOut) || fs.readdirSync(queueOut).length < N_IMAGES / 5) continue;
+      victim.kill('SIGSTOP');
+      const first = await redisClient.lrange('bull:fcn:active', 0, -1);
+      await new Promise((r) => setTimeout(r, 2000));
+      const held = (await redisClient.lrange('bull:fcn:active', 0, -1)).filter((id) => first.includes(id));
+      if (held.length > 0) {
+        killedAt = fs.readdirSync(queueOut).length;
+        victim.kill('SIGKILL');
+      } else {
+        victim.kill('SIGCONT');
+      }
     }
-  });
+  } finally {
+    redisClient.disconnect();
+  }
+  const run = await running;
   assert.equal(run.status, 0, run.stderr);
   assert.ok(killedAt > 0 && killedAt < N_IMAGES, `a worker was killed mid-run (at ${killedAt} masks)`);
   const retried = /queue: (\d+) jobs, (\d+) retried/.exec(run.stderr);
