@@ -47,3 +47,15 @@ export { train, formatEpoch, TRAIN_DEFAULTS, renderCurves, writeCurves, decodeTr
 export type { TrainOptions, TrainResult, EpochMetrics, RunConfig, TrainState } from "./train/index.js";
 export { demo, DEMO_SETTINGS } from "./train/demo.js";
 export type { DemoOptions, DemoResult, DemoSettings } from "./train/demo.js";
+export { predictQueued, evaluateQueued, checkRedis } from "./queue/producer.js";
+export type { QueueProducerOptions, QueuePredictOptions, QueuePredictResult, QueueEvaluateOptions, QueueRunStats } from "./queue/producer.js";
+export { startQueueWorker } from "./queue/worker.js";
+export type { QueueWorkerOptions, QueueWorker } from "./queue/worker.js";
+export { parseQueueUrl } from "./queue/url.js";
+export type { QueueConnection } from "./queue/url.js";
+export { parseShard, selectShard, shardOf } from "./queue/shard.js";
+export type { Shard } from "./queue/shard.js";
+export { mergeMetrics, mergeMetricsFiles } from "./queue/merge.js";
+export { modelIdentity } from "./queue/identity.js";
+export { parseDevice, setDefaultDevice, availableDevices, checkDevice } from "./engine/session.js";
+export type { Device, DeviceName } from "./engine/session.js";

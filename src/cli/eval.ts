@@ -1,33 +1,66 @@
-// fcn eval --model FILE --data DIR [--split val] [--json FILE]
+// fcn eval --model FILE --data DIR [--split val] [--json FILE] [--queue URL] [--shard K/N]
+// fcn eval --merge A.json B.json ... [--json FILE]
 import { Command } from 'commander';
 import { openVoc } from '../data/dataset.js';
 import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
-import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
+import { metricsReport, formatMetricsTable, type ConfusionMatrix } from '../eval/confusion.js';
 import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { UsageError } from '../util/errors.js';
+import { selectShard, type Shard } from '../queue/shard.js';
 import { parseIntFlag } from './options.js';
+import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
+
+interface EvalFlags {
+  model?: string; data?: string; split: string; json?: string; limit?: number; threads?: number;
+  queue?: string; queueName: string; shard?: Shard; merge?: string[];
+}
+
+async function report(cm: ConfusionMatrix, classes: readonly string[], json?: string): Promise<void> {
+  const r = metricsReport(cm, classes);
+  process.stdout.write(formatMetricsTable(r) + '\n');
+  if (json) await writeFileAtomic(json, JSON.stringify(r, null, 2) + '\n');
+}
 
 export function command(): Command {
   return new Command('eval')
     .description('score a model on a split (full images, one confusion matrix): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
-    .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
-    .requiredOption('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012)')
+    .option('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
+    .option('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012)')
     .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
-    .action(async (o: { model: string; data: string; split: string; json?: string; limit?: number; threads?: number }) => {
+    .option('--queue <url>', QUEUE_HELP, queueFlag)
+    .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
+    .option('--shard <K/N>', SHARD_HELP, shardFlag)
+    .option('--merge <json...>', 'sum the confusion matrices of these `fcn eval --json` files (e.g. one per shard) into the full numbers')
+    .action(async (o: EvalFlags) => {
+      if (o.merge) {
+        if (o.model || o.data || o.queue || o.shard) throw new UsageError('--merge takes metrics JSON files only (no --model, --data, --queue or --shard)');
+        const { mergeMetricsFiles } = await import('../queue/merge.js');
+        const merged = await mergeMetricsFiles(o.merge);
+        return report(merged.matrix, merged.classes, o.json);
+      }
+      if (!o.model) throw new UsageError("required option '--model <file>' not specified");
+      if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
       const ds = await openVoc(o.data, o.split);
+      const first = o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids;
+      const ids = o.shard ? selectShard(first, o.shard, (id) => id) : first;
+      const bar = new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' });
+      if (o.queue) {
+        const { evaluateQueued } = await import('../queue/producer.js');
+        const r = await evaluateQueued(ds, { queue: o.queue, name: o.queueName, model: o.model, ids, onProgress: (done) => bar.update(done) });
+        bar.finish();
+        process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
+        return report(r.matrix, r.classes, o.json);
+      }
       const model = await loadModel(o.model, { threads: o.threads });
       try {
-        const total = o.limit !== undefined ? Math.min(o.limit, ds.ids.length) : ds.ids.length;
-        const bar = new Progress({ total, label: `eval ${o.split}`, unit: 'img' });
-        const cm = await evaluate(model, ds, { limit: o.limit, onProgress: (done) => bar.update(done) });
+        const cm = await evaluate(model, ds, { ids, onProgress: (done) => bar.update(done) });
         bar.finish();
-        const report = metricsReport(cm, model.meta.classes);
-        process.stdout.write(formatMetricsTable(report) + '\n');
-        if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
+        await report(cm, model.meta.classes, o.json);
       } finally {
         await model.dispose();
       }

@@ -4,7 +4,9 @@ import { Command, CommanderError } from 'commander';
 import { FcnError, errorMessage } from '../util/errors.js';
 
 /** Each command module exports `command(): Command`. Listed here in the order `--help` shows. */
-const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'download', 'demo'];
+const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'worker', 'download', 'demo'];
+/** Commands that run networks and so take --device (an ONNX Runtime execution provider). */
+const DEVICE_COMMANDS = ['train', 'predict', 'eval', 'show', 'serve', 'worker'];
 
 /** Loads the named command only (fast start-up: `fcn score` never loads ONNX Runtime); all of them for `fcn --help`. */
 async function loadCommands(program: Command, argv: string[]): Promise<void> {
@@ -29,6 +31,16 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride();
   await loadCommands(program, argv);
   for (const cmd of program.commands) cmd.exitOverride();
+  for (const cmd of program.commands.filter((c) => DEVICE_COMMANDS.includes(c.name()))) {
+    cmd.option('--device <device>', 'where ONNX Runtime runs the network: cpu, cuda[:N], dml[:N], coreml or webgpu (default cpu)');
+    cmd.hook('preAction', async (c) => {
+      const device = c.opts<{ device?: string }>().device;
+      if (device === undefined) return;
+      // loaded only here: commands without --device (score, synth) never load ONNX Runtime
+      const engine = await import('../engine/session.js');
+      engine.setDefaultDevice(engine.parseDevice(device));
+    });
+  }
   try {
     await program.parseAsync(argv);
     return 0;

@@ -6,15 +6,28 @@ import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
 import { scoreFolders } from '../infer/score.js';
 import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { UsageError } from '../util/errors.js';
 
 export function command(): Command {
   return new Command('score')
     .description('score prediction masks against ground-truth masks (index PNGs matched by file stem): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
-    .requiredOption('--pred <dir>', 'folder of predicted masks <id>.png (palette or grayscale, value = class id)')
-    .requiredOption('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
+    .option('--pred <dir>', 'folder of predicted masks <id>.png (palette or grayscale, value = class id)')
+    .option('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--list <file>', 'score only the ids in this list (one per line, e.g. VOC2012/ImageSets/Segmentation/val.txt); without it every mask in both folders must pair up')
-    .action(async (o: { pred: string; gt: string; json?: string; list?: string }) => {
+    .option('--merge <json...>', 'sum the confusion matrices of these `fcn score --json` files (e.g. one per shard) into the full numbers')
+    .action(async (o: { pred?: string; gt?: string; json?: string; list?: string; merge?: string[] }) => {
+      if (o.merge) {
+        if (o.pred || o.gt || o.list) throw new UsageError('--merge takes metrics JSON files only (no --pred, --gt or --list)');
+        const { mergeMetricsFiles } = await import('../queue/merge.js');
+        const merged = await mergeMetricsFiles(o.merge);
+        const r = metricsReport(merged.matrix, merged.classes);
+        process.stdout.write(formatMetricsTable(r));
+        if (o.json) await writeFileAtomic(o.json, JSON.stringify(r, null, 2) + '\n');
+        return;
+      }
+      if (!o.pred) throw new UsageError("required option '--pred <dir>' not specified");
+      if (!o.gt) throw new UsageError("required option '--gt <dir>' not specified");
       const ids = o.list ? await readIdList(o.list) : undefined;
       // Reading masks is quick: a bar helps on a terminal, but in logs it would only add noise.
       let bar: Progress | undefined;

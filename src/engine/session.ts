@@ -2,6 +2,10 @@
 // thread settings and disposal. Callers see plain typed arrays and shapes.
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { FcnError, errorMessage } from '../util/errors.js';
 
 export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -23,6 +27,103 @@ export interface SessionOptions {
   memPattern?: boolean;
   /** ORT's CPU memory arena (default true); off returns freed blocks to the system. */
   memArena?: boolean;
+  /** Where the graph runs (default: the process default, see setDefaultDevice; 'cpu' unless changed). */
+  device?: Device;
+}
+
+// ---------------------------------------------------------------------------------------------
+// devices: ONNX Runtime execution providers
+
+export type DeviceName = 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+export const DEVICE_NAMES: readonly DeviceName[] = ['cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
+
+/** An execution provider and, for cuda and dml, the GPU's index. */
+export interface Device {
+  name: DeviceName;
+  deviceId?: number;
+}
+
+/** Parses 'cpu', 'cuda', 'cuda:1', 'dml', 'dml:0', 'coreml', 'webgpu'; throws a usage error (exit 2) otherwise. */
+export function parseDevice(text: string): Device {
+  const m = /^(cpu|cuda|dml|coreml|webgpu)(?::(\d+))?$/.exec(text.trim().toLowerCase());
+  if (!m || (m[2] !== undefined && m[1] !== 'cuda' && m[1] !== 'dml')) {
+    throw new FcnError(`device '${text}': expected cpu, cuda[:N], dml[:N], coreml or webgpu`, 2);
+  }
+  return m[2] !== undefined ? { name: m[1] as DeviceName, deviceId: Number(m[2]) } : { name: m[1] as DeviceName };
+}
+
+export function formatDevice(d: Device): string {
+  return d.deviceId !== undefined ? `${d.name}:${d.deviceId}` : d.name;
+}
+
+/** The execution providers this onnxruntime-node build knows, and whether each one's library is present here. */
+export function availableDevices(): { name: string; bundled: boolean; installed: boolean }[] {
+  const binDir = bindingDir();
+  return ort.listSupportedBackends().map((b) => ({
+    name: b.name,
+    bundled: b.bundled,
+    // providers that are not bundled (CUDA, TensorRT) are shared libraries the package's install step fetches
+    installed: b.bundled || (binDir !== undefined && existsSync(join(binDir, `libonnxruntime_providers_${b.name}.so`))),
+  }));
+}
+
+/** The folder holding onnxruntime-node's native binding (bin/napi-v*\/<platform>/<arch>). */
+function bindingDir(): string | undefined {
+  try {
+    const root = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
+    const bin = join(root, 'bin');
+    for (const napi of readdirSync(bin)) {
+      const dir = join(bin, napi, process.platform, process.arch);
+      if (existsSync(dir)) return dir;
+    }
+  } catch {
+    // no binding folder found: treat non-bundled providers as absent
+  }
+  return undefined;
+}
+
+const INSTALL_HINT: Partial<Record<DeviceName, string>> = {
+  cuda: 'onnxruntime-node fetches its CUDA provider at install time: npm install onnxruntime-node --onnxruntime-node-install=cuda12 '
+    + '(this project\'s .npmrc sets onnxruntime-node-install=skip; override it on the command line), with CUDA 12 and cuDNN 9 on the machine',
+  dml: 'onnxruntime-node has DirectML only on Windows (x64/arm64)',
+  coreml: 'onnxruntime-node has CoreML only on macOS',
+  webgpu: 'onnxruntime-node has WebGPU in its Windows and macOS builds (and Linux where it lists webgpu); it needs a GPU the WebGPU runtime can open',
+};
+
+/**
+ * Throws a one-line error (exit 1) unless this onnxruntime-node can run on `device`: the provider is in
+ * the build and its library is installed. Never falls back to the CPU silently.
+ */
+export function checkDevice(device: Device): void {
+  if (device.name === 'cpu') return;
+  const found = availableDevices().find((b) => b.name === device.name);
+  const have = availableDevices().filter((b) => b.installed).map((b) => b.name).join(', ');
+  if (!found || !found.installed) {
+    const why = !found ? `not in onnxruntime-node's build for ${process.platform}-${process.arch}` : 'its provider library is not installed';
+    throw new FcnError(`device ${formatDevice(device)}: ${why} (available here: ${have}); ${INSTALL_HINT[device.name] ?? ''}`);
+  }
+}
+
+let defaultDevice: Device = { name: 'cpu' };
+
+/** Sets the device every later session uses unless its options name one (the CLI's --device). Checked first. */
+export function setDefaultDevice(device: Device): void {
+  checkDevice(device);
+  defaultDevice = device;
+}
+
+export function getDefaultDevice(): Device {
+  return defaultDevice;
+}
+
+function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device.name) {
+    case 'cpu': return ['cpu'];
+    case 'cuda': return [{ name: 'cuda', deviceId: device.deviceId ?? 0 }];
+    case 'dml': return [{ name: 'dml', deviceId: device.deviceId ?? 0 }];
+    case 'coreml': return ['coreml'];
+    case 'webgpu': return ['webgpu'];
+  }
 }
 
 export function defaultThreads(): number {
@@ -38,8 +139,10 @@ export class Session {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+    const device = opts.device ?? defaultDevice;
+    if (opts.device) checkDevice(opts.device);
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: ['cpu'],
+      executionProviders: executionProviders(device),
       intraOpNumThreads: opts.threads ?? defaultThreads(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
@@ -51,9 +154,16 @@ export class Session {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profilePrefix;
     }
-    const session = typeof model === 'string'
-      ? await ort.InferenceSession.create(model, options)
-      : await ort.InferenceSession.create(model, options);
+    let session: ort.InferenceSession;
+    try {
+      session = typeof model === 'string'
+        ? await ort.InferenceSession.create(model, options)
+        : await ort.InferenceSession.create(model, options);
+    } catch (err) {
+      // on the CPU a failure is a bug (keep its stack); elsewhere it is usually the provider's runtime
+      if (device.name === 'cpu') throw err;
+      throw new FcnError(`device ${formatDevice(device)}: ONNX Runtime could not start the ${device.name} provider: ${errorMessage(err).split('\n')[0]}`);
+    }
     return new Session(session);
   }
 

@@ -8,11 +8,13 @@ import { FcnError, errorMessage } from '../util/errors.js';
 export interface EvaluateOptions {
   /** Only the first n images of the split. */
   limit?: number;
+  /** Evaluate these ids of the split instead (e.g. one shard of it). */
+  ids?: readonly string[];
   onProgress?: (done: number, total: number) => void;
 }
 
 export async function evaluate(model: SegmentationModel, ds: VocDataset, opts: EvaluateOptions = {}): Promise<ConfusionMatrix> {
-  const ids = opts.limit !== undefined ? ds.ids.slice(0, opts.limit) : ds.ids;
+  const ids = opts.ids ?? (opts.limit !== undefined ? ds.ids.slice(0, opts.limit) : ds.ids);
   const cm = new ConfusionMatrix(model.numClasses);
   let next = ids.length > 0 ? readVocExample(ds, ids[0]!) : undefined;
   for (let i = 0; i < ids.length; i++) {

@@ -1,0 +1,293 @@
+// The producer side of the queue: one BullMQ job per input, results read back and turned into the
+// same files and numbers as a local run. `fcn predict --queue` writes the masks (and overlays) a local
+// predict writes; `fcn eval --queue` sums the workers' per-image confusion matrices into the matrix a
+// local eval counts. The producer keeps at most `maxWaiting` of its jobs in Redis (and waits while the
+// queue holds that many waiting jobs from anyone), so a large batch cannot exhaust Redis' memory;
+// results are removed once read.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Queue, QueueEvents, Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import type { ClassShare } from '../infer/model.js';
+import { stemOf } from '../infer/predict.js';
+import type { VocDataset } from '../data/dataset.js';
+import { decodeImage, decodeMask, writeImage, writeMask } from '../data/image.js';
+import { VOC_PALETTE } from '../data/voc.js';
+import { ConfusionMatrix } from '../eval/confusion.js';
+import { overlay } from '../render/pictures.js';
+import { FcnError, errorMessage } from '../util/errors.js';
+import { modelIdentity } from './identity.js';
+import { parseQueueUrl, redisOptions, type QueueConnection } from './url.js';
+import {
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, toBase64,
+  type JobKind, type SegmentJobData, type SegmentJobResult,
+} from './jobs.js';
+
+export interface QueueProducerOptions {
+  /** redis[s]://[USER:PASSWORD@]HOST:PORT[/DB] */
+  queue: string;
+  /** BullMQ queue name (default 'fcn'); workers must use the same. */
+  name?: string;
+  /** The model the jobs are for: a checkpoint path or one already read (only its identity and card are used here). */
+  model: string | Checkpoint;
+  /** At most this many of this producer's jobs in Redis at once, and no new job while the queue holds this many waiting (default 64). */
+  maxWaiting?: number;
+  /** Tries per job (default 3) and the first retry's delay, doubled each time (default 1000 ms). */
+  attempts?: number;
+  backoffMs?: number;
+  /** Called after each finished input (done counts failures too). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface QueueRunStats {
+  jobs: number;
+  /** Jobs that ran more than once (a worker died or failed mid-job, and another attempt finished it). */
+  retried: number;
+}
+
+export interface QueuePredictOptions extends QueueProducerOptions {
+  outDir: string;
+  overlay?: boolean;
+  /** In input order, as a local predict calls it. */
+  onImage?: (file: string, result: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => void;
+  /** In input order: an input that could not be segmented (unreadable, not an image). */
+  onFailure?: (file: string, message: string) => void;
+}
+
+export interface QueuePredictResult extends QueueRunStats {
+  written: string[];
+  failed: string[];
+}
+
+/** Checks that Redis answers, so a wrong address is one line instead of endless reconnecting. */
+export async function checkRedis(conn: QueueConnection, timeoutMs = 5000): Promise<void> {
+  const client = new Redis({ ...redisOptions(conn), maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null, lazyConnect: true });
+  client.on('error', () => { /* reported below */ });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    throw new FcnError(`queue ${conn.display}: cannot reach Redis (${errorMessage(err)})`);
+  } finally {
+    client.disconnect();
+  }
+}
+
+interface Input {
+  source: string;
+  data(): Promise<Omit<SegmentJobData, 'model'>>;
+}
+
+interface Outcome {
+  index: number;
+  result?: SegmentJobResult;
+  error?: string;
+}
+
+/**
+ * Runs one job per input through the queue with at most `maxWaiting` outstanding, calling `onOutcome`
+ * as each finishes (any order). A model mismatch, or an outcome for which `onOutcome` returns a
+ * message, stops the run: jobs no worker has started are withdrawn, and it throws that message.
+ */
+async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOptions, identity: string,
+  onOutcome: (o: Outcome) => Promise<string | void>): Promise<QueueRunStats> {
+  const conn = parseQueueUrl(opts.queue);
+  await checkRedis(conn);
+  const name = opts.name ?? DEFAULT_QUEUE_NAME;
+  const connection = redisOptions(conn);
+  // results travel in the job (read back below), so the events stream needs no long history
+  const queue = new Queue<SegmentJobData, SegmentJobResult>(name, { connection, streams: { events: { maxLen: 1000 } } });
+  const events = new QueueEvents(name, { connection });
+  // each followed job listens on both (waitUntilFinished) until it ends: up to maxWaiting at once
+  events.setMaxListeners(0);
+  queue.setMaxListeners(0);
+  queue.on('error', () => { /* ioredis reconnects; failures surface in the calls */ });
+  events.on('error', () => { /* idem */ });
+  const maxWaiting = Math.max(1, opts.maxWaiting ?? 64);
+  const stats: QueueRunStats = { jobs: 0, retried: 0 };
+  // why the run stops early: a worker serving another model, or a failure the caller cannot go past
+  let stopReason: string | undefined;
+  let done = 0;
+  const inflight = new Map<string, { promise: Promise<void>; withdraw: () => void }>();
+  try {
+    await events.waitUntilReady();
+    const follow = async (index: number, job: Job<SegmentJobData, SegmentJobResult>, withdrawn: Promise<'withdrawn'>) => {
+      let error: string | undefined;
+      const finished = await Promise.race([job.waitUntilFinished(events).then(() => 'done' as const, (err) => {
+        error = errorMessage(err);
+        return 'failed' as const;
+      }), withdrawn]);
+      if (finished === 'withdrawn') return;
+      const fresh = await Job.fromId<SegmentJobData, SegmentJobResult>(queue, job.id!);
+      if (fresh && fresh.attemptsStarted > 1) stats.retried++;
+      await fresh?.remove().catch(() => undefined);
+      if (error?.startsWith(MODEL_MISMATCH)) {
+        stopReason ??= error.slice(MODEL_MISMATCH.length);
+        return;
+      }
+      if (stopReason) return;
+      const outcome: Outcome = error !== undefined
+        ? { index, error: error.startsWith(BAD_INPUT) ? error.slice(BAD_INPUT.length) : `${inputs[index]!.source}: failed on the workers after ${opts.attempts ?? 3} tries: ${error}` }
+        : { index, result: fresh?.returnvalue };
+      if (!outcome.error && !outcome.result) outcome.error = `${inputs[index]!.source}: its result was lost (job ${job.id} removed from the queue)`;
+      const fatal = await onOutcome(outcome);
+      if (typeof fatal === 'string') {
+        stopReason ??= fatal;
+        return;
+      }
+      opts.onProgress?.(++done, inputs.length);
+    };
+    for (let index = 0; index < inputs.length && stopReason === undefined; index++) {
+      while (inflight.size >= maxWaiting) await Promise.race([...inflight.values()].map((f) => f.promise));
+      // other producers count too: wait while the queue already holds a full window of waiting jobs
+      while (stopReason === undefined && (await queue.getWaitingCount()) >= maxWaiting) await sleep(100);
+      if (stopReason !== undefined) break;
+      const data: SegmentJobData = { model: identity, ...(await inputs[index]!.data()) };
+      const job = await queue.add(kind, data, {
+        attempts: opts.attempts ?? 3,
+        backoff: { type: 'exponential', delay: opts.backoffMs ?? 1000 },
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
+      stats.jobs++;
+      let withdraw!: () => void;
+      const withdrawn = new Promise<'withdrawn'>((resolve) => { withdraw = () => resolve('withdrawn'); });
+      const promise = follow(index, job, withdrawn).finally(() => inflight.delete(job.id!));
+      inflight.set(job.id!, { promise, withdraw });
+    }
+    if (stopReason !== undefined) {
+      // withdraw what no worker has started; jobs already running finish and are removed as they end
+      for (const [id, f] of inflight) if ((await queue.remove(id)) === 1) f.withdraw();
+    }
+    while (inflight.size > 0) await Promise.race([...inflight.values()].map((f) => f.promise));
+  } finally {
+    await events.close();
+    await queue.close();
+  }
+  if (stopReason !== undefined) throw new FcnError(stopReason);
+  return stats;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FcnError(`${path}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+  }
+}
+
+async function producerModel(model: string | Checkpoint): Promise<{ ckpt: Checkpoint; identity: string }> {
+  const ckpt = typeof model === 'string' ? await loadCheckpoint(model) : model;
+  return { ckpt, identity: modelIdentity(ckpt) };
+}
+
+/** The classes present in a mask, most pixels first: what SegmentationModel.classShares gives for the same mask. */
+function classShares(pixels: readonly number[], ckpt: Checkpoint): ClassShare[] {
+  const total = pixels.reduce((a, b) => a + b, 0) || 1;
+  const out: ClassShare[] = [];
+  pixels.forEach((n, id) => {
+    if (n > 0) out.push({ id, name: ckpt.classes[id] ?? `class_${id}`, color: ckpt.colors[id] ?? VOC_PALETTE[id]!, pixels: n, fraction: n / total });
+  });
+  return out.sort((a, b) => b.pixels - a.pixels);
+}
+
+/**
+ * Segments `files` on the queue's workers and writes what a local predict writes: OUT/<stem>.png
+ * (palette PNG) and with `overlay` OUT/<stem>.overlay.png. onImage and onFailure are called in input
+ * order. Inputs that fail are named (onFailure) and the rest still written.
+ */
+export async function predictQueued(files: readonly string[], opts: QueuePredictOptions): Promise<QueuePredictResult> {
+  const stems = new Map<string, string>();
+  for (const file of files) {
+    const other = stems.get(stemOf(file));
+    if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stemOf(file)}.png`);
+    stems.set(stemOf(file), file);
+  }
+  const { ckpt, identity } = await producerModel(opts.model);
+  const written: string[] = [];
+  const failed: string[] = [];
+  // results arrive in any order; lines are released in input order, as a local run prints them
+  const ready = new Map<number, () => void>();
+  let nextToReport = 0;
+  const release = () => {
+    for (let f = ready.get(nextToReport); f; f = ready.get(nextToReport)) {
+      ready.delete(nextToReport++);
+      f();
+    }
+  };
+  const unreadable = new Map<number, string>();
+  const inputs: Input[] = files.map((file, i) => ({
+    source: file,
+    data: async () => {
+      try {
+        return { source: file, image: toBase64(await readBytes(file, 'the image')) };
+      } catch (err) {
+        // sent anyway (empty), so the failure is reported in order with the rest
+        unreadable.set(i, errorMessage(err));
+        return { source: file, image: '' };
+      }
+    },
+  }));
+  const stats = await runJobs('segment', inputs, opts, identity, async ({ index, result, error }) => {
+    const file = files[index]!;
+    const message = unreadable.get(index) ?? error;
+    if (message !== undefined || !result) {
+      failed.push(file);
+      ready.set(index, () => opts.onFailure?.(file, message ?? `${file}: no result`));
+      return release();
+    }
+    const mask = decodeMask(fromBase64(result.mask), `${file} (mask from ${result.worker})`);
+    const maskPath = join(opts.outDir, `${stemOf(file)}.png`);
+    await writeMask(maskPath, mask, ckpt.colors);
+    written.push(maskPath);
+    if (opts.overlay) {
+      const image = await decodeImage(await readBytes(file, 'the image'), file);
+      const overlayPath = join(opts.outDir, `${stemOf(file)}.overlay.png`);
+      await writeImage(overlayPath, overlay(image, mask, 0.5, ckpt.colors));
+      written.push(overlayPath);
+    }
+    const classes = classShares(result.pixels, ckpt);
+    ready.set(index, () => opts.onImage?.(file, { width: mask.width, height: mask.height, classes, maskPath }));
+    release();
+  });
+  return { ...stats, written, failed };
+}
+
+export interface QueueEvaluateOptions extends QueueProducerOptions {
+  /** Evaluate these ids of the split (default: all of them, in the list's order). */
+  ids?: readonly string[];
+}
+
+/**
+ * Scores the model on a split through the queue's workers: each job is one image with its mask, each
+ * result that image's confusion matrix; their sum is exactly the matrix a local evaluate() counts.
+ * A bad image or mask stops the run with its error, as a local evaluation does.
+ */
+export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions): Promise<{ matrix: ConfusionMatrix; classes: string[] } & QueueRunStats> {
+  const { ckpt, identity } = await producerModel(opts.model);
+  const ids = opts.ids ?? ds.ids;
+  const matrix = new ConfusionMatrix(ckpt.arch.numClasses);
+  const inputs: Input[] = ids.map((id) => ({
+    source: ds.imagePath(id),
+    data: async () => ({
+      source: ds.imagePath(id),
+      image: toBase64(await readBytes(ds.imagePath(id), 'the image')),
+      truth: toBase64(await readBytes(ds.maskPath(id), 'the mask')),
+    }),
+  }));
+  // a bad image or mask ends the evaluation, as it does locally: a partial matrix is not the split's
+  const stats = await runJobs('evaluate', inputs, opts, identity, async ({ result, error }) => {
+    if (error !== undefined || !result?.confusion) return error ?? 'a worker returned no confusion matrix';
+    if (result.confusion.length !== matrix.counts.length) {
+      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${ckpt.arch.numClasses}-class model`;
+    }
+    for (let k = 0; k < matrix.counts.length; k++) matrix.counts[k]! += result.confusion[k]!;
+  });
+  return { ...stats, matrix, classes: ckpt.classes };
+}

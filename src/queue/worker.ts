@@ -1,0 +1,143 @@
+// The queue worker: takes segmentation jobs from a BullMQ queue, runs them on one loaded model and
+// returns the results through BullMQ. It refuses jobs made for another model (identity mismatch)
+// without retry, treats an undecodable input as a final failure, and lets anything else be retried.
+// A worker that dies mid-job loses its lock; BullMQ's stalled-job check in the other workers puts the
+// job back. close() finishes the jobs in hand; handBack() returns them to the queue at once.
+import { hostname } from 'node:os';
+import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import { SegmentationModel } from '../infer/model.js';
+import { decodeImage, decodeMask, encodeMask } from '../data/image.js';
+import { ConfusionMatrix } from '../eval/confusion.js';
+import { errorMessage } from '../util/errors.js';
+import { modelIdentity } from './identity.js';
+import { parseQueueUrl, redisOptions } from './url.js';
+import {
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, shortIdentity, toBase64,
+  type SegmentJobData, type SegmentJobResult,
+} from './jobs.js';
+
+export interface QueueWorkerOptions {
+  /** redis[s]://[USER:PASSWORD@]HOST:PORT[/DB] */
+  queue: string;
+  /** BullMQ queue name (default 'fcn'). */
+  name?: string;
+  /** A checkpoint path or one already read. */
+  model: string | Checkpoint;
+  /** Jobs run at once by this process (default 1). */
+  concurrency?: number;
+  /** ORT intra-op threads (default: all cores). */
+  threads?: number;
+  tileSize?: number;
+  /** How long a job's lock lasts without renewal: a dead worker's job is taken back after about this (default 30000 ms). */
+  lockDurationMs?: number;
+  /** How often to look for jobs whose worker died (default: half the lock duration). */
+  stalledIntervalMs?: number;
+  /** Called after each job, with its outcome. */
+  onJob?: (event: { id: string; source: string; ok: boolean; error?: string; ms: number }) => void;
+}
+
+export interface QueueWorker {
+  identity: string;
+  model: SegmentationModel;
+  /** Jobs done and failed by this process so far. */
+  readonly stats: { done: number; failed: number };
+  /** Stops taking jobs, finishes those in hand, disconnects and frees the model. */
+  close(): Promise<void>;
+  /** Returns the jobs in hand to the queue as soon as their current run ends (for a second signal). */
+  handBack(): void;
+}
+
+export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorker> {
+  const conn = parseQueueUrl(opts.queue);
+  const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
+  const modelName = typeof opts.model === 'string' ? opts.model : ckpt.arch.name;
+  const identity = modelIdentity(ckpt);
+  const model = await SegmentationModel.fromCheckpoint(ckpt, { threads: opts.threads, tileSize: opts.tileSize });
+  const me = `${hostname()}/${process.pid}`;
+  const stats = { done: 0, failed: 0 };
+  const lockDuration = opts.lockDurationMs ?? 30_000;
+
+  const segmentJob = async (job: Job<SegmentJobData, SegmentJobResult>, token?: string, signal?: AbortSignal): Promise<SegmentJobResult> => {
+    const handBackIfAsked = async () => {
+      if (signal?.aborted && token) {
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+    };
+    await handBackIfAsked();
+    const d = job.data;
+    if (d.model !== identity) {
+      throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source}: worker ${me} serves model ${shortIdentity(identity)} (${modelName}), `
+        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's weights (or another queue --name)`);
+    }
+    let image;
+    let truth;
+    try {
+      image = await decodeImage(fromBase64(d.image), d.source);
+      if (d.truth !== undefined) truth = decodeMask(fromBase64(d.truth), `${d.source} (ground truth)`);
+    } catch (err) {
+      throw new UnrecoverableError(`${BAD_INPUT}${errorMessage(err)}`);
+    }
+    if (truth && (truth.width !== image.width || truth.height !== image.height)) {
+      throw new UnrecoverableError(`${BAD_INPUT}${d.source}: mask is ${truth.height}x${truth.width} (HxW) but its image is ${image.height}x${image.width}; they must match`);
+    }
+    const mask = await model.predict(image);
+    await handBackIfAsked();
+    const pixels = new Array<number>(model.numClasses).fill(0);
+    for (const v of mask.data) pixels[v]!++;
+    const result: SegmentJobResult = {
+      width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${opts.name ?? DEFAULT_QUEUE_NAME}@${me}`,
+    };
+    if (truth) {
+      const cm = new ConfusionMatrix(model.numClasses);
+      try {
+        cm.add(mask.data, truth.data);
+      } catch (err) {
+        throw new UnrecoverableError(`${BAD_INPUT}${d.source}: ${errorMessage(err)}; the model has ${model.numClasses} classes`);
+      }
+      result.confusion = Array.from(cm.counts);
+    }
+    return result;
+  };
+
+  const worker = new Worker<SegmentJobData, SegmentJobResult>(opts.name ?? DEFAULT_QUEUE_NAME, async (job, token, signal) => {
+    const t0 = Date.now();
+    try {
+      const r = await segmentJob(job, token, signal);
+      stats.done++;
+      opts.onJob?.({ id: job.id ?? '?', source: job.data.source, ok: true, ms: Date.now() - t0 });
+      return r;
+    } catch (err) {
+      if (!(err instanceof WaitingError)) {
+        stats.failed++;
+        opts.onJob?.({ id: job.id ?? '?', source: job.data.source, ok: false, error: errorMessage(err), ms: Date.now() - t0 });
+      }
+      throw err;
+    }
+  }, {
+    connection: redisOptions(conn),
+    concurrency: opts.concurrency ?? 1,
+    lockDuration,
+    stalledInterval: opts.stalledIntervalMs ?? Math.max(1000, Math.floor(lockDuration / 2)),
+    // a job whose worker died twice is still given a third chance before it fails
+    maxStalledCount: 2,
+    autorun: false,
+  });
+  // connection trouble is reported by ioredis and retried; without a listener Node would throw
+  worker.on('error', (err) => process.stderr.write(`fcn worker: ${errorMessage(err)}\n`));
+  void worker.run();
+  await worker.waitUntilReady();
+
+  let closing: Promise<void> | undefined;
+  return {
+    identity,
+    model,
+    stats,
+    close: () => closing ??= (async () => {
+      await worker.close();
+      await model.dispose();
+    })(),
+    handBack: () => worker.cancelAllJobs('worker shutting down'),
+  };
+}
