@@ -6,7 +6,8 @@ import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
 import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { parseIntFlag } from './options.js';
+import { printableLines } from '../util/text.js';
+import { parseIntFlag, parseMaxPixels } from './options.js';
 
 export function command(): Command {
   return new Command('eval')
@@ -16,9 +17,10 @@ export function command(): Command {
     .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
+    .option('--max-pixels <n>', 'largest image or mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
-    .action(async (o: { model: string; data: string; split: string; json?: string; limit?: number; threads?: number }) => {
-      const ds = await openVoc(o.data, o.split);
+    .action(async (o: { model: string; data: string; split: string; json?: string; limit?: number; maxPixels?: number; threads?: number }) => {
+      const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
       const model = await loadModel(o.model, { threads: o.threads });
       try {
         const total = o.limit !== undefined ? Math.min(o.limit, ds.ids.length) : ds.ids.length;
@@ -26,7 +28,8 @@ export function command(): Command {
         const cm = await evaluate(model, ds, { limit: o.limit, onProgress: (done) => bar.update(done) });
         bar.finish();
         const report = metricsReport(cm, model.meta.classes);
-        process.stdout.write(formatMetricsTable(report) + '\n');
+        // class names come from the checkpoint: printed with control characters escaped
+        process.stdout.write(printableLines(formatMetricsTable(report)) + '\n');
         if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
       } finally {
         await model.dispose();

@@ -1,31 +1,44 @@
-// fcn predict --model FILE [--out DIR] [--overlay] IMAGE...
+// fcn predict --model FILE [--out DIR] [--overlay] [--fail-fast] IMAGE...
+// A batch segments every readable image; each unreadable one is named on its own line on stderr as
+// it is met, and the run exits 1 at the end with the count (--fail-fast: stop at the first).
 import { Command } from 'commander';
 import { loadModel } from '../infer/model.js';
-import { predictFiles } from '../infer/predict.js';
-import { parseIntFlag } from './options.js';
+import { checkStems, failureSummary, predictFiles } from '../infer/predict.js';
+import { printable } from '../util/text.js';
+import { parseIntFlag, parseMaxPixels } from './options.js';
 
 export function command(): Command {
   return new Command('predict')
-    .description('segment images: writes DIR/<stem>.png (VOC palette PNG, pixel value = class id) for each image')
+    .description('segment images: writes DIR/<stem>.png (VOC palette PNG, pixel value = class id) for each image; ' +
+      'unreadable images are named on stderr and skipped, and the run exits 1 at the end if any were')
     .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
     .option('--out <dir>', 'output folder', 'predictions')
     .option('--overlay', 'also write <stem>.overlay.png (image blended with the colour mask)')
+    .option('--fail-fast', 'stop at the first unreadable image instead of skipping it')
     .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', 64), 1024)
+    .option('--max-pixels <n>', 'largest image accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .argument('<images...>', 'JPEG/PNG/WebP images')
-    .action(async (images: string[], o: { model: string; out: string; overlay?: boolean; tile: number; threads?: number }) => {
+    .action(async (images: string[], o: { model: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number }) => {
+      checkStems(images);
       const model = await loadModel(o.model, { threads: o.threads, tileSize: o.tile });
+      let result;
       try {
-        await predictFiles(model, images, {
+        result = await predictFiles(model, images, {
           outDir: o.out,
           overlay: o.overlay,
+          maxPixels: o.maxPixels,
+          // one input: its error is the run's error, printed once by main
+          failFast: o.failFast || images.length === 1,
           onImage: (file, r) => {
-            const top = r.classes.slice(0, 4).map((c) => `${c.name} ${(c.fraction * 100).toFixed(1)}%`).join(', ');
-            process.stdout.write(`${file} -> ${r.maskPath} (${r.width}x${r.height}): ${top}\n`);
+            const top = r.classes.slice(0, 4).map((c) => `${printable(c.name)} ${(c.fraction * 100).toFixed(1)}%`).join(', ');
+            process.stdout.write(`${printable(file)} -> ${printable(r.maskPath)} (${r.width}x${r.height}): ${top}\n`);
           },
+          onError: (_file, err) => process.stderr.write(`fcn: ${printable(err.message)}\n`),
         });
       } finally {
         await model.dispose();
       }
+      if (result.failed.length > 0) throw failureSummary(result, images.length);
     });
 }

@@ -1,10 +1,13 @@
 // Pixels in and out: RGB images (decoded by sharp) and class-index masks (PNG read keeping the raw
 // palette index, since sharp expands palettes to RGB; grayscale index PNGs too; RGB colour masks
 // through the exact inverse palette). Writing a mask produces a VOC palette PNG.
+// Every decoder reads the declared width and height from the file's header first and refuses more
+// pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
+// allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
-import { FcnError, errorMessage } from '../util/errors.js';
+import { FcnError, errorMessage, readFailure } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from './voc.js';
 
@@ -22,11 +25,56 @@ export interface LabelMap {
   data: Uint8Array;
 }
 
+/** The largest image or mask decoded by default: 100 megapixels (10000 x 10000). */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/** Environment variable that raises (or lowers) the pixel limit for every decoder in the process. */
+export const MAX_PIXELS_ENV = 'FCN_MAX_PIXELS';
+
+export interface DecodeLimits {
+  /** Refuse images and masks that declare more pixels than this (default: FCN_MAX_PIXELS, else DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
+}
+
+/** The pixel limit in force: the caller's, else FCN_MAX_PIXELS, else DEFAULT_MAX_PIXELS. */
+export function maxPixelsLimit(limits: DecodeLimits = {}): number {
+  if (limits.maxPixels !== undefined) {
+    if (!Number.isSafeInteger(limits.maxPixels) || limits.maxPixels < 1) throw new FcnError(`maxPixels must be a positive integer, got ${limits.maxPixels}`, 2);
+    return limits.maxPixels;
+  }
+  const env = process.env[MAX_PIXELS_ENV];
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isSafeInteger(n) || n < 1) throw new FcnError(`${MAX_PIXELS_ENV}='${env}': expected a positive integer number of pixels`, 2);
+    return n;
+  }
+  return DEFAULT_MAX_PIXELS;
+}
+
+/** The one-line refusal of an image whose declared size is over the limit. */
+export function checkPixelCount(name: string, width: number, height: number, limits: DecodeLimits = {}): void {
+  const max = maxPixelsLimit(limits);
+  if (width * height > max) {
+    throw new FcnError(`${name}: ${width}x${height} is ${(width * height / 1e6).toFixed(1)} megapixels, more than the limit of ` +
+      `${(max / 1e6).toFixed(1)} (${MAX_PIXELS_ENV} raises it)`);
+  }
+}
+
 /** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
-export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<RgbImage> {
+export async function decodeImage(bytes: Uint8Array, name = 'image', limits: DecodeLimits = {}): Promise<RgbImage> {
+  const max = maxPixelsLimit(limits);
+  // the header alone: sharp reads the declared size without decoding a pixel
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
+  }
+  if (!meta.width || !meta.height) throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
+  checkPixelCount(name, meta.width, meta.height, { maxPixels: max });
   try {
     // rotate(): apply the EXIF orientation, as browsers and viewers do, so masks line up with what people see
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: max })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -39,8 +87,8 @@ export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<Rg
   }
 }
 
-export async function readImage(path: string): Promise<RgbImage> {
-  return decodeImage(await readFileOrFail(path, 'an image'), path);
+export async function readImage(path: string, limits: DecodeLimits = {}): Promise<RgbImage> {
+  return decodeImage(await readFileOrFail(path, 'an image'), path, limits);
 }
 
 /** Encodes an RGB image as PNG (or JPEG when `format` says so). */
@@ -58,8 +106,7 @@ async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FcnError(`${path}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+    throw new FcnError(`${path}: cannot read ${what} (${readFailure(err)})`);
   }
 }
 
@@ -81,7 +128,9 @@ function colourToIndex(): Map<number, number> {
  * Decodes a segmentation mask to class indices. Palette PNGs: the raw index is the class id.
  * Grayscale PNGs: the value is the class id. RGB(A) PNGs: each colour must be a VOC palette colour.
  */
-export function decodeMask(bytes: Uint8Array, name = 'mask'): LabelMap {
+export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+  const header = pngHeader(bytes);
+  if (header) checkPixelCount(name, header.width, header.height, limits);
   let png;
   try {
     png = decodePng(bytes);
@@ -117,8 +166,20 @@ export function decodeMask(bytes: Uint8Array, name = 'mask'): LabelMap {
   throw new FcnError(`${name}: mask has ${channels} channels, expected a palette, grayscale or RGB PNG`);
 }
 
-export async function readMask(path: string): Promise<LabelMap> {
-  return decodeMask(await readFileOrFail(path, 'a PNG mask'), path);
+/**
+ * A PNG's declared size from its IHDR chunk (the first, right after the 8-byte signature), or
+ * undefined when the bytes do not start like a PNG (the decoder then says what is wrong).
+ */
+export function pngHeader(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length < 24 || !sig.every((b, i) => bytes[i] === b)) return undefined;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dv.getUint32(12) !== 0x49484452 /* IHDR */) return undefined;
+  return { width: dv.getUint32(16), height: dv.getUint32(20) };
+}
+
+export async function readMask(path: string, limits: DecodeLimits = {}): Promise<LabelMap> {
+  return decodeMask(await readFileOrFail(path, 'a PNG mask'), path, limits);
 }
 
 /** Encodes a class-index mask as an 8-bit palette PNG (pixel value = class id), the VOC format. */
