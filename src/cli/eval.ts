@@ -1,6 +1,6 @@
 // fcn eval --model FILE --data DIR [--split val] [--json FILE]
 import { Command } from 'commander';
-import { openVoc } from '../data/dataset.js';
+import { checkVocFiles, openVoc } from '../data/dataset.js';
 import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
@@ -21,12 +21,15 @@ export function command(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .action(async (o: { model: string; data: string; split: string; json?: string; limit?: number; maxPixels?: number; threads?: number }) => {
       const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
+      // every file's header before the model loads: a bad file fails in seconds, not after an hour of images
+      await checkVocFiles(ds, o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids);
       const model = await loadModel(o.model, { threads: o.threads });
       try {
         const total = o.limit !== undefined ? Math.min(o.limit, ds.ids.length) : ds.ids.length;
-        const bar = new Progress({ total, label: `eval ${o.split}`, unit: 'img' });
-        const cm = await evaluate(model, ds, { limit: o.limit, onProgress: (done) => bar.update(done) });
-        bar.finish();
+        // a bar on a terminal; in logs it would only add lines (as fcn score)
+        const bar = process.stderr.isTTY ? new Progress({ total, label: `eval ${o.split}`, unit: 'img' }) : undefined;
+        const cm = await evaluate(model, ds, { limit: o.limit, onProgress: (done) => bar?.update(done) });
+        bar?.finish();
         const report = metricsReport(cm, model.meta.classes);
         // class names come from the checkpoint: printed with control characters escaped
         process.stdout.write(printableLines(formatMetricsTable(report)) + '\n');

@@ -3,7 +3,7 @@
 // it is met, and the run exits 1 at the end with the count (--fail-fast: stop at the first).
 import { Command } from 'commander';
 import { loadModel } from '../infer/model.js';
-import { checkStems, failureSummary, predictFiles } from '../infer/predict.js';
+import { checkStems, failureSummary, predictFiles, probeImageFiles } from '../infer/predict.js';
 import { printable } from '../util/text.js';
 import { parseIntFlag, parseMaxPixels } from './options.js';
 
@@ -21,24 +21,30 @@ export function command(): Command {
     .argument('<images...>', 'JPEG/PNG/WebP images')
     .action(async (images: string[], o: { model: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number }) => {
       checkStems(images);
+      // one input: its error is the run's error, printed once by main
+      const failFast = o.failFast || images.length === 1;
+      const report = (_file: string, err: Error) => process.stderr.write(`fcn: ${printable(err.message)}\n`);
+      // headers first (no decoding): missing, non-image and oversized files are named before the model loads
+      const probed = await probeImageFiles(images, { failFast, maxPixels: o.maxPixels, onError: report });
+      if (probed.readable.length === 0) throw failureSummary({ written: [], failed: probed.failed }, images.length);
       const model = await loadModel(o.model, { threads: o.threads, tileSize: o.tile });
       let result;
       try {
-        result = await predictFiles(model, images, {
+        result = await predictFiles(model, probed.readable, {
           outDir: o.out,
           overlay: o.overlay,
           maxPixels: o.maxPixels,
-          // one input: its error is the run's error, printed once by main
-          failFast: o.failFast || images.length === 1,
+          failFast,
           onImage: (file, r) => {
             const top = r.classes.slice(0, 4).map((c) => `${printable(c.name)} ${(c.fraction * 100).toFixed(1)}%`).join(', ');
             process.stdout.write(`${printable(file)} -> ${printable(r.maskPath)} (${r.width}x${r.height}): ${top}\n`);
           },
-          onError: (_file, err) => process.stderr.write(`fcn: ${printable(err.message)}\n`),
+          onError: report,
         });
       } finally {
         await model.dispose();
       }
-      if (result.failed.length > 0) throw failureSummary(result, images.length);
+      const failed = [...probed.failed, ...result.failed];
+      if (failed.length > 0) throw failureSummary({ written: result.written, failed }, images.length);
     });
 }

@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FcnError, readFailure } from '../util/errors.js';
 import { binaryOffset, hasControl, printable } from '../util/text.js';
-import { readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
+import { probeImage, probeMask, readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
 
 export interface VocDataset {
   /** The VOC root: the folder holding JPEGImages, SegmentationClass and ImageSets. */
@@ -86,6 +86,19 @@ export async function openVoc(dir: string, split: string, limits: DecodeLimits =
     maskPath: (id: string) => join(root, 'SegmentationClass', `${id}.png`),
     maxPixels: limits.maxPixels,
   };
+}
+
+/**
+ * Checks every listed example's files from their headers (present, an image, a PNG mask, within
+ * the pixel limit) without decoding them: a bad file in a long split is found in seconds, before a
+ * model is loaded or an hour of evaluation is spent. Errors name the file.
+ */
+export async function checkVocFiles(ds: VocDataset, ids: readonly string[] = ds.ids): Promise<void> {
+  const limits = { maxPixels: ds.maxPixels };
+  for (const id of ids) {
+    await probeMask(ds.maskPath(id), limits);
+    await probeImage(ds.imagePath(id), limits);
+  }
 }
 
 /** Reads one image and its class-index mask; a size mismatch is an error naming both files. */

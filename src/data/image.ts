@@ -4,7 +4,7 @@
 // Every decoder reads the declared width and height from the file's header first and refuses more
 // pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
-import { readFile } from 'node:fs/promises';
+import { access, open, readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import { FcnError, errorMessage, readFailure } from '../util/errors.js';
@@ -85,6 +85,49 @@ export async function decodeImage(bytes: Uint8Array, name = 'image', limits: Dec
   } catch (err) {
     throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
   }
+}
+
+/**
+ * Checks an image file without decoding its pixels: it exists, its header is one sharp reads, and
+ * its declared size is within the limit. Cheap (the header only), so a batch can be checked before
+ * a model is loaded; a file can still fail later if its pixel data is cut short.
+ */
+export async function probeImage(path: string, limits: DecodeLimits = {}): Promise<{ width: number; height: number }> {
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+  try {
+    meta = await sharp(path, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    // sharp's own message for a missing file is "Input file is missing: <path>"
+    try {
+      await access(path);
+    } catch (e) {
+      throw new FcnError(`${path}: cannot read an image (${readFailure(e)})`);
+    }
+    throw new FcnError(`${path}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
+  }
+  if (!meta.width || !meta.height) throw new FcnError(`${path}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
+  checkPixelCount(path, meta.width, meta.height, limits);
+  return { width: meta.width, height: meta.height };
+}
+
+/** Checks a mask file's PNG header (its first 24 bytes) against the pixel limit, without reading the rest. */
+export async function probeMask(path: string, limits: DecodeLimits = {}): Promise<void> {
+  let head: Uint8Array;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      head = new Uint8Array(24);
+      const { bytesRead } = await fh.read(head, 0, 24, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new FcnError(`${path}: cannot read a PNG mask (${readFailure(err)})`);
+  }
+  const header = pngHeader(head);
+  if (!header) throw new FcnError(`${path}: not a readable PNG mask (palette, grayscale or RGB PNG expected): no PNG header`);
+  checkPixelCount(path, header.width, header.height, limits);
 }
 
 export async function readImage(path: string, limits: DecodeLimits = {}): Promise<RgbImage> {

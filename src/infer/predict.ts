@@ -4,7 +4,7 @@
 // skipped, and the caller learns which failed (or, with failFast, the first bad input stops the run).
 // Writing is different: an output that cannot be written stops the batch at once.
 import { basename, extname, join } from 'node:path';
-import { readImage, writeImage, writeMask, type RgbImage } from '../data/image.js';
+import { probeImage, readImage, writeImage, writeMask, type RgbImage } from '../data/image.js';
 import { FcnError } from '../util/errors.js';
 import { overlay } from '../render/pictures.js';
 import type { SegmentationModel, ClassShare } from './model.js';
@@ -41,6 +41,27 @@ export function checkStems(files: string[]): void {
     if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stem}.png`, 2);
     stems.set(stem, file);
   }
+}
+
+/**
+ * Checks every input from its header (cheap, no decoding), before a model is loaded: returns the
+ * readable ones and reports each unreadable one through onError (with failFast: throws the first).
+ */
+export async function probeImageFiles(files: string[], opts: Pick<PredictFilesOptions, 'failFast' | 'maxPixels' | 'onError'> = {}):
+  Promise<{ readable: string[]; failed: PredictFilesResult['failed'] }> {
+  const readable: string[] = [];
+  const failed: PredictFilesResult['failed'] = [];
+  for (const file of files) {
+    try {
+      await probeImage(file, { maxPixels: opts.maxPixels });
+      readable.push(file);
+    } catch (err) {
+      if (!(err instanceof FcnError) || opts.failFast) throw err;
+      failed.push({ file, error: err });
+      opts.onError?.(file, err);
+    }
+  }
+  return { readable, failed };
 }
 
 export async function predictFiles(model: SegmentationModel, files: string[], opts: PredictFilesOptions): Promise<PredictFilesResult> {
