@@ -57,6 +57,18 @@ test('a 40000x40000 mask (1.6 MB on disk) is refused from its header, without de
   assert.ok(process.memoryUsage().rss - before < 200e6, 'nothing the size of the image was allocated');
 });
 
+test('a 100x100 mask whose pixel data inflates to 300 MB is refused once zlib passes what 100x100 holds', () => {
+  const png = zeroGrayPng(100, 100, undefined, 300_000_000);
+  assert.ok(png.length < 400_000, `small on disk: ${png.length}`);
+  const before = process.memoryUsage().rss;
+  const t0 = Date.now();
+  assert.throws(() => decodeMask(png, 'bomb.png'), (e) => oneLine(e, 'bomb.png', 'inflates past', '100x100'));
+  assert.ok(Date.now() - t0 < 1000, `refused at once (${Date.now() - t0} ms)`);
+  assert.ok(process.memoryUsage().rss - before < 100e6, 'the data was never inflated whole');
+  // an honest mask of the same size still decodes
+  assert.equal(decodeMask(zeroGrayPng(100, 100), 'ok.png').data.length, 10000);
+});
+
 test('the pixel limit: a caller option and FCN_MAX_PIXELS lower or raise it', async () => {
   const small = Buffer.from(encodePng({ width: 30, height: 20, data: new Uint8Array(600), depth: 8, channels: 1 }));
   assert.equal(decodeMask(small, 's.png').width, 30);

@@ -180,6 +180,7 @@ before(async () => {
     fs.writeFileSync(p(name, 'gt', 'x.png'), gt);
   };
   scoreCase('s-huge', mask(4, 4, 0), zeroGrayPng(40000, 40000));
+  scoreCase('s-inflate', mask(4, 4, 0), zeroGrayPng(4, 4, undefined, 1_500_000_000));
   scoreCase('s-trunc', mask(4, 4, 0), mask(4, 4, 0).subarray(0, 40));
   scoreCase('s-jpeg', mask(4, 4, 0), await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).jpeg().toBuffer());
   scoreCase('s-16bit', mask(4, 4, 0), encodePng({ width: 4, height: 4, data: new Uint16Array(16), depth: 16, channels: 1 }));
@@ -263,6 +264,7 @@ test('predict: an output folder that a file is in the way of', () => check(['pre
 // score
 
 test('score: a 40000x40000 all-zero grayscale mask (1.6 MB)', () => check(['score', '--pred', p('s-huge', 'pred'), '--gt', p('s-huge', 'gt')], { code: 1, names: [/x\.png.*40000x40000.*megapixels/], maxSeconds: 5, maxPeakMb: 1024 }));
+test('score: a 4x4 mask whose data inflates to 1.5 GB', () => check(['score', '--pred', p('s-inflate', 'pred'), '--gt', p('s-inflate', 'gt')], { code: 1, names: [/x\.png.*inflates past/], maxSeconds: 5, maxPeakMb: 1024 }));
 test('score: a truncated mask', () => check(['score', '--pred', p('s-trunc', 'pred'), '--gt', p('s-trunc', 'gt')], { code: 1, names: [p('s-trunc', 'gt', 'x.png')] }));
 test('score: a JPEG named .png', () => check(['score', '--pred', p('s-jpeg', 'pred'), '--gt', p('s-jpeg', 'gt')], { code: 1, names: [p('s-jpeg', 'gt', 'x.png')] }));
 test('score: a 16-bit mask', () => check(['score', '--pred', p('s-16bit', 'pred'), '--gt', p('s-16bit', 'gt')], { code: 1, names: [/x\.png.*bit depth 16/] }));

@@ -5,6 +5,7 @@
 // pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
 import { access, open, readFile } from 'node:fs/promises';
+import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import { FcnError, errorMessage, readFailure } from '../util/errors.js';
@@ -173,7 +174,10 @@ function colourToIndex(): Map<number, number> {
  */
 export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
   const header = pngHeader(bytes);
-  if (header) checkPixelCount(name, header.width, header.height, limits);
+  if (header) {
+    checkPixelCount(name, header.width, header.height, limits);
+    checkPngData(bytes, name);
+  }
   let png;
   try {
     png = decodePng(bytes);
@@ -219,6 +223,45 @@ export function pngHeader(bytes: Uint8Array): { width: number; height: number } 
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dv.getUint32(12) !== 0x49484452 /* IHDR */) return undefined;
   return { width: dv.getUint32(16), height: dv.getUint32(20) };
+}
+
+/** Samples per pixel of each PNG colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA). */
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Checks that a PNG's pixel data does not inflate past what its header implies. The decoder
+ * inflates every IDAT byte it is given, so a 100x100 mask whose 300 KB of data inflates to 300 MB
+ * would take a gigabyte: here zlib stops at the bound and the file is refused.
+ */
+function checkPngData(bytes: Uint8Array, name: string): void {
+  if (bytes.length < 33) return; // too short: the decoder says what is wrong
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const width = dv.getUint32(16);
+  const height = dv.getUint32(20);
+  const depth = bytes[24]!;
+  const channels = PNG_CHANNELS[bytes[25]!];
+  if (channels === undefined) return;
+  // each row: a filter byte and its samples; Adam7 interlacing adds at most 15 rows' worth of
+  // filter bytes and partial bytes per 8 rows, bounded by 16 bytes per row
+  const rowBytes = Math.ceil((width * channels * depth) / 8);
+  const bound = height * (rowBytes + 16) + 64;
+  const idat: Uint8Array[] = [];
+  for (let at = 8; at + 12 <= bytes.length;) {
+    const len = dv.getUint32(at);
+    const type = dv.getUint32(at + 4);
+    if (at + 12 + len > bytes.length) break;
+    if (type === 0x49444154 /* IDAT */) idat.push(bytes.subarray(at + 8, at + 8 + len));
+    if (type === 0x49454e44 /* IEND */) break;
+    at += 12 + len;
+  }
+  try {
+    inflateSync(Buffer.concat(idat), { maxOutputLength: bound, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new FcnError(`${name}: its pixel data inflates past the ${bound} bytes a ${width}x${height} PNG holds (a corrupt or malicious file)`);
+    }
+    // corrupt data: the decoder reports it in its own words
+  }
 }
 
 export async function readMask(path: string, limits: DecodeLimits = {}): Promise<LabelMap> {

@@ -32,15 +32,16 @@ function pngChunk(type: string, data: Uint8Array): Buffer {
 /**
  * A valid 8-bit grayscale PNG of width x height zeros (every scanline: filter 0, then zeros),
  * whose pixel data really inflates to height*(width+1) bytes. `truncate`: stop the data after
- * that many compressed bytes (a header that promises more than the file holds).
+ * that many compressed bytes (a header that promises more than the file holds). `inflated`: make
+ * the data inflate to that many bytes instead (more than the header implies: a decompression bomb).
  */
-export function zeroGrayPng(width: number, height: number, truncate?: number): Buffer {
+export function zeroGrayPng(width: number, height: number, truncate?: number, inflated?: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // grayscale
-  const rawLen = height * (width + 1);
+  const rawLen = inflated ?? height * (width + 1);
   const deflated = deflatedZeros(rawLen);
   // zlib wrapper: header 78 9c, then Adler-32 of the data: A = 1 (zeros add nothing), B = n·A mod 65521
   const adler = Buffer.alloc(4);
