@@ -61,18 +61,34 @@ export function checkPixelCount(name: string, width: number, height: number, lim
   }
 }
 
-/** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
-export async function decodeImage(bytes: Uint8Array, name = 'image', limits: DecodeLimits = {}): Promise<RgbImage> {
-  const max = maxPixelsLimit(limits);
-  // the header alone: sharp reads the declared size without decoding a pixel
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
+/**
+ * An image's declared size, from its header alone (sharp reads it without decoding a pixel),
+ * checked against the pixel limit. `input`: the encoded bytes, or a path.
+ */
+async function declaredSize(input: Uint8Array | string, name: string, maxPixels: number): Promise<{ width: number; height: number }> {
+  let meta: { width?: number; height?: number };
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
+    // for a path, say why it cannot be read (sharp's own words for a missing file are "Input file is missing")
+    if (typeof input === 'string') {
+      try {
+        await access(input);
+      } catch (e) {
+        throw new FcnError(`${name}: cannot read an image (${readFailure(e)})`);
+      }
+    }
     throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
   }
   if (!meta.width || !meta.height) throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
-  checkPixelCount(name, meta.width, meta.height, { maxPixels: max });
+  checkPixelCount(name, meta.width, meta.height, { maxPixels });
+  return { width: meta.width, height: meta.height };
+}
+
+/** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
+export async function decodeImage(bytes: Uint8Array, name = 'image', limits: DecodeLimits = {}): Promise<RgbImage> {
+  const max = maxPixelsLimit(limits);
+  await declaredSize(bytes, name, max);
   try {
     // rotate(): apply the EXIF orientation, as browsers and viewers do, so masks line up with what people see
     const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: max })
@@ -94,21 +110,7 @@ export async function decodeImage(bytes: Uint8Array, name = 'image', limits: Dec
  * a model is loaded; a file can still fail later if its pixel data is cut short.
  */
 export async function probeImage(path: string, limits: DecodeLimits = {}): Promise<{ width: number; height: number }> {
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
-  try {
-    meta = await sharp(path, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    // sharp's own message for a missing file is "Input file is missing: <path>"
-    try {
-      await access(path);
-    } catch (e) {
-      throw new FcnError(`${path}: cannot read an image (${readFailure(e)})`);
-    }
-    throw new FcnError(`${path}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
-  }
-  if (!meta.width || !meta.height) throw new FcnError(`${path}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
-  checkPixelCount(path, meta.width, meta.height, limits);
-  return { width: meta.width, height: meta.height };
+  return declaredSize(path, path, maxPixelsLimit(limits));
 }
 
 /** Checks a mask file's PNG header (its first 24 bytes) against the pixel limit, without reading the rest. */
