@@ -3,6 +3,7 @@ export { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, IGNORE_INDEX } from "./data/voc
 export type { Rgb } from "./data/voc.js";
 export { readImage, decodeImage, readMask, decodeMask, writeMask, encodeMask, writeImage } from "./data/image.js";
 export type { RgbImage, LabelMap } from "./data/image.js";
+export { DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, maxPixelsLimit, probeImage, type DecodeLimits } from "./data/image.js";
 export { FcnError, UsageError } from "./util/errors.js";
 export { createServer, modelInfo } from "./web/server.js";
 export type { ServerOptions, ModelInfo, SegmentResponse } from "./web/server.js";
@@ -32,7 +33,7 @@ export { SegmentationModel, loadModel } from "./infer/model.js";
 export type { Segmentation, ClassShare, SegmentationModelOptions, FreshModelOptions } from "./infer/model.js";
 export { evaluate } from "./infer/evaluate.js";
 export type { EvaluateOptions } from "./infer/evaluate.js";
-export { predictFiles } from "./infer/predict.js";
+export { predictFiles, probeImageFiles, type PredictFilesResult } from "./infer/predict.js";
 export { upsampleImage } from "./infer/upsample.js";
 export { Rng } from "./data/rng.js";
 export { openVoc, readVocExample, findVocRoot } from "./data/dataset.js";

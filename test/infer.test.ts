@@ -201,15 +201,22 @@ test('fcn predict writes palette PNGs of the input size that match PyTorch\'s ar
   })();
 });
 
-test('fcn predict: a bad image fails with one line naming it, and writes nothing', () => {
+test('fcn predict: a bad image in a batch is named on its own line, the others are segmented, exit 1 with the count', () => {
   const bad = path.join(tmp, 'not-an-image.jpg');
   fs.writeFileSync(bad, 'hello');
   const out = path.join(tmp, 'pred-bad');
   const r = fcn(['predict', '--model', ckptPath, '--out', out, fx.imagePath('image_a'), bad]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /not-an-image\.jpg/);
-  assert.equal(r.stderr.trim().split('\n').length, 1);
-  assert.equal(fs.existsSync(out), false);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(lines[0]!, /not-an-image\.jpg/);
+  assert.match(lines[1]!, /1 of 2 images could not be read/);
+  assert.deepEqual(fs.readdirSync(out), ['image_a.png'], 'the good image is segmented, nothing for the bad one');
+  // alone, the bad image is the one line
+  const alone = fcn(['predict', '--model', ckptPath, '--out', path.join(tmp, 'pred-bad-alone'), bad]);
+  assert.equal(alone.status, 1);
+  assert.equal(alone.stderr.trim().split('\n').length, 1);
+  assert.equal(fs.existsSync(path.join(tmp, 'pred-bad-alone')), false);
   const missing = fcn(['predict', '--model', path.join(tmp, 'nope.safetensors'), fx.imagePath('image_a')]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nope\.safetensors/);

@@ -1,7 +1,7 @@
 // fcn eval --model FILE --data DIR [--split val] [--json FILE] [--queue URL] [--shard K/N]
 // fcn eval --merge A.json B.json ... [--json FILE]
 import { Command } from 'commander';
-import { openVoc } from '../data/dataset.js';
+import { checkVocFiles, openVoc } from '../data/dataset.js';
 import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable, type ConfusionMatrix } from '../eval/confusion.js';
@@ -9,17 +9,19 @@ import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
-import { parseIntFlag } from './options.js';
+import { parseIntFlag, parseMaxPixels } from './options.js';
+import { printableLines } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 
 interface EvalFlags {
   model?: string; data?: string; split: string; json?: string; limit?: number; threads?: number;
-  queue?: string; queueName: string; shard?: Shard; merge?: string[];
+  queue?: string; queueName: string; shard?: Shard; merge?: string[]; maxPixels?: number;
 }
 
 async function report(cm: ConfusionMatrix, classes: readonly string[], json?: string): Promise<void> {
   const r = metricsReport(cm, classes);
-  process.stdout.write(formatMetricsTable(r) + '\n');
+  // class names come from the checkpoint: printed with control characters escaped
+  process.stdout.write(printableLines(formatMetricsTable(r)) + '\n');
   if (json) await writeFileAtomic(json, JSON.stringify(r, null, 2) + '\n');
 }
 
@@ -31,6 +33,7 @@ export function command(): Command {
     .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
+    .option('--max-pixels <n>', 'largest image or mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--queue <url>', QUEUE_HELP, queueFlag)
     .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
@@ -45,21 +48,24 @@ export function command(): Command {
       }
       if (!o.model) throw new UsageError("required option '--model <file>' not specified");
       if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
-      const ds = await openVoc(o.data, o.split);
+      const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
       const first = o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids;
       const ids = o.shard ? selectShard(first, o.shard, (id) => id) : first;
-      const bar = new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' });
+      // every file's header before the model loads: a bad file fails in seconds, not after an hour of images
+      await checkVocFiles(ds, ids);
+      // a bar on a terminal; in logs it would only add lines (as fcn score)
+      const bar = process.stderr.isTTY ? new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' }) : undefined;
       if (o.queue) {
         const { evaluateQueued } = await import('../queue/producer.js');
-        const r = await evaluateQueued(ds, { queue: o.queue, name: o.queueName, model: o.model, ids, onProgress: (done) => bar.update(done) });
-        bar.finish();
+        const r = await evaluateQueued(ds, { queue: o.queue, name: o.queueName, model: o.model, ids, onProgress: (done) => bar?.update(done) });
+        bar?.finish();
         process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
         return report(r.matrix, r.classes, o.json);
       }
       const model = await loadModel(o.model, { threads: o.threads });
       try {
-        const cm = await evaluate(model, ds, { ids, onProgress: (done) => bar.update(done) });
-        bar.finish();
+        const cm = await evaluate(model, ds, { ids, onProgress: (done) => bar?.update(done) });
+        bar?.finish();
         await report(cm, model.meta.classes, o.json);
       } finally {
         await model.dispose();

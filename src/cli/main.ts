@@ -2,6 +2,7 @@
 // FcnError into one line on stderr with its exit code (2 for usage errors).
 import { Command, CommanderError } from 'commander';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { printable } from '../util/text.js';
 
 /** Each command module exports `command(): Command`. Listed here in the order `--help` shows. */
 const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'worker', 'download', 'demo'];
@@ -51,7 +52,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof FcnError) {
-      process.stderr.write(`fcn: ${err.message}\n`);
+      // messages quote file names and file contents: escaped, so they stay one line and harmless
+      process.stderr.write(`fcn: ${printable(err.message)}\n`);
       return err.exitCode;
     }
     process.stderr.write(`fcn: internal error: ${errorMessage(err)}\n${err instanceof Error ? err.stack ?? '' : ''}\n`);

@@ -1,7 +1,30 @@
 // Parsers for flag values shared by several commands; a bad value is a usage error (exit 2).
+import { availableParallelism } from 'node:os';
 import { UsageError } from '../util/errors.js';
 
+/**
+ * `--threads N`: at least 1 and at most the cores this process may use (os.availableParallelism()).
+ * More threads than cores only oversubscribe them: ONNX Runtime's spinning workers then take
+ * 100x longer (a 1 s prediction took 104 s with --threads 1000 on 2 cores).
+ */
+export function parseThreads(value: string): number {
+  const n = Number(value);
+  const cores = availableParallelism();
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads expects an integer >= 1, got '${value}'`);
+  if (n > cores) throw new UsageError(`--threads ${n} is more than the ${cores} core${cores === 1 ? '' : 's'} of this machine (expected 1..${cores})`);
+  return n;
+}
+
+/** `--max-pixels N`: the largest image or mask decoded, in pixels (default 100 million). */
+export function parseMaxPixels(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--max-pixels expects a positive integer number of pixels (default 100000000), got '${value}'`);
+  return n;
+}
+
 export function parseIntFlag(name: string, min = 0) {
+  // every command's --threads goes through the one check against the machine's cores
+  if (name === '--threads') return parseThreads;
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} expects an integer >= ${min}, got '${value}'`);

@@ -7,6 +7,7 @@ import { scoreFolders } from '../infer/score.js';
 import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
+import { parseMaxPixels } from './options.js';
 
 export function command(): Command {
   return new Command('score')
@@ -15,8 +16,9 @@ export function command(): Command {
     .option('--gt <dir>', 'folder of ground-truth masks <id>.png (255 = void, not counted)')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--list <file>', 'score only the ids in this list (one per line, e.g. VOC2012/ImageSets/Segmentation/val.txt); without it every mask in both folders must pair up')
+    .option('--max-pixels <n>', 'largest mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--merge <json...>', 'sum the confusion matrices of these `fcn score --json` files (e.g. one per shard) into the full numbers')
-    .action(async (o: { pred?: string; gt?: string; json?: string; list?: string; merge?: string[] }) => {
+    .action(async (o: { pred?: string; gt?: string; json?: string; list?: string; merge?: string[]; maxPixels?: number }) => {
       if (o.merge) {
         if (o.pred || o.gt || o.list) throw new UsageError('--merge takes metrics JSON files only (no --pred, --gt or --list)');
         const { mergeMetricsFiles } = await import('../queue/merge.js');
@@ -32,7 +34,7 @@ export function command(): Command {
       // Reading masks is quick: a bar helps on a terminal, but in logs it would only add noise.
       let bar: Progress | undefined;
       const cm = await scoreFolders(o.pred, o.gt, VOC_CLASSES.length, {
-        ids, listName: o.list,
+        ids, listName: o.list, maxPixels: o.maxPixels,
         onProgress: process.stderr.isTTY
           ? (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img', format: (n) => n.toFixed(0) })).update(done)
           : undefined,

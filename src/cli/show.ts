@@ -8,7 +8,7 @@ import { VOC_CLASSES, type Rgb } from '../data/voc.js';
 import { showExamples, type ShowExample } from '../render/pictures.js';
 import { loadModel } from '../infer/model.js';
 import { UsageError } from '../util/errors.js';
-import { parseIntFlag } from './options.js';
+import { parseIntFlag, parseMaxPixels } from './options.js';
 
 export function command(): Command {
   return new Command('show')
@@ -18,9 +18,10 @@ export function command(): Command {
     .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
     .option('--n <n>', 'how many examples (columns)', parseIntFlag('--n', 1), 4)
     .requiredOption('--out <file>', 'the picture to write (.png)')
-    .action(async (o: { data: string; model?: string; split: string; n: number; out: string }) => {
+    .option('--max-pixels <n>', 'largest image or mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
+    .action(async (o: { data: string; model?: string; split: string; n: number; out: string; maxPixels?: number }) => {
       if (extname(o.out).toLowerCase() !== '.png') throw new UsageError(`--out expects a .png file, got '${o.out}'`);
-      const ds = await openVoc(o.data, o.split);
+      const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
       const ids = ds.ids.slice(0, o.n);
       const examples: ShowExample[] = [];
       for (const id of ids) examples.push(await readVocExample(ds, id));

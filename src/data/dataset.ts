@@ -3,8 +3,9 @@
 // (JPEGImages/<id>.jpg with SegmentationClass/<id>.png, checked to be the same size).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FcnError, errorMessage } from '../util/errors.js';
-import { readImage, readMask, type LabelMap, type RgbImage } from './image.js';
+import { FcnError, readFailure } from '../util/errors.js';
+import { binaryOffset, hasControl, printable } from '../util/text.js';
+import { probeImage, probeMask, readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
 
 export interface VocDataset {
   /** The VOC root: the folder holding JPEGImages, SegmentationClass and ImageSets. */
@@ -13,6 +14,8 @@ export interface VocDataset {
   ids: string[];
   imagePath(id: string): string;
   maskPath(id: string): string;
+  /** Pixel limit for its images and masks (default: the decoders' own, see maxPixelsLimit). */
+  maxPixels?: number;
 }
 
 export interface VocExample {
@@ -44,18 +47,26 @@ export async function findVocRoot(dir: string): Promise<string> {
 
 /** Reads an id list (ImageSets/Segmentation/<split>.txt): one id per line; CRLF and blank lines allowed. */
 export async function readIdList(listPath: string, what = 'the id list'): Promise<string[]> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await readFile(listPath, 'utf8');
+    bytes = await readFile(listPath);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FcnError(`${listPath}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+    throw new FcnError(`${listPath}: cannot read ${what} (${readFailure(err)})`);
   }
+  // a list is small text: a binary file (an image, an archive) would print as screens of garbage
+  const binaryAt = binaryOffset(bytes);
+  if (binaryAt >= 0) throw new FcnError(`${listPath}: ${what} is binary data (at byte ${binaryAt}), not text (expected one image id per line)`);
+  const text = new TextDecoder().decode(bytes);
   // One id per line; real lists end with a newline, some copies carry CRLF or trailing blanks.
-  const ids = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.length > 0);
+  const lines = text.split(/\r?\n/).map((line) => line.trim());
+  const ids = lines.filter((line) => line.length > 0);
   if (ids.length === 0) throw new FcnError(`${listPath}: ${what} is empty (expected one image id per line)`);
-  const bad = ids.find((id) => /[\s/\\]/.test(id));
-  if (bad !== undefined) throw new FcnError(`${listPath}: '${bad}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+  // ids become file names and are printed: control characters (terminal escapes) have no place in them
+  const bad = ids.find((id) => /[\s/\\]/.test(id) || hasControl(id));
+  if (bad !== undefined) {
+    const line = lines.indexOf(bad) + 1;
+    throw new FcnError(`${listPath}: line ${line}: '${printable(bad)}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+  }
   return ids;
 }
 
@@ -63,7 +74,7 @@ export async function readIdList(listPath: string, what = 'the id list'): Promis
  * Opens a split of a VOC-layout dataset. `dir` may be the VOC root (has ImageSets/Segmentation),
  * or a parent holding VOCdevkit/VOC2012 or VOC2012. Errors name the missing path or list.
  */
-export async function openVoc(dir: string, split: string): Promise<VocDataset> {
+export async function openVoc(dir: string, split: string, limits: DecodeLimits = {}): Promise<VocDataset> {
   if (!/^[\w.-]+$/.test(split)) throw new FcnError(`split '${split}': expected a list name such as train, val or trainval`);
   const root = await findVocRoot(dir);
   const ids = await readIdList(join(root, LIST_DIR, `${split}.txt`), `the '${split}' id list`);
@@ -73,14 +84,29 @@ export async function openVoc(dir: string, split: string): Promise<VocDataset> {
     ids,
     imagePath: (id: string) => join(root, 'JPEGImages', `${id}.jpg`),
     maskPath: (id: string) => join(root, 'SegmentationClass', `${id}.png`),
+    maxPixels: limits.maxPixels,
   };
+}
+
+/**
+ * Checks every listed example's files from their headers (present, an image, a PNG mask, within
+ * the pixel limit) without decoding them: a bad file in a long split is found in seconds, before a
+ * model is loaded or an hour of evaluation is spent. Errors name the file.
+ */
+export async function checkVocFiles(ds: VocDataset, ids: readonly string[] = ds.ids): Promise<void> {
+  const limits = { maxPixels: ds.maxPixels };
+  for (const id of ids) {
+    await probeMask(ds.maskPath(id), limits);
+    await probeImage(ds.imagePath(id), limits);
+  }
 }
 
 /** Reads one image and its class-index mask; a size mismatch is an error naming both files. */
 export async function readVocExample(ds: VocDataset, id: string): Promise<VocExample> {
   const imagePath = ds.imagePath(id);
   const maskPath = ds.maskPath(id);
-  const [image, mask] = await Promise.all([readImage(imagePath), readMask(maskPath)]);
+  const limits = { maxPixels: ds.maxPixels };
+  const [image, mask] = await Promise.all([readImage(imagePath, limits), readMask(maskPath, limits)]);
   if (image.width !== mask.width || image.height !== mask.height) {
     throw new FcnError(
       `${maskPath}: mask is ${mask.height}x${mask.width} (HxW) but its image ${imagePath} is ${image.height}x${image.width}; they must match`,

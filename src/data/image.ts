@@ -1,10 +1,14 @@
 // Pixels in and out: RGB images (decoded by sharp) and class-index masks (PNG read keeping the raw
 // palette index, since sharp expands palettes to RGB; grayscale index PNGs too; RGB colour masks
 // through the exact inverse palette). Writing a mask produces a VOC palette PNG.
-import { readFile } from 'node:fs/promises';
+// Every decoder reads the declared width and height from the file's header first and refuses more
+// pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
+// allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
+import { access, open, readFile } from 'node:fs/promises';
+import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
-import { FcnError, errorMessage } from '../util/errors.js';
+import { FcnError, errorMessage, readFailure } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from './voc.js';
 
@@ -22,11 +26,72 @@ export interface LabelMap {
   data: Uint8Array;
 }
 
+/** The largest image or mask decoded by default: 100 megapixels (10000 x 10000). */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/** Environment variable that raises (or lowers) the pixel limit for every decoder in the process. */
+export const MAX_PIXELS_ENV = 'FCN_MAX_PIXELS';
+
+export interface DecodeLimits {
+  /** Refuse images and masks that declare more pixels than this (default: FCN_MAX_PIXELS, else DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
+}
+
+/** The pixel limit in force: the caller's, else FCN_MAX_PIXELS, else DEFAULT_MAX_PIXELS. */
+export function maxPixelsLimit(limits: DecodeLimits = {}): number {
+  if (limits.maxPixels !== undefined) {
+    if (!Number.isSafeInteger(limits.maxPixels) || limits.maxPixels < 1) throw new FcnError(`maxPixels must be a positive integer, got ${limits.maxPixels}`, 2);
+    return limits.maxPixels;
+  }
+  const env = process.env[MAX_PIXELS_ENV];
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isSafeInteger(n) || n < 1) throw new FcnError(`${MAX_PIXELS_ENV}='${env}': expected a positive integer number of pixels`, 2);
+    return n;
+  }
+  return DEFAULT_MAX_PIXELS;
+}
+
+/** The one-line refusal of an image whose declared size is over the limit. */
+export function checkPixelCount(name: string, width: number, height: number, limits: DecodeLimits = {}): void {
+  const max = maxPixelsLimit(limits);
+  if (width * height > max) {
+    throw new FcnError(`${name}: ${width}x${height} is ${(width * height / 1e6).toFixed(1)} megapixels, more than the limit of ` +
+      `${(max / 1e6).toFixed(1)} (${MAX_PIXELS_ENV} raises it)`);
+  }
+}
+
+/**
+ * An image's declared size, from its header alone (sharp reads it without decoding a pixel),
+ * checked against the pixel limit. `input`: the encoded bytes, or a path.
+ */
+async function declaredSize(input: Uint8Array | string, name: string, maxPixels: number): Promise<{ width: number; height: number }> {
+  let meta: { width?: number; height?: number };
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    // for a path, say why it cannot be read (sharp's own words for a missing file are "Input file is missing")
+    if (typeof input === 'string') {
+      try {
+        await access(input);
+      } catch (e) {
+        throw new FcnError(`${name}: cannot read an image (${readFailure(e)})`);
+      }
+    }
+    throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
+  }
+  if (!meta.width || !meta.height) throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
+  checkPixelCount(name, meta.width, meta.height, { maxPixels });
+  return { width: meta.width, height: meta.height };
+}
+
 /** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
-export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<RgbImage> {
+export async function decodeImage(bytes: Uint8Array, name = 'image', limits: DecodeLimits = {}): Promise<RgbImage> {
+  const max = maxPixelsLimit(limits);
+  await declaredSize(bytes, name, max);
   try {
     // rotate(): apply the EXIF orientation, as browsers and viewers do, so masks line up with what people see
-    const { data, info } = await sharp(bytes, { failOn: 'error' })
+    const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: max })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -39,8 +104,37 @@ export async function decodeImage(bytes: Uint8Array, name = 'image'): Promise<Rg
   }
 }
 
-export async function readImage(path: string): Promise<RgbImage> {
-  return decodeImage(await readFileOrFail(path, 'an image'), path);
+/**
+ * Checks an image file without decoding its pixels: it exists, its header is one sharp reads, and
+ * its declared size is within the limit. Cheap (the header only), so a batch can be checked before
+ * a model is loaded; a file can still fail later if its pixel data is cut short.
+ */
+export async function probeImage(path: string, limits: DecodeLimits = {}): Promise<{ width: number; height: number }> {
+  return declaredSize(path, path, maxPixelsLimit(limits));
+}
+
+/** Checks a mask file's PNG header (its first 24 bytes) against the pixel limit, without reading the rest. */
+export async function probeMask(path: string, limits: DecodeLimits = {}): Promise<void> {
+  let head: Uint8Array;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      head = new Uint8Array(24);
+      const { bytesRead } = await fh.read(head, 0, 24, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new FcnError(`${path}: cannot read a PNG mask (${readFailure(err)})`);
+  }
+  const header = pngHeader(head);
+  if (!header) throw new FcnError(`${path}: not a readable PNG mask (palette, grayscale or RGB PNG expected): no PNG header`);
+  checkPixelCount(path, header.width, header.height, limits);
+}
+
+export async function readImage(path: string, limits: DecodeLimits = {}): Promise<RgbImage> {
+  return decodeImage(await readFileOrFail(path, 'an image'), path, limits);
 }
 
 /** Encodes an RGB image as PNG (or JPEG when `format` says so). */
@@ -58,8 +152,7 @@ async function readFileOrFail(path: string, what: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FcnError(`${path}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
+    throw new FcnError(`${path}: cannot read ${what} (${readFailure(err)})`);
   }
 }
 
@@ -81,7 +174,12 @@ function colourToIndex(): Map<number, number> {
  * Decodes a segmentation mask to class indices. Palette PNGs: the raw index is the class id.
  * Grayscale PNGs: the value is the class id. RGB(A) PNGs: each colour must be a VOC palette colour.
  */
-export function decodeMask(bytes: Uint8Array, name = 'mask'): LabelMap {
+export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+  const header = pngHeader(bytes);
+  if (header) {
+    checkPixelCount(name, header.width, header.height, limits);
+    checkPngData(bytes, name);
+  }
   let png;
   try {
     png = decodePng(bytes);
@@ -117,8 +215,59 @@ export function decodeMask(bytes: Uint8Array, name = 'mask'): LabelMap {
   throw new FcnError(`${name}: mask has ${channels} channels, expected a palette, grayscale or RGB PNG`);
 }
 
-export async function readMask(path: string): Promise<LabelMap> {
-  return decodeMask(await readFileOrFail(path, 'a PNG mask'), path);
+/**
+ * A PNG's declared size from its IHDR chunk (the first, right after the 8-byte signature), or
+ * undefined when the bytes do not start like a PNG (the decoder then says what is wrong).
+ */
+export function pngHeader(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length < 24 || !sig.every((b, i) => bytes[i] === b)) return undefined;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dv.getUint32(12) !== 0x49484452 /* IHDR */) return undefined;
+  return { width: dv.getUint32(16), height: dv.getUint32(20) };
+}
+
+/** Samples per pixel of each PNG colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA). */
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Checks that a PNG's pixel data does not inflate past what its header implies. The decoder
+ * inflates every IDAT byte it is given, so a 100x100 mask whose 300 KB of data inflates to 300 MB
+ * would take a gigabyte: here zlib stops at the bound and the file is refused.
+ */
+function checkPngData(bytes: Uint8Array, name: string): void {
+  if (bytes.length < 33) return; // too short: the decoder says what is wrong
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const width = dv.getUint32(16);
+  const height = dv.getUint32(20);
+  const depth = bytes[24]!;
+  const channels = PNG_CHANNELS[bytes[25]!];
+  if (channels === undefined) return;
+  // each row: a filter byte and its samples; Adam7 interlacing adds at most 15 rows' worth of
+  // filter bytes and partial bytes per 8 rows, bounded by 16 bytes per row
+  const rowBytes = Math.ceil((width * channels * depth) / 8);
+  const bound = height * (rowBytes + 16) + 64;
+  const idat: Uint8Array[] = [];
+  for (let at = 8; at + 12 <= bytes.length;) {
+    const len = dv.getUint32(at);
+    const type = dv.getUint32(at + 4);
+    if (at + 12 + len > bytes.length) break;
+    if (type === 0x49444154 /* IDAT */) idat.push(bytes.subarray(at + 8, at + 8 + len));
+    if (type === 0x49454e44 /* IEND */) break;
+    at += 12 + len;
+  }
+  try {
+    inflateSync(Buffer.concat(idat), { maxOutputLength: bound, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new FcnError(`${name}: its pixel data inflates past the ${bound} bytes a ${width}x${height} PNG holds (a corrupt or malicious file)`);
+    }
+    // corrupt data: the decoder reports it in its own words
+  }
+}
+
+export async function readMask(path: string, limits: DecodeLimits = {}): Promise<LabelMap> {
+  return decodeMask(await readFileOrFail(path, 'a PNG mask'), path, limits);
 }
 
 /** Encodes a class-index mask as an 8-bit palette PNG (pixel value = class id), the VOC format. */

@@ -130,6 +130,17 @@ export function defaultThreads(): number {
   return Math.max(1, availableParallelism());
 }
 
+/**
+ * The intra-op thread count actually used: `threads` clamped to 1..cores. Asking for more threads
+ * than cores oversubscribes them (ORT's workers spin, and a 1 s run takes minutes), so the engine
+ * never does, whatever a library caller passes; the CLI refuses such values outright.
+ */
+export function clampThreads(threads: number | undefined): number {
+  const cores = defaultThreads();
+  if (threads === undefined || !Number.isFinite(threads)) return cores;
+  return Math.min(cores, Math.max(1, Math.floor(threads)));
+}
+
 export function tensor(dtype: EngineDType, dims: number[], data: EngineData): EngineTensor {
   return { dtype, dims, data };
 }
@@ -143,7 +154,7 @@ export class Session {
     if (opts.device) checkDevice(opts.device);
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(device),
-      intraOpNumThreads: opts.threads ?? defaultThreads(),
+      intraOpNumThreads: clampThreads(opts.threads),
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: opts.optimization ?? 'all',

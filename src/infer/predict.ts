@@ -1,46 +1,84 @@
 // Predicting files: each image's mask is written as DIR/<stem>.png, a VOC palette PNG with the
-// image's own height and width (plus <stem>.overlay.png when asked). Inputs are checked first so a
-// bad file stops the run before anything is written.
+// image's own height and width (plus <stem>.overlay.png when asked). A batch of 10,000 images must
+// not stop at the 17th: every readable image is segmented, each unreadable one is reported and
+// skipped, and the caller learns which failed (or, with failFast, the first bad input stops the run).
+// Writing is different: an output that cannot be written stops the batch at once.
 import { basename, extname, join } from 'node:path';
-import sharp from 'sharp';
-import { readImage, writeImage, writeMask } from '../data/image.js';
-import { FcnError, errorMessage } from '../util/errors.js';
+import { probeImage, readImage, writeImage, writeMask, type RgbImage } from '../data/image.js';
+import { FcnError } from '../util/errors.js';
 import { overlay } from '../render/pictures.js';
 import type { SegmentationModel, ClassShare } from './model.js';
 
 export interface PredictFilesOptions {
   outDir: string;
   overlay?: boolean;
+  /** Stop at the first unreadable image instead of skipping it. */
+  failFast?: boolean;
+  /** Refuse images with more pixels than this (see maxPixelsLimit). */
+  maxPixels?: number;
   onImage?: (file: string, result: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => void;
+  /** Called for each image that could not be read, with the one-line reason (the error names the file). */
+  onError?: (file: string, error: FcnError) => void;
+}
+
+export interface PredictFilesResult {
+  /** Every file written, in order. */
+  written: string[];
+  /** The inputs that could not be read, with why. */
+  failed: { file: string; error: FcnError }[];
 }
 
 export function stemOf(file: string): string {
   return basename(file, extname(file));
 }
 
-/** Checks that every input is a readable image and that no two share a stem (they would overwrite each other). */
-export async function checkImageFiles(files: string[]): Promise<void> {
+/** Checks that no two inputs share a stem (they would overwrite each other's mask): a usage error before anything runs. */
+export function checkStems(files: string[]): void {
   const stems = new Map<string, string>();
   for (const file of files) {
     const stem = stemOf(file);
     const other = stems.get(stem);
-    if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stem}.png`);
+    if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stem}.png`, 2);
     stems.set(stem, file);
-    try {
-      const meta = await sharp(file).metadata();
-      if (!meta.width || !meta.height) throw new Error('no size');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new FcnError(`${file}: ${code === 'ENOENT' ? 'no such file' : `not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`}`);
-    }
   }
 }
 
-export async function predictFiles(model: SegmentationModel, files: string[], opts: PredictFilesOptions): Promise<string[]> {
-  await checkImageFiles(files);
-  const written: string[] = [];
+/**
+ * Checks every input from its header (cheap, no decoding), before a model is loaded: returns the
+ * readable ones and reports each unreadable one through onError (with failFast: throws the first).
+ */
+export async function probeImageFiles(files: string[], opts: Pick<PredictFilesOptions, 'failFast' | 'maxPixels' | 'onError'> = {}):
+  Promise<{ readable: string[]; failed: PredictFilesResult['failed'] }> {
+  const readable: string[] = [];
+  const failed: PredictFilesResult['failed'] = [];
   for (const file of files) {
-    const image = await readImage(file);
+    try {
+      await probeImage(file, { maxPixels: opts.maxPixels });
+      readable.push(file);
+    } catch (err) {
+      if (!(err instanceof FcnError) || opts.failFast) throw err;
+      failed.push({ file, error: err });
+      opts.onError?.(file, err);
+    }
+  }
+  return { readable, failed };
+}
+
+export async function predictFiles(model: SegmentationModel, files: string[], opts: PredictFilesOptions): Promise<PredictFilesResult> {
+  checkStems(files);
+  const written: string[] = [];
+  const failed: PredictFilesResult['failed'] = [];
+  for (const file of files) {
+    let image: RgbImage;
+    try {
+      image = await readImage(file, { maxPixels: opts.maxPixels });
+    } catch (err) {
+      // anything else than a bad input (a bug, out of memory) is not the file's fault: stop
+      if (!(err instanceof FcnError) || opts.failFast) throw err;
+      failed.push({ file, error: err });
+      opts.onError?.(file, err);
+      continue;
+    }
     const mask = await model.predict(image);
     const maskPath = join(opts.outDir, `${stemOf(file)}.png`);
     await writeMask(maskPath, mask, model.meta.colors);
@@ -52,5 +90,13 @@ export async function predictFiles(model: SegmentationModel, files: string[], op
     }
     opts.onImage?.(file, { width: mask.width, height: mask.height, classes: model.classShares(mask), maskPath });
   }
-  return written;
+  return { written, failed };
+}
+
+/** The one-line summary of a batch with failures (the failures themselves were reported one by one). */
+export function failureSummary(result: PredictFilesResult, total: number): FcnError {
+  const n = result.failed.length;
+  const masks = total - n;
+  return new FcnError(`${n} of ${total} image${total === 1 ? '' : 's'} could not be read (each named above); ` +
+    `${masks} segmented`);
 }

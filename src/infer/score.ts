@@ -16,6 +16,8 @@ export interface ScoreOptions {
    */
   ids?: string[];
   listName?: string;
+  /** Refuse masks with more pixels than this (see maxPixelsLimit). */
+  maxPixels?: number;
 }
 
 /**
@@ -85,7 +87,8 @@ export async function scoreFolders(predDir: string, gtDir: string, numClasses = 
   for (let i = 0; i < stems.length; i++) {
     const predPath = join(predDir, preds.get(stems[i]!)!);
     const gtPath = join(gtDir, gts.get(stems[i]!)!);
-    const [pred, gt] = await Promise.all([readMask(predPath), readMask(gtPath)]);
+    const limits = { maxPixels: opts.maxPixels };
+    const [pred, gt] = await Promise.all([readMask(predPath, limits), readMask(gtPath, limits)]);
     if (pred.width !== gt.width || pred.height !== gt.height) {
       throw new FcnError(
         `${predPath}: prediction is ${pred.height}x${pred.width} (HxW) but ground truth ${gtPath} is ${gt.height}x${gt.width}; they must match`,

@@ -23,3 +23,18 @@ export class UsageError extends FcnError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Why a file could not be read, in words (the errno code names the case; the message is the fallback). */
+export function readFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    ENOENT: 'no such file',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EMFILE: 'too many open files',
+    EIO: 'input/output error',
+  };
+  return (code && why[code]) ?? errorMessage(err);
+}

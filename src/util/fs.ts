@@ -1,5 +1,5 @@
 // File writing that never leaves half-written output: write a sibling temp file, then rename.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { FcnError } from './errors.js';
@@ -19,6 +19,25 @@ function writeError(path: string, err: unknown, what: string): FcnError {
   return new FcnError(`${path}: cannot ${what} (${(e.code && why[e.code]) ?? e.message})`);
 }
 
+/**
+ * The real reason a recursive mkdir failed. Node's recursive mkdir reports ENOENT when a missing
+ * folder cannot be made on a read-only file system (it stats the path after EROFS and reports
+ * that), which would tell a user their disk is missing a folder; making the first missing folder
+ * alone gives the true EROFS or EACCES.
+ */
+export function mkdirFailure(dir: string, err: unknown, mkdirOne: (path: string) => void = (p) => mkdirSync(p)): unknown {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err;
+  let missing = dir;
+  // walk up to the first existing ancestor: its child is the folder mkdir could not make
+  while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+  try {
+    mkdirOne(missing);
+  } catch (again) {
+    return again;
+  }
+  return err;
+}
+
 function tempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
 }
@@ -27,7 +46,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   try {
     await mkdir(dirname(path), { recursive: true });
   } catch (err) {
-    throw writeError(dirname(path), err, 'create the output folder');
+    throw writeError(dirname(path), mkdirFailure(dirname(path), err), 'create the output folder');
   }
   const tmp = tempPath(path);
   try {
@@ -43,7 +62,7 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
-    throw writeError(dirname(path), err, 'create the output folder');
+    throw writeError(dirname(path), mkdirFailure(dirname(path), err), 'create the output folder');
   }
   const tmp = tempPath(path);
   try {

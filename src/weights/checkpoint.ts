@@ -13,6 +13,7 @@ import { detectLayout, LAYOUT_DESCRIPTIONS, sequentialName, toCanonical, type We
 import { isLegacyTorch, isZip, readPth } from './pth.js';
 import { encodeSafetensors, readSafetensors, type Float32Entry } from './safetensors.js';
 import { formatShape, toFloat32, type Tensor } from './tensor.js';
+import { describeResNet, resnetKind } from './resnet.js';
 
 export const CHECKPOINT_FORMAT = 'fcn-checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = '1';
@@ -78,6 +79,22 @@ export async function readWeightFile(path: string): Promise<WeightFile> {
 // ---------------------------------------------------------------------------------------------
 // checks against the declaration
 
+/**
+ * The tensor as float32, refusing NaN and ±Inf: a diverged run's weights predict one class
+ * everywhere (or NaN logits) without any error, so they are stopped at load, naming the tensor.
+ */
+export function finiteFloat32(t: Tensor, file: string, name: string): Float32Array {
+  const v = toFloat32(t, `${file}: '${name}'`);
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    // x - x is 0 for every finite x and NaN for NaN and ±Inf: one test per value
+    if (x - x !== 0) {
+      throw new FcnError(`${file}: tensor '${name}' holds ${x} at index ${i}; weights must be finite (the file is corrupt or from a diverged run)`);
+    }
+  }
+  return v;
+}
+
 function listNames(names: string[], max = 3): string {
   const shown = names.slice(0, max).map((n) => `'${n}'`).join(', ');
   return names.length > max ? `${shown} and ${names.length - max} more` : shown;
@@ -105,6 +122,16 @@ export function checkTensors(specs: readonly ParamSpec[], tensors: ReadonlyMap<s
     const unexpected = [...tensors.keys()].filter((n) => !byName.has(n)).map(show);
     if (unexpected.length > 0) throw new FcnError(`${file}: ${unexpected.length} unexpected tensors for ${what}: ${listNames(unexpected)}`);
   }
+}
+
+/** Words for a torchvision ResNet that is not ResNet-18 (e.g. a ResNet-50), or undefined for a ResNet-18. */
+function otherResNet(keys: Iterable<string>): string | undefined {
+  const all = [...keys];
+  const bare = all.length > 0 && all.every((k) => k.startsWith('module.')) ? all.map((k) => k.slice(7)) : all;
+  const kind = resnetKind(bare);
+  // a basic-block net with odd block counts is a ResNet-18 with extra tensors: the name check says which
+  if (!kind || kind.name === 'ResNet-18' || (!kind.bottleneck && !kind.name.startsWith('ResNet'))) return undefined;
+  return describeResNet(kind);
 }
 
 /** Errors name tensors as the file does (the book's '0.weight' rather than 'conv1.weight'). */
@@ -228,8 +255,8 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
   const weights: TensorMap = new Map();
   const extra: TensorMap = new Map();
   const params = new Set(specs.map((s) => s.name));
-  for (const spec of specs) weights.set(spec.name, toFloat32(st.tensors.get(spec.name)!, `${file}: '${spec.name}'`));
-  for (const [name, t] of st.tensors) if (!params.has(name)) extra.set(name, toFloat32(t, `${file}: '${name}'`));
+  for (const spec of specs) weights.set(spec.name, finiteFloat32(st.tensors.get(spec.name)!, file, spec.name));
+  for (const [name, t] of st.tensors) if (!params.has(name)) extra.set(name, finiteFloat32(t, file, name));
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(md)) if (!RESERVED_METADATA_KEYS.includes(k)) metadata[k] = v;
   return {
@@ -248,13 +275,16 @@ export function decodeCheckpoint(wf: WeightFile, file: string): { checkpoint: Ch
   }
   const layout = detectLayout(wf.tensors.keys(), file);
   if (layout === 'resnet18-torchvision') {
+    const other = otherResNet(wf.tensors.keys());
+    if (other) throw new FcnError(`${file}: holds ${other} ImageNet weights, not an FCN (and not the ResNet-18 an FCN backbone is)`);
     throw new FcnError(`${file}: holds ${LAYOUT_DESCRIPTIONS[layout]} ImageNet weights, not an FCN: use it as a backbone (fcn train --backbone ${file})`);
   }
   const tensors = toCanonical(wf.tensors, layout, file);
   const arch = inferArchitecture(tensors, file);
   checkTensors(fcnParameters(arch), tensors, file, `${arch.name} with ${arch.numClasses} classes`, { display: displayName(layout) });
   const weights: TensorMap = new Map();
-  for (const spec of fcnParameters(arch)) weights.set(spec.name, toFloat32(tensors.get(spec.name)!, `${file}: '${spec.name}'`));
+  const show = displayName(layout);
+  for (const spec of fcnParameters(arch)) weights.set(spec.name, finiteFloat32(tensors.get(spec.name)!, file, show(spec.name)));
   return {
     checkpoint: {
       arch, weights, extra: new Map(), metadata: {},
@@ -286,12 +316,17 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
 export async function loadBackbone(path: string, arch: FcnArchitecture): Promise<TensorMap> {
   const wf = await readWeightFile(path);
   const layout = detectLayout(wf.tensors.keys(), path);
+  if (layout === 'resnet18-torchvision') {
+    const other = otherResNet(wf.tensors.keys());
+    if (other) throw new FcnError(`${path}: holds ${other} ImageNet weights; the FCN's backbone is torchvision's ResNet-18 (resnet18-f37072fd.pth)`);
+  }
   const tensors = toCanonical(wf.tensors, layout, path);
   const specs = fcnParameters(arch).filter((s) => s.backbone);
   // an FCN file carries a head as well: only a ResNet file must hold nothing but the body
   checkTensors(specs, tensors, path, 'a ResNet-18 backbone', { allowUnexpected: layout !== 'resnet18-torchvision', display: displayName(layout) });
   const out: TensorMap = new Map();
-  for (const spec of specs) out.set(spec.name, toFloat32(tensors.get(spec.name)!, `${path}: '${spec.name}'`));
+  const show = displayName(layout);
+  for (const spec of specs) out.set(spec.name, finiteFloat32(tensors.get(spec.name)!, path, show(spec.name)));
   return out;
 }
 

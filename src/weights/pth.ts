@@ -201,7 +201,8 @@ function loadZipPickle(bytes: Uint8Array, file: string): unknown {
     if (known) return known;
     const entry = `${prefix}data/${key}`;
     if (!zip.has(entry)) throw new FcnError(`${file}: storage '${key}' is missing from the archive (expected entry '${entry}')`);
-    const data = zip.read(entry);
+    // never inflate more than the pickle says the storage holds (the entry's header may lie)
+    const data = zip.read(entry, numel * DTYPE_SIZE[type.dtype]);
     if (data.byteLength < numel * DTYPE_SIZE[type.dtype]) {
       throw new FcnError(`${file}: storage '${key}' has ${data.byteLength} bytes, expected ${numel * DTYPE_SIZE[type.dtype]} (${numel} x ${type.qualname})`);
     }

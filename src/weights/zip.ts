@@ -1,6 +1,8 @@
 // A minimal ZIP reader for the archives `torch.save` writes (since PyTorch 1.6): entries found
 // through the central directory (zip64 records and extra fields included), stored or deflated
-// data, CRC-32 checked. Reads from bytes in memory; never writes or extracts anything.
+// data, CRC-32 checked. Reads from bytes in memory; never writes or extracts anything. Inflation is
+// bounded before it starts: never past the size the entry declares, nor past what the caller needs,
+// so a few kilobytes that inflate to gigabytes are refused after at most the declared size.
 import { inflateRawSync } from 'node:zlib';
 import { FcnError } from '../util/errors.js';
 
@@ -19,6 +21,9 @@ const SIG_CENTRAL = 0x02014b50;
 const SIG_EOCD = 0x06054b50;
 const SIG_ZIP64_LOCATOR = 0x07064b50;
 const SIG_ZIP64_EOCD = 0x06064b50;
+
+/** The default bound on one entry (a state_dict's pickle is kilobytes; storages pass their own size). */
+export const MAX_ENTRY_BYTES = 2 ** 31;
 
 let crcTable: Uint32Array | undefined;
 
@@ -125,10 +130,15 @@ export class ZipArchive {
     return this.entries.has(name);
   }
 
-  /** The entry's uncompressed bytes (a view into the archive for stored entries). */
-  read(name: string): Uint8Array {
+  /**
+   * The entry's uncompressed bytes (a view into the archive for stored entries). `maxBytes`: the
+   * most the caller can use (e.g. the bytes a pickle's storage needs); a larger entry is refused
+   * from its header, before anything is inflated.
+   */
+  read(name: string, maxBytes = MAX_ENTRY_BYTES): Uint8Array {
     const e = this.entries.get(name);
     if (!e) throw new FcnError(`${this.fileName}: the archive has no entry '${name}'`);
+    if (e.size > maxBytes) throw this.fail(`'${name}' declares ${e.size} bytes, more than the ${maxBytes} expected`);
     const dv = this.view();
     const h = e.localHeaderOffset;
     if (h + 30 > this.bytes.length || dv.getUint32(h, true) !== SIG_LOCAL) throw this.fail(`local header of '${name}' is missing (truncated?)`);
@@ -141,8 +151,13 @@ export class ZipArchive {
     if (e.method === 0) data = raw;
     else if (e.method === 8) {
       try {
-        data = new Uint8Array(inflateRawSync(raw));
+        // zlib stops (and throws) once the output would pass the declared size: a lying header
+        // costs at most that much memory, never what the stream would inflate to
+        data = new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) }));
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw this.fail(`'${name}' inflates to more than the ${e.size} bytes its header declares`);
+        }
         throw this.fail(`cannot inflate '${name}' (${err instanceof Error ? err.message : String(err)})`);
       }
     } else throw this.fail(`'${name}' uses compression method ${e.method}; only stored (0) and deflate (8) are supported`);
