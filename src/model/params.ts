@@ -2,7 +2,9 @@
 // load by name), shapes, which are trained, and fresh initial values as PyTorch would make them.
 import type { FcnArchitecture } from './fcn.js';
 import type { ParamLayer } from './layers.js';
-import { bilinearKernel } from './bilinear.js';
+// Each layer kind declares its parameters and initialiser in its module (src/graph/ops/); this file
+// only walks the declaration. (The kinds import nothing from here at run time.)
+import { kindOf, type ParamDecl } from '../graph/ops/index.js';
 
 export type ParamRole = 'weight' | 'bias' | 'bn_weight' | 'bn_bias' | 'running_mean' | 'running_var';
 
@@ -26,23 +28,16 @@ export function paramLayers(arch: FcnArchitecture): { layer: ParamLayer; backbon
   return out;
 }
 
-/** All parameters and buffers in state_dict order (as PyTorch's module would list them). */
+/** All parameters and buffers in state_dict order (as PyTorch's module would list them); each kind declares its own. */
 export function fcnParameters(arch: FcnArchitecture): ParamSpec[] {
-  const specs: ParamSpec[] = [];
+  return paramDecls(arch).map(({ decl, ...spec }) => spec);
+}
+
+function paramDecls(arch: FcnArchitecture): (ParamSpec & { decl: ParamDecl })[] {
+  const specs: (ParamSpec & { decl: ParamDecl })[] = [];
   for (const { layer, backbone } of paramLayers(arch)) {
-    const add = (suffix: string, shape: number[], role: ParamRole, trainable = true) =>
-      specs.push({ name: `${layer.name}.${suffix}`, shape, role, layer, backbone, trainable });
-    if (layer.op === 'conv') {
-      add('weight', [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], 'weight');
-      if (layer.bias) add('bias', [layer.outChannels], 'bias');
-    } else if (layer.op === 'convtranspose') {
-      add('weight', [layer.inChannels, layer.outChannels, layer.kernel, layer.kernel], 'weight');
-      if (layer.bias) add('bias', [layer.outChannels], 'bias');
-    } else {
-      add('weight', [layer.channels], 'bn_weight');
-      add('bias', [layer.channels], 'bn_bias');
-      add('running_mean', [layer.channels], 'running_mean', false);
-      add('running_var', [layer.channels], 'running_var', false);
+    for (const decl of kindOf(layer).params(layer)) {
+      specs.push({ name: `${layer.name}.${decl.suffix}`, shape: decl.shape, role: decl.role, layer, backbone, trainable: decl.trainable, decl });
     }
   }
   return specs;
@@ -67,48 +62,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-function gaussian(random: () => number): number {
-  // Box-Muller; 1 - u keeps log away from 0
-  const u = 1 - random();
-  const v = random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
 /**
- * Fresh parameters as PyTorch initialises them: torchvision ResNet convs kaiming_normal_(fan_out,
- * relu), BN weight 1 / bias 0 / running mean 0 / var 1, 1x1 scoring convs PyTorch's Conv2d default
- * (uniform ±1/sqrt(fan_in) for weight and bias), transposed convs bilinearKernel with the default bias.
+ * Fresh parameters as PyTorch initialises them (each kind's initialiser, see src/graph/ops/): torchvision
+ * ResNet convs kaiming_normal_(fan_out, relu), BN weight 1 / bias 0 / running mean 0 / var 1, 1x1
+ * scoring convs PyTorch's Conv2d default (uniform ±1/sqrt(fan_in) for weight and bias), transposed
+ * convs bilinearKernel with the default bias. Draws from `random` in state_dict order.
  */
 export function initParameters(arch: FcnArchitecture, random: () => number = seededRandom(0)): TensorMap {
   const out: TensorMap = new Map();
-  for (const spec of fcnParameters(arch)) {
-    const n = numel(spec.shape);
-    const t = new Float32Array(n);
-    const layer = spec.layer;
-    if (spec.role === 'bn_weight' || spec.role === 'running_var') t.fill(1);
-    else if (spec.role === 'bn_bias' || spec.role === 'running_mean') t.fill(0);
-    else if (layer.op === 'convtranspose') {
-      if (spec.role === 'weight') t.set(bilinearKernel(layer.inChannels, layer.outChannels, layer.kernel));
-      else {
-        // PyTorch computes ConvTranspose's fan_in from weight.size(1) * k * k
-        const bound = 1 / Math.sqrt(layer.outChannels * layer.kernel * layer.kernel);
-        for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
-      }
-    } else if (layer.op === 'conv' && layer.init === 'zeros') {
-      t.fill(0);
-    } else if (layer.op === 'conv') {
-      const fanIn = layer.inChannels * layer.kernel * layer.kernel;
-      if (layer.init === 'kaiming_fan_out' && spec.role === 'weight') {
-        const std = Math.sqrt(2 / (layer.outChannels * layer.kernel * layer.kernel));
-        for (let i = 0; i < n; i++) t[i] = gaussian(random) * std;
-      } else {
-        // kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in) for the weight; the bias uses the same bound
-        const bound = 1 / Math.sqrt(fanIn);
-        for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
-      }
-    }
-    out.set(spec.name, t);
-  }
+  for (const spec of paramDecls(arch)) out.set(spec.name, spec.decl.init(random));
   return out;
 }
 
