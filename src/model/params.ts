@@ -23,7 +23,7 @@ export interface ParamSpec {
 export function paramLayers(arch: FcnArchitecture): { layer: ParamLayer; backbone: boolean }[] {
   const out: { layer: ParamLayer; backbone: boolean }[] = [];
   arch.layers.forEach((layer, i) => {
-    if (layer.op === 'conv' || layer.op === 'batchnorm' || layer.op === 'convtranspose') out.push({ layer, backbone: i <= arch.backboneEnd });
+    if (kindOf(layer).params(layer).length > 0) out.push({ layer: layer as ParamLayer, backbone: i <= arch.backboneEnd });
   });
   return out;
 }
