@@ -7,7 +7,7 @@
 // update (PyTorch's rule).
 import { AUX_LOSS_WEIGHT, layersFor, type FcnArchitecture } from '../model/fcn.js';
 import { layerInputs, type Layer } from '../model/layers.js';
-import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
+import { fcnParameters, layerParams, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
 import { op, softmaxCrossEntropy, type Shape4 } from './backward.js';
 import { kindOf, type BackwardContext, type LossForm, type StepInputDecl, type TrainContext } from './ops/index.js';
@@ -154,7 +154,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   // Which values carry a gradient: outputs of layers with trained parameters, and anything computed from them.
   const needsGrad = new Set<string>();
   for (const { layer, index } of layers) {
-    const owns = kindOf(layer).params(layer).some((p) => p.trainable) && !frozenLayer(index);
+    const owns = layerParams(layer).some((p) => p.trainable) && !frozenLayer(index);
     if (owns || layerInputs(layer).some((v) => needsGrad.has(v))) needsGrad.add(layer.output);
   }
   // values a trained conv reads: kept for its weight gradient anyway

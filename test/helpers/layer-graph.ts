@@ -6,6 +6,7 @@ import { kindOf, type BackwardContext, type TrainContext } from '../../src/graph
 import { DEFAULT_TUNING, type TrainGraphTuning } from '../../src/graph/tuning.js';
 import { op, type Shape4 } from '../../src/graph/backward.js';
 import { layerInputs, type Layer } from '../../src/model/layers.js';
+import { layerParams } from '../../src/model/params.js';
 
 export interface LayerGraphs {
   /** Names of the graph's inputs: the layer's inputs (values) and its parameters. */
@@ -16,7 +17,7 @@ export interface LayerGraphs {
 /** The layer's parameter names and shapes, and its output shape for the given input shapes. */
 export function layerShapes(layer: Layer, inputShapes: Shape4[]): LayerGraphs {
   const kind = kindOf(layer);
-  const params = kind.params(layer).map((p) => ({ name: `${(layer as { name: string }).name}.${p.suffix}`, shape: p.shape }));
+  const params = layerParams(layer).map((p) => ({ name: `${(layer as { name: string }).name}.${p.suffix}`, shape: p.shape }));
   return { params, outShape: kind.outputShape(layer, inputShapes) };
 }
 

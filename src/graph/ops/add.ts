@@ -8,7 +8,6 @@ export const add: LayerKind<AddLayer, void> = {
     if (a!.join() !== b!.join()) throw new Error(`add '${layer.output}' of [${a!.join(', ')}] and [${b!.join(', ')}]`);
     return a!;
   },
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('Add', [...layer.inputs], {}, layer.output);
   },

@@ -4,7 +4,6 @@ import type { BatchNormLayer } from '../../model/layers.js';
 import { f } from '../onnx.js';
 import { batchNormGrad, batchNormRunningUpdate, batchNormTrain, type BatchNormSaved } from '../backward.js';
 import type { LayerKind } from './kind.js';
-import { filled } from './init.js';
 
 export const batchnorm: LayerKind<BatchNormLayer, BatchNormSaved> = {
   op: 'batchnorm',
@@ -14,15 +13,6 @@ export const batchnorm: LayerKind<BatchNormLayer, BatchNormSaved> = {
     return x!;
   },
 
-  params(layer) {
-    const c = layer.channels;
-    return [
-      { suffix: 'weight', shape: [c], role: 'bn_weight', trainable: true, init: filled(c, 1) },
-      { suffix: 'bias', shape: [c], role: 'bn_bias', trainable: true, init: filled(c, 0) },
-      { suffix: 'running_mean', shape: [c], role: 'running_mean', trainable: false, init: filled(c, 0) },
-      { suffix: 'running_var', shape: [c], role: 'running_var', trainable: false, init: filled(c, 1) },
-    ];
-  },
 
   emitEval({ g, param }, layer) {
     const p = (s: string) => param(`${layer.name}.${s}`);

@@ -14,7 +14,6 @@ export const concat: LayerKind<ConcatLayer, void> = {
     }
     return [n, shapes.reduce((c, s) => c + s[1], 0), h, w];
   },
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('Concat', [...layer.inputs], { axis: 1 }, layer.output);
   },

@@ -2,10 +2,7 @@
 // groups at inference. Weight [out, in/groups, k, k], optional bias [out].
 import type { ConvLayer } from '../../model/layers.js';
 import { biasGrad, convGradInput, convGradWeight, convOutSize, type Shape4 } from '../backward.js';
-import type { LayerKind, ParamDecl } from './kind.js';
-import { filled, normal, uniform } from './init.js';
-
-const numel = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+import type { LayerKind } from './kind.js';
 
 function attrs(layer: ConvLayer) {
   const d = layer.dilation ?? 1;
@@ -35,27 +32,6 @@ export const conv: LayerKind<ConvLayer, void> = {
     return out;
   },
 
-  params(layer) {
-    const k = layer.kernel;
-    const groups = layer.groups ?? 1;
-    const shape = [layer.outChannels, layer.inChannels / groups, k, k];
-    // PyTorch's fans come from the weight's shape: fan_in = in/groups·k², fan_out = out·k²
-    const fanIn = shape[1]! * k * k;
-    const fanOut = layer.outChannels * k * k;
-    const n = numel(shape);
-    const weightInit = layer.init === 'zeros' ? filled(n, 0)
-      : layer.init === 'kaiming_fan_out' ? (r: () => number) => normal(n, Math.sqrt(2 / fanOut), r)
-        : (r: () => number) => uniform(n, 1 / Math.sqrt(fanIn), r);
-    const list: ParamDecl[] = [{ suffix: 'weight', shape, role: 'weight', trainable: true, init: weightInit }];
-    if (layer.bias) {
-      const c = layer.outChannels;
-      list.push({
-        suffix: 'bias', shape: [c], role: 'bias', trainable: true,
-        init: layer.init === 'zeros' ? filled(c, 0) : (r) => uniform(c, 1 / Math.sqrt(fanIn), r),
-      });
-    }
-    return list;
-  },
 
   emitEval({ g, param }, layer) {
     g.node('Conv', inputs(layer, param), attrs(layer), layer.output);

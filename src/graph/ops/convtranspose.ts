@@ -2,14 +2,12 @@
 // the kernel is a multiple of the stride (k = m·s: the book's 64/32, FCN-16s/8s's 4/2) both graphs use
 // backward.ts's block GEMM (blockUpsample) instead of ORT's ConvTranspose, which is much slower here.
 import type { ConvTransposeLayer } from '../../model/layers.js';
-import { bilinearKernel } from '../../model/bilinear.js';
 import {
   biasGrad, blockFormApplies, blockUpsample, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput,
   convTransposeBlocksGradWeight, convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, type BlockConvTransposeSaved,
 } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
-import type { LayerKind, LossForm, ParamDecl, TrainContext } from './kind.js';
-import { uniform } from './init.js';
+import type { LayerKind, LossForm, TrainContext } from './kind.js';
 
 /** W [Cin, Cout, k, k] (+ bias) rearranged to the block GEMM's [m²·Cin (+1), Cout·s²] (see blockUpsample). */
 export function blockWeights(layer: ConvTransposeLayer, W: Float32Array, bias: Float32Array | undefined): { data: Float32Array; rows: number; cols: number } {
@@ -54,13 +52,6 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
     return [n, layer.outChannels, convTransposeOutSize(h, layer), convTransposeOutSize(w, layer)];
   },
 
-  params(layer) {
-    const { inChannels: Cin, outChannels: Cout, kernel: k } = layer;
-    const list: ParamDecl[] = [{ suffix: 'weight', shape: [Cin, Cout, k, k], role: 'weight', trainable: true, init: () => bilinearKernel(Cin, Cout, k) }];
-    // PyTorch computes ConvTranspose's fan_in from weight.size(1)·k²
-    if (layer.bias) list.push({ suffix: 'bias', shape: [Cout], role: 'bias', trainable: true, init: (r) => uniform(Cout, 1 / Math.sqrt(Cout * k * k), r) });
-    return list;
-  },
 
   emitEval(ctx, layer) {
     const W = ctx.weight(`${layer.name}.weight`);

@@ -11,7 +11,6 @@ export const dropout: LayerKind<DropoutLayer, string | undefined> = {
     if (!(layer.p >= 0 && layer.p < 1)) throw new Error(`dropout '${layer.output}': p must be in [0, 1), got ${layer.p}`);
     return x!;
   },
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('Identity', [layer.input], {}, layer.output);
   },

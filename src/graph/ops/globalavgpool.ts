@@ -7,7 +7,6 @@ import type { LayerKind } from './kind.js';
 export const globalavgpool: LayerKind<GlobalAvgPoolLayer, void> = {
   op: 'globalavgpool',
   outputShape: (_layer, [x]) => [x![0], x![1], 1, 1],
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('GlobalAveragePool', [layer.input], {}, layer.output);
   },

@@ -1,5 +1,6 @@
 // The layer kinds by op name: every kind one module (see kind.ts for what a kind owns). Adding a kind
-// is a new Layer type in model/layers.ts, its module here, and its entry in KINDS.
+// is its Layer type in model/layers.ts, its parameters in model/params.ts (PARAMS), its module here
+// and its entry in KINDS; the type checker asks for both entries.
 import type { Layer } from '../../model/layers.js';
 import type { LayerKind } from './kind.js';
 import { conv } from './conv.js';
@@ -24,4 +25,4 @@ export function kindOf<L extends Layer>(layer: L): LayerKind<L, unknown> {
   return kind as LayerKind<L, unknown>;
 }
 
-export type { LayerKind, EvalContext, TrainContext, BackwardContext, ParamDecl, LossForm, StepInputDecl } from './kind.js';
+export type { LayerKind, EvalContext, TrainContext, BackwardContext, LossForm, StepInputDecl } from './kind.js';

@@ -1,22 +1,12 @@
-// What a layer kind is: one module per kind (this folder) owns its shape rule, its parameters and
-// their initialiser, its inference emission, its training forward (and what it saves) and its
-// backward. The compilers (../inference.ts, ../train.ts) only walk the declaration and ask the kind.
+// What a layer kind is to the compilers: one module per kind (this folder) owns its shape rule, its
+// inference emission, its training forward (and what it saves) and its backward; its parameters and
+// their initialisers are the declaration's side (model/params.ts, PARAMS). The compilers
+// (../inference.ts, ../train.ts) only walk the declaration and ask the kind.
 import type { Layer } from '../../model/layers.js';
-import type { ParamRole, TensorMap } from '../../model/params.js';
+import type { TensorMap } from '../../model/params.js';
 import type { GraphBuilder } from '../onnx.js';
 import type { Shape4 } from '../backward.js';
 import type { TrainGraphTuning } from '../tuning.js';
-
-/** One parameter or buffer of a layer: `${layer.name}.${suffix}`. */
-export interface ParamDecl {
-  suffix: string;
-  shape: number[];
-  role: ParamRole;
-  /** Running statistics are state, not trained parameters. */
-  trainable: boolean;
-  /** Fresh values as PyTorch initialises them, drawing from `random` (uniform [0, 1)). */
-  init(random: () => number): Float32Array;
-}
 
 /** Emitting a layer in eval mode (the inference graph; frozen layers of a training step). */
 export interface EvalContext {
@@ -77,8 +67,6 @@ export interface LayerKind<L extends Layer = Layer, S = unknown> {
   readonly op: L['op'];
   /** The output's shape from the inputs' (in layerInputs order); throws an Error saying what does not fit. */
   outputShape(layer: L, inputs: Shape4[]): Shape4;
-  /** Parameters and buffers in state_dict order. */
-  params(layer: L): ParamDecl[];
   emitEval(ctx: EvalContext, layer: L): void;
   /** Train-mode forward; writes layer.output and returns what the backward needs. */
   forward(ctx: TrainContext, layer: L): S;

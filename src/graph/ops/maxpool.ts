@@ -10,7 +10,6 @@ function attrs(layer: MaxPoolLayer) {
 export const maxpool: LayerKind<MaxPoolLayer, string | undefined> = {
   op: 'maxpool',
   outputShape: (layer, [x]) => [x![0], x![1], convOutSize(x![2], layer), convOutSize(x![3], layer)],
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('MaxPool', [layer.input], attrs(layer), layer.output);
   },

@@ -7,7 +7,6 @@ import type { LayerKind } from './kind.js';
 export const relu: LayerKind<ReluLayer, string | undefined> = {
   op: 'relu',
   outputShape: (_layer, [x]) => x!,
-  params: () => [],
   emitEval({ g }, layer) {
     g.node('Relu', [layer.input], {}, layer.output);
   },

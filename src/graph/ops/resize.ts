@@ -37,7 +37,6 @@ export const resize: LayerKind<ResizeLayer, void> = {
     return [x![0], x![1], like![2], like![3]];
   },
 
-  params: () => [],
 
   emitEval({ g, shape }, layer) {
     const [x, like] = [shape(layer.input), shape(layer.like)];
