@@ -66,13 +66,14 @@ test('dropout masks: Bernoulli(1 − p) statistics, reproducible by seed, and th
   const labels = fx.u8('mininet/labels').data;
   const opts = { mode: 'full' as const, batch: N, height: H, width: W, weightDecay: 1e-4, momentum: 0.9, threads: 1 };
   const losses: number[] = [];
-  for (const seed of [5, 5, 6]) {
+  for (const seed of [5, 5, 6, 0, undefined]) {
     const step = await TrainStep.create(arch, fresh, opts);
     losses.push((await step.run(image, labels, 0.01, seed)).loss);
     await step.dispose();
   }
   assert.equal(losses[0], losses[1], 'same seed, same step');
   assert.notEqual(losses[0], losses[2], 'another seed draws another mask');
+  assert.equal(losses[4], losses[3], 'without a seed, step n draws with seed n');
 });
 
 test('mini network: inference at the image\'s own size (stride 1) and a frozen-body head step compile and run', async () => {

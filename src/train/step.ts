@@ -44,6 +44,8 @@ export interface StepResult {
 }
 
 export class TrainStep {
+  private stepsRun = 0;
+
   private constructor(
     private readonly arch: FcnArchitecture,
     /** The graph's layout; its bytes (45 MB with a baked-in backbone) are not kept once loaded. */
@@ -91,10 +93,13 @@ export class TrainStep {
 
   /**
    * One SGD step on a batch; keeps the updated weights, running statistics and momentum buffers.
-   * `seed` draws the step's dropout masks (keepMask): give each step its own (e.g. the global step
-   * number mixed with the run's seed) and a resumed run repeats them.
+   * `seed` draws the step's dropout masks (keepMask): give each step its own (e.g. the run's seed
+   * mixed with the global step number) and a resumed run repeats them. Without it, the number of
+   * steps this TrainStep has run (masks differ per step, but a resumed run starts over at 0).
    */
-  async run(images: Float32Array, labels: Uint8Array, lr: number, seed = 0): Promise<StepResult> {
+  async run(images: Float32Array, labels: Uint8Array, lr: number, seed?: number): Promise<StepResult> {
+    const maskSeed = seed ?? this.stepsRun;
+    this.stepsRun++;
     const { batch: N, height: H, width: W } = this.graph.options;
     if (images.length !== N * 3 * H * W) throw new Error(`train step: expected ${N}x3x${H}x${W} image values, got ${images.length}`);
     if (labels.length !== N * H * W) throw new Error(`train step: expected ${N}x${H}x${W} labels, got ${labels.length}`);
@@ -112,7 +117,7 @@ export class TrainStep {
     for (const t of [...this.graph.trained, ...this.graph.state]) feeds[t.name] = tensor('float32', t.shape, this.current.get(t.name)!);
     for (const t of this.graph.momentum) feeds[momentumName(t.name)] = tensor('float32', t.shape, this.buffers.get(t.name)!);
     this.graph.stepInputs.forEach((d, i) => {
-      feeds[d.name] = tensor('bool', d.shape, keepMask(seed, i, numel(d.shape), d.keepMask.p));
+      feeds[d.name] = tensor('bool', d.shape, keepMask(maskSeed, i, numel(d.shape), d.keepMask.p));
     });
     const out = await this.session.run(feeds);
     for (const t of [...this.graph.trained, ...this.graph.state]) this.current.set(t.name, out[updatedName(t.name)]!.data as Float32Array);
