@@ -129,7 +129,7 @@ function resizeCase(name: string): LayerCase {
   return { name, layer: { op: 'resize', input: 'x', like: 'like', output: 'y' }, values: { x: `${name}/x` }, params: {}, shapeOnly: { like: [x[0], 1, H, W] } };
 }
 
-test('dilated convolutions: inference, training forward and gradients match PyTorch; every weight-gradient form matches finite differences', async (t) => {
+test('dilated (and grouped) convolutions: inference, training forward and gradients match PyTorch; every weight-gradient form matches finite differences', async (t) => {
   for (const name of ['conv_d2', 'conv_d3s2', 'conv_d2k1p1']) {
     const c = convCase(name);
     const ev = await evalParity(c);
@@ -147,6 +147,12 @@ test('dilated convolutions: inference, training forward and gradients match PyTo
   const ev = await evalParity(grouped);
   t.diagnostic(`conv_g2 (2 groups): inference vs PyTorch ${ev.toExponential(2)}`);
   assert.ok(ev < 1e-5);
+  for (const tuning of [{}, { convGradWeight: 'dilated', convGradInput: 'convtranspose' }, { convGradWeight: 'im2col' }] as TrainGraphTuning[]) {
+    const tp = await trainParity(grouped, tuning);
+    const fd = await finiteDifferences(grouped, tuning);
+    t.diagnostic(`conv_g2 ${JSON.stringify(tuning)}: vs PyTorch ${tp.toExponential(2)}, finite differences ${fd.toExponential(2)}`);
+    assert.ok(tp < 1e-5 && fd < LINEAR_TOL, `conv_g2 ${JSON.stringify(tuning)}: ${tp}, ${fd}`);
+  }
 });
 
 test('bilinear resize (align_corners=False): up, down, from 1x1, mixed and x8 match PyTorch in both graphs and finite differences', async (t) => {

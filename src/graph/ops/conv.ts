@@ -1,7 +1,7 @@
-// Convolution (torchvision's Conv2d): any kernel, stride, padding and dilation (atrous); channel
-// groups at inference. Weight [out, in/groups, k, k], optional bias [out].
+// Convolution (torchvision's Conv2d): any kernel, stride, padding, dilation (atrous) and channel
+// groups. Weight [out, in/groups, k, k], optional bias [out].
 import type { ConvLayer } from '../../model/layers.js';
-import { biasGrad, convGradInput, convGradWeight, convOutSize, type Shape4 } from '../backward.js';
+import { biasGrad, convGradInput, convGradWeight, convOutSize, op, uniqueName, type Shape4 } from '../backward.js';
 import type { LayerKind } from './kind.js';
 
 function attrs(layer: ConvLayer) {
@@ -38,7 +38,6 @@ export const conv: LayerKind<ConvLayer, void> = {
   },
 
   forward({ g, param }, layer) {
-    if ((layer.groups ?? 1) !== 1) throw new Error(`${layer.name}: the training step has no grouped convolutions`);
     g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
   },
 
@@ -46,13 +45,35 @@ export const conv: LayerKind<ConvLayer, void> = {
     const { g, tuning } = ctx;
     const dyShape = ctx.shape(layer.output);
     const xShape = ctx.shape(layer.input);
-    const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col')
-      : tuning.convGradWeight === 'autotap' ? (layer.inChannels < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
-    ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
+    const cin = layer.inChannels / (layer.groups ?? 1);
+    const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
+      : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
+    const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
+    const w = ctx.param(`${layer.name}.weight`);
+    const needInput = ctx.needsGrad(layer.input);
     if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
-    if (ctx.needsGrad(layer.input)) {
-      const form = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
-      ctx.accumulate(layer.input, convGradInput(g, dy, ctx.param(`${layer.name}.weight`), layer, xShape, dyShape, form, layer.name));
+    const groups = layer.groups ?? 1;
+    if (groups === 1) {
+      ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
+      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name));
+      return;
+    }
+    // groups: group j's outputs read only group j's inputs through weight rows j·O/g ..: each group is
+    // an ordinary convolution, differentiated on its slices and concatenated back
+    const split = (v: string, channels: number, hint: string): string[] =>
+      g.nodeN('Split', [v, g.constant(new Array<number>(groups).fill(channels / groups), 'int64')], { axis: 1 },
+        Array.from({ length: groups }, () => uniqueName(g, `${layer.name}:${hint}`)));
+    const xs = split(layer.input, layer.inChannels, 'xg');
+    const dys = split(dy, layer.outChannels, 'dyg');
+    const ws = g.nodeN('Split', [w, g.constant(new Array<number>(groups).fill(layer.outChannels / groups), 'int64')], { axis: 0 },
+      Array.from({ length: groups }, () => uniqueName(g, `${layer.name}:wg`)));
+    const xg: Shape4 = [xShape[0], xShape[1] / groups, xShape[2], xShape[3]];
+    const dyg: Shape4 = [dyShape[0], dyShape[1] / groups, dyShape[2], dyShape[3]];
+    const dW = xs.map((x, j) => convGradWeight(g, x, dys[j]!, layer, xg, dyg, `${layer.name}:g${j}`, wForm));
+    ctx.paramGrad(`${layer.name}.weight`, op(g, 'Concat', dW, `${layer.name}:dW`, { axis: 0 }));
+    if (needInput) {
+      const dx = dys.map((d, j) => convGradInput(g, d, ws[j]!, layer, xg, dyg, dxForm, `${layer.name}:g${j}`));
+      ctx.accumulate(layer.input, op(g, 'Concat', dx, `${layer.name}:dx`, { axis: 1 }));
     }
   },
 };
