@@ -92,3 +92,42 @@ test('mini network: inference at the image\'s own size (stride 1) and a frozen-b
   assert.notDeepEqual(after.get('head.weight'), weights.get('head.weight'));
   await step.dispose();
 });
+
+test("the step's torchvision loss (main + 0.5 aux): its gradients of the heads match central finite differences of the step's own loss", async (t) => {
+  const graph = compileTrainStep(arch, { mode: 'full', batch: N, height: H, width: W, weightDecay: 0, momentum: 0, gradients: true });
+  const session = await Session.create(graph.bytes, { threads: 1 });
+  const feeds = (override?: [string, Float32Array]): Record<string, EngineTensor> => {
+    const f: Record<string, EngineTensor> = {
+      [TRAIN_IO.image]: { dtype: 'float32', dims: [N, 3, H, W], data: fx.f32('mininet/x').data },
+      [TRAIN_IO.labels]: { dtype: 'uint8', dims: [N, H, W], data: fx.u8('mininet/labels').data },
+      [TRAIN_IO.lr]: { dtype: 'float32', dims: [], data: Float32Array.of(0) },
+      'dropped:keep': { dtype: 'bool', dims: [N, 4, H / 2, W / 2], data: fx.u8('mininet/keep').data },
+    };
+    for (const s of [...graph.trained, ...graph.state]) {
+      f[s.name] = { dtype: 'float32', dims: s.shape, data: override?.[0] === s.name ? override[1] : weights.get(s.name)! };
+    }
+    return f;
+  };
+  const base = await session.run(feeds());
+  const random = seededRandom(99);
+  const eps = 1e-2;
+  try {
+    // the heads after the last nonlinearity: the loss is smooth in them, so float32 differences are accurate to ~1e-3
+    for (const name of ['head.weight', 'head.bias', 'aux.weight', 'aux.bias']) {
+      const grad = base[gradientName(name)]!.data as Float32Array;
+      const w = weights.get(name)!;
+      const v = Float32Array.from(w, () => random() * 2 - 1);
+      const loss = async (sign: number) => {
+        const out = await session.run(feeds([name, Float32Array.from(w, (x, i) => x + sign * eps * v[i]!)]), [TRAIN_IO.loss]);
+        return (out[TRAIN_IO.loss]!.data as Float32Array)[0]!;
+      };
+      const numeric = (await loss(1) - await loss(-1)) / (2 * eps);
+      const analytic = grad.reduce((s, gi, i) => s + gi * v[i]!, 0);
+      const err = Math.abs(numeric - analytic) / Math.abs(analytic);
+      t.diagnostic(`${name}: directional derivative ${analytic.toExponential(4)}, finite difference ${numeric.toExponential(4)} (relative ${err.toExponential(2)})`);
+      assert.ok(err < 1e-2, `${name}: ${err}`);
+    }
+  } finally {
+    await session.dispose();
+  }
+});
