@@ -10,11 +10,12 @@ import { f, type GraphBuilder, type Attr } from './onnx.js';
 
 export type Shape4 = [number, number, number, number];
 
-/** A square sliding window: kernel, stride and symmetric padding. */
+/** A square sliding window: kernel, stride, symmetric padding and the spacing of its taps (1 when absent). */
 export interface Window {
   kernel: number;
   stride: number;
   pad: number;
+  dilation?: number;
 }
 
 /** How a convolution's input gradient is written: ConvTranspose of dy with W, or (stride 1) Conv of dy with the flipped, transposed W. */
@@ -37,7 +38,7 @@ export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
 export type BatchNormForm = 'explicit' | 'centered';
 
 export function convOutSize(size: number, w: Window): number {
-  return Math.floor((size + 2 * w.pad - w.kernel) / w.stride) + 1;
+  return Math.floor((size + 2 * w.pad - (w.dilation ?? 1) * (w.kernel - 1) - 1) / w.stride) + 1;
 }
 
 export function convTransposeOutSize(size: number, w: Window): number {
@@ -100,7 +101,9 @@ function crop(g: GraphBuilder, x: string, k: number, size: [number, number], hin
 export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Window, inShape: Shape4, dyShape: Shape4,
   form: GradInputForm = 'convtranspose', hint = 'conv'): string {
   const { kernel: k, stride: s, pad: p } = win;
-  if (form === 'conv' && s === 1) {
+  const d = win.dilation ?? 1;
+  const dil = d > 1 ? [d, d] : undefined;
+  if (form === 'conv' && s === 1 && d * (k - 1) >= p) {
     // correlation with the spatially flipped kernel, input and output channels swapped; the flip is a
     // MatMul with the k²-tap reversal (ORT's Slice with negative steps copies element by element)
     const [O, C] = [dyShape[1], inShape[1]];
@@ -109,13 +112,15 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
     const rows = op(g, 'Reshape', [swap01(g, w, `${hint}:wT`), int64s(g, [C * O, k * k])], `${hint}:wTrows`);
     const wt = op(g, 'Reshape', [op(g, 'MatMul', [rows, g.constant(reversal, 'float32', [k * k, k * k])], `${hint}:wflip`),
       int64s(g, [C, O, k, k])], `${hint}:wflipT`);
+    const q = d * (k - 1) - p;
     return op(g, 'Conv', [dy, wt], `${hint}:dx`, {
-      kernel_shape: [k, k], pads: [k - 1 - p, k - 1 - p, k - 1 - p, k - 1 - p],
+      kernel_shape: [k, k], pads: [q, q, q, q], dilations: dil,
     });
   }
-  const outPad = [inShape[2] + 2 * p - k - (dyShape[2] - 1) * s, inShape[3] + 2 * p - k - (dyShape[3] - 1) * s];
+  const span = d * (k - 1) + 1;
+  const outPad = [inShape[2] + 2 * p - span - (dyShape[2] - 1) * s, inShape[3] + 2 * p - span - (dyShape[3] - 1) * s];
   return op(g, 'ConvTranspose', [dy, w], `${hint}:dx`, {
-    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
+    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: dil,
     output_padding: outPad[0] || outPad[1] ? outPad : undefined,
   });
 }
@@ -148,6 +153,12 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
   const r = op(g, 'Conv', [xt, dyt], `${hint}:dWT`, {
     kernel_shape: [h, w], pads: [p, p, p, p], dilations: [s, s],
   });
+  // r[u] = Σ_i x[s·i + u − p]·dy[i]: the taps of a dilated kernel are every d-th u
+  const d = win.dilation ?? 1;
+  if (d > 1) {
+    const taps = op(g, 'Slice', [r, int64s(g, [0, 0]), int64s(g, [d * (k - 1) + 1, d * (k - 1) + 1]), int64s(g, [2, 3]), int64s(g, [d, d])], `${hint}:dWTk`);
+    return swap01(g, taps, `${hint}:dW`);
+  }
   const size: [number, number] = [xShape[2] + 2 * p - s * (h - 1), xShape[3] + 2 * p - s * (w - 1)];
   return swap01(g, crop(g, r, k, size, `${hint}:dWTk`), `${hint}:dW`);
 }
@@ -168,8 +179,9 @@ function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Wind
     // kernel v picks tap (u, v)
     const onehot = new Array<number>(k * k * k).fill(0);
     for (let v = 0; v < k; v++) onehot[v * k * k + u * k + v] = 1;
+    const d = win.dilation ?? 1;
     const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k, 1, k, k])], `${hint}:taps`, {
-      kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p],
+      kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: d > 1 ? [d, d] : undefined,
     });
     const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k, h * w])], `${hint}:cols`);
     const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
@@ -187,8 +199,10 @@ function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Windo
   const [, O, h, w] = dyShape;
   const xp = p > 0 ? op(g, 'Pad', [x, int64s(g, [0, 0, p, p, 0, 0, p, p])], `${hint}:xpad`) : x;
   const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
+  const d = win.dilation ?? 1;
   const tap = (u: number, v: number, shape: number[]): string => {
-    const sl = op(g, 'Slice', [xp, int64s(g, [u, v]), int64s(g, [u + s * (h - 1) + 1, v + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
+    const [a, b] = [d * u, d * v];
+    const sl = op(g, 'Slice', [xp, int64s(g, [a, b]), int64s(g, [a + s * (h - 1) + 1, b + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
     return op(g, 'Reshape', [sl, int64s(g, shape)], `${hint}:tap2`);
   };
   // dW[o, c·taps] = Σ_n dy[n, o, :] · cols[n, c·taps, :]ᵀ (ORT fuses the Transpose into the MatMul)
@@ -259,44 +273,99 @@ export function blockFormApplies(win: Window): boolean {
  */
 export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window, xShape: Shape4,
   Cout: number, output: string, hint = 'convT', crop = true, blockLayout = false): BlockConvTransposeSaved {
-  const { kernel: k, stride: s, pad: p } = win;
+  const { kernel: k, stride: s } = win;
   const m = k / s;
-  const [N, Cin, h, wd] = xShape;
-  const Hf = h + m - 1;
-  const Wf = wd + m - 1;
-  // X4: shifted copies of x, zero outside: xs_(di,dj)[A, B] = x[A − di, B − dj]
-  const xp = m > 1 ? op(g, 'Pad', [x, int64s(g, [0, 0, m - 1, m - 1, 0, 0, m - 1, m - 1])], `${hint}:xpad`) : x;
-  const taps: string[] = [];
-  for (let di = 0; di < m; di++) {
-    for (let dj = 0; dj < m; dj++) {
-      taps.push(m > 1
-        ? op(g, 'Slice', [xp, int64s(g, [m - 1 - di, m - 1 - dj]), int64s(g, [m - 1 - di + Hf, m - 1 - dj + Wf]), int64s(g, [2, 3])], `${hint}:xtap`)
-        : xp);
-    }
-  }
-  const x4 = op(g, 'Reshape', [taps.length > 1 ? op(g, 'Concat', taps, `${hint}:x4c`, { axis: 1 }) : taps[0]!, int64s(g, [N, m * m * Cin, Hf * Wf])], `${hint}:x4`);
+  const Cin = xShape[1];
   // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v] -> [(di, dj, ci), (co, u, v)]
   const w6 = op(g, 'Reshape', [w, int64s(g, [Cin, Cout, m, s, m, s])], `${hint}:w6`);
   const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: [2, 4, 0, 1, 3, 5] }), int64s(g, [m * m * Cin, Cout * s * s])], `${hint}:wb`);
-  let rows = op(g, 'Transpose', [x4], `${hint}:x4T`, { perm: [0, 2, 1] });
   let weights = wb;
   if (bias) {
     // the bias as one more input column of ones: Dᵀ = [X4ᵀ | 1] · [Wb; b]
     const bRow = op(g, 'Reshape', [op(g, 'Expand', [op(g, 'Reshape', [bias, int64s(g, [Cout, 1])], `${hint}:b2`), int64s(g, [Cout, s * s])], `${hint}:bexp`),
       int64s(g, [1, Cout * s * s])], `${hint}:brow`);
     weights = op(g, 'Concat', [wb, bRow], `${hint}:wbb`, { axis: 0 });
-    rows = op(g, 'Concat', [rows, g.constant(new Array<number>(N * Hf * Wf).fill(1), 'float32', [N, Hf * Wf, 1])], `${hint}:x4Tb`, { axis: 2 });
   }
-  const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), int64s(g, [N, Hf, Wf, Cout, s, s])], `${hint}:DT6`);
-  if (blockLayout) {
-    // uncropped, left in block layout [N, Hf, Wf, Cout, s, s] for a loss that reads it there
-    g.node('Identity', [DT], {}, output);
-    return { x4, wb };
-  }
-  const placed = op(g, 'Reshape', [op(g, 'Transpose', [DT], `${hint}:Y6`, { perm: [0, 3, 1, 4, 2, 5] }), int64s(g, [N, Cout, Hf * s, Wf * s])], `${hint}:yfull`);
-  if (p === 0 || !crop) g.node('Identity', [placed], {}, output);
-  else g.node('Slice', [placed, int64s(g, [p, p]), int64s(g, [Hf * s - p, Wf * s - p]), int64s(g, [2, 3])], {}, output);
+  const { x4 } = blockUpsample(g, x, weights, win, Cin, Cout, xShape, output, hint, { ones: bias !== undefined, crop, blockLayout });
   return { x4, wb };
+}
+
+/** A size known at compile time, or a 1-element int64 value computed in the graph. */
+type Dim = number | string;
+
+/** The int64 vector of `dims`, constant when every part is. */
+function dimsValue(g: GraphBuilder, dims: Dim[], hint: string): string {
+  if (dims.every((d) => typeof d === 'number')) return int64s(g, dims as number[]);
+  const parts: string[] = [];
+  let run: number[] = [];
+  for (const d of dims) {
+    if (typeof d === 'number') run.push(d);
+    else {
+      if (run.length) parts.push(int64s(g, run));
+      run = [];
+      parts.push(d);
+    }
+  }
+  if (run.length) parts.push(int64s(g, run));
+  return op(g, 'Concat', parts, hint, { axis: 0 });
+}
+
+/**
+ * The block-GEMM transposed convolution (k = m·s) both graphs use: x [N, Cin, h, w], with static
+ * `xShape` (training) or symbolic N, h, w (undefined: sizes computed in the graph, inference), and
+ * `weights` = W as [m²·Cin, Cout·s²] (rows (di, dj, ci), columns (co, u, v)), plus a last row with
+ * the bias when `ones` (then the input gets a column of ones). Output block (A, B) of s x s pixels of
+ * the uncropped output is fed by the input pixels (A − di, B − dj), di, dj < m: with X4 = the m²
+ * shifted copies of x on the channel axis, the blocks are X4ᵀ·weights, moved into place by one
+ * Transpose and cropped by the padding. `crop` false leaves the uncropped output; `blockLayout` (and
+ * no crop) leaves it in the GEMM's layout [N, Hf, Wf, Cout, s, s]. Returns X4 ([N, m²·Cin, P]) for dW.
+ */
+export function blockUpsample(g: GraphBuilder, x: string, weights: string, win: Window, Cin: number, Cout: number, xShape: Shape4 | undefined,
+  output: string, hint: string, opts: { ones: boolean; crop: boolean; blockLayout: boolean }): { x4: string } {
+  const { kernel: k, stride: s, pad: p } = win;
+  const m = k / s;
+  let N: Dim;
+  let Hf: Dim;
+  let Wf: Dim;
+  if (xShape) {
+    [N, Hf, Wf] = [xShape[0], xShape[2] + m - 1, xShape[3] + m - 1];
+  } else {
+    const shape = op(g, 'Shape', [x], `${hint}:xshape`);
+    const part = (a: number, b: number) => op(g, 'Slice', [shape, int64s(g, [a]), int64s(g, [b])], `${hint}:dim`);
+    N = part(0, 1);
+    Hf = op(g, 'Add', [part(2, 3), int64s(g, [m - 1])], `${hint}:hf`);
+    Wf = op(g, 'Add', [part(3, 4), int64s(g, [m - 1])], `${hint}:wf`);
+  }
+  // X4: shifted copies of x, zero outside: xs_(di,dj)[A, B] = x[A − di, B − dj]
+  const xp = m > 1 ? op(g, 'Pad', [x, int64s(g, [0, 0, m - 1, m - 1, 0, 0, m - 1, m - 1])], `${hint}:xpad`) : x;
+  const taps: string[] = [];
+  for (let di = 0; di < m; di++) {
+    for (let dj = 0; dj < m; dj++) {
+      // rows m−1−di .. len−di of the padded input: x shifted down by di (and right by dj)
+      taps.push(m > 1
+        ? op(g, 'Slice', [xp, int64s(g, [m - 1 - di, m - 1 - dj]), int64s(g, [di > 0 ? -di : 2 ** 30, dj > 0 ? -dj : 2 ** 30]), int64s(g, [2, 3])], `${hint}:xtap`)
+        : xp);
+    }
+  }
+  const x4 = op(g, 'Reshape', [taps.length > 1 ? op(g, 'Concat', taps, `${hint}:x4c`, { axis: 1 }) : taps[0]!, int64s(g, [0, m * m * Cin, -1])], `${hint}:x4`);
+  let rows = op(g, 'Transpose', [x4], `${hint}:x4T`, { perm: [0, 2, 1] }); // [N, P, m²·Cin]
+  if (opts.ones) {
+    const ones = xShape
+      ? g.constant(new Array<number>(xShape[0] * (Hf as number) * (Wf as number)).fill(1), 'float32', [xShape[0], (Hf as number) * (Wf as number), 1])
+      : op(g, 'Expand', [g.constant([1], 'float32', [1, 1, 1]), op(g, 'Concat', [op(g, 'Slice', [op(g, 'Shape', [rows], `${hint}:rshape`), int64s(g, [0]), int64s(g, [2])], `${hint}:np`), int64s(g, [1])], `${hint}:onesshape`, { axis: 0 })], `${hint}:ones`);
+    rows = op(g, 'Concat', [rows, ones], `${hint}:x4Tb`, { axis: 2 });
+  }
+  const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), dimsValue(g, [N, Hf, Wf, Cout, s, s], `${hint}:dt6shape`)], `${hint}:DT6`);
+  if (opts.blockLayout) {
+    g.node('Identity', [DT], {}, output);
+    return { x4 };
+  }
+  const times = (d: Dim): Dim => (typeof d === 'number' ? d * s : op(g, 'Mul', [d, int64s(g, [s])], `${hint}:full`));
+  const placed = op(g, 'Reshape', [op(g, 'Transpose', [DT], `${hint}:Y6`, { perm: [0, 3, 1, 4, 2, 5] }),
+    dimsValue(g, [N, Cout, times(Hf), times(Wf)], `${hint}:yshape`)], `${hint}:yfull`);
+  if (p === 0 || !opts.crop) g.node('Identity', [placed], {}, output);
+  else g.node('Slice', [placed, int64s(g, [p, p]), int64s(g, [-p, -p]), int64s(g, [2, 3])], {}, output);
+  return { x4 };
 }
 
 /**
@@ -469,10 +538,10 @@ export interface CrossEntropyOut {
   loss: string;
   /** dL/dlogits. */
   dlogits: string;
-  /** Valid pixels whose argmax equals the label (scalar int64). */
-  correct: string;
-  /** Pixels whose label is not `ignore` (scalar int64). */
-  valid: string;
+  /** Valid pixels whose argmax equals the label (scalar int64), when asked for. */
+  correct?: string;
+  /** Pixels whose label is not `ignore` (scalar int64), when asked for. */
+  valid?: string;
 }
 
 /** Logits in a block-form transposed conv's layout [N, rows, cols, C, size, size] (rows·size x cols·size pixels). */
@@ -482,52 +551,68 @@ export interface BlockLayout {
   size: number;
 }
 
+/** How the per-pixel losses are reduced (the defaults are the book's loss). */
+export interface CrossEntropyReduction {
+  /** The mean over the batch's valid pixels (torchvision's F.cross_entropy, ignore_index) instead of per image, summed. */
+  perBatch?: boolean;
+  /** A factor on the loss and its gradient (torchvision's 0.5 for the auxiliary output). */
+  weight?: number;
+  /** Prefix of intermediate names (a second loss in the same graph needs another). */
+  hint?: string;
+}
+
 /**
  * Per-pixel softmax cross-entropy with an ignore label; per image the mean over its valid pixels
- * (an image with none contributes 0), summed over the batch. `labels` is uint8 [N, H, W]; with
+ * (an image with none contributes 0), summed over the batch; or with `reduction.perBatch` the mean
+ * over all valid pixels of the batch (0 when there are none, where PyTorch gives NaN). `labels` is uint8 [N, H, W]; with
  * `labelPad` > 0 the logits are that much larger on every side and the border is ignored. With
  * `blocks` the logits are in block layout (see BlockLayout) and so is dlogits.
  */
 export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: string, ignore: number,
-  outputs: { loss: string; correct: string; valid: string }, labelPad = 0, blocks?: BlockLayout): CrossEntropyOut {
+  outputs: { loss: string; correct?: string; valid?: string }, labelPad = 0, blocks?: BlockLayout, reduction: CrossEntropyReduction = {}): CrossEntropyOut {
+  const { perBatch = false, weight = 1 } = reduction;
+  const hint = reduction.hint ?? 'ce';
   // the class axis, and the axes of one image's pixels
   const axis = blocks ? 3 : 1;
-  const pixelAxes = blocks ? [1, 2, 3, 4, 5] : [1, 2, 3];
-  let lab = op(g, 'Cast', [labels], 'ce:lab64', { to: 7 /* INT64 */ });
+  const pixelAxes = perBatch ? (blocks ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3]) : blocks ? [1, 2, 3, 4, 5] : [1, 2, 3];
+  let lab = op(g, 'Cast', [labels], `${hint}:lab64`, { to: 7 /* INT64 */ });
   const q = labelPad;
   if (blocks) {
     // [N, H, W] -> padded [N, Hf·s, Wf·s] -> [N, Hf, s, Wf, s] -> [N, Hf, Wf, 1, s, s], as the logits
     const { rows: Hf, cols: Wf, size: s } = blocks;
-    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, q, q, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
-    lab = op(g, 'Reshape', [lab, int64s(g, [0, Hf, s, Wf, s])], 'ce:lab5');
-    lab = op(g, 'Unsqueeze', [op(g, 'Transpose', [lab], 'ce:labblocks', { perm: [0, 1, 3, 2, 4] }), int64s(g, [3])], 'ce:lab');
+    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, q, q, 0, q, q]), g.constant(ignore, 'int64')], `${hint}:labpad`);
+    lab = op(g, 'Reshape', [lab, int64s(g, [0, Hf, s, Wf, s])], `${hint}:lab5`);
+    lab = op(g, 'Unsqueeze', [op(g, 'Transpose', [lab], `${hint}:labblocks`, { perm: [0, 1, 3, 2, 4] }), int64s(g, [3])], `${hint}:lab`);
   } else {
-    lab = op(g, 'Unsqueeze', [lab, int64s(g, [1])], 'ce:lab');
-    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], 'ce:labpad');
+    lab = op(g, 'Unsqueeze', [lab, int64s(g, [1])], `${hint}:lab`);
+    if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], `${hint}:labpad`);
   }
-  const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], 'ce:ign')], 'ce:valid');
-  const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], 'ce:target');
-  const vf = op(g, 'Cast', [valid], 'ce:vf', { to: 1 /* FLOAT */ });
+  const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], `${hint}:ign`)], `${hint}:valid`);
+  const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], `${hint}:target`);
+  const vf = op(g, 'Cast', [valid], `${hint}:vf`, { to: 1 /* FLOAT */ });
   // numerically stable log-softmax over the class axis. The order keeps few logit-sized tensors alive
   // at once: logits are dead after z (argmax of z = argmax of the logits), z after Exp.
-  const mx = op(g, 'ReduceMax', [logits], 'ce:max', { axes: [axis], keepdims: 1 });
-  const z = op(g, 'Sub', [logits, mx], 'ce:z');
+  const mx = op(g, 'ReduceMax', [logits], `${hint}:max`, { axes: [axis], keepdims: 1 });
+  const z = op(g, 'Sub', [logits, mx], `${hint}:z`);
   // pixel accuracy counts
-  const pred = op(g, 'ArgMax', [z], 'ce:argmax', { axis, keepdims: 1 });
-  const hit = op(g, 'And', [op(g, 'Equal', [pred, target], 'ce:hit0'), valid], 'ce:hit');
-  g.node('ReduceSum', [op(g, 'Cast', [hit], 'ce:hit64', { to: 7 })], { keepdims: 0 }, outputs.correct);
-  g.node('ReduceSum', [op(g, 'Cast', [valid], 'ce:valid64', { to: 7 })], { keepdims: 0 }, outputs.valid);
-  const zt = op(g, 'GatherElements', [z, target], 'ce:zt', { axis });
-  const e = op(g, 'Exp', [z], 'ce:e');
-  const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], 'ce:s', { keepdims: 1 });
-  const nll = op(g, 'Sub', [op(g, 'Log', [s], 'ce:logs'), zt], 'ce:nll');
-  const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, pixelAxes)], 'ce:cnt', { keepdims: 1 }), g.constant(1)], 'ce:cnt1');
-  const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], 'ce:nllv'), int64s(g, pixelAxes)], 'ce:sum', { keepdims: 1 }), count], 'ce:mean');
-  g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
+  if (outputs.correct) {
+    const pred = op(g, 'ArgMax', [z], `${hint}:argmax`, { axis, keepdims: 1 });
+    const hit = op(g, 'And', [op(g, 'Equal', [pred, target], `${hint}:hit0`), valid], `${hint}:hit`);
+    g.node('ReduceSum', [op(g, 'Cast', [hit], `${hint}:hit64`, { to: 7 })], { keepdims: 0 }, outputs.correct);
+  }
+  if (outputs.valid) g.node('ReduceSum', [op(g, 'Cast', [valid], `${hint}:valid64`, { to: 7 })], { keepdims: 0 }, outputs.valid);
+  const zt = op(g, 'GatherElements', [z, target], `${hint}:zt`, { axis });
+  const e = op(g, 'Exp', [z], `${hint}:e`);
+  const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], `${hint}:s`, { keepdims: 1 });
+  const nll = op(g, 'Sub', [op(g, 'Log', [s], `${hint}:logs`), zt], `${hint}:nll`);
+  const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, pixelAxes)], `${hint}:cnt`, { keepdims: 1 }), g.constant(1)], `${hint}:cnt1`);
+  const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], `${hint}:nllv`), int64s(g, pixelAxes)], `${hint}:sum`, { keepdims: 1 }), count], `${hint}:mean`);
+  if (weight === 1) g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
+  else g.node('Mul', [op(g, 'ReduceSum', [perImage], `${hint}:loss1`, { keepdims: 0 }), g.constant(weight)], {}, outputs.loss);
   // dlogits = (softmax − onehot)·valid/count: e·(scale/s), then −scale added at each pixel's target class
   // (a scatter of N·H·W values instead of building a one-hot tensor of the logits' size)
-  const scale = op(g, 'Div', [vf, count], 'ce:scale');
-  const qe = op(g, 'Mul', [e, op(g, 'Div', [scale, s], 'ce:scale_s')], 'ce:q');
-  const dl = op(g, 'ScatterElements', [qe, target, op(g, 'Neg', [scale], 'ce:negscale')], 'ce:dlogits', { axis, reduction: 'add' });
+  const scale = op(g, 'Div', [weight === 1 ? vf : op(g, 'Mul', [vf, g.constant(weight)], `${hint}:vfw`), count], `${hint}:scale`);
+  const qe = op(g, 'Mul', [e, op(g, 'Div', [scale, s], `${hint}:scale_s`)], `${hint}:q`);
+  const dl = op(g, 'ScatterElements', [qe, target, op(g, 'Neg', [scale], `${hint}:negscale`)], `${hint}:dlogits`, { axis, reduction: 'add' });
   return { loss: outputs.loss, dlogits: dl, correct: outputs.correct, valid: outputs.valid };
 }

@@ -1,44 +1,22 @@
 // The training-step graph: one plain ONNX graph per (mode, batch, crop size) that takes the weights,
 // optimizer state, a batch of images and labels and the learning rate, and returns the loss, the
 // pixel counts, the updated weights, running statistics and momentum buffers. onnxruntime-node has
-// no training API; this lets its inference API train. Compiled from the architecture declaration:
-// train-mode forward, softmax cross-entropy with ignore, the backward of each layer in reverse
-// (gradients of values used twice are summed), and the SGD update (PyTorch's rule).
-import type { FcnArchitecture } from '../model/fcn.js';
-import { layerInputs, type ConvLayer, type ConvTransposeLayer, type Layer } from '../model/layers.js';
-import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
+// no training API; this lets its inference API train. A walker over the declaration: each layer's
+// kind (./ops/) emits its train-mode forward, the loss (the architecture's) gives dL/dlogits, each
+// kind emits its backward in reverse (gradients of values used twice are summed), then the SGD
+// update (PyTorch's rule).
+import { AUX_LOSS_WEIGHT, layersFor, type FcnArchitecture } from '../model/fcn.js';
+import { layerInputs, type Layer } from '../model/layers.js';
+import { fcnParameters, layerParams, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
-import { emitEvalLayer } from './inference.js';
-import {
-  batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, blockFormApplies, convGradInput, convGradWeight, convOutSize,
-  convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput, convTransposeBlocksGradWeight,
-  convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, maxPoolGrad, maxPoolWithIndices, op, reluGrad, reluMask,
-  softmaxCrossEntropy, type BatchNormForm, type BlockLayout, type BatchNormSaved, type BlockConvTransposeSaved, type GradInputForm,
-  type GradWeightForm, type Shape4,
-} from './backward.js';
+import { op, softmaxCrossEntropy, type Shape4 } from './backward.js';
+import { kindOf, type BackwardContext, type LossForm, type StepInputDecl, type TrainContext } from './ops/index.js';
+import { DEFAULT_TUNING, type TrainGraphTuning } from './tuning.js';
+
+export type { TrainGraphTuning } from './tuning.js';
+export type { StepInputDecl } from './ops/index.js';
 
 export const IGNORE_LABEL = 255;
-
-/** Formulation switches, for benchmarking alternatives; defaults are the measured best. */
-export interface TrainGraphTuning {
-  /** Input gradient of stride-1 convolutions (strided ones always use ConvTranspose). */
-  convGradInput?: GradInputForm;
-  /**
-   * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto' / 'autotap':
-   * im2col / tapconv, except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49
-   * tiny slices cost more). tapconv's one-hot kernels are constants: run the graph at ORT's 'extended'
-   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
-   */
-  convGradWeight?: GradWeightForm | 'auto' | 'autotap';
-  batchNorm?: BatchNormForm;
-  /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
-  convTranspose?: 'convtranspose' | 'blocks';
-  /**
-   * When the logits come from a block-form transposed conv: the loss reads them in NCHW (a Transpose
-   * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks').
-   */
-  lossLayout?: 'nchw' | 'blocks';
-}
 
 export interface TrainGraphOptions {
   /** 'full': every parameter trained, batch-norm in training mode; 'head': backbone frozen (eval-mode BN, no gradient into it). */
@@ -72,6 +50,8 @@ export interface TrainGraph {
   momentum: StepTensor[];
   /** Parameters and statistics baked into the graph as initializers (head mode). */
   frozen: string[];
+  /** Per-step inputs the step draws from its seed (dropout's keep-masks), fed under their names. */
+  stepInputs: StepInputDecl[];
 }
 
 /** Graph input and output names besides the per-tensor ones. */
@@ -82,7 +62,10 @@ export const TRAIN_IO = {
   labels: 'labels',
   /** float32 scalar. */
   lr: 'lr',
-  /** float32 scalar: Σ over images of the mean loss over the image's valid pixels. */
+  /**
+   * float32 scalar: the architecture's loss ('book': Σ over images of the mean loss over the image's
+   * valid pixels; 'torchvision': the mean over the batch's valid pixels, + 0.5 x the auxiliary output's).
+   */
   loss: 'loss',
   /** int64 scalars. */
   correct: 'correct',
@@ -93,6 +76,12 @@ export const updatedName = (name: string): string => `${name}:new`;
 export const momentumName = (name: string): string => `${name}:momentum`;
 export const gradientName = (name: string): string => `${name}:grad`;
 
+/** The layers a training step computes (those the main and auxiliary outputs need) with their index in the declaration. */
+function trainLayers(arch: FcnArchitecture): { layer: Layer; index: number }[] {
+  const used = new Set(layersFor(arch, arch.auxOutput ? [arch.output, arch.auxOutput] : [arch.output]));
+  return arch.layers.map((layer, index) => ({ layer, index })).filter(({ layer }) => used.has(layer));
+}
+
 /** Static shapes of every value of the declaration for an N x 3 x H x W input. */
 export function inferShapes(arch: FcnArchitecture, batch: number, height: number, width: number): Map<string, Shape4> {
   const shapes = new Map<string, Shape4>([[arch.input, [batch, 3, height, width]]]);
@@ -101,34 +90,12 @@ export function inferShapes(arch: FcnArchitecture, batch: number, height: number
     if (!s) throw new Error(`${arch.name}: value '${name}' is used before it is computed`);
     return s;
   };
-  for (const layer of arch.layers) {
-    switch (layer.op) {
-      case 'conv': case 'maxpool': {
-        const [n, c, h, w] = get(layer.input);
-        if (layer.op === 'conv' && c !== layer.inChannels) throw new Error(`${arch.name}: ${layer.name} expects ${layer.inChannels} channels, gets ${c}`);
-        shapes.set(layer.output, [n, layer.op === 'conv' ? layer.outChannels : c, convOutSize(h, layer), convOutSize(w, layer)]);
-        break;
-      }
-      case 'convtranspose': {
-        const [n, , h, w] = get(layer.input);
-        shapes.set(layer.output, [n, layer.outChannels, convTransposeOutSize(h, layer), convTransposeOutSize(w, layer)]);
-        break;
-      }
-      case 'add': {
-        const a = get(layer.inputs[0]);
-        const b = get(layer.inputs[1]);
-        if (a.join() !== b.join()) {
-          throw new Error(`${arch.name}: add '${layer.output}' of [${a.join(', ')}] and [${b.join(', ')}] (at ${height}x${width}; sides must be multiples of ${arch.stride})`);
-        }
-        shapes.set(layer.output, a);
-        break;
-      }
-      case 'batchnorm':
-      case 'relu':
-        shapes.set(layer.output, get(layer.input));
-        break;
-      default:
-        throw new Error(`${arch.name}: the training step has no '${layer.op}' layer yet`);
+  for (const { layer } of trainLayers(arch)) {
+    try {
+      shapes.set(layer.output, kindOf(layer).outputShape(layer, layerInputs(layer).map(get)));
+    } catch (err) {
+      const hint = arch.stride > 1 ? `; sides must be multiples of ${arch.stride}` : '';
+      throw new Error(`${arch.name}: ${(err as Error).message} (at ${height}x${width}${hint})`);
     }
   }
   return shapes;
@@ -146,9 +113,14 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks', ...opts.tuning };
+  const tuning: Required<TrainGraphTuning> = { ...DEFAULT_TUNING, ...opts.tuning };
   const shapes = inferShapes(arch, batch, height, width);
-  const shape = (v: string): Shape4 => shapes.get(v)!;
+  const shape = (v: string): Shape4 => {
+    const s = shapes.get(v);
+    if (!s) throw new Error(`compileTrainStep: no shape for '${v}'`);
+    return s;
+  };
+  const layers = trainLayers(arch);
   const specs = fcnParameters(arch);
   const specByName = new Map(specs.map((s) => [s.name, s]));
   const frozenLayer = (i: number): boolean => mode === 'head' && i <= arch.backboneEnd;
@@ -181,121 +153,72 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
 
   // Which values carry a gradient: outputs of layers with trained parameters, and anything computed from them.
   const needsGrad = new Set<string>();
-  arch.layers.forEach((layer, i) => {
-    const owns = (layer.op === 'conv' || layer.op === 'batchnorm' || layer.op === 'convtranspose') && !frozenLayer(i);
+  for (const { layer, index } of layers) {
+    const owns = layerParams(layer).some((p) => p.trainable) && !frozenLayer(index);
     if (owns || layerInputs(layer).some((v) => needsGrad.has(v))) needsGrad.add(layer.output);
-  });
+  }
+  // values a trained conv reads: kept for its weight gradient anyway
+  const kept = new Set(layers.filter(({ layer, index }) => (layer.op === 'conv' || layer.op === 'convtranspose') && !frozenLayer(index))
+    .map(({ layer }) => (layer as { input: string }).input));
+  const stepInputs: StepInputDecl[] = [];
+  const ctx: TrainContext = {
+    g, shape, param, tuning,
+    needsGrad: (v) => needsGrad.has(v),
+    kept: (v) => kept.has(v),
+    updated: updatedName,
+    stepInput(decl) {
+      g.input(decl.name, decl.dtype, decl.shape);
+      stepInputs.push(decl);
+      return decl.name;
+    },
+  };
+
+  // The layer computing the logits may hand them to the loss in a cheaper layout (see ops/convtranspose.ts)
+  // when it is trained and nothing else reads them.
+  const outEntry = layers.find(({ layer }) => layer.output === arch.output);
+  if (!outEntry) throw new Error(`${arch.name}: no layer computes the output '${arch.output}'`);
+  const outKind = kindOf(outEntry.layer);
+  const lossForm: LossForm | undefined = !frozenLayer(outEntry.index) && !layers.some(({ layer }) => layerInputs(layer).includes(arch.output))
+    ? outKind.lossForm?.(ctx, outEntry.layer) : undefined;
+  const layerCtx = (layer: Layer): TrainContext => (layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx);
 
   // ---- forward (train mode where trained, eval mode where frozen)
-  const bnSaved = new Map<number, BatchNormSaved>();
-  const poolIndices = new Map<number, string>();
-  const blockSaved = new Map<number, BlockConvTransposeSaved>();
-  const reluMasks = new Map<number, string>();
-  // values a trained conv reads: kept for its weight gradient anyway
-  const isConv = (l: Layer): l is ConvLayer | ConvTransposeLayer => l.op === 'conv' || l.op === 'convtranspose';
-  const convInputs = new Set(arch.layers.filter((l, i) => isConv(l) && !frozenLayer(i)).map((l) => (l as ConvLayer | ConvTransposeLayer).input));
-  // When the logits come from a block-form transposed conv, the loss takes them uncropped with the
-  // labels padded by 255: no crop of the logits and no padding of their gradient.
-  const outIndex = arch.layers.findIndex((l) => l.output === arch.output);
-  const outLayer = arch.layers[outIndex];
-  const blockOut = outLayer?.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(outLayer)
-    && !frozenLayer(outIndex) && !arch.layers.some((l) => layerInputs(l).includes(arch.output)) ? outLayer : undefined;
-  const uncroppedPad = blockOut?.pad ?? 0;
-  // ... and with lossLayout 'blocks' they stay in the GEMM's layout [N, rows, cols, C, s, s]
-  let lossBlocks: BlockLayout | undefined;
-  if (blockOut && tuning.lossLayout === 'blocks') {
-    const [, , h, w] = shape(blockOut.input);
-    const m = blockOut.kernel / blockOut.stride;
-    lossBlocks = { rows: h + m - 1, cols: w + m - 1, size: blockOut.stride };
+  const saved = new Map<Layer, unknown>();
+  for (const { layer, index } of layers) {
+    const kind = kindOf(layer);
+    if (frozenLayer(index)) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer);
+    else saved.set(layer, kind.forward(layerCtx(layer), layer));
   }
-  arch.layers.forEach((layer, i) => {
-    if (frozenLayer(i)) {
-      emitEvalLayer(g, layer, param);
-    } else if (layer.op === 'convtranspose' && tuning.convTranspose === 'blocks' && blockFormApplies(layer)) {
-      blockSaved.set(i, convTransposeBlocks(g, layer.input, param(`${layer.name}.weight`), layer.bias ? param(`${layer.name}.bias`) : undefined,
-        layer, shape(layer.input), layer.outChannels, layer.output, layer.name, !(i === outIndex && blockOut !== undefined),
-        i === outIndex && lossBlocks !== undefined));
-    } else if (layer.op === 'batchnorm') {
-      const out = batchNormTrain(g, layer.input, param(`${layer.name}.weight`), param(`${layer.name}.bias`), layer.eps,
-        shape(layer.input), layer.output, layer.name, tuning.batchNorm);
-      bnSaved.set(i, out.saved);
-      const rm = `${layer.name}.running_mean`;
-      const rv = `${layer.name}.running_var`;
-      batchNormRunningUpdate(g, out, param(rm), param(rv), layer.momentum, [updatedName(rm), updatedName(rv)], layer.name);
-    } else if (layer.op === 'maxpool' && needsGrad.has(layer.input)) {
-      poolIndices.set(i, maxPoolWithIndices(g, layer.input, layer, layer.output, layer.output));
-    } else {
-      emitEvalLayer(g, layer, param);
-      // a relu output no trained conv keeps (the stem's, read by the max-pool): keep its mask instead
-      if (layer.op === 'relu' && needsGrad.has(layer.input) && !convInputs.has(layer.output)) reluMasks.set(i, reluMask(g, layer.output, layer.output));
-    }
-  });
 
-  const ce = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
-    { loss: TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, uncroppedPad, lossBlocks);
+  // ---- loss: the main output's (with pixel counts), plus the auxiliary output's
+  const perBatch = arch.loss === 'torchvision';
+  const main = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
+    { loss: arch.auxOutput ? 'loss:main' : TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, lossForm?.pad ?? 0, lossForm?.blocks, { perBatch });
+  const grads = new Map<string, string>([[arch.output, main.dlogits]]);
+  if (arch.auxOutput) {
+    const aux = softmaxCrossEntropy(g, arch.auxOutput, TRAIN_IO.labels, IGNORE_LABEL, { loss: 'loss:aux' }, 0, undefined,
+      { perBatch, weight: AUX_LOSS_WEIGHT, hint: 'ce_aux' });
+    g.node('Add', [main.loss, aux.loss], {}, TRAIN_IO.loss);
+    grads.set(arch.auxOutput, aux.dlogits);
+  }
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
-  const grads = new Map<string, string>([[arch.output, ce.dlogits]]);
   const paramGrads = new Map<string, string>();
-  const accumulate = (value: string, grad: string): void => {
-    if (!needsGrad.has(value)) return;
-    const prev = grads.get(value);
-    grads.set(value, prev ? op(g, 'Add', [prev, grad], `${value}:dsum`) : grad);
+  const back: BackwardContext = {
+    ...ctx,
+    accumulate(value, grad) {
+      if (!needsGrad.has(value)) return;
+      const prev = grads.get(value);
+      grads.set(value, prev ? op(g, 'Add', [prev, grad], `${value}:dsum`) : grad);
+    },
+    paramGrad: (name, grad) => paramGrads.set(name, grad),
   };
-  for (let i = arch.layers.length - 1; i >= 0; i--) {
-    const layer = arch.layers[i]!;
+  for (let j = layers.length - 1; j >= 0; j--) {
+    const { layer, index } = layers[j]!;
     const dy = grads.get(layer.output);
-    if (!dy || frozenLayer(i)) continue;
-    switch (layer.op) {
-      case 'conv': {
-        const dyShape = shape(layer.output);
-        const xShape = shape(layer.input);
-        const wForm = tuning.convGradWeight === 'auto' ? (layer.inChannels < 8 ? 'dilated' : 'im2col')
-          : tuning.convGradWeight === 'autotap' ? (layer.inChannels < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
-        paramGrads.set(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
-        if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
-        if (needsGrad.has(layer.input)) {
-          const form = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
-          accumulate(layer.input, convGradInput(g, dy, param(`${layer.name}.weight`), layer, xShape, dyShape, form, layer.name));
-        }
-        break;
-      }
-      case 'convtranspose': {
-        const saved = blockSaved.get(i);
-        if (saved) {
-          const inBlocks = i === outIndex && lossBlocks !== undefined;
-          const dD = convTransposeBlocksGradOutput(g, dy, layer, shape(layer.input), layer.outChannels, layer.name, i === outIndex && blockOut !== undefined,
-            inBlocks);
-          paramGrads.set(`${layer.name}.weight`, convTransposeBlocksGradWeight(g, dD, saved, layer, layer.inChannels, layer.outChannels, layer.name));
-          if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name, inBlocks ? [0, 1, 2, 4, 5] : undefined));
-          if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, shape(layer.input), layer.name));
-          break;
-        }
-        paramGrads.set(`${layer.name}.weight`, convTransposeGradWeight(g, layer.input, dy, layer, shape(layer.input), shape(layer.output), layer.name));
-        if (layer.bias) paramGrads.set(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
-        if (needsGrad.has(layer.input)) accumulate(layer.input, convTransposeGradInput(g, dy, param(`${layer.name}.weight`), layer, layer.name));
-        break;
-      }
-      case 'batchnorm': {
-        const r = batchNormGrad(g, dy, bnSaved.get(i)!, param(`${layer.name}.weight`), layer.name, needsGrad.has(layer.input));
-        paramGrads.set(`${layer.name}.weight`, r.dgamma);
-        paramGrads.set(`${layer.name}.bias`, r.dbeta);
-        if (r.dx) accumulate(layer.input, r.dx);
-        break;
-      }
-      case 'relu':
-        accumulate(layer.input, reluGrad(g, layer.output, dy, layer.output, reluMasks.get(i)));
-        break;
-      case 'maxpool':
-        accumulate(layer.input, maxPoolGrad(g, dy, poolIndices.get(i)!, shape(layer.input), layer.output));
-        break;
-      case 'add':
-        accumulate(layer.inputs[0], dy);
-        accumulate(layer.inputs[1], dy);
-        break;
-    }
+    if (!dy || frozenLayer(index)) continue;
+    kindOf(layer).backward(layer === outEntry.layer && lossForm ? { ...back, lossForm } : back, layer, saved.get(layer), dy);
   }
-
   // ---- SGD: w ← w − lr·(g + wd·w), or with momentum buf ← μ·buf + (g + wd·w), w ← w − lr·buf. After the
   // whole backward: updated tensors are outputs that live to the end, so allocating them early (right
   // after each gradient) raised the peak while the activations are still alive.
@@ -323,5 +246,5 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   g.output(TRAIN_IO.valid, 'int64', []);
 
   const bytes = g.encode(`${arch.name} SGD training step, ${mode} mode, batch ${batch}, ${height}x${width}`);
-  return { bytes, options: { ...opts }, numClasses: arch.numClasses, trained, state, momentum: momentumTensors, frozen: frozenNames };
+  return { bytes, options: { ...opts }, numClasses: arch.numClasses, trained, state, momentum: momentumTensors, frozen: frozenNames, stepInputs };
 }

@@ -1,35 +1,81 @@
 // The FCN, declared once: torchvision's ResNet-18 body without avgpool/fc (H/32 x W/32 x 512), a 1x1
 // conv to num_classes and a bilinear-initialised transposed conv (k64, s32, p16) back to the input
 // size: the d2l book's network. FCN-16s/8s add the paper's skip connections from layer3/layer2.
-import type { Layer, ConvLayer, BatchNormLayer } from './layers.js';
+import { layerInputs, type Layer, type ConvLayer, type BatchNormLayer } from './layers.js';
 
 export type FcnVariant = 'fcn32s' | 'fcn16s' | 'fcn8s';
 export const FCN_VARIANTS: readonly FcnVariant[] = ['fcn32s', 'fcn16s', 'fcn8s'];
 
+/**
+ * How the training step scores the logits against the labels (255 = ignore):
+ * - 'book': per image the mean cross-entropy over its valid pixels (0 for an image with none), summed
+ *   over the batch — the d2l book's `loss(...).mean(1).mean(1)` summed;
+ * - 'torchvision': torchvision's segmentation reference, `F.cross_entropy(out, y, ignore_index=255)`
+ *   (the mean over all valid pixels of the batch) plus 0.5 x the same for the auxiliary output.
+ */
+export type LossKind = 'book' | 'torchvision';
+export const LOSS_KINDS: readonly LossKind[] = ['book', 'torchvision'];
+
+/** Weight of the auxiliary output's loss in the 'torchvision' loss (torchvision's reference: 0.5). */
+export const AUX_LOSS_WEIGHT = 0.5;
+
+/**
+ * A segmentation network, declared once: the layers over named values, its input, its outputs, which
+ * prefix of the layers is the backbone, the size rule of its input and the loss it trains with.
+ */
 export interface FcnArchitecture {
-  /** e.g. 'fcn32s-resnet18' — stored in checkpoints. */
+  /** e.g. 'fcn32s-resnet18', 'fcn_resnet50' — stored in checkpoints. */
   name: string;
-  variant: FcnVariant;
+  /** The book's net only: which of FCN-32s/16s/8s. */
+  variant?: FcnVariant;
   numClasses: number;
   layers: Layer[];
-  /** Name of the graph input (NCHW float32, ImageNet-normalised) and output (logits NCHW). */
+  /** Name of the graph input (NCHW float32, ImageNet-normalised) and main output (logits NCHW at the input's size). */
   input: string;
   output: string;
+  /** An auxiliary output (logits at the input's size) that only the training loss reads (torchvision's aux head). */
+  auxOutput?: string;
   /** Layers up to and including this index form the backbone (frozen with --freeze-backbone). */
   backboneEnd: number;
-  /** The input's height and width must be multiples of this (padding at inference makes them so). */
+  /**
+   * The input's height and width must be multiples of this (padding at inference makes them so): 32
+   * for the book's net; 1 for torchvision's, which run at the image's own size.
+   */
   stride: number;
+  loss: LossKind;
+}
+
+/** The layer kinds and values an architecture's inference graph needs: those its main output depends on. */
+export function inferenceLayers(arch: FcnArchitecture): Layer[] {
+  return layersFor(arch, [arch.output]);
+}
+
+/** The layers (in declaration order) that `outputs` depend on. */
+export function layersFor(arch: FcnArchitecture, outputs: string[]): Layer[] {
+  const needed = new Set(outputs);
+  const keep: boolean[] = new Array<boolean>(arch.layers.length).fill(false);
+  for (let i = arch.layers.length - 1; i >= 0; i--) {
+    const layer = arch.layers[i]!;
+    if (!needed.has(layer.output)) continue;
+    keep[i] = true;
+    for (const v of layerInputs(layer)) needed.add(v);
+  }
+  return arch.layers.filter((_, i) => keep[i]);
 }
 
 export const BN_EPS = 1e-5;
 export const BN_MOMENTUM = 0.1;
 
-function conv(name: string, input: string, output: string, inC: number, outC: number, k: number, stride: number, pad: number,
-  bias = false, init: ConvLayer['init'] = 'kaiming_fan_out'): ConvLayer {
-  return { op: 'conv', name, input, output, inChannels: inC, outChannels: outC, kernel: k, stride, pad, bias, init };
+/** A convolution layer (torchvision's init and no bias unless told). */
+export function conv(name: string, input: string, output: string, inC: number, outC: number, k: number, stride: number, pad: number,
+  bias = false, init: ConvLayer['init'] = 'kaiming_fan_out', dilation = 1): ConvLayer {
+  const layer: ConvLayer = { op: 'conv', name, input, output, inChannels: inC, outChannels: outC, kernel: k, stride, pad, bias, init };
+  if (dilation !== 1) layer.dilation = dilation;
+  return layer;
 }
 
-function bn(name: string, input: string, output: string, channels: number): BatchNormLayer {
+/** A batch-norm layer with PyTorch's eps and momentum. */
+export function bn(name: string, input: string, output: string, channels: number): BatchNormLayer {
   return { op: 'batchnorm', name, input, output, channels, eps: BN_EPS, momentum: BN_MOMENTUM };
 }
 
@@ -119,7 +165,7 @@ export function fcnResNet18(opts: FcnOptions = {}): FcnArchitecture {
       layers.push(up('transpose_conv', 'score8', 'logits', 8));
     }
   }
-  return { name: `${variant}-resnet18`, variant, numClasses: C, layers, input, output: 'logits', backboneEnd, stride: 32 };
+  return { name: `${variant}-resnet18`, variant, numClasses: C, layers, input, output: 'logits', backboneEnd, stride: 32, loss: 'book' };
 }
 
 /** Parses an architecture name stored in a checkpoint ('fcn32s-resnet18', ...). */

@@ -1,7 +1,8 @@
-// Parameters derived from the declaration: names (torchvision's for the body, so ImageNet weights
-// load by name), shapes, which are trained, and fresh initial values as PyTorch would make them.
+// Parameters derived from the declaration: each layer kind's parameters and buffers (PARAMS), their
+// names (torchvision's, so its weights load by name), shapes, which are trained, and fresh initial
+// values as PyTorch would make them.
 import type { FcnArchitecture } from './fcn.js';
-import type { ParamLayer } from './layers.js';
+import type { Layer, ConvLayer, BatchNormLayer, ConvTransposeLayer, ParamLayer } from './layers.js';
 import { bilinearKernel } from './bilinear.js';
 
 export type ParamRole = 'weight' | 'bias' | 'bn_weight' | 'bn_bias' | 'running_mean' | 'running_var';
@@ -18,31 +19,113 @@ export interface ParamSpec {
   trainable: boolean;
 }
 
+/** One parameter or buffer of a layer: `${layer.name}.${suffix}`. */
+export interface ParamDecl {
+  suffix: string;
+  shape: number[];
+  role: ParamRole;
+  /** Running statistics are state, not trained parameters. */
+  trainable: boolean;
+  /** Fresh values as PyTorch initialises them, drawing from `random` (uniform [0, 1)). */
+  init(random: () => number): Float32Array;
+}
+
+/** A standard normal draw (Box-Muller; 1 − u keeps log away from 0). */
+function gaussian(random: () => number): number {
+  const u = 1 - random();
+  const v = random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+/** n values uniform in (−bound, bound): kaiming_uniform_(a=√5) and the default bias both give bound 1/√fan_in. */
+function uniform(n: number, bound: number, random: () => number): Float32Array {
+  const t = new Float32Array(n);
+  for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
+  return t;
+}
+
+/** n values N(0, std²): kaiming_normal_(mode='fan_out', nonlinearity='relu') has std √(2/fan_out). */
+function normal(n: number, std: number, random: () => number): Float32Array {
+  const t = new Float32Array(n);
+  for (let i = 0; i < n; i++) t[i] = gaussian(random) * std;
+  return t;
+}
+
+const filled = (n: number, value: number) => (): Float32Array => new Float32Array(n).fill(value);
+
+function convParams(layer: ConvLayer): ParamDecl[] {
+  const k = layer.kernel;
+  const groups = layer.groups ?? 1;
+  const shape = [layer.outChannels, layer.inChannels / groups, k, k];
+  // PyTorch's fans come from the weight's shape: fan_in = in/groups·k², fan_out = out·k²
+  const fanIn = shape[1]! * k * k;
+  const fanOut = layer.outChannels * k * k;
+  const n = numel(shape);
+  const weightInit = layer.init === 'zeros' ? filled(n, 0)
+    : layer.init === 'kaiming_fan_out' ? (r: () => number) => normal(n, Math.sqrt(2 / fanOut), r)
+      : (r: () => number) => uniform(n, 1 / Math.sqrt(fanIn), r);
+  const list: ParamDecl[] = [{ suffix: 'weight', shape, role: 'weight', trainable: true, init: weightInit }];
+  if (layer.bias) {
+    const c = layer.outChannels;
+    list.push({ suffix: 'bias', shape: [c], role: 'bias', trainable: true, init: layer.init === 'zeros' ? filled(c, 0) : (r) => uniform(c, 1 / Math.sqrt(fanIn), r) });
+  }
+  return list;
+}
+
+function batchNormParams(layer: BatchNormLayer): ParamDecl[] {
+  const c = layer.channels;
+  return [
+    { suffix: 'weight', shape: [c], role: 'bn_weight', trainable: true, init: filled(c, 1) },
+    { suffix: 'bias', shape: [c], role: 'bn_bias', trainable: true, init: filled(c, 0) },
+    { suffix: 'running_mean', shape: [c], role: 'running_mean', trainable: false, init: filled(c, 0) },
+    { suffix: 'running_var', shape: [c], role: 'running_var', trainable: false, init: filled(c, 1) },
+  ];
+}
+
+function convTransposeParams(layer: ConvTransposeLayer): ParamDecl[] {
+  const { inChannels: Cin, outChannels: Cout, kernel: k } = layer;
+  const list: ParamDecl[] = [{ suffix: 'weight', shape: [Cin, Cout, k, k], role: 'weight', trainable: true, init: () => bilinearKernel(Cin, Cout, k) }];
+  // PyTorch computes ConvTranspose's fan_in from weight.size(1)·k²
+  if (layer.bias) list.push({ suffix: 'bias', shape: [Cout], role: 'bias', trainable: true, init: (r) => uniform(Cout, 1 / Math.sqrt(Cout * k * k), r) });
+  return list;
+}
+
+const none = (): ParamDecl[] => [];
+
+/**
+ * Each kind's parameters and buffers in state_dict order, with their initialisers (the declaration's
+ * side of a kind; its compilation is src/graph/ops/<kind>.ts). Every kind has an entry.
+ */
+const PARAMS: { [K in Layer['op']]: (layer: Extract<Layer, { op: K }>) => ParamDecl[] } = {
+  conv: convParams,
+  batchnorm: batchNormParams,
+  convtranspose: convTransposeParams,
+  relu: none, maxpool: none, add: none, resize: none, globalavgpool: none, concat: none, dropout: none,
+};
+
+/** The parameters and buffers `layer` owns. */
+export function layerParams(layer: Layer): ParamDecl[] {
+  return (PARAMS[layer.op] as (l: Layer) => ParamDecl[])(layer);
+}
+
 export function paramLayers(arch: FcnArchitecture): { layer: ParamLayer; backbone: boolean }[] {
   const out: { layer: ParamLayer; backbone: boolean }[] = [];
   arch.layers.forEach((layer, i) => {
-    if (layer.op === 'conv' || layer.op === 'batchnorm' || layer.op === 'convtranspose') out.push({ layer, backbone: i <= arch.backboneEnd });
+    if (layerParams(layer).length > 0) out.push({ layer: layer as ParamLayer, backbone: i <= arch.backboneEnd });
   });
   return out;
 }
 
-/** All parameters and buffers in state_dict order (as PyTorch's module would list them). */
+/** All parameters and buffers in state_dict order (as PyTorch's module would list them); each kind declares its own. */
 export function fcnParameters(arch: FcnArchitecture): ParamSpec[] {
-  const specs: ParamSpec[] = [];
+  return paramDecls(arch).map(({ decl, ...spec }) => spec);
+}
+
+function paramDecls(arch: FcnArchitecture): (ParamSpec & { decl: ParamDecl })[] {
+  const specs: (ParamSpec & { decl: ParamDecl })[] = [];
   for (const { layer, backbone } of paramLayers(arch)) {
-    const add = (suffix: string, shape: number[], role: ParamRole, trainable = true) =>
-      specs.push({ name: `${layer.name}.${suffix}`, shape, role, layer, backbone, trainable });
-    if (layer.op === 'conv') {
-      add('weight', [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], 'weight');
-      if (layer.bias) add('bias', [layer.outChannels], 'bias');
-    } else if (layer.op === 'convtranspose') {
-      add('weight', [layer.inChannels, layer.outChannels, layer.kernel, layer.kernel], 'weight');
-      if (layer.bias) add('bias', [layer.outChannels], 'bias');
-    } else {
-      add('weight', [layer.channels], 'bn_weight');
-      add('bias', [layer.channels], 'bn_bias');
-      add('running_mean', [layer.channels], 'running_mean', false);
-      add('running_var', [layer.channels], 'running_var', false);
+    for (const decl of layerParams(layer)) {
+      specs.push({ name: `${layer.name}.${decl.suffix}`, shape: decl.shape, role: decl.role, layer, backbone, trainable: decl.trainable, decl });
     }
   }
   return specs;
@@ -67,48 +150,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-function gaussian(random: () => number): number {
-  // Box-Muller; 1 - u keeps log away from 0
-  const u = 1 - random();
-  const v = random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
 /**
- * Fresh parameters as PyTorch initialises them: torchvision ResNet convs kaiming_normal_(fan_out,
- * relu), BN weight 1 / bias 0 / running mean 0 / var 1, 1x1 scoring convs PyTorch's Conv2d default
- * (uniform ±1/sqrt(fan_in) for weight and bias), transposed convs bilinearKernel with the default bias.
+ * Fresh parameters as PyTorch initialises them (each kind's initialiser, PARAMS above): torchvision
+ * ResNet convs kaiming_normal_(fan_out, relu), BN weight 1 / bias 0 / running mean 0 / var 1, 1x1
+ * scoring convs PyTorch's Conv2d default (uniform ±1/sqrt(fan_in) for weight and bias), transposed
+ * convs bilinearKernel with the default bias. Draws from `random` in state_dict order.
  */
 export function initParameters(arch: FcnArchitecture, random: () => number = seededRandom(0)): TensorMap {
   const out: TensorMap = new Map();
-  for (const spec of fcnParameters(arch)) {
-    const n = numel(spec.shape);
-    const t = new Float32Array(n);
-    const layer = spec.layer;
-    if (spec.role === 'bn_weight' || spec.role === 'running_var') t.fill(1);
-    else if (spec.role === 'bn_bias' || spec.role === 'running_mean') t.fill(0);
-    else if (layer.op === 'convtranspose') {
-      if (spec.role === 'weight') t.set(bilinearKernel(layer.inChannels, layer.outChannels, layer.kernel));
-      else {
-        // PyTorch computes ConvTranspose's fan_in from weight.size(1) * k * k
-        const bound = 1 / Math.sqrt(layer.outChannels * layer.kernel * layer.kernel);
-        for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
-      }
-    } else if (layer.op === 'conv' && layer.init === 'zeros') {
-      t.fill(0);
-    } else if (layer.op === 'conv') {
-      const fanIn = layer.inChannels * layer.kernel * layer.kernel;
-      if (layer.init === 'kaiming_fan_out' && spec.role === 'weight') {
-        const std = Math.sqrt(2 / (layer.outChannels * layer.kernel * layer.kernel));
-        for (let i = 0; i < n; i++) t[i] = gaussian(random) * std;
-      } else {
-        // kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in) for the weight; the bias uses the same bound
-        const bound = 1 / Math.sqrt(fanIn);
-        for (let i = 0; i < n; i++) t[i] = (random() * 2 - 1) * bound;
-      }
-    }
-    out.set(spec.name, t);
-  }
+  for (const spec of paramDecls(arch)) out.set(spec.name, spec.decl.init(random));
   return out;
 }
 

@@ -1,7 +1,7 @@
 // One SGD step at a time on the compiled training-step graph: owns the session, the current weights,
 // running statistics and momentum buffers, feeds them with each batch and keeps what comes back.
 import type { FcnArchitecture } from '../model/fcn.js';
-import { checkParameters, fcnParameters, numel, type TensorMap } from '../model/params.js';
+import { checkParameters, fcnParameters, numel, seededRandom, type TensorMap } from '../model/params.js';
 import { compileTrainStep, momentumName, TRAIN_IO, updatedName, IGNORE_LABEL, type TrainGraph, type TrainGraphOptions } from '../graph/train.js';
 import { Session, tensor, type EngineTensor, type SessionOptions } from '../engine/session.js';
 
@@ -19,8 +19,23 @@ export interface TrainStepOptions extends TrainGraphOptions {
   session?: Omit<SessionOptions, 'threads'>;
 }
 
+/**
+ * Dropout's keep-mask for one step: Bernoulli(1 − p) per element (1 = kept), drawn from `seed` and the
+ * mask's position among the step's masks, so the same seed gives the same masks on any run.
+ */
+export function keepMask(seed: number, index: number, n: number, p: number): Uint8Array {
+  const random = seededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+  const mask = new Uint8Array(n);
+  for (let i = 0; i < n; i++) mask[i] = random() >= p ? 1 : 0;
+  return mask;
+}
+
 export interface StepResult {
-  /** The batch's loss: Σ over images of the mean cross-entropy over the image's valid pixels. */
+  /**
+   * The batch's loss as the architecture defines it: 'book', Σ over images of the mean cross-entropy
+   * over the image's valid pixels; 'torchvision', the mean over the batch's valid pixels (+ 0.5 x the
+   * auxiliary output's).
+   */
   loss: number;
   /** Valid pixels whose argmax (before the update) equals the label. */
   correct: number;
@@ -29,6 +44,8 @@ export interface StepResult {
 }
 
 export class TrainStep {
+  private stepsRun = 0;
+
   private constructor(
     private readonly arch: FcnArchitecture,
     /** The graph's layout; its bytes (45 MB with a baked-in backbone) are not kept once loaded. */
@@ -74,8 +91,15 @@ export class TrainStep {
     return this.graph.options;
   }
 
-  /** One SGD step on a batch; keeps the updated weights, running statistics and momentum buffers. */
-  async run(images: Float32Array, labels: Uint8Array, lr: number): Promise<StepResult> {
+  /**
+   * One SGD step on a batch; keeps the updated weights, running statistics and momentum buffers.
+   * `seed` draws the step's dropout masks (keepMask): give each step its own (e.g. the run's seed
+   * mixed with the global step number) and a resumed run repeats them. Without it, the number of
+   * steps this TrainStep has run (masks differ per step, but a resumed run starts over at 0).
+   */
+  async run(images: Float32Array, labels: Uint8Array, lr: number, seed?: number): Promise<StepResult> {
+    const maskSeed = seed ?? this.stepsRun;
+    this.stepsRun++;
     const { batch: N, height: H, width: W } = this.graph.options;
     if (images.length !== N * 3 * H * W) throw new Error(`train step: expected ${N}x3x${H}x${W} image values, got ${images.length}`);
     if (labels.length !== N * H * W) throw new Error(`train step: expected ${N}x${H}x${W} labels, got ${labels.length}`);
@@ -92,6 +116,9 @@ export class TrainStep {
     };
     for (const t of [...this.graph.trained, ...this.graph.state]) feeds[t.name] = tensor('float32', t.shape, this.current.get(t.name)!);
     for (const t of this.graph.momentum) feeds[momentumName(t.name)] = tensor('float32', t.shape, this.buffers.get(t.name)!);
+    this.graph.stepInputs.forEach((d, i) => {
+      feeds[d.name] = tensor('bool', d.shape, keepMask(maskSeed, i, numel(d.shape), d.keepMask.p));
+    });
     const out = await this.session.run(feeds);
     for (const t of [...this.graph.trained, ...this.graph.state]) this.current.set(t.name, out[updatedName(t.name)]!.data as Float32Array);
     for (const t of this.graph.momentum) this.buffers.set(t.name, out[updatedName(momentumName(t.name))]!.data as Float32Array);

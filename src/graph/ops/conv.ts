@@ -1,0 +1,79 @@
+// Convolution (torchvision's Conv2d): any kernel, stride, padding, dilation (atrous) and channel
+// groups. Weight [out, in/groups, k, k], optional bias [out].
+import type { ConvLayer } from '../../model/layers.js';
+import { biasGrad, convGradInput, convGradWeight, convOutSize, op, uniqueName, type Shape4 } from '../backward.js';
+import type { LayerKind } from './kind.js';
+
+function attrs(layer: ConvLayer) {
+  const d = layer.dilation ?? 1;
+  const groups = layer.groups ?? 1;
+  return {
+    kernel_shape: [layer.kernel, layer.kernel], strides: [layer.stride, layer.stride],
+    pads: [layer.pad, layer.pad, layer.pad, layer.pad], dilations: d !== 1 ? [d, d] : undefined, group: groups !== 1 ? groups : undefined,
+  };
+}
+
+function inputs(layer: ConvLayer, param: (name: string) => string): string[] {
+  const list = [layer.input, param(`${layer.name}.weight`)];
+  if (layer.bias) list.push(param(`${layer.name}.bias`));
+  return list;
+}
+
+export const conv: LayerKind<ConvLayer, void> = {
+  op: 'conv',
+
+  outputShape(layer, [x]) {
+    const [n, c, h, w] = x!;
+    if (c !== layer.inChannels) throw new Error(`${layer.name} expects ${layer.inChannels} channels, gets ${c}`);
+    const groups = layer.groups ?? 1;
+    if (layer.inChannels % groups || layer.outChannels % groups) throw new Error(`${layer.name}: ${groups} groups do not divide ${layer.inChannels} -> ${layer.outChannels} channels`);
+    const out: Shape4 = [n, layer.outChannels, convOutSize(h, layer), convOutSize(w, layer)];
+    if (out[2] < 1 || out[3] < 1) throw new Error(`${layer.name}: a ${h}x${w} input is smaller than the kernel's reach`);
+    return out;
+  },
+
+
+  emitEval({ g, param }, layer) {
+    g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
+  },
+
+  forward({ g, param }, layer) {
+    g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
+  },
+
+  backward(ctx, layer, _saved, dy) {
+    const { g, tuning } = ctx;
+    const dyShape = ctx.shape(layer.output);
+    const xShape = ctx.shape(layer.input);
+    const cin = layer.inChannels / (layer.groups ?? 1);
+    const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
+      : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
+    const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
+    const w = ctx.param(`${layer.name}.weight`);
+    const needInput = ctx.needsGrad(layer.input);
+    if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
+    const groups = layer.groups ?? 1;
+    if (groups === 1) {
+      ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
+      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name));
+      return;
+    }
+    // groups: group j's outputs read only group j's inputs through weight rows j·O/g ..: each group is
+    // an ordinary convolution, differentiated on its slices and concatenated back
+    const split = (v: string, channels: number, hint: string): string[] =>
+      g.nodeN('Split', [v, g.constant(new Array<number>(groups).fill(channels / groups), 'int64')], { axis: 1 },
+        Array.from({ length: groups }, () => uniqueName(g, `${layer.name}:${hint}`)));
+    const xs = split(layer.input, layer.inChannels, 'xg');
+    const dys = split(dy, layer.outChannels, 'dyg');
+    const ws = g.nodeN('Split', [w, g.constant(new Array<number>(groups).fill(layer.outChannels / groups), 'int64')], { axis: 0 },
+      Array.from({ length: groups }, () => uniqueName(g, `${layer.name}:wg`)));
+    const xg: Shape4 = [xShape[0], xShape[1] / groups, xShape[2], xShape[3]];
+    const dyg: Shape4 = [dyShape[0], dyShape[1] / groups, dyShape[2], dyShape[3]];
+    const dW = xs.map((x, j) => convGradWeight(g, x, dys[j]!, layer, xg, dyg, `${layer.name}:g${j}`, wForm));
+    ctx.paramGrad(`${layer.name}.weight`, op(g, 'Concat', dW, `${layer.name}:dW`, { axis: 0 }));
+    if (needInput) {
+      const dx = dys.map((d, j) => convGradInput(g, d, ws[j]!, layer, xg, dyg, dxForm, `${layer.name}:g${j}`));
+      ctx.accumulate(layer.input, op(g, 'Concat', dx, `${layer.name}:dx`, { axis: 1 }));
+    }
+  },
+};

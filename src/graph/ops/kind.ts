@@ -1,0 +1,79 @@
+// What a layer kind is to the compilers: one module per kind (this folder) owns its shape rule, its
+// inference emission, its training forward (and what it saves) and its backward; its parameters and
+// their initialisers are the declaration's side (model/params.ts, PARAMS). The compilers
+// (../inference.ts, ../train.ts) only walk the declaration and ask the kind.
+import type { Layer } from '../../model/layers.js';
+import type { TensorMap } from '../../model/params.js';
+import type { GraphBuilder } from '../onnx.js';
+import type { Shape4 } from '../backward.js';
+import type { TrainGraphTuning } from '../tuning.js';
+
+/** Emitting a layer in eval mode (the inference graph; frozen layers of a training step). */
+export interface EvalContext {
+  g: GraphBuilder;
+  /** The value holding parameter `name` (an initializer or a graph input). */
+  param(name: string): string;
+  /** The parameter's values when they are baked in (inference), so a kind may rearrange them; undefined otherwise. */
+  weight(name: string): Float32Array | undefined;
+  /** Static shape of a value when the graph has static shapes (training), else undefined (symbolic N, H, W). */
+  shape(value: string): Shape4 | undefined;
+  /** Transposed convolutions as block GEMMs (default) or ORT's ConvTranspose. */
+  upsample: 'convtranspose' | 'blocks';
+}
+
+/** The logits' layout handed to the loss by the layer that computes them (see convtranspose.ts). */
+export interface LossForm {
+  /** The logits are this much larger on every side; the loss ignores the border. */
+  pad: number;
+  /** ... and in block layout [N, rows, cols, C, size, size]. */
+  blocks?: { rows: number; cols: number; size: number };
+}
+
+/** Emitting a layer's training forward (static shapes). */
+export interface TrainContext {
+  g: GraphBuilder;
+  shape(value: string): Shape4;
+  param(name: string): string;
+  /** Whether a gradient flows into `value` (it depends on a trained parameter). */
+  needsGrad(value: string): boolean;
+  /** Whether a trained convolution reads `value` (so it is alive for the backward anyway). */
+  kept(value: string): boolean;
+  tuning: Required<TrainGraphTuning>;
+  /** The name under which an updated buffer (running statistics) is output. */
+  updated(name: string): string;
+  /** Declares a per-step graph input the step feeds (dropout's keep-mask); returns its name. */
+  stepInput(input: StepInputDecl): string;
+  /** Set for the layer computing the main output when its kind's lossForm() agreed. */
+  lossForm?: LossForm;
+}
+
+/** A per-step input besides image, labels and learning rate. */
+export interface StepInputDecl {
+  name: string;
+  dtype: 'bool';
+  shape: number[];
+  /** A Bernoulli keep-mask with probability 1 − p, drawn by the step from its seed. */
+  keepMask: { p: number };
+}
+
+export interface BackwardContext extends TrainContext {
+  /** Adds `grad` to the gradient of `value` (values read twice get the sum). */
+  accumulate(value: string, grad: string): void;
+  /** Records the gradient of parameter `name` (`${layer.name}.${suffix}`). */
+  paramGrad(name: string, grad: string): void;
+}
+
+export interface LayerKind<L extends Layer = Layer, S = unknown> {
+  readonly op: L['op'];
+  /** The output's shape from the inputs' (in layerInputs order); throws an Error saying what does not fit. */
+  outputShape(layer: L, inputs: Shape4[]): Shape4;
+  emitEval(ctx: EvalContext, layer: L): void;
+  /** Train-mode forward; writes layer.output and returns what the backward needs. */
+  forward(ctx: TrainContext, layer: L): S;
+  /** Given dL/d(output), accumulates the inputs' gradients (where needed) and records the parameters'. */
+  backward(ctx: BackwardContext, layer: L, saved: S, dy: string): void;
+  /** For the layer computing the logits: a cheaper layout the loss can read them in, if any. */
+  lossForm?(ctx: TrainContext, layer: L): LossForm | undefined;
+}
+
+export type { TensorMap };

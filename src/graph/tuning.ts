@@ -1,0 +1,28 @@
+// The one switch for formulation alternatives of the training step: the defaults are the measured
+// best (bench/train-step.ts compares the others); product code never sets it.
+import type { BatchNormForm, GradInputForm, GradWeightForm } from './backward.js';
+
+/** Formulation switches, for benchmarking alternatives; defaults are the measured best. */
+export interface TrainGraphTuning {
+  /** Input gradient of stride-1 convolutions (strided ones always use ConvTranspose). */
+  convGradInput?: GradInputForm;
+  /**
+   * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto' / 'autotap':
+   * im2col / tapconv, except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49
+   * tiny slices cost more). tapconv's one-hot kernels are constants: run the graph at ORT's 'extended'
+   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
+   */
+  convGradWeight?: GradWeightForm | 'auto' | 'autotap';
+  batchNorm?: BatchNormForm;
+  /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
+  convTranspose?: 'convtranspose' | 'blocks';
+  /**
+   * When the logits come from a block-form transposed conv: the loss reads them in NCHW (a Transpose
+   * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks').
+   */
+  lossLayout?: 'nchw' | 'blocks';
+}
+
+export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
+  convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
+};
