@@ -101,9 +101,8 @@ export function inferShapes(arch: FcnArchitecture, batch: number, height: number
   return shapes;
 }
 
-/** Compiles one SGD step. In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
-export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
-  const { mode, batch, height, width, weightDecay, momentum } = opts;
+function checkStepOptions(arch: FcnArchitecture, opts: TrainGraphOptions): void {
+  const { batch, height, width, weightDecay, momentum } = opts;
   for (const [k, v] of Object.entries({ batch, height, width })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`compileTrainStep: ${k} must be a positive integer, got ${v}`);
   }
@@ -113,24 +112,11 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
-  const tuning: Required<TrainGraphTuning> = { ...DEFAULT_TUNING, ...opts.tuning };
-  const shapes = inferShapes(arch, batch, height, width);
-  const shape = (v: string): Shape4 => {
-    const s = shapes.get(v);
-    if (!s) throw new Error(`compileTrainStep: no shape for '${v}'`);
-    return s;
-  };
-  const layers = trainLayers(arch);
-  const specs = fcnParameters(arch);
-  const specByName = new Map(specs.map((s) => [s.name, s]));
-  const frozenLayer = (i: number): boolean => mode === 'head' && i <= arch.backboneEnd;
-  const isFrozen = (spec: ParamSpec): boolean => mode === 'head' && spec.backbone;
+}
 
-  const g = new GraphBuilder(`${arch.name}-train-${mode}`);
-  g.input(TRAIN_IO.image, 'float32', [batch, 3, height, width]);
-  g.input(TRAIN_IO.labels, 'uint8', [batch, height, width]);
-  g.input(TRAIN_IO.lr, 'float32', []);
-
+/** The step's parameters: frozen ones baked in as initializers, the rest graph inputs (trained, or state such as BN statistics). */
+function declareParameters(g: GraphBuilder, specs: readonly ParamSpec[], isFrozen: (spec: ParamSpec) => boolean, frozen?: TensorMap):
+  { trained: StepTensor[]; state: StepTensor[]; frozenNames: string[] } {
   const trained: StepTensor[] = [];
   const state: StepTensor[] = [];
   const frozenNames: string[] = [];
@@ -146,20 +132,90 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       (spec.trainable ? trained : state).push({ name: spec.name, shape: spec.shape });
     }
   }
-  const param = (name: string): string => {
-    if (!specByName.has(name)) throw new Error(`compileTrainStep: no parameter '${name}'`);
-    return name;
-  };
+  return { trained, state, frozenNames };
+}
 
-  // Which values carry a gradient: outputs of layers with trained parameters, and anything computed from them.
+/** The loss of the main output (with pixel counts), plus the auxiliary output's; returns the logits' gradients. */
+function emitLoss(g: GraphBuilder, arch: FcnArchitecture, lossForm: LossForm | undefined): Map<string, string> {
+  const perBatch = arch.loss === 'torchvision';
+  const main = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
+    { loss: arch.auxOutput ? 'loss:main' : TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, lossForm?.pad ?? 0, lossForm?.blocks, { perBatch });
+  const grads = new Map<string, string>([[arch.output, main.dlogits]]);
+  if (arch.auxOutput) {
+    const aux = softmaxCrossEntropy(g, arch.auxOutput, TRAIN_IO.labels, IGNORE_LABEL, { loss: 'loss:aux' }, 0, undefined,
+      { perBatch, weight: AUX_LOSS_WEIGHT, hint: 'ce_aux' });
+    g.node('Add', [main.loss, aux.loss], {}, TRAIN_IO.loss);
+    grads.set(arch.auxOutput, aux.dlogits);
+  }
+  return grads;
+}
+
+/**
+ * SGD: w ← w − lr·(g + wd·w), or with momentum buf ← μ·buf + (g + wd·w), w ← w − lr·buf. Emitted after
+ * the whole backward: updated tensors are outputs that live to the end, so allocating them early (right
+ * after each gradient) raised the peak while the activations are still alive.
+ */
+function emitSgd(g: GraphBuilder, opts: TrainGraphOptions, trained: readonly StepTensor[], paramGrads: ReadonlyMap<string, string>): void {
+  const { weightDecay, momentum } = opts;
+  for (const t of trained) {
+    const grad = paramGrads.get(t.name);
+    if (!grad) throw new Error(`compileTrainStep: no gradient reaches '${t.name}'`);
+    const step = weightDecay > 0 ? op(g, 'Add', [grad, op(g, 'Mul', [t.name, g.constant(weightDecay)], `${t.name}:wdw`)], `${t.name}:step`) : grad;
+    let direction = step;
+    if (momentum > 0) {
+      const buf = g.input(momentumName(t.name), 'float32', t.shape);
+      direction = g.node('Add', [op(g, 'Mul', [buf, g.constant(momentum)], `${t.name}:mbuf`), step], {}, updatedName(buf));
+      g.output(updatedName(buf), 'float32', t.shape);
+    }
+    g.node('Sub', [t.name, op(g, 'Mul', [direction, TRAIN_IO.lr], `${t.name}:delta`)], {}, updatedName(t.name));
+    g.output(updatedName(t.name), 'float32', t.shape);
+    if (opts.gradients) {
+      g.node('Identity', [grad], {}, gradientName(t.name));
+      g.output(gradientName(t.name), 'float32', t.shape);
+    }
+  }
+}
+
+/** Which values carry a gradient (outputs of layers with trained parameters, and anything computed from
+ *  them), and which a trained convolution reads (kept for its weight gradient anyway). */
+function gradientSets(layers: readonly { layer: Layer; index: number }[], frozenLayer: (i: number) => boolean): { needsGrad: Set<string>; kept: Set<string> } {
   const needsGrad = new Set<string>();
   for (const { layer, index } of layers) {
     const owns = layerParams(layer).some((p) => p.trainable) && !frozenLayer(index);
     if (owns || layerInputs(layer).some((v) => needsGrad.has(v))) needsGrad.add(layer.output);
   }
-  // values a trained conv reads: kept for its weight gradient anyway
   const kept = new Set(layers.filter(({ layer, index }) => (layer.op === 'conv' || layer.op === 'convtranspose') && !frozenLayer(index))
     .map(({ layer }) => (layer as { input: string }).input));
+  return { needsGrad, kept };
+}
+
+/** Compiles one SGD step. In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
+export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
+  checkStepOptions(arch, opts);
+  const { mode, batch, height, width, momentum } = opts;
+  const tuning: Required<TrainGraphTuning> = { ...DEFAULT_TUNING, ...opts.tuning };
+  const shapes = inferShapes(arch, batch, height, width);
+  const shape = (v: string): Shape4 => {
+    const s = shapes.get(v);
+    if (!s) throw new Error(`compileTrainStep: no shape for '${v}'`);
+    return s;
+  };
+  const layers = trainLayers(arch);
+  const specs = fcnParameters(arch);
+  const specByName = new Map(specs.map((s) => [s.name, s]));
+  const frozenLayer = (i: number): boolean => mode === 'head' && i <= arch.backboneEnd;
+
+  const g = new GraphBuilder(`${arch.name}-train-${mode}`);
+  g.input(TRAIN_IO.image, 'float32', [batch, 3, height, width]);
+  g.input(TRAIN_IO.labels, 'uint8', [batch, height, width]);
+  g.input(TRAIN_IO.lr, 'float32', []);
+  const { trained, state, frozenNames } = declareParameters(g, specs, (spec) => mode === 'head' && spec.backbone, frozen);
+  const param = (name: string): string => {
+    if (!specByName.has(name)) throw new Error(`compileTrainStep: no parameter '${name}'`);
+    return name;
+  };
+
+  const { needsGrad, kept } = gradientSets(layers, frozenLayer);
   const stepInputs: StepInputDecl[] = [];
   const ctx: TrainContext = {
     g, shape, param, tuning,
@@ -177,30 +233,18 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   // when it is trained and nothing else reads them.
   const outEntry = layers.find(({ layer }) => layer.output === arch.output);
   if (!outEntry) throw new Error(`${arch.name}: no layer computes the output '${arch.output}'`);
-  const outKind = kindOf(outEntry.layer);
   const lossForm: LossForm | undefined = !frozenLayer(outEntry.index) && !layers.some(({ layer }) => layerInputs(layer).includes(arch.output))
-    ? outKind.lossForm?.(ctx, outEntry.layer) : undefined;
-  const layerCtx = (layer: Layer): TrainContext => (layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx);
+    ? kindOf(outEntry.layer).lossForm?.(ctx, outEntry.layer) : undefined;
 
   // ---- forward (train mode where trained, eval mode where frozen)
   const saved = new Map<Layer, unknown>();
   for (const { layer, index } of layers) {
     const kind = kindOf(layer);
     if (frozenLayer(index)) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer);
-    else saved.set(layer, kind.forward(layerCtx(layer), layer));
+    else saved.set(layer, kind.forward(layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx, layer));
   }
 
-  // ---- loss: the main output's (with pixel counts), plus the auxiliary output's
-  const perBatch = arch.loss === 'torchvision';
-  const main = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
-    { loss: arch.auxOutput ? 'loss:main' : TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, lossForm?.pad ?? 0, lossForm?.blocks, { perBatch });
-  const grads = new Map<string, string>([[arch.output, main.dlogits]]);
-  if (arch.auxOutput) {
-    const aux = softmaxCrossEntropy(g, arch.auxOutput, TRAIN_IO.labels, IGNORE_LABEL, { loss: 'loss:aux' }, 0, undefined,
-      { perBatch, weight: AUX_LOSS_WEIGHT, hint: 'ce_aux' });
-    g.node('Add', [main.loss, aux.loss], {}, TRAIN_IO.loss);
-    grads.set(arch.auxOutput, aux.dlogits);
-  }
+  const grads = emitLoss(g, arch, lossForm);
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const paramGrads = new Map<string, string>();
@@ -219,26 +263,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     if (!dy || frozenLayer(index)) continue;
     kindOf(layer).backward(layer === outEntry.layer && lossForm ? { ...back, lossForm } : back, layer, saved.get(layer), dy);
   }
-  // ---- SGD: w ← w − lr·(g + wd·w), or with momentum buf ← μ·buf + (g + wd·w), w ← w − lr·buf. After the
-  // whole backward: updated tensors are outputs that live to the end, so allocating them early (right
-  // after each gradient) raised the peak while the activations are still alive.
-  for (const t of trained) {
-    const grad = paramGrads.get(t.name);
-    if (!grad) throw new Error(`compileTrainStep: no gradient reaches '${t.name}'`);
-    const step = weightDecay > 0 ? op(g, 'Add', [grad, op(g, 'Mul', [t.name, g.constant(weightDecay)], `${t.name}:wdw`)], `${t.name}:step`) : grad;
-    let direction = step;
-    if (momentum > 0) {
-      const buf = g.input(momentumName(t.name), 'float32', t.shape);
-      direction = g.node('Add', [op(g, 'Mul', [buf, g.constant(momentum)], `${t.name}:mbuf`), step], {}, updatedName(buf));
-      g.output(updatedName(buf), 'float32', t.shape);
-    }
-    g.node('Sub', [t.name, op(g, 'Mul', [direction, TRAIN_IO.lr], `${t.name}:delta`)], {}, updatedName(t.name));
-    g.output(updatedName(t.name), 'float32', t.shape);
-    if (opts.gradients) {
-      g.node('Identity', [grad], {}, gradientName(t.name));
-      g.output(gradientName(t.name), 'float32', t.shape);
-    }
-  }
+  emitSgd(g, opts, trained, paramGrads);
   const momentumTensors = momentum > 0 ? trained : [];
   for (const t of state) g.output(updatedName(t.name), 'float32', t.shape);
   g.output(TRAIN_IO.loss, 'float32', []);
