@@ -1,16 +1,16 @@
 // Training and evaluation batches from a VOC split: which examples are usable at a crop size (the
 // book drops images smaller than the crop: "read 1114 examples"), and one epoch of randomly
-// cropped, optionally flipped, normalised batches. The next batch is decoded (sharp's thread pool)
+// cropped, optionally flipped batches, normalised as the network's model card says. The next batch is decoded (sharp's thread pool)
 // and cropped while the caller runs the current one, so the trainer rarely waits for data.
 import sharp from 'sharp';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { readVocExample, type VocDataset } from './dataset.js';
 import { Rng } from './rng.js';
-import { hflip, normalizeToNCHW, padTo, randomCrop } from './transforms.js';
+import { hflip, IMAGENET_NORMALIZATION, meanColor, normalizeToNCHW, padTo, randomCrop, type ChannelNormalization } from './transforms.js';
 import type { LabelMap, RgbImage } from './image.js';
 
 export interface Batch {
-  /** N*3*H*W, ImageNet-normalised. */
+  /** N*3*H*W, normalised with BatchOptions.normalization. */
   images: Float32Array;
   /** N*H*W class ids, 255 = ignore. */
   labels: Uint8Array;
@@ -34,6 +34,8 @@ export interface BatchOptions {
   small?: SmallImages;
   /** Drop the last incomplete batch; default: true when shuffling (the book's DataLoader drop_last=True for train). */
   dropLast?: boolean;
+  /** The input normalisation of the network being trained (its model card's); default ImageNet's. */
+  normalization?: ChannelNormalization;
 }
 
 /** How many examples are read at once when listing sizes (bounded, so huge splits don't open every file at once). */
@@ -87,6 +89,7 @@ interface Planned {
 
 async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): Promise<Batch> {
   const [height, width] = opts.crop;
+  const norm = opts.normalization ?? IMAGENET_NORMALIZATION;
   const examples = await Promise.all(plan.map((p) => readVocExample(ds, p.id)));
   const images: RgbImage[] = [];
   const labels = new Uint8Array(plan.length * height * width);
@@ -94,7 +97,7 @@ async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): 
     const rng = new Rng(plan[k]!.seed);
     let image = ex.image;
     let mask: LabelMap = ex.mask;
-    if (opts.small === 'pad') ({ image, mask } = padTo(image, mask, height, width));
+    if (opts.small === 'pad') ({ image, mask } = padTo(image, mask, height, width, meanColor(norm)));
     else if (image.height < height || image.width < width) {
       throw new FcnError(
         `${ds.imagePath(ex.id)}: image is ${image.height}x${image.width} (HxW), smaller than the ${height}x${width} crop (filter the split with prepareSplit, or pad)`,
@@ -105,7 +108,7 @@ async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): 
     images.push(image);
     labels.set(mask.data, k * height * width);
   });
-  return { images: normalizeToNCHW(images), labels, n: plan.length, height, width, ids: plan.map((p) => p.id) };
+  return { images: normalizeToNCHW(images, undefined, norm), labels, n: plan.length, height, width, ids: plan.map((p) => p.id) };
 }
 
 /**

@@ -1,7 +1,21 @@
-// Turning an RGB image into the network's input: normalise with the model's mean/std and pad at
-// the bottom and right with zeros (the mean colour) to a multiple of the network's stride.
+// Turning an RGB image into the network's input, the same way for every caller (`fcn predict`,
+// eval, the server, and the page in the browser, which loads this very module): normalise with the
+// model card's mean/std by data/transforms.ts's normalizeInto (the function training batches use),
+// and pad at the bottom and right with zeros (the mean colour) to a multiple of the network's
+// stride, logits cropped back by the caller.
+//
+// Padding to the stride happens here, in JavaScript, and nowhere else on our paths: the inference
+// graph can pad too (graph/inference.ts, padToStride), but only the exported ONNX file turns that
+// on, for programs outside this project that feed it raw sizes. Padding here rather than in the
+// graph is what tiling needs (each tile is padded on its own, at the image's edge only) and keeps a
+// session's input shape a multiple of the stride, so ORT sees few distinct shapes. Training needs no
+// stride padding: its crops are multiples of the stride (options.ts checks that). The page runs the
+// exported graph on input already padded here, so the graph's Pad is then a no-op.
+//
+// The browser loads this module and its relative imports from /lib/: they must not import Node
+// APIs or packages (test/preprocess.test.ts walks the imports to check).
 import type { RgbImage } from '../data/image.js';
-
+import { normalizeInto } from '../data/transforms.js';
 import type { Normalization } from '../model/card.js';
 
 export function roundUp(n: number, multiple: number): number {
@@ -17,18 +31,7 @@ export function normalizeWindow(img: RgbImage, norm: Normalization, y0: number, 
   const H = roundUp(h, multiple);
   const W = roundUp(w, multiple);
   const out = new Float32Array(3 * H * W);
-  const scale = norm.std.map((s) => 1 / (255 * s));
-  const shift = norm.mean.map((m, c) => m / norm.std[c]!);
-  for (let c = 0; c < 3; c++) {
-    const plane = c * H * W;
-    const sc = scale[c]!;
-    const sh = shift[c]!;
-    for (let y = 0; y < h; y++) {
-      const src = ((y0 + y) * img.width + x0) * 3 + c;
-      const dst = plane + y * W;
-      for (let x = 0; x < w; x++) out[dst + x] = img.data[src + 3 * x]! * sc - sh;
-    }
-  }
+  normalizeInto(img, norm, { top: y0, left: x0, height: h, width: w }, out, 0, H, W);
   return { data: out, height: H, width: W };
 }
 
