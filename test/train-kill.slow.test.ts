@@ -27,7 +27,7 @@ const epochIn = async (file: string) => decodeTrainState((await loadCheckpoint(f
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-train-kill-'));
   data = path.join(tmp, 'data');
-  await generateSynthVoc(data, { train: 2, val: 1, size: [40, 40], seed: 4 });
+  await generateSynthVoc(data, { train: 2, val: 1, size: [80, 80], seed: 4 });
 });
 
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
