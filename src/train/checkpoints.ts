@@ -1,14 +1,14 @@
 // What a run keeps on disk, and the order it is written in so that a kill at any moment leaves a
 // folder the next run can continue. last.safetensors is the run's record (weights, momentum, data
 // RNG, history, which epoch best.safetensors holds); everything else is derived from it and written
-// after it: best.safetensors as a whole-file copy of last when the epoch is a new best, then
+// after it: best.safetensors with last's very bytes when the epoch is a new best, then
 // metrics.jsonl and curves.png. Every write is atomic (util/fs.ts), so a kill leaves at most a
 // `.<name>.<pid>.<time>.tmp` beside the files, which the next run in the folder removes. A kill
 // between last and best leaves best one best epoch behind; since the record says which epoch best
 // must hold, and that epoch is then last's own, the next run repairs it by copying last again.
-import { copyFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import { encodeCheckpoint, loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { writeCurves } from '../render/curves.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { FcnError, errorMessage } from '../util/errors.js';
@@ -51,9 +51,11 @@ export function bestFileEpoch(state: TrainState): BestEpoch | null {
 /** A checkpoint of the epoch in `state` (the weights, the model card, the momentum buffers as extras). */
 export type EpochCheckpoint = Omit<Checkpoint, 'metadata'>;
 
-/** The run's record for the epoch: last.safetensors with the state in its metadata. */
-export async function writeLast(files: RunFiles, ckpt: EpochCheckpoint, state: TrainState): Promise<void> {
-  await saveCheckpoint(files.last, { ...ckpt, metadata: encodeTrainState(state) });
+/** The run's record for the epoch: last.safetensors with the state in its metadata. Returns the file's bytes. */
+export async function writeLast(files: RunFiles, ckpt: EpochCheckpoint, state: TrainState): Promise<Uint8Array> {
+  const bytes = encodeCheckpoint({ ...ckpt, metadata: encodeTrainState(state) });
+  await writeFileAtomic(files.last, bytes);
+  return bytes;
 }
 
 /**
@@ -64,18 +66,17 @@ function killPoint(point: string, epoch: number): void {
   if (process.env['FCN_TEST_KILL_AT'] === `${point}:${epoch}`) process.kill(process.pid, 'SIGKILL');
 }
 
-/** best.safetensors as a copy of last.safetensors (written whole or not at all). */
-export async function writeBest(files: RunFiles, epoch = 0): Promise<void> {
-  const tmp = join(files.out, `.best.safetensors.${process.pid}.${Date.now()}.tmp`);
-  try {
-    await copyFile(files.last, tmp);
-    killPoint('best-copied', epoch);
-    await rename(tmp, files.best);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    if (err instanceof FcnError) throw err;
-    throw new FcnError(`${files.best}: cannot write (${errorMessage(err)})`);
+/** best.safetensors with the same bytes as last.safetensors (given, or read back from the file). */
+export async function writeBest(files: RunFiles, bytes?: Uint8Array): Promise<void> {
+  let data = bytes;
+  if (!data) {
+    try {
+      data = await readFile(files.last);
+    } catch (err) {
+      throw new FcnError(`${files.last}: cannot read (${errorMessage(err)})`);
+    }
   }
+  await writeFileAtomic(files.best, data);
 }
 
 /** metrics.jsonl and curves.png, rebuilt from the history. */
@@ -86,9 +87,9 @@ export async function writeRecords(files: RunFiles, history: TrainState['history
 
 /** The end of an epoch on disk, in the order that keeps a killed run resumable (see the header). */
 export async function saveCheckpoints(files: RunFiles, ckpt: EpochCheckpoint, state: TrainState): Promise<void> {
-  await writeLast(files, ckpt, state);
+  const bytes = await writeLast(files, ckpt, state);
   killPoint('last-written', state.epoch);
-  if (bestFileEpoch(state)?.epoch === state.epoch) await writeBest(files, state.epoch);
+  if (bestFileEpoch(state)?.epoch === state.epoch) await writeBest(files, bytes);
   await writeRecords(files, state.history, state.history[state.history.length - 1]!.epochs);
 }
 
