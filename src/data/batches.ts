@@ -1,7 +1,8 @@
 // Training and evaluation batches from a VOC split: which examples are usable at a crop size (the
 // book drops images smaller than the crop: "read 1114 examples"), and one epoch of randomly
-// cropped, optionally flipped batches, normalised as the network's model card says. The next batch is decoded (sharp's thread pool)
-// and cropped while the caller runs the current one, so the trainer rarely waits for data.
+// cropped, optionally flipped batches, normalised as the network's model card says. The next batch
+// is decoded (sharp's thread pool) and cropped while the caller runs the current one, so the
+// trainer rarely waits for data.
 import sharp from 'sharp';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { readVocExample, type VocDataset } from './dataset.js';

@@ -50,7 +50,7 @@ export const TRAIN_OPTIONS = {
   batchSize: option<number>()({ kind: { type: 'int', min: 1 }, default: 32, role: 'run',
     doc: 'images per SGD step (the last incomplete batch of an epoch is dropped)' }),
   crop: option<[number, number]>()({ kind: { type: 'size', multipleOf: STRIDE }, default: [320, 480], role: 'run',
-    doc: `random crop size HxW, multiples of ${STRIDE}; smaller images are dropped or padded (see small)` }),
+    doc: `random crop size HxW, multiples of ${STRIDE}; smaller images are dropped or padded (the small-image setting)` }),
   lr: option<number>()({ kind: { type: 'number', min: 0 }, default: 0.001, role: 'run',
     doc: 'learning rate (the loss is summed over the batch, as the book)' }),
   lrSchedule: option<LrSchedule>()({ kind: { type: 'choice', values: LR_SCHEDULES }, default: 'constant', role: 'run',
