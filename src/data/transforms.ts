@@ -1,8 +1,5 @@
 // Joint image+mask transforms for training (random crop as the book's voc_rand_crop, padding with
-// the ignore label, horizontal flip) and the input normalisation into NCHW float32 tensors: the one
-// normalisation function of the project (normalizeInto), which inference (infer/preprocess.ts) calls
-// too, with the model card's mean and std. This module imports no Node API and no package (only
-// errors.ts and voc.ts, which import nothing): the page loads it in the browser through preprocess.
+// the ignore label, horizontal flip) and the ImageNet normalisation into NCHW float32 tensors.
 // Image and mask always move together, so a pixel keeps its label through every transform.
 import { FcnError } from '../util/errors.js';
 import { IGNORE_INDEX } from './voc.js';
@@ -104,93 +101,53 @@ export function hflip(image: RgbImage, mask: LabelMap): ImageMask {
   return { image: { width, height, data: img }, mask: { width, height, data: msk } };
 }
 
-/** Per-channel input normalisation of RGB/255: (x - mean) / std (a model card's `normalization`). */
-export interface ChannelNormalization {
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
-
-export const IMAGENET_NORMALIZATION: ChannelNormalization = Object.freeze({ mean: IMAGENET_MEAN, std: IMAGENET_STD });
-
-const tables = new Map<string, Float32Array>();
+let normLut: Float32Array | undefined;
 /**
  * value -> normalised value per channel, computed in float32 steps as PyTorch does
- * (ToTensor: x/255; Normalize: (x - mean) / std with float32 mean and std). One table per
- * normalisation, kept (a run or a server meets one or two).
+ * (ToTensor: x/255; Normalize: (x - mean) / std with float32 mean and std).
  */
-function normalizationTable(norm: ChannelNormalization): Float32Array {
-  const key = `${norm.mean.join(',')}/${norm.std.join(',')}`;
-  let lut = tables.get(key);
-  if (!lut) {
-    if (norm.mean.length !== 3 || norm.std.length !== 3 || norm.std.some((s) => !(s > 0)) || norm.mean.some((m) => !Number.isFinite(m))) {
-      throw new RangeError(`normalisation needs 3 finite means and 3 positive standard deviations, got mean [${norm.mean.join(', ')}], std [${norm.std.join(', ')}]`);
-    }
-    lut = new Float32Array(3 * 256);
+function normalisationTable(): Float32Array {
+  if (!normLut) {
+    normLut = new Float32Array(3 * 256);
     for (let c = 0; c < 3; c++) {
-      const mean = Math.fround(norm.mean[c]!);
-      const std = Math.fround(norm.std[c]!);
-      for (let v = 0; v < 256; v++) lut[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - mean) / std);
+      const mean = Math.fround(IMAGENET_MEAN[c]!);
+      const std = Math.fround(IMAGENET_STD[c]!);
+      for (let v = 0; v < 256; v++) normLut[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - mean) / std);
     }
-    tables.set(key, lut);
   }
-  return lut;
-}
-
-/** A window of an image: rows [top, top + height), columns [left, left + width). */
-export interface Window {
-  top: number;
-  left: number;
-  height: number;
-  width: number;
+  return normLut;
 }
 
 /**
- * The one normalisation of the project (training batches and inference both call it): writes
- * `window` of `img`, normalised ((x/255 - mean)/std in float32 steps, as torchvision's ToTensor +
- * Normalize), into the 3 planes of a planeHeight x planeWidth CHW tensor at `offset` of `dst`,
- * top-left aligned. Values outside the window are left as they are (0 in a fresh array, which is
- * the mean colour once normalised: that is how inference pads to the stride).
+ * Writes images (all the same HxW) into NCHW float32 with ImageNet normalisation: (x/255 - mean)/std.
+ * The data module's default for epochBatches; a network's own normalisation (its model card) goes
+ * through infer/preprocess.ts's normalizeBatch, which computes the same float32 steps (a test keeps
+ * the two equal): data may not import infer, and preprocess must stay loadable by the browser alone.
  */
-export function normalizeInto(img: RgbImage, norm: ChannelNormalization, window: Window, dst: Float32Array, offset: number,
-  planeHeight: number, planeWidth: number): void {
-  const { top, left, height, width } = window;
-  if (top < 0 || left < 0 || top + height > img.height || left + width > img.width || height > planeHeight || width > planeWidth) {
-    throw new RangeError(`window ${height}x${width} at (${top}, ${left}) does not fit the ${img.height}x${img.width} image or the ${planeHeight}x${planeWidth} plane`);
-  }
-  if (offset + 3 * planeHeight * planeWidth > dst.length) throw new RangeError(`output has ${dst.length} values, ${offset + 3 * planeHeight * planeWidth} needed`);
-  const lut = normalizationTable(norm);
-  const plane = planeHeight * planeWidth;
-  const src = img.data;
-  for (let y = 0; y < height; y++) {
-    const s0 = ((top + y) * img.width + left) * 3;
-    const d0 = offset + y * planeWidth;
-    for (let x = 0; x < width; x++) {
-      const s = s0 + 3 * x;
-      dst[d0 + x] = lut[src[s]!]!;
-      dst[d0 + plane + x] = lut[256 + src[s + 1]!]!;
-      dst[d0 + 2 * plane + x] = lut[512 + src[s + 2]!]!;
-    }
-  }
-}
-
-/** Writes images (all the same HxW) into NCHW float32, normalised with `norm` (default ImageNet's): (x/255 - mean)/std. */
-export function normalizeToNCHW(images: RgbImage[], out?: Float32Array, norm: ChannelNormalization = IMAGENET_NORMALIZATION): Float32Array {
+export function normalizeToNCHW(images: RgbImage[], out?: Float32Array): Float32Array {
   if (images.length === 0) return out ?? new Float32Array(0);
   const { width, height } = images[0]!;
   const plane = width * height;
   const size = images.length * 3 * plane;
   if (out && out.length < size) throw new RangeError(`output has ${out.length} values, ${size} needed`);
   const dst = out ?? new Float32Array(size);
+  const lut = normalisationTable();
   images.forEach((img, n) => {
     if (img.width !== width || img.height !== height) {
       throw new RangeError(`image ${n} is ${img.height}x${img.width}, expected ${height}x${width} like the first`);
     }
-    normalizeInto(img, norm, { top: 0, left: 0, height, width }, dst, n * 3 * plane, height, width);
+    const src = img.data;
+    const base = n * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      dst[base + i] = lut[src[i * 3]!]!;
+      dst[base + plane + i] = lut[256 + src[i * 3 + 1]!]!;
+      dst[base + 2 * plane + i] = lut[512 + src[i * 3 + 2]!]!;
+    }
   });
   return dst;
 }
 
-/** The 8-bit colour that normalises to ~0 under `norm` (|x| < 0.5/(255·std)): what training pads small images with. */
-export function meanColor(norm: ChannelNormalization): [number, number, number] {
+/** The 8-bit colour that normalises to ~0 under a mean (|x| < 0.5/(255·std)): what training pads small images with. */
+export function meanColor(norm: { readonly mean: readonly number[] }): [number, number, number] {
   return [0, 1, 2].map((c) => Math.min(255, Math.max(0, Math.round(norm.mean[c]! * 255)))) as [number, number, number];
 }

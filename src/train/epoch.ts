@@ -1,8 +1,10 @@
 // torchvision's train_one_epoch: one pass over shuffled random crops (the last incomplete batch
-// dropped), one compiled SGD step per batch at the scheduled learning rate, the loss checked after
+// dropped; normalised by the model card, as inference normalises), one compiled SGD step per batch at the scheduled learning rate, the loss checked after
 // every step and the weights after the epoch (divergence.ts), a progress bar on stderr.
 import { epochBatches, type Batch } from '../data/batches.js';
 import { IGNORE_INDEX } from '../data/voc.js';
+import { meanColor } from '../data/transforms.js';
+import { normalizeBatch } from '../infer/preprocess.js';
 import type { TensorMap } from '../model/params.js';
 import { Progress } from '../util/progress.js';
 import { FcnError } from '../util/errors.js';
@@ -45,7 +47,7 @@ export async function trainOneEpoch(run: Run, epoch: number): Promise<EpochTrain
   try {
     for await (const batch of epochBatches(run.trainDs, run.ids, {
       batchSize: s.batchSize, crop: s.crop, shuffle: true, rng: run.rng, flip: s.flip, small: s.small, dropLast: true,
-      normalization: run.card.normalization,
+      normalize: (images) => normalizeBatch(images, run.card.normalization), padColor: meanColor(run.card.normalization),
     })) {
       const step = (epoch - 1) * run.stepsPerEpoch + batchIndex++;
       const res = await runStep(run, batch, scheduledLr(s.lr, s.lrSchedule, step, s.epochs * run.stepsPerEpoch));
