@@ -46,6 +46,8 @@ test('one validator: defaults from the table, messages name the option (or the c
     [{ data: 'd', variant: 'fcn4s' as 'fcn8s' }, /^variant expects one of fcn32s, fcn16s, fcn8s, got 'fcn4s'$/],
     [{ data: 'd', backbone: 'a.pth', scratch: true }, /^backbone and scratch choose different starting weights/],
     [{ data: '' }, /^data is required/],
+    // more threads than cores only oversubscribe them
+    [{ data: 'd', threads: 100000 }, /^threads 100000 is more than the \d+ cores? of this machine \(expected 1\.\.\d+\)$/],
   ];
   for (const [o, message] of bad) {
     assert.throws(() => resolveTrainOptions(o), (e: Error & { exitCode?: number }) => message.test(e.message) && e.exitCode === 2, message.source);

@@ -15,7 +15,7 @@ import type { EpochMetrics } from './state.js';
 
 /** What a value must be; `check` below turns a kind into the one-line complaint. */
 export type OptionKind =
-  | { type: 'int'; min: number; max?: number; nullable?: boolean }
+  | { type: 'int'; min: number; max?: number; nullable?: boolean; /** What the max is, when it is not arbitrary. */ maxIs?: string }
   | { type: 'number'; min: number; below?: number }
   | { type: 'size'; multipleOf: number }
   | { type: 'choice'; values: readonly string[] }
@@ -37,6 +37,9 @@ export interface OptionSpec<T> {
 function option<T>() {
   return <R extends OptionRole>(s: OptionSpec<T> & { role: R }): OptionSpec<T> & { role: R } => s;
 }
+
+/** The cores this process may use: the most threads worth asking for. */
+const CORES = Math.max(1, availableParallelism());
 
 /** The network's stride: crops must be multiples of it, so no padding is needed inside a batch. */
 const STRIDE = 32;
@@ -69,8 +72,9 @@ export const TRAIN_OPTIONS = {
     doc: 'continue the run saved in OUT/last.safetensors (same options; epochs may be raised)' }),
   seed: option<number>()({ kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, default: 0, role: 'run',
     doc: 'seeds the initial weights, the data order and the crops' }),
-  threads: option<number>()({ kind: { type: 'int', min: 1 }, default: () => Math.max(1, availableParallelism()), role: 'invocation',
-    doc: 'ONNX Runtime threads (default: all cores)' }),
+  // more threads than cores only oversubscribe them: ORT's spinning workers then take 100x longer
+  threads: option<number>()({ kind: { type: 'int', min: 1, max: CORES, maxIs: `the ${CORES} core${CORES === 1 ? '' : 's'} of this machine` },
+    default: () => CORES, role: 'invocation', doc: 'ONNX Runtime threads (default: all cores)' }),
   variant: option<FcnVariant>()({ kind: { type: 'choice', values: FCN_VARIANTS }, default: 'fcn32s', role: 'run',
     doc: "architecture: the book's FCN-32s, or FCN-16s/8s with skip connections" }),
   evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
@@ -123,8 +127,9 @@ export function check(kind: OptionKind, name: string, value: unknown): string | 
     case 'int': {
       if (value === null && kind.nullable) return undefined;
       const n = value as number;
-      const ok = typeof n === 'number' && Number.isInteger(n) && n >= kind.min && (kind.max === undefined || n <= kind.max);
-      return ok ? undefined : `${name} expects an integer >= ${kind.min}, got ${got}`;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < kind.min) return `${name} expects an integer >= ${kind.min}, got ${got}`;
+      if (kind.max === undefined || n <= kind.max) return undefined;
+      return kind.maxIs ? `${name} ${n} is more than ${kind.maxIs} (expected ${kind.min}..${kind.max})` : `${name} expects an integer from ${kind.min} to ${kind.max}, got ${got}`;
     }
     case 'number': {
       const n = value as number;
