@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { demo, DEMO_SETTINGS } from '../train/demo.js';
 import { backboneHint } from '../net/download.js';
 import { parseIntFlag } from './options.js';
-import { shortPath } from './train.js';
+import { flagOf, shortPath } from './train.js';
 
 function minutes(seconds: number): string {
   const m = Math.floor(seconds / 60);
@@ -26,7 +26,7 @@ export function command(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .action(async (o: { out: string; epochs?: number; threads?: number }) => {
       const print = (line: string) => process.stdout.write(line + '\n');
-      const res = await demo({ out: o.out, epochs: o.epochs, threads: o.threads, progress: true, log: print });
+      const res = await demo({ out: o.out, epochs: o.epochs, threads: o.threads, progress: true, log: print, optionName: flagOf });
       const t = res.train;
       const f = t.final!;
       print('');

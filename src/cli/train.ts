@@ -1,35 +1,23 @@
 // fcn train --data DIR [--out DIR] [--epochs 5] [--batch-size 32] [--crop 320x480] [--lr 0.001]
 //           [--wd 1e-3] [--momentum 0] [--freeze-backbone] [--backbone FILE] [--init FILE]
-//           [--resume] [--seed S] [--threads N]  (+ --variant, --eval-limit, --small, --flip, --scratch, --grid)
+//           [--resume] [--seed S] [--threads N]  (+ --variant, --eval-limit, --small, --flip, --scratch, --grid, --lr-schedule)
+// The flags are made from the library's table of options (train/options.ts): a flag per option,
+// named by its key in kebab case unless FLAG_NAMES says otherwise; its help is the option's doc.
+// The CLI parses only the syntax (a number, HxW); ranges and choices are checked once, by the library,
+// whose messages name the flag because train() is given flagOf as its optionName.
 import { Command, Option } from 'commander';
 import { relative } from 'node:path';
-import { train, TRAIN_DEFAULTS, LR_SCHEDULES, type LrSchedule } from '../train/loop.js';
-import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
-import type { SmallImages } from '../data/batches.js';
-import { parseFloatFlag, parseIntFlag, parseSize } from './options.js';
+import { train } from '../train/loop.js';
+import { TRAIN_OPTIONS, type OptionSpec, type TrainOptionKey, type TrainOptions } from '../train/options.js';
+import { UsageError } from '../util/errors.js';
+import { parseSize } from './options.js';
 
-interface TrainFlags {
-  data: string;
-  out: string;
-  epochs: number;
-  batchSize: number;
-  crop: [number, number];
-  lr: number;
-  lrSchedule: LrSchedule;
-  wd: number;
-  momentum: number;
-  freezeBackbone?: boolean;
-  backbone?: string;
-  init?: string;
-  resume?: boolean;
-  seed: number;
-  threads?: number;
-  variant: FcnVariant;
-  evalLimit?: number;
-  small: SmallImages;
-  flip?: boolean;
-  scratch?: boolean;
-  grid: number;
+/** Flags whose name is not the option's key in kebab case (DESIGN.md's CLI contract). */
+const FLAG_NAMES: Partial<Record<TrainOptionKey, string>> = { weightDecay: 'wd', gridImages: 'grid' };
+
+/** The flag of an option: `--batch-size` for batchSize. */
+export function flagOf(key: TrainOptionKey): string {
+  return `--${FLAG_NAMES[key] ?? key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
 /** A path as short as it can be said from the current folder. */
@@ -38,44 +26,48 @@ export function shortPath(p: string): string {
   return rel && !rel.startsWith('..') ? rel : p;
 }
 
+function parseNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || Number.isNaN(n)) throw new UsageError(`${flag} expects a number, got '${value}'`);
+    return n;
+  };
+}
+
+/** The commander option for a table entry: placeholder, parser, and the default shown in the help. */
+function flagOption(key: TrainOptionKey, spec: OptionSpec<unknown>): Option {
+  const flag = flagOf(key);
+  const kind = spec.kind;
+  const placeholder = { int: '<n>', number: '<x>', size: '<HxW>', choice: '<name>', boolean: '', path: key === 'data' || key === 'out' ? '<dir>' : '<file>' }[kind.type];
+  let help = spec.doc;
+  if (kind.type === 'choice') help += ` (${kind.values.join('|')})`;
+  const d = spec.default;
+  if (typeof d !== 'function' && d !== undefined && d !== null && d !== false && d !== '') help += ` (default: ${Array.isArray(d) ? d.join('x') : String(d)})`;
+  const opt = new Option(placeholder ? `${flag} ${placeholder}` : flag, help);
+  if (kind.type === 'int' || kind.type === 'number') opt.argParser(parseNumber(flag));
+  if (kind.type === 'size') opt.argParser(parseSize(flag));
+  if (kind.type === 'path' && kind.required) opt.makeOptionMandatory();
+  return opt;
+}
+
 export function command(): Command {
-  const d = TRAIN_DEFAULTS;
-  return new Command('train')
-    .description(
-      'train the FCN as the book does (SGD over random crops of the train split, val scored on full images each epoch); ' +
-      'writes OUT/last.safetensors, OUT/best.safetensors (best val mIoU), OUT/metrics.jsonl, OUT/curves.png and OUT/grid.png',
-    )
-    .requiredOption('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012); trains on the train split, scores on val')
-    .option('--out <dir>', 'output folder', d.out)
-    .option('--epochs <n>', 'epochs (with --resume: the total to reach)', parseIntFlag('--epochs', 1), d.epochs)
-    .option('--batch-size <n>', 'images per SGD step (the last incomplete batch of an epoch is dropped)', parseIntFlag('--batch-size', 1), d.batchSize)
-    .addOption(new Option('--crop <HxW>', 'random crop size, multiples of 32; smaller images are dropped (see --small)').argParser(parseSize('--crop')).default(d.crop, `${d.crop[0]}x${d.crop[1]}`))
-    .option('--lr <x>', 'learning rate (the loss is summed over the batch, as the book)', parseFloatFlag('--lr', 0), d.lr)
-    .addOption(new Option('--lr-schedule <name>', "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs").choices([...LR_SCHEDULES]).default(d.lrSchedule))
-    .option('--wd <x>', 'weight decay', parseFloatFlag('--wd', 0), d.weightDecay)
-    .option('--momentum <x>', 'SGD momentum, 0 <= x < 1', parseFloatFlag('--momentum', 0), d.momentum)
-    .option('--freeze-backbone', 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics')
-    .option('--backbone <file>', "torchvision's ResNet-18 ImageNet weights (resnet18-f37072fd.pth; default: the cached copy if `fcn download resnet18` fetched it)")
-    .option('--init <file>', 'start from a full checkpoint (ours, or the book\'s PyTorch state_dict)')
-    .option('--scratch', 'start from random weights even when ImageNet weights are cached')
-    .option('--resume', 'continue the run saved in OUT/last.safetensors (same options; --epochs may be raised)')
-    .option('--seed <n>', 'seeds the initial weights, the data order and the crops', parseIntFlag('--seed', 0), d.seed)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
-    .addOption(new Option('--variant <name>', 'architecture: the book\'s FCN-32s, or FCN-16s/8s with skip connections').choices([...FCN_VARIANTS]).default(d.variant))
-    .option('--eval-limit <n>', 'score only the first n val images each epoch (default: all)', parseIntFlag('--eval-limit', 1))
-    .addOption(new Option('--small <how>', 'training images smaller than the crop: filter (drop, as the book) or pad (pad with ignored pixels)').choices(['filter', 'pad']).default(d.small))
-    .option('--flip', 'mirror training crops left-right at random (the book does not)')
-    .option('--grid <n>', 'val images shown in OUT/grid.png (0: none)', parseIntFlag('--grid', 0), d.gridImages)
-    .action(async (o: TrainFlags) => {
-      const out = (line: string) => process.stdout.write(line + '\n');
-      const res = await train({
-        data: o.data, out: o.out, epochs: o.epochs, batchSize: o.batchSize, crop: o.crop, lr: o.lr, lrSchedule: o.lrSchedule, weightDecay: o.wd,
-        momentum: o.momentum, freezeBackbone: o.freezeBackbone, backbone: o.backbone, init: o.init, scratch: o.scratch,
-        resume: o.resume, seed: o.seed, threads: o.threads, variant: o.variant, evalLimit: o.evalLimit, small: o.small,
-        flip: o.flip, gridImages: o.grid, progress: true, log: out,
-      });
-      const f = res.files;
-      out(`checkpoints: ${shortPath(f.last)} (epoch ${res.history.length}), ${shortPath(f.best)} (epoch ${res.best?.epoch ?? '-'}, val mIoU ${res.best?.testMeanIoU.toFixed(3) ?? '-'})`);
-      out(`metrics: ${shortPath(f.metrics)}; curves: ${shortPath(f.curves)}${f.grid ? `; predictions: ${shortPath(f.grid)}` : ''}`);
-    });
+  const cmd = new Command('train').description(
+    'train the FCN as the book does (SGD over random crops of the train split, val scored on full images each epoch); ' +
+    'writes OUT/last.safetensors, OUT/best.safetensors (best val mIoU), OUT/metrics.jsonl, OUT/curves.png and OUT/grid.png',
+  );
+  const attributes = new Map<TrainOptionKey, string>();
+  for (const [key, spec] of Object.entries(TRAIN_OPTIONS) as [TrainOptionKey, OptionSpec<unknown>][]) {
+    const opt = flagOption(key, spec);
+    attributes.set(key, opt.attributeName());
+    cmd.addOption(opt);
+  }
+  return cmd.action(async (flags: Record<string, unknown>) => {
+    const out = (line: string) => process.stdout.write(line + '\n');
+    const given: Record<string, unknown> = {};
+    for (const [key, attr] of attributes) if (flags[attr] !== undefined) given[key] = flags[attr];
+    const res = await train({ ...(given as TrainOptions), progress: true, log: out, optionName: flagOf });
+    const f = res.files;
+    out(`checkpoints: ${shortPath(f.last)} (epoch ${res.history.length}), ${shortPath(f.best)} (epoch ${res.best?.epoch ?? '-'}, val mIoU ${res.best?.testMeanIoU.toFixed(3) ?? '-'})`);
+    out(`metrics: ${shortPath(f.metrics)}; curves: ${shortPath(f.curves)}${f.grid ? `; predictions: ${shortPath(f.grid)}` : ''}`);
+  });
 }

@@ -1,16 +1,17 @@
 // Training and evaluation batches from a VOC split: which examples are usable at a crop size (the
 // book drops images smaller than the crop: "read 1114 examples"), and one epoch of randomly
-// cropped, optionally flipped, normalised batches. The next batch is decoded (sharp's thread pool)
-// and cropped while the caller runs the current one, so the trainer rarely waits for data.
+// cropped, optionally flipped batches, normalised as the network's model card says. The next batch
+// is decoded (sharp's thread pool) and cropped while the caller runs the current one, so the
+// trainer rarely waits for data.
 import sharp from 'sharp';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { readVocExample, type VocDataset } from './dataset.js';
 import { Rng } from './rng.js';
-import { hflip, normalizeToNCHW, padTo, randomCrop } from './transforms.js';
+import { hflip, IMAGENET_MEAN_RGB, normalizeToNCHW, padTo, randomCrop } from './transforms.js';
 import type { LabelMap, RgbImage } from './image.js';
 
 export interface Batch {
-  /** N*3*H*W, ImageNet-normalised. */
+  /** N*3*H*W, normalised by BatchOptions.normalize. */
   images: Float32Array;
   /** N*H*W class ids, 255 = ignore. */
   labels: Uint8Array;
@@ -34,6 +35,13 @@ export interface BatchOptions {
   small?: SmallImages;
   /** Drop the last incomplete batch; default: true when shuffling (the book's DataLoader drop_last=True for train). */
   dropLast?: boolean;
+  /**
+   * Turns the crops into the network's input: the model card's normalisation of the network being
+   * trained (train/ passes infer/preprocess.ts's normalizeBatch); default ImageNet's (normalizeToNCHW).
+   */
+  normalize?: (images: RgbImage[]) => Float32Array;
+  /** The colour small images are padded with, one that normalises to ~0 (default the ImageNet mean). */
+  padColor?: readonly number[];
 }
 
 /** How many examples are read at once when listing sizes (bounded, so huge splits don't open every file at once). */
@@ -94,7 +102,7 @@ async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): 
     const rng = new Rng(plan[k]!.seed);
     let image = ex.image;
     let mask: LabelMap = ex.mask;
-    if (opts.small === 'pad') ({ image, mask } = padTo(image, mask, height, width));
+    if (opts.small === 'pad') ({ image, mask } = padTo(image, mask, height, width, opts.padColor ?? IMAGENET_MEAN_RGB));
     else if (image.height < height || image.width < width) {
       throw new FcnError(
         `${ds.imagePath(ex.id)}: image is ${image.height}x${image.width} (HxW), smaller than the ${height}x${width} crop (filter the split with prepareSplit, or pad)`,
@@ -105,7 +113,7 @@ async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): 
     images.push(image);
     labels.set(mask.data, k * height * width);
   });
-  return { images: normalizeToNCHW(images), labels, n: plan.length, height, width, ids: plan.map((p) => p.id) };
+  return { images: (opts.normalize ?? normalizeToNCHW)(images), labels, n: plan.length, height, width, ids: plan.map((p) => p.id) };
 }
 
 /**

@@ -58,15 +58,16 @@ export function randomCrop(image: RgbImage, mask: LabelMap, height: number, widt
 
 /**
  * Pads at the bottom and right to at least height x width (sides already as large are kept): the
- * image with the ImageNet mean colour, so padding normalises to ~0, the mask with 255 (ignored).
+ * image with `fill` (default the ImageNet mean colour; meanColor(norm) for another normalisation),
+ * so padding normalises to ~0, the mask with 255 (ignored).
  */
-export function padTo(image: RgbImage, mask: LabelMap, height: number, width: number): ImageMask {
+export function padTo(image: RgbImage, mask: LabelMap, height: number, width: number, fill: readonly number[] = IMAGENET_MEAN_RGB): ImageMask {
   checkPair(image, mask);
   const h = Math.max(image.height, height);
   const w = Math.max(image.width, width);
   if (h === image.height && w === image.width) return { image, mask };
   const img = new Uint8Array(h * w * 3);
-  const [r, g, b] = IMAGENET_MEAN_RGB as [number, number, number];
+  const [r, g, b] = fill as [number, number, number];
   for (let i = 0; i < h * w; i++) {
     img[i * 3] = r;
     img[i * 3 + 1] = g;
@@ -117,7 +118,12 @@ function normalisationTable(): Float32Array {
   return normLut;
 }
 
-/** Writes images (all the same HxW) into NCHW float32 with ImageNet normalisation: (x/255 - mean)/std. */
+/**
+ * Writes images (all the same HxW) into NCHW float32 with ImageNet normalisation: (x/255 - mean)/std.
+ * The data module's default for epochBatches; a network's own normalisation (its model card) goes
+ * through infer/preprocess.ts's normalizeBatch, which computes the same float32 steps (a test keeps
+ * the two equal): data may not import infer, and preprocess must stay loadable by the browser alone.
+ */
 export function normalizeToNCHW(images: RgbImage[], out?: Float32Array): Float32Array {
   if (images.length === 0) return out ?? new Float32Array(0);
   const { width, height } = images[0]!;
@@ -139,4 +145,9 @@ export function normalizeToNCHW(images: RgbImage[], out?: Float32Array): Float32
     }
   });
   return dst;
+}
+
+/** The 8-bit colour that normalises to ~0 under a mean (|x| < 0.5/(255·std)): what training pads small images with. */
+export function meanColor(norm: { readonly mean: readonly number[] }): [number, number, number] {
+  return [0, 1, 2].map((c) => Math.min(255, Math.max(0, Math.round(norm.mean[c]! * 255)))) as [number, number, number];
 }

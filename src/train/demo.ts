@@ -7,25 +7,15 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { generateSynthVoc, type SynthOptions } from '../data/synth.js';
 import { findCachedBackbone } from '../net/download.js';
-import type { SmallImages } from '../data/batches.js';
-import type { FcnVariant } from '../model/fcn.js';
+import type { OptionNamer, TrainSettings } from './options.js';
 import type { EpochMetrics } from './state.js';
-import { train, type LrSchedule, type TrainResult } from './loop.js';
+import { train, type TrainResult } from './loop.js';
 
-export interface DemoSettings {
-  synth: Required<SynthOptions>;
-  epochs: number;
-  batchSize: number;
-  crop: [number, number];
-  lr: number;
-  lrSchedule: LrSchedule;
-  momentum: number;
-  weightDecay: number;
-  variant: FcnVariant;
-  flip: boolean;
-  small: SmallImages;
-  seed: number;
-}
+/** The training settings the demo chooses (the rest keep train's defaults). */
+type DemoTrainSettings = Pick<TrainSettings,
+  'epochs' | 'batchSize' | 'crop' | 'lr' | 'lrSchedule' | 'momentum' | 'weightDecay' | 'variant' | 'flip' | 'small' | 'seed'>;
+
+export type DemoSettings = DemoTrainSettings & { synth: Required<SynthOptions> };
 
 /**
  * The demo's run, tuned on 2 CPU cores. From scratch the network needs thousands of images before
@@ -45,21 +35,23 @@ export const DEMO_SETTINGS: Readonly<DemoSettings> = Object.freeze({
   batchSize: 8,
   crop: [96, 96] as [number, number],
   lr: 0.002,
-  lrSchedule: 'poly' as LrSchedule,
+  lrSchedule: 'poly',
   momentum: 0.9,
   weightDecay: 1e-4,
-  variant: 'fcn8s' as FcnVariant,
+  variant: 'fcn8s',
   flip: true,
-  small: 'pad' as SmallImages,
+  small: 'pad',
   seed: 0,
 });
 
-export interface DemoOptions extends Partial<Omit<DemoSettings, 'synth'>> {
+export interface DemoOptions extends Partial<DemoTrainSettings> {
   /** Default 'runs/demo': the dataset goes to OUT/data, the run to OUT/train. */
   out?: string;
   synth?: Partial<SynthOptions>;
   threads?: number;
   progress?: boolean;
+  /** How messages name an option (see TrainOptions.optionName). */
+  optionName?: OptionNamer;
   log?: (line: string) => void;
   onEpoch?: (m: EpochMetrics) => void;
 }
@@ -87,10 +79,10 @@ async function isVocRoot(dir: string): Promise<boolean> {
 export async function demo(opts: DemoOptions = {}): Promise<DemoResult> {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const settings: DemoSettings = { ...DEMO_SETTINGS, synth: { ...DEMO_SETTINGS.synth, ...stripUndefined(opts.synth ?? {}) } };
-  for (const key of ['epochs', 'batchSize', 'crop', 'lr', 'lrSchedule', 'momentum', 'weightDecay', 'variant', 'flip', 'small', 'seed'] as const) {
-    if (opts[key] !== undefined) (settings as unknown as Record<string, unknown>)[key] = opts[key];
-  }
+  const { synth, out: _out, threads, progress, log: _log, onEpoch, optionName, ...trainOverrides } = opts;
+  const settings: DemoSettings = {
+    ...DEMO_SETTINGS, ...stripUndefined(trainOverrides), synth: { ...DEMO_SETTINGS.synth, ...stripUndefined(synth ?? {}) },
+  };
   const out = resolve(opts.out ?? join('runs', 'demo'));
   const data = join(out, 'data');
   let generated = false;
@@ -104,13 +96,11 @@ export async function demo(opts: DemoOptions = {}): Promise<DemoResult> {
   }
   const cachedBackbone = findCachedBackbone();
   log(`training FCN-${settings.variant.slice(3)} from scratch: ` + (cachedBackbone
-    ? `ImageNet weights exist at ${cachedBackbone}, but the demo's numbers are measured without them (fcn train --backbone uses them)`
+    ? `ImageNet weights exist at ${cachedBackbone}, but the demo's numbers are measured without them (a run given them as its backbone uses them)`
     : 'no ImageNet weights exist on this machine (`fcn download resnet18` fetches them where there is internet)'));
+  const { synth: _s, ...trainSettings } = settings;
   const result = await train({
-    data, out: join(out, 'train'), epochs: settings.epochs, batchSize: settings.batchSize, crop: settings.crop, lr: settings.lr, lrSchedule: settings.lrSchedule,
-    momentum: settings.momentum, weightDecay: settings.weightDecay, variant: settings.variant, flip: settings.flip,
-    small: settings.small, seed: settings.seed, scratch: true, threads: opts.threads, progress: opts.progress, log: opts.log,
-    onEpoch: opts.onEpoch,
+    ...trainSettings, data, out: join(out, 'train'), scratch: true, threads, progress, log: opts.log, onEpoch, optionName,
   });
   return { data, generated, train: result, seconds: (performance.now() - t0) / 1000, cachedBackbone, settings };
 }

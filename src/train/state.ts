@@ -4,42 +4,28 @@
 // best epoch so far. It travels as one JSON string in the checkpoint's metadata under TRAIN_STATE_KEY;
 // the momentum buffers travel as extra tensors named MOMENTUM_PREFIX + parameter name.
 import { FcnError } from '../util/errors.js';
-import type { FcnVariant } from '../model/fcn.js';
 import type { TensorMap } from '../model/params.js';
-import type { SmallImages } from '../data/batches.js';
+import { TRAIN_OPTIONS, type OptionNamer, type TrainOptionKey, type TrainSettings } from './options.js';
 
 export const TRAIN_STATE_KEY = 'fcn.train';
 export const TRAIN_STATE_VERSION = 1;
 export const MOMENTUM_PREFIX = 'momentum.';
 
-/** The options that define a run: saved in every checkpoint and compared on resume. */
-export interface RunConfig {
-  /** Absolute path of the dataset folder as given (resolved). */
-  data: string;
-  variant: FcnVariant;
-  numClasses: number;
-  /** Total epochs planned; the only setting a resume may change (to train longer). */
-  epochs: number;
-  batchSize: number;
-  /** [height, width] of the random training crops. */
-  crop: [number, number];
-  lr: number;
-  /** 'constant' or 'poly' (decays over `epochs`, so a poly run's epochs cannot change on resume). */
-  lrSchedule: 'constant' | 'poly';
-  weightDecay: number;
-  momentum: number;
-  freezeBackbone: boolean;
-  seed: number;
-  small: SmallImages;
-  flip: boolean;
-  /** Val images scored each epoch (null: the whole split). */
-  evalLimit: number | null;
-  /** Where the starting weights came from (informative; not compared on resume). */
-  init: string;
-}
+type RunKey = { [K in TrainOptionKey]: (typeof TRAIN_OPTIONS)[K]['role'] extends 'invocation' ? never : K }[TrainOptionKey];
 
-/** Settings that may differ between the interrupted run and its resume. */
-const RESUMABLE_CHANGES: ReadonlySet<keyof RunConfig> = new Set<keyof RunConfig>(['epochs', 'init']);
+/**
+ * The settings that define a run (options.ts: role 'run' or 'extendable'), saved in every
+ * checkpoint and compared on resume, plus the network's class count and where the starting
+ * weights came from ('scratch', 'imagenet:<file>', 'checkpoint:<file>'; informative, not compared).
+ */
+export type RunConfig = Pick<TrainSettings, RunKey> & { numClasses: number; init: string };
+
+/** The RunConfig of resolved settings (the keys the table marks as defining the run). */
+export function runConfig(s: TrainSettings, numClasses: number, init: string): RunConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(TRAIN_OPTIONS)) if (spec.role !== 'invocation') out[key] = s[key as TrainOptionKey];
+  return { ...(out as Pick<TrainSettings, RunKey>), numClasses, init };
+}
 
 /** One line of metrics.jsonl: the book's train_ch13 numbers for one epoch, plus val mIoU and timings. */
 export interface EpochMetrics {
@@ -74,7 +60,18 @@ export interface TrainState {
   rng: number[];
   config: RunConfig;
   history: EpochMetrics[];
-  best: { epoch: number; testMeanIoU: number } | null;
+  /** The best val mIoU so far and its epoch (decides whether an epoch is a new best). */
+  best: BestEpoch | null;
+  /**
+   * The epoch whose weights best.safetensors holds. Equal to `best` except after a repair that
+   * could not restore `best`'s weights (see checkpoints.ts); absent in older files (= best).
+   */
+  bestFile?: BestEpoch | null;
+}
+
+export interface BestEpoch {
+  epoch: number;
+  testMeanIoU: number;
 }
 
 export function encodeTrainState(state: TrainState): Record<string, string> {
@@ -108,20 +105,20 @@ function same(a: unknown, b: unknown): boolean {
 
 /**
  * Throws a one-line error naming the first setting that differs between the saved run and the
- * requested resume (flag names as the CLI spells them), so a resume never silently changes the run.
+ * requested resume, so a resume never silently changes the run. Only 'extendable' settings may
+ * change, and `epochs` not under a poly schedule (it decays over the planned epochs).
  */
-export function checkResumable(saved: RunConfig, requested: RunConfig, source: string): void {
-  const flag: Record<keyof RunConfig, string> = {
-    data: '--data', variant: '--variant', numClasses: 'classes', epochs: '--epochs', batchSize: '--batch-size', crop: '--crop',
-    lr: '--lr', lrSchedule: '--lr-schedule', weightDecay: '--wd', momentum: '--momentum', freezeBackbone: '--freeze-backbone', seed: '--seed', small: '--small',
-    flip: '--flip', evalLimit: '--eval-limit', init: '--init/--backbone',
-  };
-  for (const key of Object.keys(flag) as (keyof RunConfig)[]) {
-    if (RESUMABLE_CHANGES.has(key) && !(key === 'epochs' && saved.lrSchedule === 'poly')) continue;
-    if (!same(saved[key], requested[key])) {
+export function checkResumable(saved: RunConfig, requested: RunConfig, source: string, name: OptionNamer = (k) => k): void {
+  const keys = [...(Object.keys(TRAIN_OPTIONS) as TrainOptionKey[]), 'numClasses'] as const;
+  for (const key of keys) {
+    if (key !== 'numClasses' && TRAIN_OPTIONS[key].role === 'invocation') continue;
+    if (key !== 'numClasses' && TRAIN_OPTIONS[key].role === 'extendable' && !(key === 'epochs' && saved.lrSchedule === 'poly')) continue;
+    const k = key as keyof RunConfig;
+    if (!same(saved[k], requested[k])) {
       const show = (v: unknown) => (key === 'crop' && Array.isArray(v) ? `${v[0]}x${v[1]}` : JSON.stringify(v));
+      const what = key === 'numClasses' ? 'the number of classes' : name(key);
       throw new FcnError(
-        `${source}: cannot resume: ${flag[key]} was ${show(saved[key])} in the saved run but is ${show(requested[key])} now (pass the same options, or start a new run with another --out)`,
+        `${source}: cannot resume: ${what} was ${show(saved[k])} in the saved run but is ${show(requested[k])} now (pass the same options, or start a new run in another output folder)`,
       );
     }
   }
@@ -144,4 +141,16 @@ export function momentumFromExtra(extra: TensorMap | undefined): TensorMap | und
 /** metrics.jsonl's content for a history: one JSON object per epoch, one per line. */
 export function metricsJsonl(history: readonly EpochMetrics[]): string {
   return history.map((m) => JSON.stringify(m)).join('\n') + (history.length > 0 ? '\n' : '');
+}
+
+/**
+ * The state after `m`'s epoch: its metrics appended to the history; a new best (m.best) becomes
+ * both the best epoch and the one best.safetensors is to hold.
+ */
+export function recordEpoch(prev: TrainState | undefined, config: RunConfig, m: EpochMetrics, rng: number[]): TrainState {
+  const history = [...(prev?.history ?? []), m];
+  const top = { epoch: m.epoch, testMeanIoU: m.testMeanIoU };
+  const best = m.best ? top : prev?.best ?? null;
+  const bestFile = m.best ? top : prev?.bestFile !== undefined ? prev.bestFile : best;
+  return { version: TRAIN_STATE_VERSION, epoch: m.epoch, rng, config, history, best, bestFile };
 }

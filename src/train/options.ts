@@ -1,0 +1,173 @@
+// The options of a training run, declared once. Each entry of TRAIN_OPTIONS holds a setting's
+// kind (which also checks it), its default, what it means, and its role in a resumed run: 'run'
+// settings define the run (saved in every checkpoint; a resume must repeat them), 'extendable' ones
+// are saved but may change on resume, 'invocation' ones belong to this process only. The library
+// (train), the saved run state (state.ts), the CLI's flags (cli/train.ts) and the demo all read this
+// table, so a new option is one entry here. Messages name options by their key (`batchSize expects
+// ...`); a caller with other names for them (the CLI's flags) passes `optionName`.
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
+import type { SmallImages } from '../data/batches.js';
+import { UsageError } from '../util/errors.js';
+import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
+import type { EpochMetrics } from './state.js';
+
+/** What a value must be; `check` below turns a kind into the one-line complaint. */
+export type OptionKind =
+  | { type: 'int'; min: number; max?: number; nullable?: boolean; /** What the max is, when it is not arbitrary. */ maxIs?: string }
+  | { type: 'number'; min: number; below?: number }
+  | { type: 'size'; multipleOf: number }
+  | { type: 'choice'; values: readonly string[] }
+  | { type: 'boolean' }
+  | { type: 'path'; required?: boolean; absolute?: boolean };
+
+export type OptionRole = 'run' | 'extendable' | 'invocation';
+
+export interface OptionSpec<T> {
+  kind: OptionKind;
+  /** The value when the option is not given (a function: computed when the run starts). */
+  default: T | (() => T);
+  role: OptionRole;
+  /** What the setting does, in the user's words (the CLI shows it as the flag's help). */
+  doc: string;
+}
+
+/** An entry of the table: `option<ValueType>()({...})` (curried so that the role keeps its literal type). */
+function option<T>() {
+  return <R extends OptionRole>(s: OptionSpec<T> & { role: R }): OptionSpec<T> & { role: R } => s;
+}
+
+/** The cores this process may use: the most threads worth asking for. */
+const CORES = Math.max(1, availableParallelism());
+
+/** The network's stride: crops must be multiples of it, so no padding is needed inside a batch. */
+const STRIDE = 32;
+
+export const TRAIN_OPTIONS = {
+  data: option<string>()({ kind: { type: 'path', required: true, absolute: true }, default: '', role: 'run',
+    doc: 'VOC root (or a folder holding VOCdevkit/VOC2012); trains on the train split, scores on val' }),
+  out: option<string>()({ kind: { type: 'path', absolute: true }, default: join('runs', 'train'), role: 'invocation', doc: 'output folder' }),
+  epochs: option<number>()({ kind: { type: 'int', min: 1 }, default: 5, role: 'extendable',
+    doc: 'epochs (when resuming: the total to reach)' }),
+  batchSize: option<number>()({ kind: { type: 'int', min: 1 }, default: 32, role: 'run',
+    doc: 'images per SGD step (the last incomplete batch of an epoch is dropped)' }),
+  crop: option<[number, number]>()({ kind: { type: 'size', multipleOf: STRIDE }, default: [320, 480], role: 'run',
+    doc: `random crop size HxW, multiples of ${STRIDE}; smaller images are dropped or padded (the small-image setting)` }),
+  lr: option<number>()({ kind: { type: 'number', min: 0 }, default: 0.001, role: 'run',
+    doc: 'learning rate (the loss is summed over the batch, as the book)' }),
+  lrSchedule: option<LrSchedule>()({ kind: { type: 'choice', values: LR_SCHEDULES }, default: 'constant', role: 'run',
+    doc: "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs" }),
+  weightDecay: option<number>()({ kind: { type: 'number', min: 0 }, default: 1e-3, role: 'run', doc: 'weight decay' }),
+  momentum: option<number>()({ kind: { type: 'number', min: 0, below: 1 }, default: 0, role: 'run', doc: 'SGD momentum, 0 <= x < 1' }),
+  freezeBackbone: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run',
+    doc: 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics' }),
+  backbone: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
+    doc: "torchvision's ResNet-18 ImageNet weights (resnet18-f37072fd.pth; default: the cached copy if downloaded)" }),
+  init: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
+    doc: "start from a full checkpoint (ours, or the book's PyTorch state_dict)" }),
+  scratch: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'invocation',
+    doc: 'start from random weights even when ImageNet weights are cached' }),
+  resume: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'invocation',
+    doc: 'continue the run saved in OUT/last.safetensors (same options; epochs may be raised)' }),
+  seed: option<number>()({ kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER }, default: 0, role: 'run',
+    doc: 'seeds the initial weights, the data order and the crops' }),
+  // more threads than cores only oversubscribe them: ORT's spinning workers then take 100x longer
+  threads: option<number>()({ kind: { type: 'int', min: 1, max: CORES, maxIs: `the ${CORES} core${CORES === 1 ? '' : 's'} of this machine` },
+    default: () => CORES, role: 'invocation', doc: 'ONNX Runtime threads (default: all cores)' }),
+  variant: option<FcnVariant>()({ kind: { type: 'choice', values: FCN_VARIANTS }, default: 'fcn32s', role: 'run',
+    doc: "architecture: the book's FCN-32s, or FCN-16s/8s with skip connections" }),
+  evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
+    doc: 'score only the first n val images each epoch (default: all)' }),
+  small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',
+    doc: 'training images smaller than the crop: filter (drop, as the book) or pad (pad with ignored pixels)' }),
+  flip: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run', doc: 'mirror training crops left-right at random (the book does not)' }),
+  gridImages: option<number>()({ kind: { type: 'int', min: 0 }, default: 4, role: 'invocation', doc: 'val images shown in OUT/grid.png (0: none)' }),
+};
+
+export type TrainOptionKey = keyof typeof TRAIN_OPTIONS;
+type ValueOf<S> = S extends OptionSpec<infer T> ? T : never;
+
+/** Every setting of a run, resolved (defaults applied, checked). */
+export type TrainSettings = { -readonly [K in TrainOptionKey]: ValueOf<(typeof TRAIN_OPTIONS)[K]> };
+
+/** How messages name an option; the CLI passes its flag names. Default: the option's key. */
+export type OptionNamer = (option: TrainOptionKey) => string;
+
+/** What `train` takes: any settings (the rest default; `data` is required) and the run's callbacks. */
+export type TrainOptions = Partial<TrainSettings> & {
+  data: string;
+  /** Progress bars on stderr (default false). */
+  progress?: boolean;
+  /** Receives the human-readable lines (summaries, notes); default: silent. */
+  log?: (line: string) => void;
+  /** Called after each epoch with its metrics, once its checkpoint is on disk. */
+  onEpoch?: (m: EpochMetrics) => void;
+  /** How messages and notes name an option (see OptionNamer). */
+  optionName?: OptionNamer;
+};
+
+/** The defaults (computed ones, like threads, as they are on this machine). */
+export function trainDefaults(): Omit<TrainSettings, 'data' | 'backbone' | 'init'> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(TRAIN_OPTIONS) as [TrainOptionKey, OptionSpec<unknown>][]) {
+    if (key !== 'data' && key !== 'backbone' && key !== 'init') out[key] = valueOrCall(spec.default);
+  }
+  return out as Omit<TrainSettings, 'data' | 'backbone' | 'init'>;
+}
+
+function valueOrCall<T>(d: T | (() => T)): T {
+  return typeof d === 'function' ? (d as () => T)() : d;
+}
+
+/** The complaint about `value` for an option of `kind` (named `name`), or undefined when it is fine. */
+export function check(kind: OptionKind, name: string, value: unknown): string | undefined {
+  const got = typeof value === 'string' ? `'${value}'` : Array.isArray(value) ? value.join('x') : String(value);
+  switch (kind.type) {
+    case 'int': {
+      if (value === null && kind.nullable) return undefined;
+      const n = value as number;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < kind.min) return `${name} expects an integer >= ${kind.min}, got ${got}`;
+      if (kind.max === undefined || n <= kind.max) return undefined;
+      return kind.maxIs ? `${name} ${n} is more than ${kind.maxIs} (expected ${kind.min}..${kind.max})` : `${name} expects an integer from ${kind.min} to ${kind.max}, got ${got}`;
+    }
+    case 'number': {
+      const n = value as number;
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < kind.min) return `${name} expects a number >= ${kind.min}, got ${got}`;
+      return kind.below !== undefined && n >= kind.below ? `${name} expects a number in [${kind.min}, ${kind.below}), got ${got}` : undefined;
+    }
+    case 'size': {
+      const s = value as number[];
+      const m = kind.multipleOf;
+      const ok = Array.isArray(s) && s.length === 2 && s.every((v) => Number.isInteger(v) && v >= m && v % m === 0);
+      return ok ? undefined : `${name} expects HxW with both sides multiples of ${m} (the network's stride), e.g. 320x480; got ${got}`;
+    }
+    case 'choice':
+      return kind.values.includes(value as string) ? undefined : `${name} expects one of ${kind.values.join(', ')}, got ${got}`;
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : `${name} expects true or false, got ${got}`;
+    case 'path':
+      if (value === undefined && !kind.required) return undefined;
+      return typeof value === 'string' && value.length > 0 ? undefined : `${name} is required (a path)`;
+  }
+}
+
+/**
+ * The one validator: applies the defaults, checks every setting against its kind and the settings
+ * against each other, and resolves paths. Throws a UsageError naming the first bad option.
+ */
+export function resolveTrainOptions(o: TrainOptions): TrainSettings {
+  const name = o.optionName ?? ((k: TrainOptionKey) => k);
+  const given = o as Record<string, unknown>;
+  const r: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(TRAIN_OPTIONS) as [TrainOptionKey, OptionSpec<unknown>][]) {
+    const value = given[key] !== undefined ? given[key] : valueOrCall(spec.default);
+    const complaint = check(spec.kind, name(key), value);
+    if (complaint !== undefined) throw new UsageError(key === 'data' ? `${complaint}: a VOC root or a folder holding VOCdevkit/VOC2012` : complaint);
+    r[key] = spec.kind.type === 'path' && spec.kind.absolute && typeof value === 'string' ? resolve(value) : value;
+  }
+  const s = r as TrainSettings;
+  const starts = (['backbone', 'init', 'scratch'] as const).filter((k) => Boolean(s[k])).map(name);
+  if (starts.length > 1) throw new UsageError(`${starts.join(' and ')} choose different starting weights; pass one of them`);
+  return s;
+}

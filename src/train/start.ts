@@ -1,0 +1,66 @@
+// Where a run's weights come from: the saved run (resume), a full checkpoint (init), torchvision's
+// ImageNet body (backbone, or the cached copy), or the seed's random initialisation. Each start also
+// brings the model card the run trains and saves with (a checkpoint's own, else the default).
+import { resolve } from 'node:path';
+import { backboneHint, findCachedBackbone } from '../net/download.js';
+import { fcnResNet18, type FcnArchitecture } from '../model/fcn.js';
+import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
+import { defaultCard, type ModelCard } from '../model/card.js';
+import { loadBackbone, loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import { FcnError } from '../util/errors.js';
+import type { OptionNamer, TrainSettings } from './options.js';
+import { checkResumable, decodeTrainState, momentumFromExtra, runConfig, type TrainState } from './state.js';
+import { exists } from './checkpoints.js';
+
+/** VOC's 21 classes: the class count of a fresh network. */
+const DEFAULT_NUM_CLASSES = 21;
+
+export interface Start {
+  arch: FcnArchitecture;
+  weights: TensorMap;
+  momentum?: TensorMap;
+  card: ModelCard;
+  /** The saved run's state when resuming. */
+  state?: TrainState;
+  /** Where the weights came from: 'scratch', 'imagenet:<file>', 'checkpoint:<file>' (the original run's when resuming). */
+  init: string;
+}
+
+function cardOf(ckpt: Checkpoint): ModelCard {
+  return { classes: ckpt.classes, colors: ckpt.colors, normalization: ckpt.normalization };
+}
+
+async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer): Promise<Start> {
+  if (!(await exists(lastPath))) {
+    throw new FcnError(`${lastPath}: no checkpoint to resume from (start a run without resuming, or resume from the output folder of the run to continue)`);
+  }
+  const ckpt = await loadCheckpoint(lastPath);
+  const state = decodeTrainState(ckpt.metadata, lastPath);
+  checkResumable(state.config, runConfig(s, ckpt.arch.numClasses, state.config.init), lastPath, name);
+  if (ckpt.arch.variant !== s.variant) throw new FcnError(`${lastPath}: cannot resume: the checkpoint is ${ckpt.arch.name}, not ${s.variant}`);
+  return { arch: ckpt.arch, weights: ckpt.weights, momentum: momentumFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
+}
+
+export async function startingPoint(s: TrainSettings, lastPath: string, log: (line: string) => void, name: OptionNamer): Promise<Start> {
+  if (s.resume) return resumeFrom(s, lastPath, name);
+  if (s.init) {
+    const ckpt = await loadCheckpoint(s.init);
+    if (ckpt.arch.variant !== s.variant) {
+      throw new FcnError(`${s.init}: the checkpoint is ${ckpt.arch.name} but ${name('variant')} is ${s.variant} (pass ${name('variant')} ${ckpt.arch.variant})`);
+    }
+    log(`starting from the weights in ${s.init} (${ckpt.arch.name}, ${ckpt.arch.numClasses} classes)`);
+    return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init: `checkpoint:${resolve(s.init)}` };
+  }
+  const arch = fcnResNet18({ numClasses: DEFAULT_NUM_CLASSES, variant: s.variant });
+  const weights = initParameters(arch, seededRandom(s.seed));
+  const card = defaultCard(arch.numClasses);
+  const backbone = s.backbone ?? (s.scratch ? undefined : findCachedBackbone());
+  if (backbone) {
+    for (const [key, t] of await loadBackbone(backbone, arch)) weights.set(key, t);
+    log(`starting from ImageNet weights: ${backbone}`);
+    return { arch, weights, card, init: `imagenet:${resolve(backbone)}` };
+  }
+  log(s.scratch ? 'starting from random weights' : backboneHint());
+  if (s.freezeBackbone) log(`note: ${name('freezeBackbone')} without ImageNet weights trains the head on a random, frozen body`);
+  return { arch, weights, card, init: 'scratch' };
+}
