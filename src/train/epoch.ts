@@ -26,10 +26,16 @@ export interface EpochTraining {
   weights: TensorMap;
 }
 
+/** The dropout masks' seed of a global step: a function of the run's seed and the step alone, so a
+ *  resumed run draws the masks an uninterrupted one would. */
+export function dropoutSeed(runSeed: number, step: number): number {
+  return (Math.imul(runSeed >>> 0, 0x2545f491) + step) >>> 0;
+}
+
 /** One step; a mask value the network has no class for (e.g. VOC's 21 labels on a 5-class init) names the mask file. */
-async function runStep(run: Run, batch: Batch, lr: number): Promise<StepResult> {
+async function runStep(run: Run, batch: Batch, lr: number, step: number): Promise<StepResult> {
   try {
-    return await run.step.run(batch.images, batch.labels, lr);
+    return await run.step.run(batch.images, batch.labels, lr, dropoutSeed(run.settings.seed, step));
   } catch (err) {
     if (!(err instanceof LabelRangeError)) throw err;
     const id = batch.ids[Math.floor(err.index / (batch.height * batch.width))]!;
@@ -50,7 +56,7 @@ export async function trainOneEpoch(run: Run, epoch: number): Promise<EpochTrain
       normalize: (images) => normalizeBatch(images, run.card.normalization), padColor: meanColor(run.card.normalization),
     })) {
       const step = (epoch - 1) * run.stepsPerEpoch + batchIndex++;
-      const res = await runStep(run, batch, scheduledLr(s.lr, s.lrSchedule, step, s.epochs * run.stepsPerEpoch));
+      const res = await runStep(run, batch, scheduledLr(s.lr, s.lrSchedule, step, s.epochs * run.stepsPerEpoch), step);
       checkLoss(res.loss, batchIndex, divergence);
       lossSum += res.loss;
       correct += res.correct;
