@@ -58,7 +58,8 @@ export async function trainOneEpoch(run: Run, epoch: number): Promise<EpochTrain
       const step = (epoch - 1) * run.stepsPerEpoch + batchIndex++;
       const res = await runStep(run, batch, scheduledLr(s.lr, s.lrSchedule, step, s.epochs * run.stepsPerEpoch), step);
       checkLoss(res.loss, batchIndex, divergence);
-      lossSum += res.loss;
+      // the book's loss is a sum of per-image means; torchvision's a mean over the batch's pixels
+      lossSum += run.arch.loss === 'torchvision' ? res.loss * batch.n : res.loss;
       correct += res.correct;
       valid += res.valid;
       examples += batch.n;
