@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { SegmentationModel } from '../infer/model.js';
-import { decodeImage, decodeMask, encodeMask } from '../data/image.js';
+import { decodeImage, decodeMask, encodeMask, type LabelMap, type RgbImage } from '../data/image.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { errorMessage } from '../util/errors.js';
 import { modelIdentity } from './identity.js';
@@ -48,6 +48,33 @@ export interface QueueWorker {
   handBack(): void;
 }
 
+/** The job's image (and ground-truth mask, for evaluation); a bad one fails the job for good (no retry). */
+async function decodeJob(d: SegmentJobData): Promise<{ image: RgbImage; truth?: LabelMap }> {
+  let image: RgbImage;
+  let truth: LabelMap | undefined;
+  try {
+    image = await decodeImage(fromBase64(d.image), d.source);
+    if (d.truth !== undefined) truth = decodeMask(fromBase64(d.truth), `${d.source} (ground truth)`);
+  } catch (err) {
+    throw new UnrecoverableError(`${BAD_INPUT}${errorMessage(err)}`);
+  }
+  if (truth && (truth.width !== image.width || truth.height !== image.height)) {
+    throw new UnrecoverableError(`${BAD_INPUT}${d.source}: mask is ${truth.height}x${truth.width} (HxW) but its image is ${image.height}x${image.width}; they must match`);
+  }
+  return { image, truth };
+}
+
+/** One image's confusion matrix, as the producer sums them. */
+function confusionOf(pred: Uint8Array, truth: Uint8Array, numClasses: number, source: string): number[] {
+  const cm = new ConfusionMatrix(numClasses);
+  try {
+    cm.add(pred, truth);
+  } catch (err) {
+    throw new UnrecoverableError(`${BAD_INPUT}${source}: ${errorMessage(err)}; the model has ${numClasses} classes`);
+  }
+  return Array.from(cm.counts);
+}
+
 export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorker> {
   const conn = parseQueueUrl(opts.queue);
   const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
@@ -71,17 +98,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
       throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source}: worker ${me} serves model ${shortIdentity(identity)} (${modelName}), `
         + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's weights (or another queue --name)`);
     }
-    let image;
-    let truth;
-    try {
-      image = await decodeImage(fromBase64(d.image), d.source);
-      if (d.truth !== undefined) truth = decodeMask(fromBase64(d.truth), `${d.source} (ground truth)`);
-    } catch (err) {
-      throw new UnrecoverableError(`${BAD_INPUT}${errorMessage(err)}`);
-    }
-    if (truth && (truth.width !== image.width || truth.height !== image.height)) {
-      throw new UnrecoverableError(`${BAD_INPUT}${d.source}: mask is ${truth.height}x${truth.width} (HxW) but its image is ${image.height}x${image.width}; they must match`);
-    }
+    const { image, truth } = await decodeJob(d);
     const mask = await model.predict(image);
     await handBackIfAsked();
     const pixels = new Array<number>(model.numClasses).fill(0);
@@ -89,15 +106,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     const result: SegmentJobResult = {
       width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${opts.name ?? DEFAULT_QUEUE_NAME}@${me}`,
     };
-    if (truth) {
-      const cm = new ConfusionMatrix(model.numClasses);
-      try {
-        cm.add(mask.data, truth.data);
-      } catch (err) {
-        throw new UnrecoverableError(`${BAD_INPUT}${d.source}: ${errorMessage(err)}; the model has ${model.numClasses} classes`);
-      }
-      result.confusion = Array.from(cm.counts);
-    }
+    if (truth) result.confusion = confusionOf(mask.data, truth.data, model.numClasses, d.source);
     return result;
   };
 
