@@ -2,9 +2,9 @@
 // layer reads named values and writes one). Compilers (src/graph) walk this list; parameter names,
 // shapes and initialisers are derived from it (params.ts). The declaration knows no runtime.
 
-export interface ConvLayer {
-  op: 'conv';
-  /** Parameter prefix: `${name}.weight` [out, in, k, k], `${name}.bias` [out]. */
+/** What convolutions and transposed convolutions share: square kernels over NCHW values. */
+interface ConvGeometry {
+  /** Parameter prefix: `${name}.weight`, `${name}.bias` [out]. */
   name: string;
   input: string;
   output: string;
@@ -13,11 +13,16 @@ export interface ConvLayer {
   kernel: number;
   stride: number;
   pad: number;
+  bias: boolean;
+}
+
+/** Convolution; `${name}.weight` is [out, in / groups, k, k]. */
+export interface ConvLayer extends ConvGeometry {
+  op: 'conv';
   /** Spacing of the kernel taps (atrous convolution); 1 when absent. */
   dilation?: number;
   /** Channel groups (depthwise when equal to the channels); 1 when absent. */
   groups?: number;
-  bias: boolean;
   /** How a fresh network initialises the weight: torchvision's ResNet init, PyTorch's Conv2d default, or zeros (the paper's skip scorers). */
   init: 'kaiming_fan_out' | 'pytorch_default' | 'zeros';
 }
@@ -55,18 +60,9 @@ export interface AddLayer {
   output: string;
 }
 
-export interface ConvTransposeLayer {
+/** Transposed convolution; `${name}.weight` is [in, out, k, k] (PyTorch's layout). */
+export interface ConvTransposeLayer extends ConvGeometry {
   op: 'convtranspose';
-  /** Parameters: `${name}.weight` [in, out, k, k] (PyTorch's layout), `${name}.bias` [out]. */
-  name: string;
-  input: string;
-  output: string;
-  inChannels: number;
-  outChannels: number;
-  kernel: number;
-  stride: number;
-  pad: number;
-  bias: boolean;
   init: 'bilinear';
 }
 
