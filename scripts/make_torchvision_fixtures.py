@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""PyTorch-made fixtures for torchvision's ResNet segmentation networks (src/model/torchvision.ts).
+
+Width-reduced builds of the SAME torchvision classes: torchvision's `ResNet._make_layer` and
+`Bottleneck` (with `replace_stride_with_dilation=[False, True, True]`, so layer3/layer4 dilate as
+torchvision sets it), `IntermediateLayerGetter`, `FCNHead`, `ASPP` and the `FCN` / `DeepLabV3`
+models; only the base width (64 → WIDTH) and ASPP's channels (256 → ASPP) are smaller. Seeded
+weights with non-trivial batch-norm statistics; eval mode.
+
+Run with Debian's PyTorch (never needed to build or test the package):
+    /usr/bin/python3 scripts/make_torchvision_fixtures.py      # writes test/fixtures/torchvision/
+
+Fixtures (test/fixtures/torchvision/):
+  <net>.pth             the state_dict as torch.save writes it (torchvision's keys: backbone.*,
+                        classifier.*, aux_classifier.* when aux)
+  image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
+  <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
+                        aux logits too for networks with the aux head
+  manifest.json         as test/helpers/fixtures.ts reads it: tensors '<net>/logits_<image>',
+                        '<net>/mask_<image>', '<net>/aux_<image>'; results per net: its options and, per
+                        image, the smallest top-1/top-2 logit gap, max |logit| and fp32-vs-fp64 error
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
+from torchvision.models.segmentation.fcn import FCN, FCNHead
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+OUT = os.path.join(ROOT, 'test', 'fixtures', 'torchvision')
+WIDTH = 4
+ASPP_CHANNELS = 16
+CLASSES = 5
+BLOCKS = {'resnet50': [3, 4, 6, 3], 'resnet101': [3, 4, 23, 3]}
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class NarrowResNet(ResNet):
+    """torchvision's ResNet with base width `width` instead of 64: the same stem and the same
+    `_make_layer` (strides, dilation, downsample rule), so only the channel counts shrink."""
+
+    def __init__(self, layers, width, replace_stride_with_dilation):
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes = width
+        self.dilation = 1
+        self.groups = 1
+        self.base_width = 64  # Bottleneck's inner width = planes * base_width / 64 = planes
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(Bottleneck, width, layers[0])
+        self.layer2 = self._make_layer(Bottleneck, 2 * width, layers[1], stride=2, dilate=replace_stride_with_dilation[0])
+        self.layer3 = self._make_layer(Bottleneck, 4 * width, layers[2], stride=2, dilate=replace_stride_with_dilation[1])
+        self.layer4 = self._make_layer(Bottleneck, 8 * width, layers[3], stride=2, dilate=replace_stride_with_dilation[2])
+
+
+def deeplab_head(in_channels, num_classes, aspp):
+    # torchvision's DeepLabHead with ASPP's 256 channels as a parameter (the same Sequential)
+    return nn.Sequential(
+        ASPP(in_channels, [12, 24, 36], out_channels=aspp),
+        nn.Conv2d(aspp, aspp, 3, padding=1, bias=False),
+        nn.BatchNorm2d(aspp),
+        nn.ReLU(),
+        nn.Conv2d(aspp, num_classes, 1),
+    )
+
+
+def build(name, aux, width=WIDTH, aspp=ASPP_CHANNELS, classes=CLASSES):
+    """The torchvision network `name` (fcn_resnet50, deeplabv3_resnet101, ...) at reduced width, as
+    torchvision's _fcn_resnet / _deeplabv3_resnet assemble it."""
+    head, body = name.split('_')
+    backbone = NarrowResNet(BLOCKS[body], width, [False, True, True])
+    return_layers = {'layer4': 'out'}
+    if aux:
+        return_layers['layer3'] = 'aux'
+    backbone = IntermediateLayerGetter(backbone, return_layers=return_layers)
+    out_c = 8 * width * Bottleneck.expansion
+    aux_classifier = FCNHead(out_c // 2, classes) if aux else None
+    if head == 'fcn':
+        return FCN(backbone, FCNHead(out_c, classes), aux_classifier)
+    return DeepLabV3(backbone, deeplab_head(out_c, classes, aspp), aux_classifier)
+
+
+def seed_weights(model, seed):
+    """Random weights that keep activations in range through 100+ layers: convs with
+    kaiming-normal (fan_in) scale, BN with random affine and running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    # running statistics that fit the activations (a cumulative average over a few random batches in
+    # training mode), so the eval-mode network stays in range; then perturbed so they are not exact
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 3, 48, 64, generator=g))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = 0.1
+                m.running_mean.add_(torch.randn(m.num_features, generator=g) * 0.05)
+                m.running_var.mul_(0.8 + 0.4 * torch.rand(m.num_features, generator=g))
+        # logits of a few units, as a trained network gives, so fp32 noise is small next to 1e-4
+        for head in (model.classifier, model.aux_classifier):
+            if head is not None:
+                head[-1].weight.mul_(0.1)
+    model.eval()
+
+
+def picture(h, w, seed):
+    """A smooth synthetic picture with edges plus noise (uint8 HxWx3)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([
+        128 + 100 * np.sin(x / 5.0 + seed),
+        128 + 100 * np.cos(y / 7.0 - seed),
+        np.where((x - w / 2) ** 2 + (y - h / 2) ** 2 < (min(h, w) / 3) ** 2, 220.0, 40.0),
+    ], axis=-1)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def normalise(img):
+    # the project's arithmetic: rgb * (1 / (255 std)) - mean / std, in float32
+    x = img.astype(np.float32) * (np.float32(1) / (np.float32(255) * STD)) - MEAN / STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+
+
+# (name, aux head, base width): the 101s narrower still, to keep the files small
+NETS = [
+    ('fcn_resnet50', True, WIDTH),
+    ('deeplabv3_resnet50', True, WIDTH),
+    ('fcn_resnet101', False, 2),
+    ('deeplabv3_resnet101', False, 2),
+]
+IMAGES = {'a': (37, 53, 1), 'b': (29, 41, 2)}
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    os.makedirs(OUT, exist_ok=True)
+    images = {}
+    for key, (h, w, seed) in IMAGES.items():
+        img = picture(h, w, seed)
+        Image.fromarray(img).save(os.path.join(OUT, f'image_{key}.png'))
+        images[key] = img
+    manifest = {
+        'fixture': 'torchvision',
+        'description': "width-reduced torchvision segmentation networks (eval mode): state_dicts, logits, masks",
+        'settings': {
+            'torch': torch.__version__, 'aspp': ASPP_CHANNELS, 'classes': CLASSES, 'blocks': BLOCKS,
+            'mean': MEAN.tolist(), 'std': STD.tolist(), 'images': {k: [h, w] for k, (h, w, _) in IMAGES.items()},
+        },
+        'results': {},
+        'tensors': {},
+        'images': {k: f'image_{k}.png' for k in IMAGES},
+    }
+    for i, (name, aux, width) in enumerate(NETS):
+        model = build(name, aux, width)
+        seed_weights(model, 100 + i)
+        model.eval()
+        torch.save(model.state_dict(), os.path.join(OUT, f'{name}.pth'))
+        f32 = bytearray()
+        u8 = bytearray()
+        entry = {'pth': f'{name}.pth', 'aux': aux, 'width': width, 'aspp': ASPP_CHANNELS, 'classes': CLASSES,
+                 'tensors': len(model.state_dict()), 'images': {}}
+        for key, img in images.items():
+            with torch.no_grad():
+                out = model(normalise(img))
+                # float64 forward: how far fp32 itself is from the exact result
+                ref = build(name, aux, width).double()
+                ref.load_state_dict(model.state_dict())
+                ref.eval()
+                exact = ref(normalise(img).double())['out']
+            logits = out['out']
+            top2 = logits.topk(2, dim=1).values
+            entry['images'][key] = {
+                'maxAbsLogit': float(logits.abs().max()),
+                'minGap': float((top2[:, 0] - top2[:, 1]).min()),
+                'fp32VsFp64MaxAbs': float((logits.double() - exact).abs().max()),
+            }
+            manifest['tensors'][f'{name}/logits_{key}'] = {'file': f'{name}.f32', 'offset': len(f32), 'dtype': 'float32', 'shape': list(logits.shape)}
+            f32 += logits.numpy().astype('<f4').tobytes()
+            manifest['tensors'][f'{name}/mask_{key}'] = {'file': f'{name}.u8', 'offset': len(u8), 'dtype': 'uint8', 'shape': list(logits.shape[2:])}
+            u8 += logits.argmax(1)[0].numpy().astype(np.uint8).tobytes()
+            if aux:
+                manifest['tensors'][f'{name}/aux_{key}'] = {'file': f'{name}.f32', 'offset': len(f32), 'dtype': 'float32', 'shape': list(out['aux'].shape)}
+                f32 += out['aux'].numpy().astype('<f4').tobytes()
+        with open(os.path.join(OUT, f'{name}.f32'), 'wb') as fh:
+            fh.write(f32)
+        with open(os.path.join(OUT, f'{name}.u8'), 'wb') as fh:
+            fh.write(u8)
+        manifest['results'][name] = entry
+        print(name, entry['images'], os.path.getsize(os.path.join(OUT, f'{name}.pth')), 'bytes', file=sys.stderr)
+    with open(os.path.join(OUT, 'manifest.json'), 'w') as fh:
+        json.dump(manifest, fh, indent=1)
+        fh.write('\n')
+
+
+if __name__ == '__main__':
+    main()
