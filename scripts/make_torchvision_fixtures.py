@@ -16,6 +16,9 @@ Fixtures (test/fixtures/torchvision/):
   image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
   <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
                         aux logits too for networks with the aux head
+  mask_a.png, resize.u8  torchvision's evaluation resize (F.resize on PIL, shorter side 24 and 80) of
+                        image_a (bilinear, HxWx3) and of mask_a (nearest): 'resize/image_<size>',
+                        'resize/mask_<size>'
   manifest.json         as test/helpers/fixtures.ts reads it: tensors '<net>/logits_<image>',
                         '<net>/mask_<image>', '<net>/aux_<image>'; results per net: its options and, per
                         image, the smallest top-1/top-2 logit gap, max |logit| and fp32-vs-fp64 error
@@ -214,9 +217,34 @@ def main():
             fh.write(u8)
         manifest['results'][name] = entry
         print(name, entry['images'], os.path.getsize(os.path.join(OUT, f'{name}.pth')), 'bytes', file=sys.stderr)
+    resize_fixture(manifest, images['a'])
     with open(os.path.join(OUT, 'manifest.json'), 'w') as fh:
         json.dump(manifest, fh, indent=1)
         fh.write('\n')
+
+
+def resize_fixture(manifest, img):
+    """torchvision's evaluation resize (SegmentationPresetEval: F.resize(image, size) on PIL images,
+    the target with NEAREST) of image_a and a mask of its size, shorter side to 24 and to 80."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+    rng = np.random.default_rng(5)
+    mask = rng.integers(0, 5, img.shape[:2]).astype(np.uint8)
+    mask[5:12, 20:40] = 255
+    Image.fromarray(mask).save(os.path.join(OUT, 'mask_a.png'))
+    manifest['images']['mask_a'] = 'mask_a.png'
+    blob = bytearray()
+    for size in (24, 80):
+        im = TF.resize(Image.fromarray(img), size)
+        mk = TF.resize(Image.fromarray(mask), size, interpolation=InterpolationMode.NEAREST)
+        a = np.asarray(im, dtype=np.uint8)
+        b = np.asarray(mk, dtype=np.uint8)
+        manifest['tensors'][f'resize/image_{size}'] = {'file': 'resize.u8', 'offset': len(blob), 'dtype': 'uint8', 'shape': list(a.shape)}
+        blob += a.tobytes()
+        manifest['tensors'][f'resize/mask_{size}'] = {'file': 'resize.u8', 'offset': len(blob), 'dtype': 'uint8', 'shape': list(b.shape)}
+        blob += b.tobytes()
+    with open(os.path.join(OUT, 'resize.u8'), 'wb') as fh:
+        fh.write(blob)
 
 
 if __name__ == '__main__':
