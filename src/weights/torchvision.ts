@@ -6,14 +6,15 @@
 // torchvision's keys as parameter names, so the name map is the identity (less `module.` and the
 // `num_batches_tracked` counters).
 import type { FcnArchitecture } from '../model/fcn.js';
-import { fcnParameters, type ParamSpec } from '../model/params.js';
+import { fcnParameters, type ParamSpec, type TensorMap } from '../model/params.js';
 import { RESNET_BLOCKS, type ResNetDepth } from '../model/resnet.js';
 import {
   isTorchvisionNetwork, networkParts, torchvisionNetwork, TORCHVISION_NETWORKS,
   type TorchvisionArchitecture, type TorchvisionHead, type TorchvisionNetwork,
 } from '../model/torchvision.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { formatShape } from './tensor.js';
+import { encodeSafetensors, type Float32Entry } from './safetensors.js';
+import { formatShape, type Tensor } from './tensor.js';
 
 interface Shaped {
   shape: number[];
@@ -167,4 +168,92 @@ export function resnetBodyTensors<T extends Shaped>(raw: ReadonlyMap<string, T>,
   for (const [k, v] of tensors) if (!k.startsWith('fc.')) out.set(`backbone.${k}`, v);
   checkAgainst(bodyParameters(arch), out, file, `the ${depth} body of ${describeTorchvision(arch)}`);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// as checkpoints: what src/weights/checkpoint.ts calls
+
+/** The declaration as the architecture type every stage takes. */
+export function asArchitecture(arch: TorchvisionArchitecture): FcnArchitecture {
+  return arch as unknown as FcnArchitecture;
+}
+
+/** The torchvision declaration behind an architecture, when it is one. */
+export function asTorchvision(arch: FcnArchitecture): TorchvisionArchitecture | undefined {
+  const a = arch as unknown as Partial<TorchvisionArchitecture>;
+  return isTorchvisionNetwork(arch.name) && a.options !== undefined ? (arch as unknown as TorchvisionArchitecture) : undefined;
+}
+
+/** The book's names (`fcn32s` stands for `fcn32s-resnet18`) and torchvision's. */
+export const KNOWN_NETWORKS: readonly string[] = Object.freeze(['fcn32s', 'fcn16s', 'fcn8s', ...TORCHVISION_NETWORKS]);
+
+function fullName(name: string): string {
+  return /^fcn(32|16|8)s$/.test(name) ? `${name}-resnet18` : name;
+}
+
+/** Checks that a file holding network `actual` is the `expected` one; one line naming both otherwise. */
+export function checkArchitectureName(actual: string, expected: string, file: string): void {
+  if (!KNOWN_NETWORKS.includes(expected) && !/^fcn(32|16|8)s-resnet18$/.test(expected)) {
+    throw new FcnError(`'${expected}' is not a known network (expected one of ${KNOWN_NETWORKS.join(', ')})`, 2);
+  }
+  if (fullName(actual) !== fullName(expected)) throw new FcnError(`${file}: holds ${actual}, not ${expected}`);
+}
+
+/** A torchvision segmentation state_dict, checked against the network it holds: the declaration and
+ *  the tensors under its parameter names. */
+export function torchvisionFromStateDict(raw: ReadonlyMap<string, Tensor>, file: string, expected?: string): { arch: TorchvisionArchitecture; tensors: Map<string, Tensor> } {
+  const forced = expected !== undefined && isTorchvisionNetwork(expected) ? expected : undefined;
+  const arch = torchvisionArchitectureOf(raw, file, forced);
+  if (expected !== undefined && forced === undefined) checkArchitectureName(arch.name, expected, file);
+  return { arch, tensors: torchvisionKeys(raw) };
+}
+
+/**
+ * The declaration behind our checkpoint's `architecture` metadata when it names a torchvision network
+ * (undefined otherwise): widths and aux head from the tensors' shapes, the class count checked.
+ */
+export function torchvisionFromCheckpoint(name: string, numClasses: number, tensors: ReadonlyMap<string, Tensor>, file: string): FcnArchitecture | undefined {
+  if (!isTorchvisionNetwork(name)) return undefined;
+  const params = new Map([...tensors].filter(([k]) => /^(backbone|classifier|aux_classifier)\./.test(k)));
+  const arch = recognizeTorchvision(params, file);
+  checkArchitectureName(arch.name, name, file);
+  if (arch.numClasses !== numClasses) throw new FcnError(`${file}: metadata says ${numClasses} classes, 'classifier.4.weight' has ${arch.numClasses}`);
+  return asArchitecture(arch);
+}
+
+/**
+ * Backbone tensors for a torchvision network, under its parameter names: from torchvision's ImageNet
+ * ResNet-50/101 state_dict (`fc.*` dropped), or the body of a torchvision segmentation state_dict of
+ * the same depth and width. Checked against the declaration.
+ */
+export function torchvisionBodyTensors(raw: ReadonlyMap<string, Tensor>, file: string, arch: TorchvisionArchitecture): Map<string, Tensor> {
+  let body: Map<string, Tensor>;
+  if (isTorchvisionSegmentation(raw.keys())) {
+    body = new Map([...torchvisionKeys(raw)].filter(([k]) => k.startsWith('backbone.')));
+    checkAgainst(bodyParameters(arch), body, file, `the body of ${describeTorchvision(arch)}`);
+  } else if (isResNetBottleneckClassifier(raw.keys())) {
+    body = resnetBodyTensors(raw, file, arch);
+  } else {
+    throw new FcnError(`${file}: not torchvision's ResNet-50/101 ('conv1.weight', 'layer1.0.conv3.weight' …) nor one of its segmentation networks, ` +
+      `so no body for ${arch.name}`);
+  }
+  return body;
+}
+
+/**
+ * The weights as a .safetensors state_dict with torchvision's key names, which
+ * `model.load_state_dict(safetensors.torch.load_file(path))` accepts (BatchNorm adds its
+ * `num_batches_tracked` counters itself when a state_dict has none).
+ */
+export function encodeTorchvisionStateDict(arch: FcnArchitecture, weights: TensorMap): Uint8Array {
+  const tv = asTorchvision(arch);
+  if (!tv) throw new FcnError(`${arch.name} is not one of torchvision's networks (${TORCHVISION_NETWORKS.join(', ')}); only those export to its format`);
+  const entries = new Map<string, Float32Entry>();
+  for (const spec of torchvisionParameters(tv)) {
+    const data = weights.get(spec.name);
+    if (!data) throw new Error(`encodeTorchvisionStateDict: no weights for '${spec.name}'`);
+    entries.set(spec.name, { shape: spec.shape, data });
+  }
+  // what safetensors.torch.save_file writes
+  return encodeSafetensors(entries, { format: 'pt' });
 }
