@@ -2,21 +2,25 @@
 // declarations have torchvision's parameter counts and state_dict keys; the width-reduced fixtures
 // (test/fixtures/torchvision/, made by scripts/make_torchvision_fixtures.py from torchvision's own
 // classes) are recognised from their keys and shapes; a forced network that does not fit, and a
-// state_dict that fits none, are one-line errors naming what does not fit.
+// state_dict that fits none, are one-line errors naming what does not fit; import → our checkpoint →
+// export with torchvision's names gives back the same tensors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { numel } from '../src/model/params.js';
+import { fcnResNet18 } from '../src/model/fcn.js';
+import { initParameters, numel } from '../src/model/params.js';
 import { torchvisionNetwork, TORCHVISION_NETWORKS, type TorchvisionNetwork } from '../src/model/torchvision.js';
 import { resnetBottleneckBody } from '../src/model/resnet.js';
-import { readPth, type Tensor } from '../src/weights/index.js';
+import { importCheckpoint, loadCheckpoint, loadCheckpointWithSource, readPth, readSafetensors, toFloat32, type Tensor } from '../src/weights/index.js';
 import {
-  isResNetBottleneckClassifier, isTorchvisionSegmentation, resnetBodyTensors, torchvisionArchitectureOf, torchvisionKeys,
+  asTorchvision, encodeTorchvisionStateDict, isResNetBottleneckClassifier, isTorchvisionSegmentation, resnetBodyTensors, torchvisionArchitectureOf, torchvisionKeys,
   torchvisionParameters,
 } from '../src/weights/torchvision.js';
 import { FcnError } from '../src/util/errors.js';
-import { fixturesRoot, loadFixture } from './helpers/fixtures.js';
+import { fixturesRoot, loadFixture, repoRoot } from './helpers/fixtures.js';
 
 const fx = loadFixture('torchvision');
 const results = fx.meta.results as Record<TorchvisionNetwork, { pth: string; aux: boolean; width: number; aspp: number; classes: number; tensors: number }>;
@@ -120,4 +124,57 @@ test('torchvision\'s ImageNet ResNet-50 state_dict is recognised as a body and r
   assert.equal(body.size, [...seg.keys()].filter((k) => k.startsWith('backbone.')).length);
   assert.throws(() => resnetBodyTensors(imagenet, 'r50.pth', torchvisionNetwork('fcn_resnet101', { width: 4 })),
     oneLine(/r50\.pth: holds a resnet50 body, but fcn_resnet101 needs resnet101/));
+});
+
+test('import → our checkpoint → export --format torchvision gives back the same tensors under the same keys', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-'));
+  try {
+    for (const name of ['fcn_resnet50', 'deeplabv3_resnet101'] as const) {
+      const src = path.join(fixturesRoot, 'torchvision', `${name}.pth`);
+      const ours = path.join(dir, `${name}.safetensors`);
+      const { checkpoint, source } = await importCheckpoint(src, ours);
+      assert.equal(source.layout, 'torchvision-segmentation');
+      assert.equal(checkpoint.arch.name, name);
+      const back = await loadCheckpointWithSource(ours, { arch: name });
+      assert.equal(back.source.format, 'fcn-checkpoint');
+      assert.deepEqual(asTorchvision(back.checkpoint.arch)?.options, asTorchvision(checkpoint.arch)?.options);
+      assert.deepEqual(back.checkpoint.classes, checkpoint.classes);
+      const exported = readSafetensors(encodeTorchvisionStateDict(back.checkpoint.arch, back.checkpoint.weights), 'exported');
+      assert.equal(exported.metadata['format'], 'pt');
+      const original = torchvisionKeys(pth(name));
+      assert.deepEqual([...exported.tensors.keys()], [...original.keys()]);
+      for (const [k, t] of original) {
+        assert.deepEqual(exported.tensors.get(k)!.shape, t.shape, k);
+        assert.deepEqual(toFloat32(exported.tensors.get(k)!), toFloat32(t), k);
+      }
+      // and the exported file reads back as the same network
+      writeFileSync(path.join(dir, 'tv.safetensors'), encodeTorchvisionStateDict(back.checkpoint.arch, back.checkpoint.weights));
+      assert.equal((await loadCheckpoint(path.join(dir, 'tv.safetensors'))).arch.name, name);
+    }
+    // our checkpoint of one network with another name asked for
+    await assert.rejects(loadCheckpoint(path.join(dir, 'fcn_resnet50.safetensors'), { arch: 'deeplabv3_resnet50' }),
+      oneLine(/fcn_resnet50\.safetensors: holds fcn_resnet50, not deeplabv3_resnet50$/));
+    // the book's net has no torchvision layout
+    const book = fcnResNet18({ numClasses: 3 });
+    assert.throws(() => encodeTorchvisionStateDict(book, initParameters(book)), oneLine(/fcn32s-resnet18 is not one of torchvision's networks/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('fcn import --arch with a state_dict of another network: one line on stderr, exit 1, nothing written', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-'));
+  try {
+    const out = path.join(dir, 'x.safetensors');
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), 'import', path.join(fixturesRoot, 'torchvision', 'deeplabv3_resnet50.pth'),
+      '--arch', 'fcn_resnet50', '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^fcn: .*deeplabv3_resnet50\.pth: holds deeplabv3_resnet50, not fcn_resnet50: its classifier is DeepLabV3's ASPP head/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.ok(!existsSync(out));
+    const bad = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), 'predict', '--arch', 'resnet7', '--model', 'x.pth', 'x.png'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
