@@ -16,6 +16,9 @@ Fixtures (test/fixtures/torchvision/):
   image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
   <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
                         aux logits too for networks with the aux head
+  mask_b.png            a mask for image_b; results.eval: torchvision's reference evaluation (its eval
+                        preset and ConfusionMatrix) of fcn_resnet50 (resize 24) and deeplabv3_resnet50
+                        (own size) on images a, b with masks a, b
   mask_a.png, resize.u8  torchvision's evaluation resize (F.resize on PIL, shorter side 24 and 80) of
                         image_a (bilinear, HxWx3) and of mask_a (nearest): 'resize/image_<size>',
                         'resize/mask_<size>'
@@ -218,6 +221,7 @@ def main():
         manifest['results'][name] = entry
         print(name, entry['images'], os.path.getsize(os.path.join(OUT, f'{name}.pth')), 'bytes', file=sys.stderr)
     resize_fixture(manifest, images['a'])
+    eval_fixture(manifest, images)
     with open(os.path.join(OUT, 'manifest.json'), 'w') as fh:
         json.dump(manifest, fh, indent=1)
         fh.write('\n')
@@ -245,6 +249,44 @@ def resize_fixture(manifest, img):
         blob += b.tobytes()
     with open(os.path.join(OUT, 'resize.u8'), 'wb') as fh:
         fh.write(blob)
+
+
+def eval_fixture(manifest, images):
+    """torchvision's segmentation reference evaluation (SegmentationPresetEval + ConfusionMatrix) of
+    two networks on the two images with masks (mask_a.png from resize_fixture, mask_b.png here):
+    fcn_resnet50 with the resize to shorter side 24, deeplabv3_resnet50 at the images' own size."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+    rng = np.random.default_rng(6)
+    h, w = images['b'].shape[:2]
+    mask_b = rng.integers(0, 5, (h, w)).astype(np.uint8)
+    mask_b[:4] = 255
+    Image.fromarray(mask_b).save(os.path.join(OUT, 'mask_b.png'))
+    manifest['images']['mask_b'] = 'mask_b.png'
+    masks = {'a': np.asarray(Image.open(os.path.join(OUT, 'mask_a.png'))), 'b': mask_b}
+    out = {}
+    for i, (name, resize) in enumerate([('fcn_resnet50', 24), ('deeplabv3_resnet50', None)]):
+        model = build(name, True)
+        model.load_state_dict(torch.load(os.path.join(OUT, f'{name}.pth')))
+        model.eval()
+        n = CLASSES
+        mat = torch.zeros((n, n), dtype=torch.int64)
+        for key in ('a', 'b'):
+            image, target = Image.fromarray(images[key]), Image.fromarray(masks[key])
+            if resize is not None:
+                image = TF.resize(image, resize)
+                target = TF.resize(target, resize, interpolation=InterpolationMode.NEAREST)
+            x = TF.normalize(TF.convert_image_dtype(TF.pil_to_tensor(image), torch.float), mean=MEAN.tolist(), std=STD.tolist())
+            y = torch.as_tensor(np.array(target), dtype=torch.int64)
+            with torch.no_grad():
+                pred = model(x[None])['out'].argmax(1)[0]
+            # torchvision's references/segmentation/utils.py ConfusionMatrix.update
+            a, b = y.flatten(), pred.flatten()
+            k = (a >= 0) & (a < n)
+            inds = n * a[k] + b[k]
+            mat += torch.bincount(inds, minlength=n ** 2).reshape(n, n)
+        out[name] = {'resize': resize, 'confusionMatrix': mat.tolist()}
+    manifest['results']['eval'] = out
 
 
 if __name__ == '__main__':

@@ -92,3 +92,23 @@ test('fcn export\'s ONNX graph of a torchvision network gives torchvision\'s log
     await session.dispose();
   }
 });
+
+test('fcn eval (with --resize as torchvision\'s evaluation preset, and without) gives the confusion matrix torchvision\'s reference computes', () => {
+  const data = path.join(tmp, 'voc');
+  for (const d of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation']) fs.mkdirSync(path.join(data, d), { recursive: true });
+  for (const key of ['a', 'b']) {
+    // the PNG under a .jpg name: images are decoded by content, and PNG keeps the pixels exact
+    fs.copyFileSync(fx.imagePath(key), path.join(data, 'JPEGImages', `${key}.jpg`));
+    fs.copyFileSync(fx.imagePath(`mask_${key}`), path.join(data, 'SegmentationClass', `${key}.png`));
+  }
+  fs.writeFileSync(path.join(data, 'ImageSets/Segmentation/val.txt'), 'a\nb\n');
+  const expected = fx.meta.results['eval'] as Record<string, { resize: number | null; confusionMatrix: number[][] }>;
+  for (const [name, e] of Object.entries(expected)) {
+    const json = path.join(tmp, `${name}.json`);
+    const args = ['eval', '--model', pthPath(name), '--data', data, '--json', json, '--threads', '1', ...(e.resize ? ['--resize', String(e.resize)] : [])];
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8')) as { confusionMatrix: number[][] };
+    assert.deepEqual(report.confusionMatrix, e.confusionMatrix, name);
+  }
+});
