@@ -16,6 +16,11 @@ Fixtures (test/fixtures/torchvision/):
   image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
   <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
                         aux logits too for networks with the aux head
+  <net>_train.pth, train.f32, train.u8   one SGD step of width-reduced fcn_resnet50 and
+                        deeplabv3_resnet50 with aux heads in training mode (torchvision's criterion:
+                        CE(out) + 0.5 CE(aux), ignore 255; SGD with weight decay; fixed dropout masks fed
+                        to both sides): inputs, masks, every gradient, weights and running statistics
+                        after the step; results.train has the losses
   mask_b.png            a mask for image_b; results.eval: torchvision's reference evaluation (its eval
                         preset and ConfusionMatrix) of fcn_resnet50 (resize 24) and deeplabv3_resnet50
                         (own size) on images a, b with masks a, b
@@ -33,6 +38,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.resnet import Bottleneck, ResNet
@@ -222,6 +228,7 @@ def main():
         print(name, entry['images'], os.path.getsize(os.path.join(OUT, f'{name}.pth')), 'bytes', file=sys.stderr)
     resize_fixture(manifest, images['a'])
     eval_fixture(manifest, images)
+    train_fixture(manifest)
     with open(os.path.join(OUT, 'manifest.json'), 'w') as fh:
         json.dump(manifest, fh, indent=1)
         fh.write('\n')
@@ -287,6 +294,113 @@ def eval_fixture(manifest, images):
             mat += torch.bincount(inds, minlength=n ** 2).reshape(n, n)
         out[name] = {'resize': resize, 'confusionMatrix': mat.tolist()}
     manifest['results']['eval'] = out
+
+
+class FixedDropout(nn.Module):
+    """nn.Dropout with a given keep-mask (the one fed to our step): y = x * keep / (1 - p)."""
+
+    def __init__(self, p, keep):
+        super().__init__()
+        self.p = p
+        self.keep = keep
+
+    def forward(self, x):
+        return x * self.keep / (1 - self.p)
+
+
+TRAIN = {'batch': 3, 'height': 26, 'width': 34, 'width_base': 2, 'aspp': 8, 'classes': 3, 'lr': 0.01, 'wd': 1e-4}
+
+
+def train_fixture(manifest):
+    """One SGD step of width-reduced fcn_resnet50 and deeplabv3_resnet50 (aux heads) in training mode
+    as torchvision's segmentation reference takes it: criterion = cross_entropy(out, y, ignore 255) +
+    0.5 * cross_entropy(aux, y, ignore 255); loss.backward(); SGD(lr, weight_decay). Dropout masks are
+    drawn here and fed to both sides (named as our graph's step inputs, '<dropout output>:keep').
+    Stored: initial weights (<net>_train.pth), inputs, masks, loss, every gradient, the running
+    statistics after the step. Batch 3: with 2 images, batch-norm over the 1x1 pooled features of
+    ASPP's pooling branch normalises 2 values to +-1 and the gradient into its conv is exactly 0
+    (both sides then compare rounding noise)."""
+    T = TRAIN
+    g = torch.Generator().manual_seed(77)
+    N, H, W = T['batch'], T['height'], T['width']
+    x = torch.randn(N, 3, H, W, generator=g)
+    labels = torch.randint(0, T['classes'], (N, H, W), generator=g)
+    labels[0, :5, :] = 255
+    labels[1, :, -3:] = 255
+    labels[2, 10:14, 10:20] = 255
+    f32 = bytearray()
+    u8 = bytearray()
+
+    def put(name, t):
+        nonlocal f32
+        a = t.detach().contiguous().numpy().astype('<f4')
+        manifest['tensors'][name] = {'file': 'train.f32', 'offset': len(f32), 'dtype': 'float32', 'shape': list(t.shape)}
+        f32 += a.tobytes()
+
+    def put_u8(name, a):
+        nonlocal u8
+        manifest['tensors'][name] = {'file': 'train.u8', 'offset': len(u8), 'dtype': 'uint8', 'shape': list(a.shape)}
+        u8 += a.astype(np.uint8).tobytes()
+
+    put('train/x', x)
+    put_u8('train/labels', labels.numpy())
+    results = {'settings': T}
+    for i, name in enumerate(['fcn_resnet50', 'deeplabv3_resnet50']):
+        model = build(name, True, T['width_base'], T['aspp'], T['classes'])
+        seed_weights(model, 300 + i)
+        torch.save(model.state_dict(), os.path.join(OUT, f'{name}_train.pth'))
+        # the dropout layers, by our graph's step-input names
+        drops = {'aux_classifier/3:keep': (model.aux_classifier, 3)}
+        if name.startswith('fcn'):
+            drops['classifier/3:keep'] = (model.classifier, 3)
+        else:
+            drops['classifier.0/out:keep'] = (model.classifier[0].project, 3)
+        model.train()
+        # the shapes the masks need: run once in eval mode with hooks
+        shapes = {}
+        hooks = [parent[idx].register_forward_hook(lambda m, inp, out, k=key: shapes.__setitem__(k, tuple(out.shape)))
+                 for key, (parent, idx) in drops.items()]
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        for h in hooks:
+            h.remove()
+        model.train()
+        for key, (parent, idx) in drops.items():
+            p = parent[idx].p
+            keep = (torch.rand(shapes[key], generator=g) >= p)
+            parent[idx] = FixedDropout(p, keep.float())
+            put_u8(f'train/{name}/{key}', keep.numpy())
+        # the same step in float64: how far PyTorch's own fp32 gradients are from exact ("fp32 noise")
+        ref = build(name, True, T['width_base'], T['aspp'], T['classes'])
+        ref.load_state_dict(torch.load(os.path.join(OUT, f'{name}_train.pth')))
+        for key, (parent, idx) in drops.items():
+            ref_parent = ref.aux_classifier if key.startswith('aux') else (ref.classifier if name.startswith('fcn') else ref.classifier[0].project)
+            ref_parent[idx] = FixedDropout(parent[idx].p, parent[idx].keep.double())
+        ref = ref.double().train()
+        out64 = ref(x.double())
+        (F.cross_entropy(out64['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out64['aux'], labels, ignore_index=255)).backward()
+        grad64 = {k: prm.grad for k, prm in ref.named_parameters()}
+        out = model(x)
+        loss = F.cross_entropy(out['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255)
+        loss.backward()
+        noise = {k: float((prm.grad.double() - grad64[k]).norm() / grad64[k].norm().clamp_min(1e-30)) for k, prm in model.named_parameters()}
+        for k, prm in model.named_parameters():
+            put(f'train/{name}/grad/{k}', prm.grad)
+        opt = torch.optim.SGD(model.parameters(), lr=T['lr'], weight_decay=T['wd'])
+        opt.step()
+        for k, b in model.state_dict().items():
+            if 'running' in k:
+                put(f'train/{name}/new/{k}', b)
+            elif 'num_batches' not in k:
+                put(f'train/{name}/new/{k}', b)
+        results[name] = {'loss': float(loss), 'pth': f'{name}_train.pth', 'masks': list(drops), 'fp32Noise': noise}
+        print(name, 'train loss', float(loss), file=sys.stderr)
+    manifest['results']['train'] = results
+    with open(os.path.join(OUT, 'train.f32'), 'wb') as fh:
+        fh.write(f32)
+    with open(os.path.join(OUT, 'train.u8'), 'wb') as fh:
+        fh.write(u8)
 
 
 if __name__ == '__main__':
