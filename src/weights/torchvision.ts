@@ -20,9 +20,9 @@ interface Shaped {
   shape: number[];
 }
 
-/** The parameter list of a torchvision declaration (params.ts derives it from the layers alone). */
+/** The parameter list of a torchvision declaration, in torchvision's state_dict order. */
 export function torchvisionParameters(arch: TorchvisionArchitecture): ParamSpec[] {
-  return fcnParameters(arch as unknown as FcnArchitecture);
+  return fcnParameters(arch);
 }
 
 function isBatchCounter(key: string): boolean {
@@ -173,15 +173,9 @@ export function resnetBodyTensors<T extends Shaped>(raw: ReadonlyMap<string, T>,
 // ---------------------------------------------------------------------------------------------
 // as checkpoints: what src/weights/checkpoint.ts calls
 
-/** The declaration as the architecture type every stage takes. */
-export function asArchitecture(arch: TorchvisionArchitecture): FcnArchitecture {
-  return arch as unknown as FcnArchitecture;
-}
-
-/** The torchvision declaration behind an architecture, when it is one. */
+/** The torchvision declaration behind an architecture, when it is one (it carries its options). */
 export function asTorchvision(arch: FcnArchitecture): TorchvisionArchitecture | undefined {
-  const a = arch as unknown as Partial<TorchvisionArchitecture>;
-  return isTorchvisionNetwork(arch.name) && a.options !== undefined ? (arch as unknown as TorchvisionArchitecture) : undefined;
+  return isTorchvisionNetwork(arch.name) && 'options' in arch ? (arch as TorchvisionArchitecture) : undefined;
 }
 
 /** The book's names (`fcn32s` stands for `fcn32s-resnet18`) and torchvision's. */
@@ -218,7 +212,7 @@ export function torchvisionFromCheckpoint(name: string, numClasses: number, tens
   const arch = recognizeTorchvision(params, file);
   checkArchitectureName(arch.name, name, file);
   if (arch.numClasses !== numClasses) throw new FcnError(`${file}: metadata says ${numClasses} classes, 'classifier.4.weight' has ${arch.numClasses}`);
-  return asArchitecture(arch);
+  return arch;
 }
 
 /**
