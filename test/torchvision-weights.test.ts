@@ -178,3 +178,16 @@ test('fcn import --arch with a state_dict of another network: one line on stderr
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--model NAME: a bare network name that is not downloaded says which fcn download fetches it', () => {
+  const home = mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-home-'));
+  try {
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), 'predict', '--model', 'deeplabv3_resnet101', 'x.png'],
+      { encoding: 'utf8', cwd: home, env: { ...process.env, FCN_HOME: home, TORCH_HOME: home } });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /deeplabv3_resnet101.*`fcn download deeplabv3_resnet101` fetches it to .*deeplabv3_resnet101_coco-586e9e4e\.pth/);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
