@@ -182,7 +182,7 @@ test('fcn import --arch with a state_dict of another network: one line on stderr
 test('--model NAME: a bare network name that is not downloaded says which fcn download fetches it', () => {
   const home = mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-home-'));
   try {
-    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), 'predict', '--model', 'deeplabv3_resnet101', 'x.png'],
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/fcn.js'), 'predict', '--model', 'deeplabv3_resnet101', path.join(fixturesRoot, 'torchvision', 'image_a.png')],
       { encoding: 'utf8', cwd: home, env: { ...process.env, FCN_HOME: home, TORCH_HOME: home } });
     assert.equal(r.status, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1);
