@@ -2,12 +2,17 @@
 // on the same machine, in the same run, each measurement in its own process (so peak RSS is its
 // own). Prints a table; run by hand on a quiet machine (never part of the tests).
 //   npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
+//                 [--no-torchvision]
+// (rows for torchvision's fcn_resnet50 and deeplabv3_resnet50: forward at 520x520, torchvision's
+// evaluation size, and a full training step at 320x320 batch 4; --no-torchvision skips them)
 // (--upsample: the inference graph's transposed convolutions, ORT's ConvTranspose or the default block GEMM)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
-import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { fcnResNet18, initParameters, seededRandom, type FcnArchitecture } from '../src/model/index.js';
+import { torchvisionNetwork, type TorchvisionNetwork } from '../src/model/torchvision.js';
+import { inferShapes } from '../src/graph/train.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
 import { GraphBuilder } from '../src/graph/onnx.js';
@@ -17,7 +22,29 @@ const PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
 
-interface Case { task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks' }
+interface Case {
+  task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks';
+  /** One of torchvision's networks (21 classes, aux head) instead of the book's FCN. */
+  net?: TorchvisionNetwork;
+}
+
+function caseArch(c: Case): FcnArchitecture {
+  return c.net ? torchvisionNetwork(c.net, { numClasses: 21 }) : fcnResNet18({ numClasses: 21 });
+}
+
+/** Forward GFLOP of one image: 2 x multiply-adds of every convolution of the inference graph (the
+ *  aux head is not run at inference), at the declaration's shapes. */
+function forwardGflop(arch: FcnArchitecture, height: number, width: number): number {
+  const shapes = inferShapes(arch, 1, height, width);
+  const aux = new Set(arch.auxOutput ? arch.layers.filter((l) => 'name' in l && l.name.startsWith('aux_classifier.')).map((l) => l.output) : []);
+  let flop = 0;
+  for (const l of arch.layers) {
+    if (l.op !== 'conv' || aux.has(l.output)) continue;
+    const [, , h, w] = shapes.get(l.output)!;
+    flop += 2 * l.outChannels * (l.inChannels / (l.groups ?? 1)) * l.kernel * l.kernel * h * w;
+  }
+  return flop / 1e9;
+}
 interface Result { median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string }
 
 function median(xs: number[]): number {
@@ -28,7 +55,7 @@ function median(xs: number[]): number {
 
 /** Runs one case in this process (called in a child). */
 async function runCase(c: Case, runs: number, warmup: number, threads: number): Promise<Result> {
-  const arch = fcnResNet18({ numClasses: 21 });
+  const arch = caseArch(c);
   const weights = initParameters(arch, seededRandom(0));
   const x = new Float32Array(c.batch * 3 * c.height * c.width);
   for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 1.5;
@@ -115,6 +142,12 @@ async function main(): Promise<void> {
   if (only !== 'forward') {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
   }
+  if (!argv.includes('--no-torchvision')) {
+    for (const net of ['fcn_resnet50', 'deeplabv3_resnet50'] as const) {
+      if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, height: 520, width: 520, net });
+      if (only !== 'forward') cases.push({ task: 'train', mode: 'full', batch: 4, height: 320, width: 320, net });
+    }
+  }
   process.stdout.write(`fcn benchmark: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${threads} threads, ${runs} runs after ${warmup} warm-ups, input ${S.height}x${S.width}\n`);
   if (withTorch) process.stdout.write(openblasNote() + '\n');
   else process.stdout.write('PyTorch not available (/usr/bin/python3 with torch): ours only\n');
@@ -125,14 +158,17 @@ async function main(): Promise<void> {
   process.stdout.write(`ceiling: a ${GEMM_N}x${GEMM_N}x${GEMM_N} float32 MatMul through ONNX Runtime runs at ${gemmRate} GFLOP/s (best run) on ${threads} threads\n`);
   const rows: string[][] = [];
   for (const c of cases) {
-    const label = c.task === 'forward' ? `forward b${c.batch}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`;
+    const what = c.net ? `${c.net} ${c.height}x${c.width} ` : '';
+    const label = what + (c.task === 'forward' ? `forward b${c.batch}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`);
     process.stderr.write(`running ${label} ...\n`);
     const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads)]);
     const torch = withTorch
       ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
-        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads)], PYTHON)
+        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : [])], PYTHON)
       : undefined;
-    const gflop = c.task === 'forward' ? FORWARD_GFLOP_PER_IMAGE_320x480 * c.batch : NaN;
+    // a training step costs about 3x its forward (forward, input gradients, weight gradients)
+    const perImage = c.net ? forwardGflop(caseArch(c), c.height, c.width) : FORWARD_GFLOP_PER_IMAGE_320x480;
+    const gflop = c.task === 'forward' ? perImage * c.batch : c.net ? 3 * perImage * c.batch : NaN;
     const fmt = (r?: Result) => (r && Number.isFinite(r.median_ms) ? r.median_ms.toFixed(0) : r?.note ? `failed: ${r.note}` : '—');
     rows.push([
       label,

@@ -5,7 +5,9 @@ One measurement per process so peak RSS belongs to that measurement alone:
   /usr/bin/python3 bench/torch_bench.py forward --batch 1 --height 320 --width 480 --runs 7
   /usr/bin/python3 bench/torch_bench.py train --mode full|head --batch 4 ...
 Prints one JSON line: {"engine": "pytorch", "task": ..., "median_ms": ..., "runs_ms": [...], "peak_rss_mb": ...}.
-The network is the d2l book's FCN (torchvision resnet18 body, 1x1 conv, ConvTranspose k64 s32 p16).
+The network is the d2l book's FCN (torchvision resnet18 body, 1x1 conv, ConvTranspose k64 s32 p16), or
+with --net one of torchvision's fcn_resnet50/101, deeplabv3_resnet50/101 (aux head, 21 classes), trained
+with torchvision's criterion (cross-entropy over the batch's valid pixels + 0.5 x aux).
 """
 import argparse
 import json
@@ -27,6 +29,15 @@ def book_fcn(num_classes=21):
     return net
 
 
+def torchvision_net(name):
+    from torchvision.models import segmentation
+    return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+
+
+def torchvision_loss(out, labels):
+    return F.cross_entropy(out['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255)
+
+
 def loss_fn(logits, labels):
     # the book's reduction with VOC's ignore label: per image the mean over valid pixels, summed over the batch
     per_pixel = F.cross_entropy(logits, labels, reduction='none', ignore_index=255)
@@ -44,10 +55,13 @@ def main():
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--net', default='book', help="book, or torchvision's fcn_resnet50, deeplabv3_resnet50, ...")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = book_fcn()
+    book = a.net == 'book'
+    net = book_fcn() if book else torchvision_net(a.net)
+    criterion = loss_fn if book else torchvision_loss
     x = torch.randn(a.batch, 3, a.height, a.width)
     times = []
     if a.task == 'forward':
@@ -63,7 +77,7 @@ def main():
         labels[torch.rand(labels.shape) < 0.1] = 255
         if a.mode == 'head':
             for name, prm in net.named_parameters():
-                prm.requires_grad = name.startswith('final_conv') or name.startswith('transpose_conv')
+                prm.requires_grad = name.startswith('final_conv') or name.startswith('transpose_conv') or not name.startswith('backbone.') and not book
         params = [q for q in net.parameters() if q.requires_grad]
         opt = torch.optim.SGD(params, lr=0.001, weight_decay=1e-3)
         for i in range(a.warmup + a.runs):
@@ -71,19 +85,19 @@ def main():
             if a.mode == 'head':
                 # frozen backbone: eval-mode BN, no graph through it (what --freeze-backbone does)
                 net.train()
-                for m in list(net.children())[:-2]:
+                for m in (list(net.children())[:-2] if book else [net.backbone]):
                     m.eval()
             else:
                 net.train()
             opt.zero_grad()
-            loss = loss_fn(net(x), labels)
+            loss = criterion(net(x), labels)
             loss.backward()
             opt.step()
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
-        'engine': 'pytorch', 'version': torch.__version__, 'task': a.task, 'mode': a.mode, 'batch': a.batch,
+        'engine': 'pytorch', 'version': torch.__version__, 'task': a.task, 'net': a.net, 'mode': a.mode, 'batch': a.batch,
         'height': a.height, 'width': a.width, 'threads': a.threads,
         'median_ms': statistics.median(times), 'runs_ms': [round(t, 1) for t in times], 'peak_rss_mb': round(rss_mb, 1),
     }))

@@ -23,6 +23,9 @@ export type { Checkpoint, CheckpointSource, WeightLayout, Tensor, DType } from "
 export { fcnResNet18, fcnParameters, initParameters, bilinearKernel, FCN_VARIANTS, defaultCard, defaultClasses, defaultColors, defaultNormalization } from "./model/index.js";
 export type { ModelCard, Color, Normalization } from "./model/index.js";
 export type { FcnArchitecture, FcnVariant, FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
+export { torchvisionNetwork, TORCHVISION_NETWORKS } from "./model/index.js";
+export type { TorchvisionArchitecture, TorchvisionNetwork, TorchvisionOptions } from "./model/index.js";
+export { encodeTorchvisionStateDict } from "./weights/index.js";
 export { compileInference, compileExport } from "./graph/inference.js";
 export type { InferenceGraphOptions, ExportMeta } from "./graph/inference.js";
 export { compileTrainStep, TRAIN_IO, updatedName, momentumName, gradientName } from "./graph/train.js";

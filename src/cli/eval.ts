@@ -9,12 +9,12 @@ import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
-import { parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
 import { printableLines } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 
 interface EvalFlags {
-  model?: string; data?: string; split: string; json?: string; limit?: number; threads?: number;
+  model?: string; arch?: string; data?: string; split: string; json?: string; limit?: number; resize?: number; threads?: number;
   queue?: string; queueName: string; shard?: Shard; merge?: string[]; maxPixels?: number;
 }
 
@@ -28,10 +28,12 @@ async function report(cm: ConfusionMatrix, classes: readonly string[], json?: st
 export function command(): Command {
   return new Command('eval')
     .description('score a model on a split (full images, one confusion matrix): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
-    .option('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
+    .option('--model <file|name>', MODEL_HELP)
+    .option('--arch <name>', ARCH_HELP, parseArch)
     .option('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012)')
     .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
     .option('--json <file>', 'also write the metrics as JSON')
+    .option('--resize <n>', 'resize each image and mask so the shorter side is n pixels first, as torchvision\'s evaluation does (520)', parseIntFlag('--resize', 1))
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
     .option('--max-pixels <n>', 'largest image or mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
@@ -47,6 +49,7 @@ export function command(): Command {
         return report(merged.matrix, merged.classes, o.json);
       }
       if (!o.model) throw new UsageError("required option '--model <file>' not specified");
+      if (o.queue && o.resize !== undefined) throw new UsageError('--resize is not available with --queue (workers score images at their own size)');
       if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
       const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
       const first = o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids;
@@ -62,9 +65,9 @@ export function command(): Command {
         process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
         return report(r.matrix, r.classes, o.json);
       }
-      const model = await loadModel(o.model, { threads: o.threads });
+      const model = await loadModel(o.model, { threads: o.threads, arch: o.arch });
       try {
-        const cm = await evaluate(model, ds, { ids, onProgress: (done) => bar?.update(done) });
+        const cm = await evaluate(model, ds, { ids, resize: o.resize, onProgress: (done) => bar?.update(done) });
         bar?.finish();
         await report(cm, model.meta.classes, o.json);
       } finally {

@@ -48,3 +48,14 @@ export function parseSize(name: string) {
     return [Number(m[1]), Number(m[2])];
   };
 }
+
+/** --arch NAME: the book's fcn32s/fcn16s/fcn8s or one of torchvision's networks. */
+export const ARCH_NAMES: readonly string[] = ['fcn32s', 'fcn16s', 'fcn8s', 'fcn_resnet50', 'fcn_resnet101', 'deeplabv3_resnet50', 'deeplabv3_resnet101'];
+
+export function parseArch(value: string): string {
+  if (!ARCH_NAMES.includes(value)) throw new UsageError(`--arch expects one of ${ARCH_NAMES.join(', ')}, got '${value}'`);
+  return value;
+}
+
+export const ARCH_HELP = 'the network the model file must hold (recognised from the file otherwise): ' + ARCH_NAMES.join(', ');
+export const MODEL_HELP = "checkpoint (.safetensors), the book's or torchvision's PyTorch state_dict (.pth), or a downloaded network's name (fcn_resnet50, ...)";

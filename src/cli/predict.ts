@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { loadModel } from '../infer/model.js';
 import { checkStems, failureSummary, predictFiles, probeImageFiles, stemOf } from '../infer/predict.js';
 import type { ClassShare } from '../infer/model.js';
-import { parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
 import { printable } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 import { selectShard, type Shard } from '../queue/shard.js';
@@ -16,7 +16,8 @@ export function command(): Command {
   return new Command('predict')
     .description('segment images: writes DIR/<stem>.png (VOC palette PNG, pixel value = class id) for each image; ' +
       'unreadable images are named on stderr and skipped, and the run exits 1 at the end if any were')
-    .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
+    .requiredOption('--model <file|name>', MODEL_HELP)
+    .option('--arch <name>', ARCH_HELP, parseArch)
     .option('--out <dir>', 'output folder', 'predictions')
     .option('--overlay', 'also write <stem>.overlay.png (image blended with the colour mask)')
     .option('--fail-fast', 'stop at the first unreadable image instead of skipping it')
@@ -27,7 +28,7 @@ export function command(): Command {
     .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
     .option('--shard <K/N>', SHARD_HELP, shardFlag)
     .argument('<images...>', 'JPEG/PNG/WebP images')
-    .action(async (all: string[], o: { model: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number; queue?: string; queueName: string; shard?: Shard }) => {
+    .action(async (all: string[], o: { model: string; arch?: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number; queue?: string; queueName: string; shard?: Shard }) => {
       const images = o.shard ? selectShard(all, o.shard, stemOf) : all;
       checkStems(images);
       const line = (file: string, r: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => {
@@ -54,7 +55,7 @@ export function command(): Command {
       // headers first (no decoding): missing, non-image and oversized files are named before the model loads
       const probed = await probeImageFiles(images, { failFast, maxPixels: o.maxPixels, onError: report });
       if (probed.readable.length === 0) throw failureSummary({ written: [], failed: probed.failed }, images.length);
-      const model = await loadModel(o.model, { threads: o.threads, tileSize: o.tile });
+      const model = await loadModel(o.model, { threads: o.threads, tileSize: o.tile, arch: o.arch });
       let result;
       try {
         result = await predictFiles(model, probed.readable, {

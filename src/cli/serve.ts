@@ -4,10 +4,13 @@ import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { serve } from '../web/serve.js';
 import { UsageError } from '../util/errors.js';
-import { parseFloatFlag, parseIntFlag } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseFloatFlag, parseIntFlag } from './options.js';
+import { loadCheckpoint } from '../weights/checkpoint.js';
+import { modelPath } from '../infer/named.js';
 
 interface ServeFlags {
   model: string;
+  arch?: string;
   host: string;
   port: number;
   maxBodyMb: number;
@@ -48,7 +51,8 @@ function hostFlag(value: string): string {
 export function command(): Command {
   return new Command('serve')
     .description('web page and HTTP API for segmentation: POST /api/segment (image body) -> classes and mask PNG; GET /healthz (alive), /readyz (ready)')
-    .requiredOption('--model <file>', 'checkpoint (.safetensors) or the book\'s PyTorch state_dict (.pth)')
+    .requiredOption('--model <file|name>', MODEL_HELP)
+    .option('--arch <name>', ARCH_HELP, parseArch)
     .option('--host <address>', 'address to bind (0.0.0.0 makes it reachable from other machines)', hostFlag, '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', portFlag, 8080)
     .option('--max-body-mb <mb>', 'largest upload accepted, in MB', parseFloatFlag('--max-body-mb', 0.001), 20)
@@ -61,7 +65,7 @@ export function command(): Command {
     .option('--quiet', 'do not print a line per request')
     .action(async (o: ServeFlags) => {
       const server = await serve({
-        model: o.model, host: o.host, port: o.port, maxBodyMb: o.maxBodyMb, maxSide: o.maxSide,
+        model: await loadCheckpoint(modelPath(o.model), { arch: o.arch }), host: o.host, port: o.port, maxBodyMb: o.maxBodyMb, maxSide: o.maxSide,
         bodyTimeoutS: o.bodyTimeout, maxUploads: o.maxUploads, drainTimeoutS: o.drainTimeout,
         tileSize: o.tile, threads: o.threads,
         log: o.quiet ? undefined : (line) => process.stdout.write(`${line}\n`),

@@ -4,6 +4,7 @@ import { readVocExample } from '../data/dataset.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import type { SegmentationModel } from './model.js';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { resizeBilinearPil, resizeNearestPil, shorterSideSize } from '../data/resize.js';
 
 export interface EvaluateOptions {
   /** Only the first n images of the split. */
@@ -11,6 +12,9 @@ export interface EvaluateOptions {
   /** Evaluate these ids of the split instead (e.g. one shard of it). */
   ids?: readonly string[];
   onProgress?: (done: number, total: number) => void;
+  /** Resize each image (bilinear) and mask (nearest) so the shorter side is this many pixels before
+   *  predicting and scoring, as torchvision's evaluation preset does (520 for its published numbers). */
+  resize?: number;
 }
 
 export async function evaluate(model: SegmentationModel, ds: VocDataset, opts: EvaluateOptions = {}): Promise<ConfusionMatrix> {
@@ -18,12 +22,17 @@ export async function evaluate(model: SegmentationModel, ds: VocDataset, opts: E
   const cm = new ConfusionMatrix(model.numClasses);
   let next = ids.length > 0 ? readVocExample(ds, ids[0]!) : undefined;
   for (let i = 0; i < ids.length; i++) {
-    const ex = await next!;
+    let { image, mask } = await next!;
     // decode the next image while this one runs
     next = i + 1 < ids.length ? readVocExample(ds, ids[i + 1]!) : undefined;
-    const pred = await model.predict(ex.image);
+    if (opts.resize !== undefined) {
+      const [h, w] = shorterSideSize(image.height, image.width, opts.resize);
+      image = resizeBilinearPil(image, h, w);
+      mask = resizeNearestPil(mask, h, w);
+    }
+    const pred = await model.predict(image);
     try {
-      cm.add(pred.data, ex.mask.data);
+      cm.add(pred.data, mask.data);
     } catch (err) {
       // a label the model has no class for (e.g. a 5-class model on VOC's 21): name the mask file
       throw new FcnError(`${ds.maskPath(ids[i]!)}: ${errorMessage(err)}; the model has ${model.numClasses} classes`);

@@ -13,6 +13,7 @@ import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
 import { normalizeWindow } from './preprocess.js';
 import { classShares, predictInTiles, type ClassShare } from './tiled.js';
+import { modelPath } from './named.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
 export interface SegmentationModelOptions {
@@ -22,6 +23,8 @@ export interface SegmentationModelOptions {
   tileSize?: number;
   /** Context kept around each tile's core, in pixels (default 96). */
   tileMargin?: number;
+  /** The network a loaded file must hold (e.g. 'fcn_resnet50'); recognised from the file when absent. */
+  arch?: string;
 }
 
 export type { ClassShare } from './tiled.js';
@@ -142,11 +145,13 @@ export interface FreshModelOptions {
 }
 
 /**
- * Loads a model: a checkpoint path (our .safetensors, the book's PyTorch .pth, or the same tensors as
- * .safetensors), a Checkpoint already read, or `{ numClasses, variant }` for a freshly initialised network.
+ * Loads a model: a checkpoint path (our .safetensors, the book's PyTorch .pth, torchvision's
+ * segmentation state_dicts, or the same tensors as .safetensors), a published network's name
+ * (`fcn_resnet50`: its downloaded file), a Checkpoint already read, or `{ numClasses, variant }` for a
+ * freshly initialised network.
  */
 export async function loadModel(source: string | Checkpoint | FreshModelOptions, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
-  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(source), opts);
+  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), opts);
   if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, opts);
   const fresh = source as FreshModelOptions;
   const arch = fcnResNet18({ numClasses: fresh.numClasses, variant: fresh.variant });

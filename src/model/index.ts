@@ -4,3 +4,5 @@ export * from './fcn.js';
 export * from './params.js';
 export { bilinearKernel } from './bilinear.js';
 export * from './card.js';
+export * from './resnet.js';
+export * from './torchvision.js';

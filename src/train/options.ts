@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
+import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
 import { UsageError } from '../util/errors.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
@@ -18,7 +19,7 @@ export type OptionKind =
   | { type: 'int'; min: number; max?: number; nullable?: boolean; /** What the max is, when it is not arbitrary. */ maxIs?: string }
   | { type: 'number'; min: number; below?: number }
   | { type: 'size'; multipleOf: number }
-  | { type: 'choice'; values: readonly string[] }
+  | { type: 'choice'; values: readonly string[]; nullable?: boolean }
   | { type: 'boolean' }
   | { type: 'path'; required?: boolean; absolute?: boolean };
 
@@ -63,9 +64,10 @@ export const TRAIN_OPTIONS = {
   freezeBackbone: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run',
     doc: 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics' }),
   backbone: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
-    doc: "torchvision's ResNet-18 ImageNet weights (resnet18-f37072fd.pth; default: the cached copy if downloaded)" }),
+    doc: "torchvision's ImageNet weights for the body: ResNet-18 for the book's net (resnet18-f37072fd.pth; default: the cached copy if downloaded), " +
+      "ResNet-50/101 for torchvision's networks" }),
   init: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
-    doc: "start from a full checkpoint (ours, or the book's PyTorch state_dict)" }),
+    doc: "start from a full checkpoint (ours, the book's or torchvision's PyTorch state_dict; the network is recognised from it)" }),
   scratch: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'invocation',
     doc: 'start from random weights even when ImageNet weights are cached' }),
   resume: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'invocation',
@@ -77,6 +79,10 @@ export const TRAIN_OPTIONS = {
     default: () => CORES, role: 'invocation', doc: 'ONNX Runtime threads (default: all cores)' }),
   variant: option<FcnVariant>()({ kind: { type: 'choice', values: FCN_VARIANTS }, default: 'fcn32s', role: 'run',
     doc: "architecture: the book's FCN-32s, or FCN-16s/8s with skip connections" }),
+  // 'invocation': a resumed run is the network its checkpoint holds (arch, when given, must agree)
+  arch: option<string | null>()({ kind: { type: 'choice', values: KNOWN_NETWORKS, nullable: true }, default: null, role: 'invocation',
+    doc: "the network: the book's fcn32s/fcn16s/fcn8s (as variant) or torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, " +
+      'deeplabv3_resnet101, trained with its own loss (with init: the network the file must hold)' }),
   evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
     doc: 'score only the first n val images each epoch (default: all)' }),
   small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',
@@ -143,6 +149,7 @@ export function check(kind: OptionKind, name: string, value: unknown): string | 
       return ok ? undefined : `${name} expects HxW with both sides multiples of ${m} (the network's stride), e.g. 320x480; got ${got}`;
     }
     case 'choice':
+      if (value === null && kind.nullable) return undefined;
       return kind.values.includes(value as string) ? undefined : `${name} expects one of ${kind.values.join(', ')}, got ${got}`;
     case 'boolean':
       return typeof value === 'boolean' ? undefined : `${name} expects true or false, got ${got}`;

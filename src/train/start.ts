@@ -3,7 +3,9 @@
 // brings the model card the run trains and saves with (a checkpoint's own, else the default).
 import { resolve } from 'node:path';
 import { backboneHint, findCachedBackbone } from '../net/download.js';
-import { fcnResNet18, type FcnArchitecture } from '../model/fcn.js';
+import { fcnResNet18, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
+import { isTorchvisionNetwork, torchvisionNetwork } from '../model/torchvision.js';
+import { checkArchitectureName } from '../weights/torchvision.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
 import { loadBackbone, loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
@@ -30,6 +32,11 @@ function cardOf(ckpt: Checkpoint): ModelCard {
   return { classes: ckpt.classes, colors: ckpt.colors, normalization: ckpt.normalization };
 }
 
+/** The book's variant the settings ask for (arch names the book's nets too, as variant's alias). */
+function bookVariant(s: TrainSettings): FcnVariant {
+  return s.arch !== null && !isTorchvisionNetwork(s.arch) ? (s.arch as FcnVariant) : s.variant;
+}
+
 async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer): Promise<Start> {
   if (!(await exists(lastPath))) {
     throw new FcnError(`${lastPath}: no checkpoint to resume from (start a run without resuming, or resume from the output folder of the run to continue)`);
@@ -37,30 +44,40 @@ async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer)
   const ckpt = await loadCheckpoint(lastPath);
   const state = decodeTrainState(ckpt.metadata, lastPath);
   checkResumable(state.config, runConfig(s, ckpt.arch.numClasses, state.config.init), lastPath, name);
-  if (ckpt.arch.variant !== s.variant) throw new FcnError(`${lastPath}: cannot resume: the checkpoint is ${ckpt.arch.name}, not ${s.variant}`);
+  // torchvision's networks resume as the network the checkpoint holds; arch, when given, must agree
+  if (isTorchvisionNetwork(ckpt.arch.name) || (s.arch !== null && isTorchvisionNetwork(s.arch))) {
+    if (s.arch !== null) checkArchitectureName(ckpt.arch.name, s.arch, lastPath);
+  } else if (ckpt.arch.variant !== bookVariant(s)) {
+    throw new FcnError(`${lastPath}: cannot resume: the checkpoint is ${ckpt.arch.name}, not ${bookVariant(s)}`);
+  }
   return { arch: ckpt.arch, weights: ckpt.weights, momentum: momentumFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
 }
 
 export async function startingPoint(s: TrainSettings, lastPath: string, log: (line: string) => void, name: OptionNamer): Promise<Start> {
   if (s.resume) return resumeFrom(s, lastPath, name);
   if (s.init) {
-    const ckpt = await loadCheckpoint(s.init);
-    if (ckpt.arch.variant !== s.variant) {
+    // the network (and with it the loss) is recognised from the file; arch only checks it
+    const ckpt = await loadCheckpoint(s.init, { arch: s.arch ?? undefined });
+    if (!isTorchvisionNetwork(ckpt.arch.name) && ckpt.arch.variant !== bookVariant(s)) {
       throw new FcnError(`${s.init}: the checkpoint is ${ckpt.arch.name} but ${name('variant')} is ${s.variant} (pass ${name('variant')} ${ckpt.arch.variant})`);
     }
     log(`starting from the weights in ${s.init} (${ckpt.arch.name}, ${ckpt.arch.numClasses} classes)`);
     return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init: `checkpoint:${resolve(s.init)}` };
   }
-  const arch = fcnResNet18({ numClasses: DEFAULT_NUM_CLASSES, variant: s.variant });
+  const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
+  const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: DEFAULT_NUM_CLASSES })
+    : fcnResNet18({ numClasses: DEFAULT_NUM_CLASSES, variant: bookVariant(s) });
   const weights = initParameters(arch, seededRandom(s.seed));
   const card = defaultCard(arch.numClasses);
-  const backbone = s.backbone ?? (s.scratch ? undefined : findCachedBackbone());
+  // the cached ResNet-18 is the book's body only: torchvision's networks take ResNet-50/101 as backbone
+  const backbone = s.backbone ?? (s.scratch || torchvision ? undefined : findCachedBackbone());
   if (backbone) {
     for (const [key, t] of await loadBackbone(backbone, arch)) weights.set(key, t);
     log(`starting from ImageNet weights: ${backbone}`);
     return { arch, weights, card, init: `imagenet:${resolve(backbone)}` };
   }
-  log(s.scratch ? 'starting from random weights' : backboneHint());
+  if (torchvision) log(`starting ${arch.name} from random weights (its ImageNet body: \`fcn download ${torchvision.split('_')[1]}\`, then pass it as ${name('backbone')})`);
+  else log(s.scratch ? 'starting from random weights' : backboneHint());
   if (s.freezeBackbone) log(`note: ${name('freezeBackbone')} without ImageNet weights trains the head on a random, frozen body`);
   return { arch, weights, card, init: 'scratch' };
 }

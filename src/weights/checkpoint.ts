@@ -14,6 +14,7 @@ import { isLegacyTorch, isZip, readPth } from './pth.js';
 import { encodeSafetensors, readSafetensors, type Float32Entry } from './safetensors.js';
 import { formatShape, toFloat32, type Tensor } from './tensor.js';
 import { describeResNet, resnetKind } from './resnet.js';
+import { asTorchvision, checkArchitectureName, torchvisionBodyTensors, torchvisionFromCheckpoint, torchvisionFromStateDict } from './torchvision.js';
 
 export const CHECKPOINT_FORMAT = 'fcn-checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = '1';
@@ -242,10 +243,15 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
     throw new FcnError(`${file}: checkpoint format version ${md['formatVersion'] ?? '(none)'} is not supported (this fcn reads version ${CHECKPOINT_FORMAT_VERSION})`);
   }
   const variant = parseArchitectureName(md['architecture'] ?? '');
-  if (!variant) throw new FcnError(`${file}: unknown architecture '${md['architecture'] ?? ''}' (expected fcn32s-resnet18, fcn16s-resnet18 or fcn8s-resnet18)`);
   const numClasses = Number(md['numClasses']);
   if (!Number.isInteger(numClasses)) throw new FcnError(`${file}: metadata 'numClasses' is not an integer`);
-  const arch = architecture(variant, numClasses, file);
+  // torchvision's networks: the widths come from the tensors' shapes, the name must agree
+  const tv = variant ? undefined : torchvisionFromCheckpoint(md['architecture'] ?? '', numClasses, st.tensors, file);
+  if (!variant && !tv) {
+    throw new FcnError(`${file}: unknown architecture '${md['architecture'] ?? ''}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
+      'or one of torchvision\'s fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101)');
+  }
+  const arch = tv ?? architecture(variant!, numClasses, file);
   const classes = parseJson(file, 'classes', md['classes']);
   const colors = parseJson(file, 'colors', md['colors']);
   const normalization = parseJson(file, 'normalization', md['normalization']) as Normalization;
@@ -267,20 +273,41 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
   };
 }
 
+export interface LoadOptions {
+  /** The network the file must hold (torchvision's name, or the book's fcn32s/fcn16s/fcn8s); a file
+   *  holding another one is an FcnError. Recognised from the file when absent. */
+  arch?: string;
+}
+
 /** A checkpoint from decoded file contents (see loadCheckpoint). */
-export function decodeCheckpoint(wf: WeightFile, file: string): { checkpoint: Checkpoint; source: CheckpointSource } {
+export function decodeCheckpoint(wf: WeightFile, file: string, opts: LoadOptions = {}): { checkpoint: Checkpoint; source: CheckpointSource } {
   // other safetensors metadata (e.g. {"format": "pt"}) is no claim to be ours: such files are read by their names
   if (wf.metadata['format'] === CHECKPOINT_FORMAT) {
-    return { checkpoint: fromOurFormat(file, wf), source: { format: CHECKPOINT_FORMAT, layout: 'fcn' } };
+    const checkpoint = fromOurFormat(file, wf);
+    if (opts.arch !== undefined) checkArchitectureName(checkpoint.arch.name, opts.arch, file);
+    return { checkpoint, source: { format: CHECKPOINT_FORMAT, layout: 'fcn' } };
   }
   const layout = detectLayout(wf.tensors.keys(), file);
-  if (layout === 'resnet18-torchvision') {
+  if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') {
     const other = otherResNet(wf.tensors.keys());
     if (other) throw new FcnError(`${file}: holds ${other} ImageNet weights, not an FCN (and not the ResNet-18 an FCN backbone is)`);
     throw new FcnError(`${file}: holds ${LAYOUT_DESCRIPTIONS[layout]} ImageNet weights, not an FCN: use it as a backbone (fcn train --backbone ${file})`);
   }
+  if (layout === 'torchvision-segmentation') {
+    const { arch, tensors } = torchvisionFromStateDict(wf.tensors, file, opts.arch);
+    const weights: TensorMap = new Map();
+    for (const spec of fcnParameters(arch)) weights.set(spec.name, finiteFloat32(tensors.get(spec.name)!, file, spec.name));
+    return {
+      checkpoint: {
+        arch, weights, extra: new Map(), metadata: {},
+        classes: defaultClasses(arch.numClasses), colors: defaultColors(arch.numClasses), normalization: defaultNormalization(),
+      },
+      source: { format: wf.format, layout },
+    };
+  }
   const tensors = toCanonical(wf.tensors, layout, file);
   const arch = inferArchitecture(tensors, file);
+  if (opts.arch !== undefined) checkArchitectureName(arch.name, opts.arch, file);
   checkTensors(fcnParameters(arch), tensors, file, `${arch.name} with ${arch.numClasses} classes`, { display: displayName(layout) });
   const weights: TensorMap = new Map();
   const show = displayName(layout);
@@ -295,8 +322,8 @@ export function decodeCheckpoint(wf: WeightFile, file: string): { checkpoint: Ch
 }
 
 /** loadCheckpoint, also telling the file's format and name layout. */
-export async function loadCheckpointWithSource(path: string): Promise<{ checkpoint: Checkpoint; source: CheckpointSource }> {
-  return decodeCheckpoint(await readWeightFile(path), path);
+export async function loadCheckpointWithSource(path: string, opts: LoadOptions = {}): Promise<{ checkpoint: Checkpoint; source: CheckpointSource }> {
+  return decodeCheckpoint(await readWeightFile(path), path, opts);
 }
 
 /**
@@ -305,8 +332,8 @@ export async function loadCheckpointWithSource(path: string): Promise<{ checkpoi
  * metadata (21 classes → VOC names/colours, else class_<i> and palette colours). Shape-checked
  * against the declaration: errors name the tensor, expected and actual shape.
  */
-export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  return (await loadCheckpointWithSource(path)).checkpoint;
+export async function loadCheckpoint(path: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+  return (await loadCheckpointWithSource(path, opts)).checkpoint;
 }
 
 /**
@@ -315,8 +342,15 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
  */
 export async function loadBackbone(path: string, arch: FcnArchitecture): Promise<TensorMap> {
   const wf = await readWeightFile(path);
+  const tv = asTorchvision(arch);
+  if (tv) {
+    const body = torchvisionBodyTensors(wf.tensors, path, tv);
+    const out: TensorMap = new Map();
+    for (const [name, t] of body) out.set(name, finiteFloat32(t, path, name));
+    return out;
+  }
   const layout = detectLayout(wf.tensors.keys(), path);
-  if (layout === 'resnet18-torchvision') {
+  if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') {
     const other = otherResNet(wf.tensors.keys());
     if (other) throw new FcnError(`${path}: holds ${other} ImageNet weights; the FCN's backbone is torchvision's ResNet-18 (resnet18-f37072fd.pth)`);
   }
@@ -331,8 +365,8 @@ export async function loadBackbone(path: string, arch: FcnArchitecture): Promise
 }
 
 /** `fcn import`: any supported weight file → our checkpoint at `out` (written atomically). */
-export async function importCheckpoint(input: string, out: string): Promise<{ checkpoint: Checkpoint; source: CheckpointSource; tensors: number }> {
-  const { checkpoint, source } = await loadCheckpointWithSource(input);
+export async function importCheckpoint(input: string, out: string, opts: LoadOptions = {}): Promise<{ checkpoint: Checkpoint; source: CheckpointSource; tensors: number }> {
+  const { checkpoint, source } = await loadCheckpointWithSource(input, opts);
   await saveCheckpoint(out, checkpoint);
   return { checkpoint, source, tensors: checkpoint.weights.size + checkpoint.extra.size };
 }

@@ -7,3 +7,4 @@ export * from './pickle.js';
 export * from './pth.js';
 export * from './names.js';
 export * from './checkpoint.js';
+export * from './torchvision.js';

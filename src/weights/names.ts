@@ -3,13 +3,17 @@
 // - 'fcn-sequential': the d2l book's `nn.Sequential(*list(resnet18.children())[:-2])` with
 //   `final_conv` and `transpose_conv` added, so the body's children are numbered 0..7;
 // - 'fcn': our canonical names (`conv1.weight`, `layer1.0.bn2.running_var`, `final_conv.bias`, ...);
-// - 'resnet18-torchvision': torchvision's ResNet-18 ImageNet state_dict (`fc.*` is not ours).
+// - 'resnet18-torchvision': torchvision's ResNet-18 ImageNet state_dict (`fc.*` is not ours);
+// - 'torchvision-segmentation': torchvision's fcn_resnet50/101 and deeplabv3_resnet50/101 state_dicts
+//   (`backbone.*`, `classifier.*`, `aux_classifier.*`): their keys are the declaration's names;
+// - 'resnet-bottleneck-torchvision': torchvision's ResNet-50/101 ImageNet state_dict (a body for those).
 // `num_batches_tracked` buffers carry no weights and are dropped everywhere.
 import { fcnResNet18 } from '../model/fcn.js';
 import { paramLayers } from '../model/params.js';
 import { FcnError } from '../util/errors.js';
+import { isResNetBottleneckClassifier, isTorchvisionSegmentation } from './torchvision.js';
 
-export type WeightLayout = 'fcn-sequential' | 'fcn' | 'resnet18-torchvision';
+export type WeightLayout = 'fcn-sequential' | 'fcn' | 'resnet18-torchvision' | 'torchvision-segmentation' | 'resnet-bottleneck-torchvision';
 
 /**
  * torchvision ResNet's children in definition order, which is what `list(net.children())` numbers
@@ -21,6 +25,8 @@ export const LAYOUT_DESCRIPTIONS: Readonly<Record<WeightLayout, string>> = Objec
   'fcn-sequential': "the book's FCN (nn.Sequential names)",
   fcn: 'FCN with canonical names',
   'resnet18-torchvision': "torchvision's ResNet-18",
+  'torchvision-segmentation': "torchvision's segmentation network",
+  'resnet-bottleneck-torchvision': "torchvision's ResNet-50/101",
 });
 
 /** The head's layer names (final_conv, transpose_conv and FCN-8s's skip layers), from the declaration. */
@@ -40,22 +46,25 @@ function stripDataParallel(keys: string[]): { keys: string[]; prefix: string } {
 export function detectLayout(keys: Iterable<string>, source: string): WeightLayout {
   const all = stripDataParallel([...keys]).keys.filter((k) => !isBatchCounter(k));
   const has = new Set(all);
+  if (isTorchvisionSegmentation(all)) return 'torchvision-segmentation';
   if (all.some((k) => /^\d+\./.test(k))) return 'fcn-sequential';
   if (all.some((k) => HEAD_LAYERS.has(k.slice(0, k.lastIndexOf('.'))))) return 'fcn';
+  if (isResNetBottleneckClassifier(all)) return 'resnet-bottleneck-torchvision';
   if (has.has('conv1.weight') && all.some((k) => k.startsWith('layer1.'))) return 'resnet18-torchvision';
   const first = all.slice(0, 3).map((k) => `'${k}'`).join(', ');
   throw new FcnError(
     `${source}: unrecognised weight names (${all.length} tensors${first ? `, first ${first}` : ''}); expected the book's FCN ` +
       "('0.weight' … '7.1.bn2.weight', 'final_conv.*', 'transpose_conv.*'), canonical FCN names ('conv1.weight' … 'final_conv.*') " +
-      "or torchvision's ResNet-18 ('conv1.weight', 'layer1.0.conv1.weight' …, 'fc.*')",
+      "torchvision's ResNet-18/50/101 ('conv1.weight', 'layer1.0.conv1.weight' …, 'fc.*') or torchvision's segmentation " +
+      "networks ('backbone.conv1.weight' …, 'classifier.*')",
   );
 }
 
 /** The canonical name of one key of `layout`, or undefined for keys that carry nothing for us (fc.*, num_batches_tracked). */
 export function canonicalName(key: string, layout: WeightLayout): string | undefined {
   if (isBatchCounter(key)) return undefined;
-  if (layout === 'resnet18-torchvision') return key.startsWith('fc.') ? undefined : key;
-  if (layout === 'fcn') return key;
+  if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') return key.startsWith('fc.') ? undefined : key;
+  if (layout === 'fcn' || layout === 'torchvision-segmentation') return key;
   const m = /^(\d+)\.(.*)$/.exec(key);
   if (!m) return key; // final_conv.*, transpose_conv.*: the same in both
   const child = RESNET_CHILDREN[Number(m[1])];
