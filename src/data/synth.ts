@@ -3,23 +3,32 @@
 // (circle, square, triangle, cross, ring) and its colour is random and shared by all classes, so a
 // model must learn shape, not colour. Masks carry a thin void (255) band on object boundaries, as
 // VOC's do. Image sizes vary around a base size, so the small-image filter and padding get used.
+// The dataset carries its own label space (labelmap.txt, CVAT's format: background and the five
+// shapes, in VOC palette colours), so training on it goes through the own-classes path.
 // Everything follows from the seed: the same options give the same bytes.
 import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { writeMask, type LabelMap, type RgbImage } from './image.js';
-import { IGNORE_INDEX, VOC_CLASSES } from './voc.js';
+import { IGNORE_INDEX, VOC_PALETTE } from './voc.js';
+import { formatLabelmap, LABELMAP_FILE } from './labels.js';
 import { Rng } from './rng.js';
 
 export type SynthShape = 'circle' | 'square' | 'triangle' | 'cross' | 'ring';
 
-/** Shape -> VOC class id. Ids 1-5 (aeroplane, bicycle, bird, boat, bottle) have clearly distinct VOC colours. */
+/** Shape -> class id (1-5; 0 is the background). The masks draw them in the VOC palette's first colours. */
 export const SYNTH_CLASSES: readonly { shape: SynthShape; classId: number; name: string }[] = Object.freeze(
   (['circle', 'square', 'triangle', 'cross', 'ring'] as const).map((shape, i) =>
-    Object.freeze({ shape, classId: i + 1, name: VOC_CLASSES[i + 1]! }),
+    Object.freeze({ shape, classId: i + 1, name: shape }),
   ),
 );
+
+/** The synthetic dataset's label space as its labelmap.txt states it: background, then the shapes. */
+export const SYNTH_LABELS: Readonly<{ classes: readonly string[]; colors: readonly (readonly [number, number, number])[] }> = Object.freeze({
+  classes: Object.freeze(['background', ...SYNTH_CLASSES.map((c) => c.name)]),
+  colors: Object.freeze(Array.from({ length: SYNTH_CLASSES.length + 1 }, (_, i) => VOC_PALETTE[i]!)),
+});
 
 export interface SynthOptions {
   /** Number of training images (default 120). */
@@ -302,7 +311,8 @@ async function checkOutDir(outDir: string): Promise<boolean> {
 
 /**
  * Writes a synthetic VOC dataset: `outDir` itself becomes the VOC root (JPEGImages/*.jpg,
- * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt).
+ * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt,
+ * labelmap.txt naming the 6 classes).
  * Built in a temporary sibling folder and renamed into place, so a failure leaves nothing behind.
  * Refuses an existing non-empty `outDir`.
  */
@@ -349,6 +359,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
     await writeFile(join(listDir, 'train.txt'), listText(lists.train));
     await writeFile(join(listDir, 'val.txt'), listText(lists.val));
     await writeFile(join(listDir, 'trainval.txt'), listText([...lists.train, ...lists.val]));
+    await writeFile(join(tmp, LABELMAP_FILE), formatLabelmap({ classes: [...SYNTH_LABELS.classes], colors: SYNTH_LABELS.colors.map((c) => c) }));
     if (existed) await rmdir(root); // empty (checked above); rename cannot replace it on every platform
     await rename(tmp, root);
   } catch (err) {
