@@ -10,7 +10,7 @@ import { decode as decodePng } from 'fast-png';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, type Rgb } from './voc.js';
 import { ADE20K_CLASSES, ADE20K_PALETTE } from './ade20k.js';
-import type { LabelMap } from './image.js';
+import { checkMaskBytes, type DecodeLimits, type LabelMap } from './image.js';
 
 export interface LabelSpace {
   classes: string[];
@@ -196,7 +196,8 @@ function rangeText(labels: LabelSpace): string {
  * masks: each colour must be a class colour (VOC's void colour (224,224,192) maps to 255 unless a
  * class uses it). A value or colour outside the label space names the file, the pixel and the value.
  */
-export function decodeLabelMask(bytes: Uint8Array, name: string, labels: LabelSpace): LabelMap {
+export function decodeLabelMask(bytes: Uint8Array, name: string, labels: LabelSpace, limits: DecodeLimits = {}): LabelMap {
+  checkMaskBytes(bytes, name, limits);
   let png;
   try {
     png = decodePng(bytes);
@@ -254,7 +255,7 @@ export function checkLabels(mask: LabelMap, name: string, labels: LabelSpace): L
 }
 
 /** Reads a mask file and decodes it through the label space (see decodeLabelMask). */
-export async function readLabelMask(path: string, labels: LabelSpace): Promise<LabelMap> {
+export async function readLabelMask(path: string, labels: LabelSpace, limits: DecodeLimits = {}): Promise<LabelMap> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -262,5 +263,5 @@ export async function readLabelMask(path: string, labels: LabelSpace): Promise<L
     const code = (err as NodeJS.ErrnoException).code;
     throw new FcnError(`${path}: cannot read a PNG mask (${code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
   }
-  return decodeLabelMask(bytes, path, labels);
+  return decodeLabelMask(bytes, path, labels, limits);
 }

@@ -20,6 +20,10 @@ export interface OpenOptions {
   layout?: LayoutName;
   /** Classes given by the user: they replace the dataset's class file. */
   labels?: LabelSpace;
+  /** Classes for a dataset without a class file (e.g. the model's, when scoring it); default VOC's. */
+  defaultLabels?: LabelSpace;
+  /** Largest image or mask accepted, in pixels (default: the decoders' own, see maxPixelsLimit). */
+  maxPixels?: number;
   /**
    * Hold out this fraction (0 < f < 1) of the training list as 'val' and train on the rest: for
    * exports with a single list (CVAT's default.txt) or without a validation split. The split is a
@@ -192,19 +196,19 @@ function pair(
 
 function makeDataset(
   root: string, split: string, layout: LayoutName, ids: string[], labels: LabelSpace,
-  imageDir: string, images: Map<string, string>, maskDir: string, masks: Map<string, string>,
+  imageDir: string, images: Map<string, string>, maskDir: string, masks: Map<string, string>, maxPixels: number | undefined,
 ): Dataset {
   const maskPath = (id: string) => join(maskDir, masks.get(id) ?? `${id}.png`);
   return {
-    root, split, ids, layout, labels,
+    root, split, ids, layout, labels, maxPixels,
     imagePath: (id: string) => join(imageDir, images.get(id) ?? `${id}.jpg`),
     maskPath,
-    readMask: (id: string) => readLabelMask(maskPath(id), labels),
+    readMask: (id: string) => readLabelMask(maskPath(id), labels, { maxPixels }),
   };
 }
 
 async function openVocStyle(root: string, layout: LayoutName, split: string, opts: OpenOptions): Promise<Dataset> {
-  const labels = opts.labels ?? (await readLabelFile(root)) ?? vocLabels();
+  const labels = opts.labels ?? (await readLabelFile(root)) ?? opts.defaultLabels ?? vocLabels();
   if (layout === 'cvat' && !opts.labels && !(await isFile(join(root, LABELMAP_FILE)))) {
     throw new FcnError(`${join(root, LABELMAP_FILE)}: no such file (a CVAT export carries its labels in it: # label:color_rgb:parts:actions, then name:r,g,b:: lines)`);
   }
@@ -216,7 +220,7 @@ async function openVocStyle(root: string, layout: LayoutName, split: string, opt
   const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
   const masks = byStem(await listFiles(maskDir, 'mask'), ['.png']);
   pair(ids, images, masks, imageDir, maskDir, join(listDir, `${lists.includes(split) ? split : lists.includes('default') ? 'default' : split}.txt`));
-  return makeDataset(root, split, layout, ids, labels, imageDir, images, maskDir, masks);
+  return makeDataset(root, split, layout, ids, labels, imageDir, images, maskDir, masks, opts.maxPixels);
 }
 
 /** Folder-per-split layouts (mmseg, ADE20K): every image has a mask of the same stem and the reverse. */
@@ -248,7 +252,7 @@ async function openFolders(
     });
   // with a held-out fraction, chooseIds read the source folder under its own name
   const f = found.get(wanted) ?? [...found.values()][0]!;
-  return makeDataset(root, split, layout, ids, labels, f.imageDir, f.images, f.maskDir, f.masks);
+  return makeDataset(root, split, layout, ids, labels, f.imageDir, f.images, f.maskDir, f.masks, opts.maxPixels);
 }
 
 /**
@@ -262,11 +266,11 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
     case 'voc':
     case 'cvat':
       if (split === TRAIN_AUG && !(await isFile(join(root, VOC_LISTS, `${TRAIN_AUG}.txt`)))) {
-        return openTrainAug(dir, root, opts.labels ?? (await readLabelFile(root)) ?? vocLabels());
+        return openTrainAug(dir, root, opts.labels ?? (await readLabelFile(root)) ?? opts.defaultLabels ?? vocLabels(), opts.maxPixels);
       }
       return openVocStyle(root, layout, split, opts);
     case 'mmseg': {
-      const labels = opts.labels ?? (await readLabelFile(root)) ?? (await readLabelFile(dirname(root))) ?? vocLabels();
+      const labels = opts.labels ?? (await readLabelFile(root)) ?? (await readLabelFile(dirname(root))) ?? opts.defaultLabels ?? vocLabels();
       return openFolders(root, layout, split, opts, 'img_dir', 'ann_dir', labels, (s) => s);
     }
     case 'ade20k': {

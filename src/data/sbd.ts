@@ -52,7 +52,7 @@ export function trainAugIds(vocTrain: string[], vocVal: string[], sbdTrain: stri
 }
 
 /** Opens train_aug for the VOC root `vocRoot` found under `dir`. */
-export async function openTrainAug(dir: string, vocRoot: string, labels: LabelSpace): Promise<Dataset> {
+export async function openTrainAug(dir: string, vocRoot: string, labels: LabelSpace, maxPixels?: number): Promise<Dataset> {
   const sbd = await findSbd(dir, vocRoot);
   const lists = join(vocRoot, 'ImageSets', 'Segmentation');
   const [vocTrain, vocVal, sbdTrain, sbdVal] = await Promise.all([
@@ -83,9 +83,10 @@ export async function openTrainAug(dir: string, vocRoot: string, labels: LabelSp
     ids,
     layout: 'voc+sbd',
     labels,
+    maxPixels,
     imagePath: (id: string) => (vocImages.has(id) ? join(vocRoot, 'JPEGImages', `${id}.jpg`) : join(sbd, 'img', `${id}.jpg`)),
     maskPath,
-    readMask: (id: string) => (vocMasks.has(id) ? readLabelMask(maskPath(id), labels) : readSbdMask(maskPath(id), labels)),
+    readMask: (id: string) => (vocMasks.has(id) ? readLabelMask(maskPath(id), labels, { maxPixels }) : readSbdMask(maskPath(id), labels)),
   };
 }
 
