@@ -18,6 +18,8 @@ export interface AugmentOptions {
   scale?: [number, number];
   /** Mirror left-right with probability 1/2. */
   flip?: boolean;
+  /** The image's padding colour (default the ImageNet mean, which normalises to ~0). */
+  padColor?: readonly number[];
 }
 
 /** The rescaled size of an h x w image by factor s: each side rounded, at least 1. */
@@ -56,11 +58,12 @@ function nearestIndex(inSize: number, outSize: number, x: number): number {
  */
 export function resizedWindow(
   image: RgbImage, mask: LabelMap, outH: number, outW: number, top: number, left: number, ch: number, cw: number,
+  padColor: readonly number[] = IMAGENET_MEAN_RGB,
 ): ImageMask {
   const { width: W, height: H } = image;
   const img = new Uint8Array(ch * cw * 3);
   const msk = new Uint8Array(ch * cw).fill(IGNORE_INDEX);
-  const [pr, pg, pb] = IMAGENET_MEAN_RGB as [number, number, number];
+  const [pr, pg, pb] = padColor as [number, number, number];
   for (let i = 0; i < ch * cw; i++) {
     img[i * 3] = pr;
     img[i * 3 + 1] = pg;
@@ -135,7 +138,7 @@ export function augment(image: RgbImage, mask: LabelMap, opts: AugmentOptions, r
   const [outH, outW] = scaledSize(image.height, image.width, s);
   const top = rng.int(Math.max(outH, ch) - ch + 1);
   const left = rng.int(Math.max(outW, cw) - cw + 1);
-  let out = resizedWindow(image, mask, outH, outW, top, left, ch, cw);
+  let out = resizedWindow(image, mask, outH, outW, top, left, ch, cw, opts.padColor);
   if (opts.flip && rng.next() < 0.5) out = mirror(out);
   return out;
 }
