@@ -21,7 +21,7 @@ import { trainAugIds } from '../src/data/sbd.js';
 import { augment, resizedWindow, scaledSize } from '../src/data/augment.js';
 import { encodeImage, encodeMask, type LabelMap, type RgbImage } from '../src/data/image.js';
 import { Rng } from '../src/data/rng.js';
-import { prepareSplit } from '../src/data/batches.js';
+import { prepareSplit, epochBatches } from '../src/data/batches.js';
 import { FcnError } from '../src/util/errors.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures');
@@ -406,4 +406,33 @@ test('augment: exact crop size, padding with 255 beyond the rescaled image, imag
   for (let y = 0; y < 10; y++) for (let x = 0; x < 12; x++) assert.equal(c.mask.data[y * 12 + x], mask.data[(top + y) * W + left + x]);
   assert.deepEqual(scaledSize(30, 40, 0.5), [15, 20]);
   assert.deepEqual(scaledSize(1, 1, 0.1), [1, 1]);
+});
+
+test('epochBatches with --scale: every example exactly the crop, and the same rng state gives the same batches (what resume relies on)', async () => {
+  const root = tempDir('scale');
+  for (const split of ['train']) {
+    fs.mkdirSync(path.join(root, 'img_dir', split), { recursive: true });
+    fs.mkdirSync(path.join(root, 'ann_dir', split), { recursive: true });
+    for (let i = 0; i < 5; i++) {
+      fs.writeFileSync(path.join(root, 'img_dir', split, `im${i}.png`), await image(20 + 3 * i, 14 + i));
+      fs.writeFileSync(path.join(root, 'ann_dir', split, `im${i}.png`), grayPng(labelsOf(20 + 3 * i, 14 + i, 3)));
+    }
+  }
+  const ds = await openDataset(root, 'train', { labels: labelsFromNames(['a', 'b', 'c']) });
+  const run = async (rng: Rng) => {
+    const out = [];
+    for await (const b of epochBatches(ds, ds.ids, { batchSize: 2, crop: [16, 16], shuffle: true, rng, flip: true, scale: [0.5, 2.0] })) out.push(b);
+    return out;
+  };
+  const rng = new Rng(7);
+  await run(rng); // epoch 1
+  const saved = rng.getState();
+  const epoch2 = await run(rng);
+  const resumed = await run(Rng.fromState(saved));
+  assert.equal(epoch2.length, 2);
+  assert.deepEqual(resumed, epoch2);
+  for (const b of epoch2) {
+    assert.equal(b.labels.length, 2 * 16 * 16);
+    assert.ok(b.labels.every((v) => v < 3 || v === 255));
+  }
 });
