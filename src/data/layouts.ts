@@ -160,13 +160,14 @@ export function holdOut(ids: string[], fraction: number, source: string): { trai
 
 function checkSplitName(split: string): void {
   if (!/^[\w.-]+$/.test(split) || split === '.' || split === '..') {
-    throw new FcnError(`split '${split}': expected a name such as train, val or trainval`, 2);
+    throw new FcnError(`split '${split}': expected a name such as train, val or trainval`);
   }
 }
 
 /** ids of a split given as lists of names or folders: the named one, or train/val held out of `source`. */
 async function chooseIds(
   split: string, available: string[], read: (name: string) => Promise<string[]>, where: string, valFraction: number | undefined,
+  missing: (name: string) => string,
 ): Promise<string[]> {
   if (valFraction !== undefined && (split === 'train' || split === 'val')) {
     const source = available.includes('default') ? 'default' : available.includes('train') ? 'train' : available.length === 1 ? available[0]! : undefined;
@@ -176,9 +177,9 @@ async function chooseIds(
   }
   if (available.includes(split)) return read(split);
   const hint = available.length === 1
-    ? `; it has only '${available[0]}': hold out a validation fraction of it, or name it as the split`
-    : `; it has ${available.map((a) => `'${a}'`).join(', ') || 'none'}`;
-  throw new SplitNotFoundError(`${where}: no '${split}' split${hint}`, split, available);
+    ? `; the only split is '${available[0]}': hold out a validation fraction of it, or name it as the split`
+    : `; the splits are ${available.map((a) => `'${a}'`).join(', ') || 'none'}`;
+  throw new SplitNotFoundError(`${missing(split)} (no '${split}' split${hint})`, split, available);
 }
 
 /** Pairs ids with image and mask files; every kind of mismatch is a one-line error. */
@@ -214,7 +215,8 @@ async function openVocStyle(root: string, layout: LayoutName, split: string, opt
   }
   const listDir = join(root, VOC_LISTS);
   const lists = (await listFiles(listDir, 'list')).filter((n) => n.endsWith('.txt')).map((n) => n.slice(0, -4)).sort();
-  const ids = await chooseIds(split, lists, (name) => readIdList(join(listDir, `${name}.txt`), `the '${name}' id list`), listDir, opts.valFraction);
+  const ids = await chooseIds(split, lists, (name) => readIdList(join(listDir, `${name}.txt`), `the '${name}' id list`), listDir, opts.valFraction,
+    (name) => `${join(listDir, `${name}.txt`)}: no such file`);
   const imageDir = join(root, 'JPEGImages');
   const maskDir = join(root, 'SegmentationClass');
   const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
@@ -245,9 +247,10 @@ async function openFolders(
     return ids;
   };
   const found = new Map<string, { images: Map<string, string>; masks: Map<string, string>; imageDir: string; maskDir: string }>();
-  const ids = await chooseIds(wanted, available, readFolder, join(root, imagesDir), opts.valFraction !== undefined && (split === 'train' || split === 'val') ? opts.valFraction : undefined)
+  const ids = await chooseIds(wanted, available, readFolder, join(root, imagesDir), opts.valFraction !== undefined && (split === 'train' || split === 'val') ? opts.valFraction : undefined,
+    (name) => `${join(root, imagesDir, name)}: no such directory`)
     .catch((err: unknown) => {
-      if (err instanceof SplitNotFoundError) throw new SplitNotFoundError(err.message.replace(`'${wanted}' split`, `'${split}' split (folder ${wanted})`), split, err.available);
+      if (err instanceof SplitNotFoundError) throw new SplitNotFoundError(err.message, split, err.available);
       throw err;
     });
   // with a held-out fraction, chooseIds read the source folder under its own name
