@@ -1,7 +1,7 @@
 // Own data end to end through the CLI, as a user brings it: a CVAT export (colour masks, labelmap.txt
 // of 5 classes in custom colours, a single default.txt) trains a 5-class network whose checkpoint,
 // eval --json (perClassIoU keyed by the names) and predict (palette PNGs holding the colours) carry
-// those classes; an mmsegmentation folder and an ADE20K folder train and evaluate the same way;
+// those classes, as does fcn score against the export's masks; an mmsegmentation folder and an ADE20K folder train and evaluate the same way;
 // --init from a checkpoint with other classes keeps the body and says so; --scale trains.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,6 +104,12 @@ test('CVAT export: 5 classes in the checkpoint, eval --json keyed by them, predi
   const png = decodePng(fs.readFileSync(path.join(pred, 'frame_0.png')));
   assert.ok(png.palette, 'a palette PNG');
   for (let i = 0; i < 5; i++) assert.deepEqual(png.palette![i]!.slice(0, 3), COLORS[i], `palette entry ${i}`);
+  // fcn score against the export's colour masks: its labelmap.txt names the classes
+  const list = path.join(tmp, 'one.txt');
+  fs.writeFileSync(list, 'frame_0\n');
+  const scoreJson = path.join(tmp, 'score.json');
+  ok(cli(['score', '--pred', pred, '--gt', path.join(data, 'export', 'SegmentationClass'), '--list', list, '--json', scoreJson]), 'score');
+  assert.deepEqual(Object.keys((JSON.parse(fs.readFileSync(scoreJson, 'utf8')) as { perClassIoU: object }).perClassIoU), NAMES);
   // --init from this 5-class checkpoint into 6 classes (the mmseg folder's index masks, renamed):
   // the body is kept, the class layers are re-initialised, and the run says so
   const six = ['bg', 'a', 'b', 'c', 'd', 'e'];
