@@ -52,7 +52,7 @@ const STRIDE = 32;
 
 export const TRAIN_OPTIONS = {
   data: option<string>()({ kind: { type: 'path', required: true, absolute: true }, default: '', role: 'run',
-    doc: 'VOC root (or a folder holding VOCdevkit/VOC2012); trains on the train split, scores on val' }),
+    doc: 'a dataset (VOC, CVAT export, mmsegmentation, ADE20K) or the folder holding it; trains on the split, scores on the val split' }),
   out: option<string>()({ kind: { type: 'path', absolute: true }, default: join('runs', 'train'), role: 'invocation', doc: 'output folder' }),
   epochs: option<number>()({ kind: { type: 'int', min: 1 }, default: 5, role: 'extendable',
     doc: 'epochs (when resuming: the total to reach)' }),
