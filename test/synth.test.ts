@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateSynthVoc, SYNTH_CLASSES, SYNTH_DEFAULTS } from '../src/data/synth.js';
-import { openVoc, readVocExample, type VocExample } from '../src/data/dataset.js';
+import { openDataset } from '../src/data/layouts.js';
+import { openVoc, readExample, readVocExample, type VocExample } from '../src/data/dataset.js';
 import { prepareSplit } from '../src/data/batches.js';
 import { FcnError } from '../src/util/errors.js';
 
@@ -56,7 +57,14 @@ test('same seed, same bytes; the VOC layout; another seed differs; val count lea
     path.join('ImageSets', 'Segmentation', 'val.txt'),
     ...ids.map((id) => path.join('JPEGImages', `${id}.jpg`)),
     ...ids.map((id) => path.join('SegmentationClass', `${id}.png`)),
+    'labelmap.txt',
   ]);
+  // its own label space: background and the five shapes, read as CVAT's labelmap.txt
+  const own = await openDataset(a, 'train');
+  assert.equal(own.layout, 'cvat');
+  assert.deepEqual(own.labels.classes, ['background', 'circle', 'square', 'triangle', 'cross', 'ring']);
+  assert.deepEqual(own.labels.colors[1], [128, 0, 0]);
+  assert.deepEqual((await readExample(own, ids[0]!)).mask.data, (await readExample(await openVoc(a, 'train'), ids[0]!)).mask.data);
   for (const f of files) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} identical`);
   const list = (split: string) => fs.readFileSync(path.join(a, 'ImageSets', 'Segmentation', `${split}.txt`), 'utf8');
   assert.equal(list('train'), ids.slice(0, 12).map((id) => `${id}\n`).join(''));
@@ -226,7 +234,8 @@ test('fcn synth: writes and reports; refuses a non-empty --out and a bad --size 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /wrote 3 train \+ 2 val images to /);
   assert.ok(ok.stdout.includes(path.resolve(out)));
-  assert.match(ok.stdout, /circle=1 aeroplane/);
+  assert.match(ok.stdout, /circle=1, square=2/);
+  assert.match(ok.stdout, /labelmap\.txt/);
   assert.equal(fs.readdirSync(path.join(out, 'SegmentationClass')).length, 5);
 
   const before = listFiles(out);

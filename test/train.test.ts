@@ -67,8 +67,8 @@ test('train() reports each epoch, writes metrics.jsonl with one object per epoch
     for (const k of ['trainAccuracy', 'testAccuracy', 'testMeanIoU'] as const) assert.ok(row[k] >= 0 && row[k] <= 1, k);
   }
   assert.deepEqual(rows, run.history);
-  // the loss goes down on a tiny set (mean loss per example, from ~ln(21) = 3.04 at the start)
-  assert.ok(rows[2]!.loss < 0.8 * rows[0]!.loss, `loss ${rows.map((r) => r.loss.toFixed(3)).join(' -> ')}`);
+  // the loss goes down on a tiny set (mean loss per example, from ~ln(6) = 1.8 at the start; 4 steps an epoch, so noisy)
+  assert.ok(Math.min(rows[1]!.loss, rows[2]!.loss) < 0.8 * rows[0]!.loss, `loss ${rows.map((r) => r.loss.toFixed(3)).join(' -> ')}`);
   const curves = await sharp(path.join(tmp, 'a', 'curves.png')).metadata();
   assert.deepEqual([curves.format, curves.width, curves.height], ['png', 960, 400]);
   const grid = await sharp(path.join(tmp, 'a', 'grid.png')).metadata();
@@ -105,7 +105,8 @@ test('last.safetensors holds weights, momentum buffers and the resume state; bes
 
 test('epoch numbers equal a recomputation: the same SGD steps by hand, and the saved model scored by evaluate', async () => {
   // Epoch 1 again, outside the loop: the seed's initial weights, the seed's data order, one TrainStep.
-  const arch = fcnResNet18();
+  // The synthetic set's labelmap.txt names 6 classes (background and the five shapes).
+  const arch = fcnResNet18({ numClasses: 6 });
   const ds = await openVoc(data, 'train');
   const { ids } = await prepareSplit(ds, RUN.crop, 'filter');
   const step = await TrainStep.create(arch, initParameters(arch, seededRandom(RUN.seed)), {
@@ -205,21 +206,21 @@ test('fcn train: a diverging run (--lr 1e30) stops with exit 1 and one line, and
   assert.deepEqual(fs.readdirSync(out).filter((n) => n.endsWith('.tmp')), []);
 });
 
-test('a 2-class network on data with more labels: fcn train and fcn eval stop with one line naming the mask file', async () => {
+test('2 classes on data with more labels: fcn train and fcn eval stop with one line naming the mask file or the class counts', async () => {
   const arch = fcnResNet18({ numClasses: 2 });
   const ckptFile = path.join(tmp, 'two-classes.safetensors');
   await saveCheckpoint(ckptFile, { arch, weights: initParameters(arch, seededRandom(5)), ...defaultCard(2), metadata: {}, extra: new Map() });
   const out = path.join(tmp, 'two');
-  const r = cli(['train', '--data', data, '--init', ckptFile, '--out', out, '--epochs', '1', '--batch-size', '2', '--crop', '64x64', '--threads', '2', '--grid', '0']);
+  const r = cli(['train', '--data', data, '--classes', 'background,circle', '--out', out, '--epochs', '1', '--batch-size', '2', '--crop', '64x64', '--threads', '2', '--grid', '0', '--scratch']);
   assert.equal(r.status, 1, r.stderr);
   const lines = r.stderr.split('\n').filter((l) => l.startsWith('fcn:'));
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /SegmentationClass[\\/]train_\d+\.png: label \d+ is not a class of the network \(expected 0\.\.1 or 255 for void\)$/);
+  assert.match(lines[0]!, /SegmentationClass[\\/]train_\d+\.png: label \d+ at x=\d+ y=\d+ is outside the label space \(expected 0\.\.1 for the 2 classes of --classes, or 255 for void\)$/);
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
   assert.equal(fs.existsSync(path.join(out, 'last.safetensors')), false);
   const e = cli(['eval', '--model', ckptFile, '--data', data, '--threads', '2']);
   assert.equal(e.status, 1, e.stderr);
-  assert.match(e.stderr, /^fcn: .*SegmentationClass[\\/]val_\d+\.png: truth value \d+ .*not a class id.*the model has 2 classes$/m);
+  assert.match(e.stderr, /^fcn: .*two-classes\.safetensors: the model has 2 classes but the dataset .* has 6 \(from .*labelmap\.txt\)/m);
   assert.doesNotMatch(e.stderr, /internal error|\n\s+at /);
 });
 

@@ -1,7 +1,8 @@
 // fcn eval --model FILE --data DIR [--split val] [--json FILE] [--queue URL] [--shard K/N]
 // fcn eval --merge A.json B.json ... [--json FILE]
 import { Command } from 'commander';
-import { checkVocFiles, openVoc } from '../data/dataset.js';
+import { checkVocFiles } from '../data/dataset.js';
+import { addDataOptions, checkDatasetFitsModel, openDataFromFlags, modelLabels, type DataFlags } from './data.js';
 import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable, type ConfusionMatrix } from '../eval/confusion.js';
@@ -13,7 +14,7 @@ import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from '
 import { printableLines } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 
-interface EvalFlags {
+interface EvalFlags extends DataFlags {
   model?: string; arch?: string; data?: string; split: string; json?: string; limit?: number; resize?: number; threads?: number;
   queue?: string; queueName: string; shard?: Shard; merge?: string[]; maxPixels?: number;
 }
@@ -26,12 +27,12 @@ async function report(cm: ConfusionMatrix, classes: readonly string[], json?: st
 }
 
 export function command(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .description('score a model on a split (full images, one confusion matrix): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
     .option('--model <file|name>', MODEL_HELP)
     .option('--arch <name>', ARCH_HELP, parseArch)
-    .option('--data <dir>', 'VOC root (or a folder holding VOCdevkit/VOC2012)')
-    .option('--split <name>', 'ImageSets/Segmentation/<name>.txt', 'val')
+    .option('--data <dir>', 'a dataset in any layout (VOC, CVAT export, mmsegmentation, ADE20K), or the folder holding it')
+    .option('--split <name>', "the split to score (val: every layout's validation split)", 'val')
     .option('--json <file>', 'also write the metrics as JSON')
     .option('--resize <n>', 'resize each image and mask so the shorter side is n pixels first, as torchvision\'s evaluation does (520)', parseIntFlag('--resize', 1))
     .option('--limit <n>', 'only the first n images of the split', parseIntFlag('--limit', 1))
@@ -40,7 +41,8 @@ export function command(): Command {
     .option('--queue <url>', QUEUE_HELP, queueFlag)
     .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
     .option('--shard <K/N>', SHARD_HELP, shardFlag)
-    .option('--merge <json...>', 'sum the confusion matrices of these `fcn eval --json` files (e.g. one per shard) into the full numbers')
+    .option('--merge <json...>', 'sum the confusion matrices of these `fcn eval --json` files (e.g. one per shard) into the full numbers');
+  return addDataOptions(cmd)
     .action(async (o: EvalFlags) => {
       if (o.merge) {
         if (o.model || o.data || o.queue || o.shard) throw new UsageError('--merge takes metrics JSON files only (no --model, --data, --queue or --shard)');
@@ -51,27 +53,29 @@ export function command(): Command {
       if (!o.model) throw new UsageError("required option '--model <file>' not specified");
       if (o.queue && o.resize !== undefined) throw new UsageError('--resize is not available with --queue (workers score images at their own size)');
       if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
-      const ds = await openVoc(o.data, o.split, { maxPixels: o.maxPixels });
-      const first = o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids;
-      const ids = o.shard ? selectShard(first, o.shard, (id) => id) : first;
-      // every file's header before the model loads: a bad file fails in seconds, not after an hour of images
-      await checkVocFiles(ds, ids);
-      // a bar on a terminal; in logs it would only add lines (as fcn score)
-      const bar = process.stderr.isTTY ? new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' }) : undefined;
-      if (o.queue) {
-        const { evaluateQueued } = await import('../queue/producer.js');
-        const r = await evaluateQueued(ds, { queue: o.queue, name: o.queueName, model: o.model, ids, onProgress: (done) => bar?.update(done) });
-        bar?.finish();
-        process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
-        return report(r.matrix, r.classes, o.json);
-      }
-      const model = await loadModel(o.model, { threads: o.threads, arch: o.arch });
+      // the model's card reads a dataset that has no class file (its classes and colours)
+      const model = o.queue ? undefined : await loadModel(o.model, { threads: o.threads, arch: o.arch });
       try {
+        const ds = await openDataFromFlags(o.data, o.split, o, { maxPixels: o.maxPixels, defaultLabels: model ? modelLabels(model.meta, o.model) : undefined });
+        if (model) checkDatasetFitsModel(ds, model.numClasses, o.model);
+        const first = o.limit !== undefined ? ds.ids.slice(0, o.limit) : ds.ids;
+        const ids = o.shard ? selectShard(first, o.shard, (id) => id) : first;
+        // every file's header before the first image is scored: a bad file fails in seconds, not after an hour of images
+        await checkVocFiles(ds, ids);
+        // a bar on a terminal; in logs it would only add lines (as fcn score)
+        const bar = process.stderr.isTTY ? new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' }) : undefined;
+        if (!model) {
+          const { evaluateQueued } = await import('../queue/producer.js');
+          const r = await evaluateQueued(ds, { queue: o.queue!, name: o.queueName, model: o.model, ids, onProgress: (done) => bar?.update(done) });
+          bar?.finish();
+          process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
+          return report(r.matrix, r.classes, o.json);
+        }
         const cm = await evaluate(model, ds, { ids, resize: o.resize, onProgress: (done) => bar?.update(done) });
         bar?.finish();
         await report(cm, model.meta.classes, o.json);
       } finally {
-        await model.dispose();
+        await model?.dispose();
       }
     });
 }

@@ -1,6 +1,8 @@
 // fcn score --pred DIR --gt DIR [--json FILE] [--list FILE] — metrics for prediction PNGs already on disk.
 import { Command } from 'commander';
-import { VOC_CLASSES } from '../data/voc.js';
+import { dirname } from 'node:path';
+import { labelsFromNames, readLabelFile, readLabelMask, vocLabels } from '../data/labels.js';
+import { parseClasses } from './data.js';
 import { readIdList } from '../data/dataset.js';
 import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
 import { scoreFolders } from '../infer/score.js';
@@ -18,7 +20,8 @@ export function command(): Command {
     .option('--list <file>', 'score only the ids in this list (one per line, e.g. VOC2012/ImageSets/Segmentation/val.txt); without it every mask in both folders must pair up')
     .option('--max-pixels <n>', 'largest mask accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--merge <json...>', 'sum the confusion matrices of these `fcn score --json` files (e.g. one per shard) into the full numbers')
-    .action(async (o: { pred?: string; gt?: string; json?: string; list?: string; merge?: string[]; maxPixels?: number }) => {
+    .option('--classes <a,b,c>', "class names, index 0 first (default: the labelmap.txt or classes.json beside or above --gt, else VOC's 21)", parseClasses)
+    .action(async (o: { pred?: string; gt?: string; json?: string; list?: string; merge?: string[]; maxPixels?: number; classes?: string[] }) => {
       if (o.merge) {
         if (o.pred || o.gt || o.list) throw new UsageError('--merge takes metrics JSON files only (no --pred, --gt or --list)');
         const { mergeMetricsFiles } = await import('../queue/merge.js');
@@ -31,16 +34,21 @@ export function command(): Command {
       if (!o.pred) throw new UsageError("required option '--pred <dir>' not specified");
       if (!o.gt) throw new UsageError("required option '--gt <dir>' not specified");
       const ids = o.list ? await readIdList(o.list) : undefined;
+      // the dataset's classes: colour masks (a CVAT export's SegmentationClass) decode through them
+      const gt = o.gt;
+      const labels = o.classes ? labelsFromNames(o.classes, '--classes') : (await readLabelFile(gt)) ?? (await readLabelFile(dirname(gt))) ?? vocLabels();
+      const custom = labels.source !== 'VOC';
       // Reading masks is quick: a bar helps on a terminal, but in logs it would only add noise.
       let bar: Progress | undefined;
-      const cm = await scoreFolders(o.pred, o.gt, VOC_CLASSES.length, {
+      const cm = await scoreFolders(o.pred, o.gt, labels.classes.length, {
         ids, listName: o.list, maxPixels: o.maxPixels,
+        readTruth: custom ? (path) => readLabelMask(path, labels, { maxPixels: o.maxPixels }) : undefined,
         onProgress: process.stderr.isTTY
           ? (done, total) => (bar ??= new Progress({ total, label: 'score', unit: 'img', format: (n) => n.toFixed(0) })).update(done)
           : undefined,
       });
       bar?.finish();
-      const report = metricsReport(cm, VOC_CLASSES);
+      const report = metricsReport(cm, labels.classes);
       process.stdout.write(formatMetricsTable(report));
       if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
     });

@@ -20,11 +20,11 @@ export function command(): Command {
       }
       const result = await generateSynthVoc(opts.out, { train: opts.train, val: opts.val, size: opts.size, seed: opts.seed });
       const { height, width } = result.sizeRange;
-      const shapes = SYNTH_CLASSES.map((c) => `${c.shape}=${c.classId} ${c.name}`).join(', ');
+      const shapes = SYNTH_CLASSES.map((c) => `${c.shape}=${c.classId}`).join(', ');
       process.stdout.write(
         `wrote ${result.train} train + ${result.val} val images to ${result.root}\n` +
           `  sizes ${height[0]}..${height[1]} x ${width[0]}..${width[1]} (HxW), classes by shape: ${shapes}\n` +
-          `  lists: ImageSets/Segmentation/{train,val,trainval}.txt\n`,
+          `  lists: ImageSets/Segmentation/{train,val,trainval}.txt; classes: labelmap.txt (background=0)\n`,
       );
     });
 }

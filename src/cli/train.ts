@@ -9,7 +9,8 @@ import { Command, Option } from 'commander';
 import { relative } from 'node:path';
 import { train } from '../train/loop.js';
 import { TRAIN_OPTIONS, type OptionSpec, type TrainOptionKey, type TrainOptions } from '../train/options.js';
-import { UsageError } from '../util/errors.js';
+import { FcnError, UsageError } from '../util/errors.js';
+import { SplitNotFoundError } from '../data/layouts.js';
 import { parseSize } from './options.js';
 
 /** Flags whose name is not the option's key in kebab case (DESIGN.md's CLI contract). */
@@ -38,7 +39,10 @@ function parseNumber(flag: string) {
 function flagOption(key: TrainOptionKey, spec: OptionSpec<unknown>): Option {
   const flag = flagOf(key);
   const kind = spec.kind;
-  const placeholder = { int: '<n>', number: '<x>', size: '<HxW>', choice: '<name>', boolean: '', path: key === 'data' || key === 'out' ? '<dir>' : '<file>' }[kind.type];
+  const placeholder = {
+    int: '<n>', number: '<x>', size: '<HxW>', choice: '<name>', boolean: '', path: key === 'data' || key === 'out' ? '<dir>' : '<file>',
+    names: '<a,b,c>', split: '<name>', range: '<lo,hi>', fraction: '<f>',
+  }[kind.type];
   let help = spec.doc;
   if (kind.type === 'choice') help += ` (${kind.values.join('|')})`;
   const d = spec.default;
@@ -46,6 +50,9 @@ function flagOption(key: TrainOptionKey, spec: OptionSpec<unknown>): Option {
   const opt = new Option(placeholder ? `${flag} ${placeholder}` : flag, help);
   if (kind.type === 'int' || kind.type === 'number') opt.argParser(parseNumber(flag));
   if (kind.type === 'size') opt.argParser(parseSize(flag));
+  if (kind.type === 'fraction') opt.argParser(parseNumber(flag));
+  if (kind.type === 'names') opt.argParser((v: string) => v.split(',').map((n) => n.trim()));
+  if (kind.type === 'range') opt.argParser((v: string) => v.split(',').map((n) => (n.trim() === '' ? NaN : Number(n))));
   if (kind.type === 'path' && kind.required) opt.makeOptionMandatory();
   return opt;
 }
@@ -65,7 +72,12 @@ export function command(): Command {
     const out = (line: string) => process.stdout.write(line + '\n');
     const given: Record<string, unknown> = {};
     for (const [key, attr] of attributes) if (flags[attr] !== undefined) given[key] = flags[attr];
-    const res = await train({ ...(given as TrainOptions), progress: true, log: out, optionName: flagOf });
+    const res = await train({ ...(given as TrainOptions), progress: true, log: out, optionName: flagOf }).catch((err: unknown) => {
+      if (err instanceof SplitNotFoundError) {
+        throw new FcnError(`${err.message} (choose lists with --split/--val-split${err.split === 'train' || err.split === 'val' ? ', or hold out a fraction with --val-fraction F' : ''})`);
+      }
+      throw err;
+    });
     const f = res.files;
     out(`checkpoints: ${shortPath(f.last)} (epoch ${res.history.length}), ${shortPath(f.best)} (epoch ${res.best?.epoch ?? '-'}, val mIoU ${res.best?.testMeanIoU.toFixed(3) ?? '-'})`);
     out(`metrics: ${shortPath(f.metrics)}; curves: ${shortPath(f.curves)}${f.grid ? `; predictions: ${shortPath(f.grid)}` : ''}`);

@@ -8,6 +8,7 @@ import { FcnError, errorMessage } from '../util/errors.js';
 import { readVocExample, type VocDataset } from './dataset.js';
 import { Rng } from './rng.js';
 import { hflip, IMAGENET_MEAN_RGB, normalizeToNCHW, padTo, randomCrop } from './transforms.js';
+import { augment } from './augment.js';
 import type { LabelMap, RgbImage } from './image.js';
 
 export interface Batch {
@@ -42,6 +43,8 @@ export interface BatchOptions {
   normalize?: (images: RgbImage[]) => Float32Array;
   /** The colour small images are padded with, one that normalises to ~0 (default the ImageNet mean). */
   padColor?: readonly number[];
+  /** Rescale each example by a random factor in [lo, hi] before cropping (augment.ts; what comes out smaller is padded, whatever `small` says). */
+  scale?: [number, number];
 }
 
 /** How many examples are read at once when listing sizes (bounded, so huge splits don't open every file at once). */
@@ -102,6 +105,12 @@ async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): 
     const rng = new Rng(plan[k]!.seed);
     let image = ex.image;
     let mask: LabelMap = ex.mask;
+    if (opts.scale) {
+      ({ image, mask } = augment(image, mask, { crop: [height, width], scale: opts.scale, flip: opts.flip, padColor: opts.padColor }, rng));
+      images.push(image);
+      labels.set(mask.data, k * height * width);
+      return;
+    }
     if (opts.small === 'pad') ({ image, mask } = padTo(image, mask, height, width, opts.padColor ?? IMAGENET_MEAN_RGB));
     else if (image.height < height || image.width < width) {
       throw new FcnError(

@@ -1,22 +1,41 @@
-// The PASCAL VOC segmentation layout on disk: finding the VOC root under whatever folder the user
-// names, reading a split's id list (ImageSets/Segmentation/<split>.txt), and loading one example
-// (JPEGImages/<id>.jpg with SegmentationClass/<id>.png, checked to be the same size).
+// The dataset interface the trainer, eval and show read (a split's ids, each id's image and
+// class-index mask, the label space), and the PASCAL VOC layout itself: finding the VOC root under
+// whatever folder the user names, reading a split's id list (ImageSets/Segmentation/<split>.txt),
+// and loading one example (image and mask, checked to be the same size). The other layouts
+// (CVAT, mmsegmentation, ADE20K, VOC+SBD's train_aug) live in layouts.ts and sbd.ts.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FcnError, readFailure } from '../util/errors.js';
 import { binaryOffset, hasControl, printable } from '../util/text.js';
 import { probeImage, probeMask, readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
+import { vocLabels, type LabelSpace } from './labels.js';
 
-export interface VocDataset {
-  /** The VOC root: the folder holding JPEGImages, SegmentationClass and ImageSets. */
+export type LayoutName = 'voc' | 'cvat' | 'mmseg' | 'ade20k';
+export const LAYOUTS: readonly LayoutName[] = ['voc', 'cvat', 'mmseg', 'ade20k'];
+
+export interface Dataset {
+  /** The layout's root (VOC: the folder holding JPEGImages, SegmentationClass and ImageSets). */
   root: string;
+  /** The split's name as asked for ('train', 'val', 'train_aug', ...). */
   split: string;
   ids: string[];
+  /** How the folder was read: a layout name, or 'voc+sbd' for train_aug. */
+  layout: LayoutName | 'voc+sbd';
+  /** Class names and colours; every mask value is a class index of it or 255 (void). */
+  labels: LabelSpace;
   imagePath(id: string): string;
   maskPath(id: string): string;
   /** Pixel limit for its images and masks (default: the decoders' own, see maxPixelsLimit). */
   maxPixels?: number;
+  /** Reads and decodes an id's mask into class indices of `labels` (checked). */
+  readMask(id: string): Promise<LabelMap>;
 }
+
+/** The name the first release gave the dataset interface (it read VOC only). */
+export type VocDataset = Dataset;
+
+/** One example: an image and its class-index mask, the same size. */
+export type Example = VocExample;
 
 export interface VocExample {
   id: string;
@@ -78,13 +97,18 @@ export async function openVoc(dir: string, split: string, limits: DecodeLimits =
   if (!/^[\w.-]+$/.test(split)) throw new FcnError(`split '${split}': expected a list name such as train, val or trainval`);
   const root = await findVocRoot(dir);
   const ids = await readIdList(join(root, LIST_DIR, `${split}.txt`), `the '${split}' id list`);
+  const maskPath = (id: string) => join(root, 'SegmentationClass', `${id}.png`);
   return {
     root,
     split,
     ids,
+    layout: 'voc',
+    labels: vocLabels(),
     imagePath: (id: string) => join(root, 'JPEGImages', `${id}.jpg`),
-    maskPath: (id: string) => join(root, 'SegmentationClass', `${id}.png`),
+    maskPath,
     maxPixels: limits.maxPixels,
+    // any VOC palette index is read as it is (the trainer checks the range against its network)
+    readMask: (id: string) => readMask(maskPath(id), limits),
   };
 }
 
@@ -102,11 +126,11 @@ export async function checkVocFiles(ds: VocDataset, ids: readonly string[] = ds.
 }
 
 /** Reads one image and its class-index mask; a size mismatch is an error naming both files. */
-export async function readVocExample(ds: VocDataset, id: string): Promise<VocExample> {
+export async function readExample(ds: Dataset, id: string): Promise<VocExample> {
   const imagePath = ds.imagePath(id);
   const maskPath = ds.maskPath(id);
   const limits = { maxPixels: ds.maxPixels };
-  const [image, mask] = await Promise.all([readImage(imagePath, limits), readMask(maskPath, limits)]);
+  const [image, mask] = await Promise.all([readImage(imagePath, limits), ds.readMask(id)]);
   if (image.width !== mask.width || image.height !== mask.height) {
     throw new FcnError(
       `${maskPath}: mask is ${mask.height}x${mask.width} (HxW) but its image ${imagePath} is ${image.height}x${image.width}; they must match`,
@@ -114,3 +138,6 @@ export async function readVocExample(ds: VocDataset, id: string): Promise<VocExa
   }
   return { id, image, mask };
 }
+
+/** The first release's name for readExample. */
+export const readVocExample = readExample;

@@ -174,12 +174,17 @@ function colourToIndex(): Map<number, number> {
  * Decodes a segmentation mask to class indices. Palette PNGs: the raw index is the class id.
  * Grayscale PNGs: the value is the class id. RGB(A) PNGs: each colour must be a VOC palette colour.
  */
-export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+/** The checks a mask's bytes pass before decoding: its declared size within the pixel limit, its data not inflating past that size. */
+export function checkMaskBytes(bytes: Uint8Array, name: string, limits: DecodeLimits = {}): void {
   const header = pngHeader(bytes);
   if (header) {
     checkPixelCount(name, header.width, header.height, limits);
     checkPngData(bytes, name);
   }
+}
+
+export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+  checkMaskBytes(bytes, name, limits);
   let png;
   try {
     png = decodePng(bytes);

@@ -3,31 +3,42 @@
 // (circle, square, triangle, cross, ring) and its colour is random and shared by all classes, so a
 // model must learn shape, not colour. Masks carry a thin void (255) band on object boundaries, as
 // VOC's do. Image sizes vary around a base size, so the small-image filter and padding get used.
+// The dataset carries its own label space (labelmap.txt, CVAT's format: background and the five
+// shapes, in VOC palette colours), so training on it goes through the own-classes path.
 // Everything follows from the seed: the same options give the same bytes.
 import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { writeMask, type LabelMap, type RgbImage } from './image.js';
-import { IGNORE_INDEX, VOC_CLASSES } from './voc.js';
+import { IGNORE_INDEX, VOC_PALETTE } from './voc.js';
+import { formatLabelmap, LABELMAP_FILE } from './labels.js';
 import { Rng } from './rng.js';
 
 export type SynthShape = 'circle' | 'square' | 'triangle' | 'cross' | 'ring';
 
-/** Shape -> VOC class id. Ids 1-5 (aeroplane, bicycle, bird, boat, bottle) have clearly distinct VOC colours. */
+/** Shape -> class id (1-5; 0 is the background). The masks draw them in the VOC palette's first colours. */
 export const SYNTH_CLASSES: readonly { shape: SynthShape; classId: number; name: string }[] = Object.freeze(
   (['circle', 'square', 'triangle', 'cross', 'ring'] as const).map((shape, i) =>
-    Object.freeze({ shape, classId: i + 1, name: VOC_CLASSES[i + 1]! }),
+    Object.freeze({ shape, classId: i + 1, name: shape }),
   ),
 );
+
+/** The synthetic dataset's label space as its labelmap.txt states it: background, then the shapes. */
+export const SYNTH_LABELS: Readonly<{ classes: readonly string[]; colors: readonly (readonly [number, number, number])[] }> = Object.freeze({
+  classes: Object.freeze(['background', ...SYNTH_CLASSES.map((c) => c.name)]),
+  colors: Object.freeze(Array.from({ length: SYNTH_CLASSES.length + 1 }, (_, i) => VOC_PALETTE[i]!)),
+});
 
 export interface SynthOptions {
   /** Number of training images (default 120). */
   train?: number;
   /** Number of validation images (default 30). */
   val?: number;
-  /** Base [height, width]; each image's sides are drawn within ±40% of it (default 384x512). */
+  /** Base [height, width]; each image's sides are drawn within ±spread of it (default 384x512). */
   size?: [number, number];
+  /** How far image sides vary around the base size, as a fraction (default 0.4: ±40%; at most 0.5). */
+  spread?: number;
   seed?: number;
 }
 
@@ -43,7 +54,7 @@ export interface SynthResult {
 // Defaults: base 384x512 with ±40% gives sides 230..538 x 307..717, so with the book's 320x480 crop
 // about half the images are kept and the rest are dropped (as VOC drops 350 of 1464); with a small
 // base such as 96x128 every image is smaller than 320x480.
-export const SYNTH_DEFAULTS = Object.freeze({ train: 120, val: 30, size: [384, 512] as [number, number], seed: 0 });
+export const SYNTH_DEFAULTS = Object.freeze({ train: 120, val: 30, size: [384, 512] as [number, number], spread: 0.4, seed: 0 });
 
 /** Sides below this cannot hold an object that is large against the FCN's 32-pixel stride. */
 export const SYNTH_MIN_SIDE = 48;
@@ -258,11 +269,11 @@ export function renderSynthExample(rng: Rng, width: number, height: number): { i
   return { image: { width, height, data: bg.data }, mask: { width, height, data: mask } };
 }
 
-/** An image's side: the base side times a per-image scale (shared by both sides) and a little aspect jitter, kept within ±40%. */
-function drawSize(rng: Rng, base: [number, number]): [number, number] {
-  const scale = rng.uniform(0.6, 1.4);
-  const h = Math.round(base[0] * clamp(scale * rng.uniform(0.88, 1.12), 0.6, 1.4));
-  const w = Math.round(base[1] * clamp(scale * rng.uniform(0.88, 1.12), 0.6, 1.4));
+/** An image's side: the base side times a per-image scale (shared by both sides) and a little aspect jitter, kept within ±spread. */
+function drawSize(rng: Rng, base: [number, number], spread: number): [number, number] {
+  const scale = rng.uniform(1 - spread, 1 + spread);
+  const h = Math.round(base[0] * clamp(scale * rng.uniform(0.88, 1.12), 1 - spread, 1 + spread));
+  const w = Math.round(base[1] * clamp(scale * rng.uniform(0.88, 1.12), 1 - spread, 1 + spread));
   return [Math.max(h, SYNTH_MIN_SIDE), Math.max(w, SYNTH_MIN_SIDE)];
 }
 
@@ -274,11 +285,12 @@ function checkOptions(opts: SynthOptions): Required<SynthOptions> {
     }
   }
   if (o.train + o.val === 0) throw new FcnError('synth: nothing to write (train and val are both 0)', 2);
+  if (typeof o.spread !== 'number' || !(o.spread >= 0 && o.spread <= 0.5)) throw new FcnError(`synth: spread must be a number from 0 to 0.5, got ${o.spread}`, 2);
   const [h, w] = o.size;
-  const scaledMin = Math.round(Math.min(h, w) * 0.6);
+  const scaledMin = Math.round(Math.min(h, w) * (1 - o.spread));
   if (!Number.isInteger(h) || !Number.isInteger(w) || scaledMin < SYNTH_MIN_SIDE || Math.max(h, w) > SYNTH_MAX_SIDE) {
     throw new FcnError(
-      `synth: size ${h}x${w} must have sides from ${Math.ceil(SYNTH_MIN_SIDE / 0.6)} to ${SYNTH_MAX_SIDE} (images vary by ±40% and objects need room)`,
+      `synth: size ${h}x${w} must have sides from ${Math.ceil(SYNTH_MIN_SIDE / (1 - o.spread))} to ${SYNTH_MAX_SIDE} (images vary by ±${Math.round(o.spread * 100)}% and objects need room)`,
       2,
     );
   }
@@ -302,7 +314,8 @@ async function checkOutDir(outDir: string): Promise<boolean> {
 
 /**
  * Writes a synthetic VOC dataset: `outDir` itself becomes the VOC root (JPEGImages/*.jpg,
- * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt).
+ * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt,
+ * labelmap.txt naming the 6 classes).
  * Built in a temporary sibling folder and renamed into place, so a failure leaves nothing behind.
  * Refuses an existing non-empty `outDir`.
  */
@@ -326,7 +339,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
         const id = `${split}_${String(i).padStart(6, '0')}`;
         // Each image depends on (seed, split, index) only, so changing --val leaves train as it was.
         const rng = new Rng(o.seed * 2 ** 21 + tag * 2 ** 20 + i);
-        const [h, w] = drawSize(rng, o.size);
+        const [h, w] = drawSize(rng, o.size, o.spread);
         sizeRange.height = [Math.min(sizeRange.height[0], h), Math.max(sizeRange.height[1], h)];
         sizeRange.width = [Math.min(sizeRange.width[0], w), Math.max(sizeRange.width[1], w)];
         const { image, mask } = renderSynthExample(rng, w, h);
@@ -349,6 +362,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
     await writeFile(join(listDir, 'train.txt'), listText(lists.train));
     await writeFile(join(listDir, 'val.txt'), listText(lists.val));
     await writeFile(join(listDir, 'trainval.txt'), listText([...lists.train, ...lists.val]));
+    await writeFile(join(tmp, LABELMAP_FILE), formatLabelmap({ classes: [...SYNTH_LABELS.classes], colors: SYNTH_LABELS.colors.map((c) => c) }));
     if (existed) await rmdir(root); // empty (checked above); rename cannot replace it on every platform
     await rename(tmp, root);
   } catch (err) {

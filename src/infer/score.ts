@@ -3,7 +3,7 @@
 // Every pairing problem is found before any mask is decoded, so a wrong folder fails at once.
 import { readdir } from 'node:fs/promises';
 import { extname, basename, join } from 'node:path';
-import { readMask } from '../data/image.js';
+import { readMask, type LabelMap } from '../data/image.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
@@ -16,6 +16,8 @@ export interface ScoreOptions {
    */
   ids?: string[];
   listName?: string;
+  /** Decodes a ground-truth mask (default: readMask, VOC's index PNGs and colours); e.g. through a dataset's label space. */
+  readTruth?: (path: string) => Promise<LabelMap>;
   /** Refuse masks with more pixels than this (see maxPixelsLimit). */
   maxPixels?: number;
 }
@@ -88,7 +90,7 @@ export async function scoreFolders(predDir: string, gtDir: string, numClasses = 
     const predPath = join(predDir, preds.get(stems[i]!)!);
     const gtPath = join(gtDir, gts.get(stems[i]!)!);
     const limits = { maxPixels: opts.maxPixels };
-    const [pred, gt] = await Promise.all([readMask(predPath, limits), readMask(gtPath, limits)]);
+    const [pred, gt] = await Promise.all([readMask(predPath, limits), opts.readTruth ? opts.readTruth(gtPath) : readMask(gtPath, limits)]);
     if (pred.width !== gt.width || pred.height !== gt.height) {
       throw new FcnError(
         `${predPath}: prediction is ${pred.height}x${pred.width} (HxW) but ground truth ${gtPath} is ${gt.height}x${gt.width}; they must match`,

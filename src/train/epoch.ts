@@ -52,7 +52,7 @@ export async function trainOneEpoch(run: Run, epoch: number): Promise<EpochTrain
   const t0 = performance.now();
   try {
     for await (const batch of epochBatches(run.trainDs, run.ids, {
-      batchSize: s.batchSize, crop: s.crop, shuffle: true, rng: run.rng, flip: s.flip, small: s.small, dropLast: true,
+      batchSize: s.batchSize, crop: s.crop, shuffle: true, rng: run.rng, flip: s.flip, small: s.small, dropLast: true, scale: s.scale,
       normalize: (images) => normalizeBatch(images, run.card.normalization), padColor: meanColor(run.card.normalization),
     })) {
       const step = (epoch - 1) * run.stepsPerEpoch + batchIndex++;

@@ -5,7 +5,8 @@
 // carry the optimizer state, the data RNG and the run's options, so a resume continues exactly as
 // if never stopped. A non-finite loss or weight stops the run before anything of that epoch is
 // written. The options are declared in options.ts; the saved state in state.ts.
-import { openVoc } from '../data/dataset.js';
+import { openDataset } from '../data/layouts.js';
+import { labelsFromNames } from '../data/labels.js';
 import { batchesPerEpoch, prepareSplit } from '../data/batches.js';
 import { Rng } from '../data/rng.js';
 import { FcnError } from '../util/errors.js';
@@ -62,9 +63,14 @@ interface Opened {
 async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Promise<Opened> {
   const name: OptionNamer = o.optionName ?? ((k) => k);
   const log = o.log ?? (() => {});
-  const trainDs = await openVoc(s.data, 'train');
-  const valDs = await openVoc(s.data, 'val');
-  const start = await startingPoint(s, files.last, log, name);
+  const labels = s.classes ? labelsFromNames(s.classes, name('classes')) : undefined;
+  const openOpts = { layout: s.layout, labels, valFraction: s.valFraction };
+  const trainDs = await openDataset(s.data, s.split, openOpts);
+  const valDs = await openDataset(s.data, s.valSplit, { ...openOpts, defaultLabels: trainDs.labels });
+  if (valDs.labels.classes.length !== trainDs.labels.classes.length) {
+    throw new FcnError(`${valDs.root}: the '${s.valSplit}' split has ${valDs.labels.classes.length} classes but '${s.split}' has ${trainDs.labels.classes.length}`);
+  }
+  const start = await startingPoint(s, files.last, log, name, trainDs.labels);
   for (const n of await removeStaleTemps(s.out)) log(`removed ${n}, left in ${s.out} by a run that was stopped while writing`);
   if (!s.resume && (await exists(files.last))) {
     log(`note: ${s.out} holds an earlier run; its files are replaced as this run's epochs finish (resuming continues it instead)`);
@@ -75,7 +81,8 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
     state = await repairBest(files, state, log);
     log(`resuming after epoch ${state.epoch} of ${s.epochs} from ${files.last}`);
   }
-  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.small);
+  // with rescaling every image is usable: what comes out smaller than the crop is padded
+  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
   if (ids.length < s.batchSize) {
     const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${s.crop[0]}x${s.crop[1]} crop; try a smaller ${name('crop')} or ${name('small')} pad)` : '';
     throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than ${name('batchSize')} ${s.batchSize}${why}`);

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
 import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
+import { LAYOUTS, type LayoutName } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
 import type { EpochMetrics } from './state.js';
@@ -19,7 +20,11 @@ export type OptionKind =
   | { type: 'int'; min: number; max?: number; nullable?: boolean; /** What the max is, when it is not arbitrary. */ maxIs?: string }
   | { type: 'number'; min: number; below?: number }
   | { type: 'size'; multipleOf: number }
-  | { type: 'choice'; values: readonly string[]; nullable?: boolean }
+  | { type: 'choice'; values: readonly string[]; nullable?: boolean; optional?: boolean }
+  | { type: 'names' }
+  | { type: 'split' }
+  | { type: 'range'; min: number; max: number }
+  | { type: 'fraction' }
   | { type: 'boolean' }
   | { type: 'path'; required?: boolean; absolute?: boolean };
 
@@ -47,7 +52,7 @@ const STRIDE = 32;
 
 export const TRAIN_OPTIONS = {
   data: option<string>()({ kind: { type: 'path', required: true, absolute: true }, default: '', role: 'run',
-    doc: 'VOC root (or a folder holding VOCdevkit/VOC2012); trains on the train split, scores on val' }),
+    doc: 'a dataset (VOC, CVAT export, mmsegmentation, ADE20K) or the folder holding it; trains on the split, scores on the val split' }),
   out: option<string>()({ kind: { type: 'path', absolute: true }, default: join('runs', 'train'), role: 'invocation', doc: 'output folder' }),
   epochs: option<number>()({ kind: { type: 'int', min: 1 }, default: 5, role: 'extendable',
     doc: 'epochs (when resuming: the total to reach)' }),
@@ -88,6 +93,17 @@ export const TRAIN_OPTIONS = {
   small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',
     doc: 'training images smaller than the crop: filter (drop, as the book) or pad (pad with ignored pixels)' }),
   flip: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run', doc: 'mirror training crops left-right at random (the book does not)' }),
+  layout: option<LayoutName | undefined>()({ kind: { type: 'choice', values: LAYOUTS, optional: true }, default: undefined, role: 'run',
+    doc: 'read the data as this layout instead of detecting it' }),
+  classes: option<string[] | undefined>()({ kind: { type: 'names' }, default: undefined, role: 'run',
+    doc: "class names, index 0 first (list the background if the masks use it); colours from the VOC palette; replaces the dataset's labelmap.txt/classes.json" }),
+  split: option<string>()({ kind: { type: 'split' }, default: 'train', role: 'run',
+    doc: 'the training split (train_aug: VOC train + SBD train and val - VOC val, with benchmark_RELEASE beside VOCdevkit)' }),
+  valSplit: option<string>()({ kind: { type: 'split' }, default: 'val', role: 'run', doc: 'the split scored after each epoch' }),
+  valFraction: option<number | undefined>()({ kind: { type: 'fraction' }, default: undefined, role: 'run',
+    doc: "hold out this fraction of the training list (e.g. CVAT's lone default.txt) as the val split, the same ids every run" }),
+  scale: option<[number, number] | undefined>()({ kind: { type: 'range', min: 0, max: 16 }, default: undefined, role: 'run',
+    doc: "augmentation: rescale each training image by a random factor in [lo, hi] before the crop (torchvision's reference: 0.5,2.0); off by default" }),
   gridImages: option<number>()({ kind: { type: 'int', min: 0 }, default: 4, role: 'invocation', doc: 'val images shown in OUT/grid.png (0: none)' }),
 };
 
@@ -150,7 +166,23 @@ export function check(kind: OptionKind, name: string, value: unknown): string | 
     }
     case 'choice':
       if (value === null && kind.nullable) return undefined;
+      if (value === undefined && kind.optional) return undefined;
       return kind.values.includes(value as string) ? undefined : `${name} expects one of ${kind.values.join(', ')}, got ${got}`;
+    case 'names':
+      if (value === undefined) return undefined;
+      return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.trim().length > 0) ? undefined
+        : `${name} expects names separated by commas, e.g. background,road,car`;
+    case 'split':
+      return typeof value === 'string' && /^[\w.-]+$/.test(value) && value !== '.' && value !== '..' ? undefined : `${name} expects a split name such as train, val or train_aug, got ${got}`;
+    case 'range': {
+      if (value === undefined || value === null) return undefined;
+      const r = value as number[];
+      const ok = Array.isArray(r) && r.length === 2 && r.every(Number.isFinite) && r[0]! > kind.min && r[0]! <= r[1]! && r[1]! <= kind.max;
+      return ok ? undefined : `${name} expects LO,HI with ${kind.min} < LO <= HI <= ${kind.max} (e.g. 0.5,2.0), got ${Array.isArray(r) ? r.join(',') : got}`;
+    }
+    case 'fraction':
+      if (value === undefined || value === null) return undefined;
+      return typeof value === 'number' && value > 0 && value < 1 ? undefined : `${name} expects a number between 0 and 1 (e.g. 0.2), got ${got}`;
     case 'boolean':
       return typeof value === 'boolean' ? undefined : `${name} expects true or false, got ${got}`;
     case 'path':

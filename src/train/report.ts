@@ -20,9 +20,13 @@ export function formatEpoch(m: EpochMetrics): string {
 }
 
 /** The book's "read N examples" and the run's settings, before the first epoch. */
-export function formatStart(run: Pick<Run, 'settings' | 'ids' | 'valDs' | 'arch'>, dropped: number): string {
+export function formatStart(run: Pick<Run, 'settings' | 'ids' | 'valDs' | 'arch' | 'trainDs'>, dropped: number): string {
   const s = run.settings;
-  return `read ${run.ids.length} examples` + (dropped > 0 ? ` (${dropped} smaller than ${s.crop[0]}x${s.crop[1]} dropped)` : '') +
+  const l = run.trainDs.labels;
+  const data = `data: ${run.trainDs.root} (${run.trainDs.layout}), ${l.classes.length} classes from ${l.source}: ` +
+    `${l.classes.slice(0, 8).join(', ')}${l.classes.length > 8 ? ', ...' : ''}` +
+    (s.scale ? `; augmentation: rescale ${s.scale[0]}..${s.scale[1]}, random crop padded with void${s.flip ? ', flip' : ''}` : '');
+  return `${data}\nread ${run.ids.length} examples` + (dropped > 0 ? ` (${dropped} smaller than ${s.crop[0]}x${s.crop[1]} dropped)` : '') +
     `; ${run.valDs.ids.length} val images; ${run.arch.name}, ${s.freezeBackbone ? 'head only' : 'all layers'}, batch ${s.batchSize}, ` +
     `crop ${s.crop[0]}x${s.crop[1]}, lr ${s.lr}${s.lrSchedule === 'poly' ? ' (poly decay)' : ''}, wd ${s.weightDecay}, momentum ${s.momentum}, ${s.threads} threads`;
 }

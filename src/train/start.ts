@@ -10,6 +10,8 @@ import { initParameters, seededRandom, type TensorMap } from '../model/params.js
 import { defaultCard, type ModelCard } from '../model/card.js';
 import { loadBackbone, loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { FcnError } from '../util/errors.js';
+import type { LabelSpace } from '../data/labels.js';
+import { adaptClassLayers } from './classes.js';
 import type { OptionNamer, TrainSettings } from './options.js';
 import { checkResumable, decodeTrainState, momentumFromExtra, runConfig, type TrainState } from './state.js';
 import { exists } from './checkpoints.js';
@@ -53,7 +55,12 @@ async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer)
   return { arch: ckpt.arch, weights: ckpt.weights, momentum: momentumFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
 }
 
-export async function startingPoint(s: TrainSettings, lastPath: string, log: (line: string) => void, name: OptionNamer): Promise<Start> {
+/** The card of a network trained on a dataset: its classes and colours, default normalisation. */
+function datasetCard(labels: LabelSpace): ModelCard {
+  return { ...defaultCard(labels.classes.length), classes: [...labels.classes], colors: labels.colors.map((c) => [c[0], c[1], c[2]]) };
+}
+
+export async function startingPoint(s: TrainSettings, lastPath: string, log: (line: string) => void, name: OptionNamer, labels: LabelSpace): Promise<Start> {
   if (s.resume) return resumeFrom(s, lastPath, name);
   if (s.init) {
     // the network (and with it the loss) is recognised from the file; arch only checks it
@@ -62,13 +69,23 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
       throw new FcnError(`${s.init}: the checkpoint is ${ckpt.arch.name} but ${name('variant')} is ${s.variant} (pass ${name('variant')} ${ckpt.arch.variant})`);
     }
     log(`starting from the weights in ${s.init} (${ckpt.arch.name}, ${ckpt.arch.numClasses} classes)`);
-    return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init: `checkpoint:${resolve(s.init)}` };
+    const init = `checkpoint:${resolve(s.init)}`;
+    // the dataset's names and colours, the checkpoint's normalisation
+    const card: ModelCard = { ...cardOf(ckpt), classes: datasetCard(labels).classes, colors: datasetCard(labels).colors };
+    if (ckpt.arch.numClasses === labels.classes.length) return { arch: ckpt.arch, weights: ckpt.weights, card, init };
+    // another label space: keep the body, start the class layers afresh
+    const arch = isTorchvisionNetwork(ckpt.arch.name) ? torchvisionNetwork(ckpt.arch.name, { numClasses: labels.classes.length })
+      : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
+    const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)));
+    log(`the checkpoint has ${ckpt.arch.numClasses} classes, the dataset ${labels.classes.length} (${labels.source}): kept the body, ` +
+      `re-initialised the class layers (${adapted.reinitialised.join(', ')})`);
+    return { arch, weights: adapted.weights, card, init };
   }
   const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
-  const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: DEFAULT_NUM_CLASSES })
-    : fcnResNet18({ numClasses: DEFAULT_NUM_CLASSES, variant: bookVariant(s) });
+  const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: labels.classes.length })
+    : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
   const weights = initParameters(arch, seededRandom(s.seed));
-  const card = defaultCard(arch.numClasses);
+  const card = datasetCard(labels);
   // the cached ResNet-18 is the book's body only: torchvision's networks take ResNet-50/101 as backbone
   const backbone = s.backbone ?? (s.scratch || torchvision ? undefined : findCachedBackbone());
   if (backbone) {

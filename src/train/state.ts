@@ -114,6 +114,8 @@ export function checkResumable(saved: RunConfig, requested: RunConfig, source: s
     if (key !== 'numClasses' && TRAIN_OPTIONS[key].role === 'invocation') continue;
     if (key !== 'numClasses' && TRAIN_OPTIONS[key].role === 'extendable' && !(key === 'epochs' && saved.lrSchedule === 'poly')) continue;
     const k = key as keyof RunConfig;
+    // a setting added after the run was saved is not compared
+    if (!(k in saved) && requested[k] === TRAIN_OPTIONS[key as TrainOptionKey]?.default) continue;
     if (!same(saved[k], requested[k])) {
       const show = (v: unknown) => (key === 'crop' && Array.isArray(v) ? `${v[0]}x${v[1]}` : JSON.stringify(v));
       const what = key === 'numClasses' ? 'the number of classes' : name(key);
