@@ -1,77 +1,56 @@
-// The package surface: every CLI command is a thin wrapper over a function exported here.
-export { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, IGNORE_INDEX } from "./data/voc.js";
-export type { Rgb } from "./data/voc.js";
-export { readImage, decodeImage, readMask, decodeMask, writeMask, encodeMask, writeImage } from "./data/image.js";
-export type { RgbImage, LabelMap } from "./data/image.js";
-export { DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, maxPixelsLimit, probeImage, type DecodeLimits } from "./data/image.js";
-export { FcnError, UsageError } from "./util/errors.js";
-export { createServer, modelInfo } from "./web/server.js";
-export type { ServerOptions, ModelInfo, SegmentResponse } from "./web/server.js";
-export { serve } from "./web/serve.js";
-export type { ServeOptions, RunningServer } from "./web/serve.js";
-export { downloadVoc2012, downloadResnet18, downloadFile, findCachedBackbone, backboneHint, defaultDownloadDir, DownloadError, VOC2012_TRAINVAL, RESNET18_IMAGENET } from "./net/download.js";
-export type { FetchOptions, DownloadOptions, DownloadResult, Voc2012Result, Resnet18Result, DownloadFailure } from "./net/download.js";
-export { extractTar } from "./net/archive.js";
-export { ConfusionMatrix, metricsReport, formatMetricsTable } from "./eval/confusion.js";
-export type { SegmentationMetrics, MetricsReport } from "./eval/confusion.js";
-export { labelToImage, overlay, classesPresent, legendImage, imageGrid, gridLayout, showExamples } from "./render/pictures.js";
-export type { ClassPresence, LegendEntry, GridOptions, GridLayout, LayoutOptions, ShowExample, ShowOptions } from "./render/pictures.js";
-export { scoreFolders } from "./infer/score.js";
-export type { ScoreOptions } from "./infer/score.js";
-export { loadCheckpoint, saveCheckpoint, loadBackbone, importCheckpoint, readSafetensors, encodeSafetensors, readPth, detectLayout, toFloat32 } from "./weights/index.js";
-export type { Checkpoint, CheckpointSource, WeightLayout, Tensor, DType } from "./weights/index.js";
-export { fcnResNet18, fcnParameters, initParameters, bilinearKernel, FCN_VARIANTS, defaultCard, defaultClasses, defaultColors, defaultNormalization } from "./model/index.js";
-export type { ModelCard, Color, Normalization } from "./model/index.js";
-export type { FcnArchitecture, FcnVariant, FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
-export { torchvisionNetwork, TORCHVISION_NETWORKS } from "./model/index.js";
-export type { TorchvisionArchitecture, TorchvisionNetwork, TorchvisionOptions } from "./model/index.js";
-export { encodeTorchvisionStateDict } from "./weights/index.js";
-export { compileInference, compileExport } from "./graph/inference.js";
-export type { InferenceGraphOptions, ExportMeta } from "./graph/inference.js";
-export { compileTrainStep, TRAIN_IO, updatedName, momentumName, gradientName } from "./graph/train.js";
-export type { TrainGraph, TrainGraphOptions, TrainGraphTuning, StepTensor } from "./graph/train.js";
-export { TrainStep } from "./train/step.js";
-export type { StepResult, TrainStepOptions } from "./train/step.js";
-export { SegmentationModel, loadModel } from "./infer/model.js";
+// The package surface, modelled on tfjs-models: load a model and segment, train, evaluate, and the
+// data, metric and picture helpers around them. Every CLI command is a thin wrapper over a function
+// here. The stages' pieces (compilers, the training step, readers, queue plumbing) are in
+// `fcn/internals` (src/internals.ts).
+
+// models: load (a checkpoint, a PyTorch/torchvision state_dict, a downloaded name, or fresh) and segment
+export { loadModel, SegmentationModel } from "./infer/model.js";
 export type { Segmentation, ClassShare, SegmentationModelOptions, FreshModelOptions } from "./infer/model.js";
+export { predictFiles } from "./infer/predict.js";
+export type { PredictFilesResult } from "./infer/predict.js";
+export { fcnResNet18, torchvisionNetwork, TORCHVISION_NETWORKS, FCN_VARIANTS, bilinearKernel } from "./model/index.js";
+export type { FcnArchitecture, FcnVariant, TorchvisionNetwork, ModelCard, Color, Normalization } from "./model/index.js";
+export { loadCheckpoint, saveCheckpoint, importCheckpoint } from "./weights/index.js";
+export type { Checkpoint } from "./weights/index.js";
+
+// training and evaluation
+export { train, TRAIN_DEFAULTS } from "./train/index.js";
+export type { TrainOptions, TrainResult, EpochMetrics } from "./train/index.js";
+export { demo } from "./train/demo.js";
+export type { DemoOptions, DemoResult } from "./train/demo.js";
 export { evaluate } from "./infer/evaluate.js";
 export type { EvaluateOptions } from "./infer/evaluate.js";
-export { predictFiles, probeImageFiles, type PredictFilesResult } from "./infer/predict.js";
-export { upsampleImage } from "./infer/upsample.js";
-export { Rng } from "./data/rng.js";
-export { openVoc, readVocExample, findVocRoot } from "./data/dataset.js";
-export type { VocDataset, VocExample } from "./data/dataset.js";
-export { randomCrop, cropAt, padTo, hflip, normalizeToNCHW, IMAGENET_MEAN, IMAGENET_STD, IMAGENET_MEAN_RGB } from "./data/transforms.js";
-export type { ImageMask } from "./data/transforms.js";
-export { prepareSplit, epochBatches, batchesPerEpoch } from "./data/batches.js";
-export type { Batch, BatchOptions, SmallImages } from "./data/batches.js";
-export { generateSynthVoc, renderSynthExample, SYNTH_CLASSES, SYNTH_DEFAULTS } from "./data/synth.js";
-export type { SynthOptions, SynthResult, SynthShape } from "./data/synth.js";
-export { train, formatEpoch, TRAIN_DEFAULTS, renderCurves, writeCurves, decodeTrainState, TRAIN_STATE_KEY } from "./train/index.js";
-export type { TrainOptions, TrainResult, EpochMetrics, RunConfig, TrainState } from "./train/index.js";
-export { demo, DEMO_SETTINGS } from "./train/demo.js";
-export type { DemoOptions, DemoResult, DemoSettings } from "./train/demo.js";
-export { predictQueued, evaluateQueued, checkRedis } from "./queue/producer.js";
-export type { QueueProducerOptions, QueuePredictOptions, QueuePredictResult, QueueEvaluateOptions, QueueRunStats } from "./queue/producer.js";
+export { scoreFolders } from "./infer/score.js";
+export type { ScoreOptions } from "./infer/score.js";
+export { ConfusionMatrix, metricsReport, formatMetricsTable } from "./eval/confusion.js";
+export type { SegmentationMetrics, MetricsReport } from "./eval/confusion.js";
+
+// data: datasets in any layout, their classes, images and masks, the synthetic set
+export { openDataset, findDataset } from "./data/layouts.js";
+export type { OpenOptions } from "./data/layouts.js";
+export type { Dataset, Example, LayoutName } from "./data/dataset.js";
+export { readLabelFile, labelsFromNames, vocLabels, ade20kLabels } from "./data/labels.js";
+export type { LabelSpace } from "./data/labels.js";
+export { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, IGNORE_INDEX } from "./data/voc.js";
+export type { Rgb } from "./data/voc.js";
+export { ADE20K_CLASSES, ADE20K_PALETTE } from "./data/ade20k.js";
+export { readImage, decodeImage, readMask, decodeMask, writeMask, encodeMask, writeImage } from "./data/image.js";
+export type { RgbImage, LabelMap } from "./data/image.js";
+export { generateSynthVoc } from "./data/synth.js";
+export type { SynthOptions, SynthResult } from "./data/synth.js";
+
+// pictures
+export { labelToImage, overlay, imageGrid } from "./render/pictures.js";
+
+// serving, downloads, scale-out
+export { serve } from "./web/serve.js";
+export type { ServeOptions, RunningServer } from "./web/serve.js";
+export { createServer } from "./web/server.js";
+export type { ServerOptions } from "./web/server.js";
+export { downloadPublished, downloadVoc2012, resolveNamedWeights, DownloadError } from "./net/download.js";
+export { PUBLISHED_NAMES } from "./net/registry.js";
+export { predictQueued, evaluateQueued } from "./queue/producer.js";
 export { startQueueWorker } from "./queue/worker.js";
 export type { QueueWorkerOptions, QueueWorker } from "./queue/worker.js";
-export { parseQueueUrl } from "./queue/url.js";
-export type { QueueConnection } from "./queue/url.js";
-export { parseShard, selectShard, shardOf } from "./queue/shard.js";
-export type { Shard } from "./queue/shard.js";
-export { mergeMetrics, mergeMetricsFiles } from "./queue/merge.js";
-export { modelIdentity } from "./queue/identity.js";
-export { parseDevice, setDefaultDevice, availableDevices, checkDevice } from "./engine/session.js";
-export type { Device, DeviceName } from "./engine/session.js";
-export { openDataset, findDataset, holdOut, SplitNotFoundError, IMAGE_EXTENSIONS } from "./data/layouts.js";
-export type { OpenOptions } from "./data/layouts.js";
-export { readExample, LAYOUTS } from "./data/dataset.js";
-export type { Dataset, Example, LayoutName } from "./data/dataset.js";
-export { parseLabelmap, parseClassesJson, labelsFromNames, vocLabels, ade20kLabels, readLabelFile, formatLabelmap, decodeLabelMask, readLabelMask } from "./data/labels.js";
-export type { LabelSpace } from "./data/labels.js";
-export { ADE20K_CLASSES, ADE20K_PALETTE } from "./data/ade20k.js";
-export { readMatVariable, decodeSbdMask } from "./data/mat.js";
-export type { MatArray } from "./data/mat.js";
-export { trainAugIds, openTrainAug, readSbdMask, TRAIN_AUG } from "./data/sbd.js";
-export { augment, resizedWindow, scaledSize } from "./data/augment.js";
-export type { AugmentOptions } from "./data/augment.js";
+
+export { FcnError, UsageError } from "./util/errors.js";

@@ -14,7 +14,7 @@ import { writeImage } from '../src/data/image.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
-test('npm pack, install in an empty folder: fcn --help, fcn predict and import { loadModel } work', { timeout: 600_000 }, async () => {
+test('npm pack, install in an empty folder: fcn --help, fcn predict, import { loadModel } and fcn/internals work', { timeout: 600_000 }, async () => {
   const work = mkdtempSync(join(tmpdir(), 'fcn-pack-'));
   try {
     const packOut = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8' });
@@ -44,9 +44,9 @@ test('npm pack, install in an empty folder: fcn --help, fcn predict and import {
     execFileSync(fcn, ['predict', '--model', 'model.safetensors', '--out', 'pred', 'photo.png'], { cwd: app, stdio: 'pipe' });
     assert.deepEqual(readdirSync(join(app, 'pred')), ['photo.png']);
 
-    const script = "import { loadModel } from 'fcn'; const m = await loadModel('model.safetensors'); const s = await m.segment('photo.png'); await m.dispose(); console.log(s.width + 'x' + s.height + ' ' + s.mask.length);";
+    const script = "import { loadModel } from 'fcn'; import { compileInference } from 'fcn/internals'; const m = await loadModel('model.safetensors'); const s = await m.segment('photo.png'); await m.dispose(); console.log(s.width + 'x' + s.height + ' ' + s.mask.length + ' ' + typeof compileInference);";
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: app, encoding: 'utf8' });
-    assert.equal(out.trim(), '56x40 2240');
+    assert.equal(out.trim(), '56x40 2240 function');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
