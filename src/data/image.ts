@@ -183,7 +183,18 @@ export function checkMaskBytes(bytes: Uint8Array, name: string, limits: DecodeLi
   }
 }
 
-export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+/** A mask PNG's 8-bit samples (after the pixel-count and inflation checks), for the readers that map
+ *  them to labels: palette indices or gray values (1-2 channels) or colours (3-4 channels). */
+export interface MaskSamples {
+  width: number;
+  height: number;
+  channels: number;
+  /** Whether the samples are palette indices. */
+  palette: boolean;
+  src: Uint8Array;
+}
+
+export function decodeMaskSamples(bytes: Uint8Array, name: string, limits: DecodeLimits = {}): MaskSamples {
   checkMaskBytes(bytes, name, limits);
   let png;
   try {
@@ -191,31 +202,39 @@ export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimit
   } catch (err) {
     throw new FcnError(`${name}: not a readable PNG mask (palette, grayscale or RGB PNG expected): ${errorMessage(err)}`);
   }
-  const { width, height, channels, depth } = png;
+  if (png.depth !== 8) throw new FcnError(`${name}: mask has bit depth ${png.depth}, expected an 8-bit palette, grayscale or RGB PNG`);
+  return { width: png.width, height: png.height, channels: png.channels, palette: Boolean(png.palette), src: png.data as Uint8Array };
+}
+
+/** Labels of a colour mask's pixels through `map` (0xRRGGBB → label); `unknown` makes the error for
+ *  the first colour that is not in it. */
+export function mapColours(m: MaskSamples, map: ReadonlyMap<number, number>, unknown: (rgb: [number, number, number], x: number, y: number) => Error): Uint8Array {
+  const { width, height, channels, src } = m;
+  const out = new Uint8Array(width * height);
+  for (let i = 0; i < out.length; i++) {
+    const r = src[i * channels]!;
+    const g = src[i * channels + 1]!;
+    const b = src[i * channels + 2]!;
+    const idx = map.get((r << 16) | (g << 8) | b);
+    if (idx === undefined) throw unknown([r, g, b], i % width, Math.floor(i / width));
+    out[i] = idx;
+  }
+  return out;
+}
+
+export function decodeMask(bytes: Uint8Array, name = 'mask', limits: DecodeLimits = {}): LabelMap {
+  const { width, height, channels, palette, src } = decodeMaskSamples(bytes, name, limits);
   const n = width * height;
-  if (depth !== 8) throw new FcnError(`${name}: mask has bit depth ${depth}, expected 8-bit palette or grayscale PNG`);
-  const src = png.data as Uint8Array;
   const out = new Uint8Array(n);
-  if (channels === 1 || (channels === 2 && !png.palette)) {
+  if (channels === 1 || (channels === 2 && !palette)) {
     // palette indices or gray values (gray+alpha: the alpha is dropped)
     for (let i = 0; i < n; i++) out[i] = src[i * channels]!;
     return { width, height, data: out };
   }
   if (channels === 3 || channels === 4) {
-    const map = colourToIndex();
-    for (let i = 0; i < n; i++) {
-      const r = src[i * channels]!;
-      const g = src[i * channels + 1]!;
-      const b = src[i * channels + 2]!;
-      const idx = map.get((r << 16) | (g << 8) | b);
-      if (idx === undefined) {
-        const x = i % width;
-        const y = Math.floor(i / width);
-        throw new FcnError(`${name}: colour (${r},${g},${b}) at x=${x} y=${y} is not a VOC palette colour`);
-      }
-      out[i] = idx;
-    }
-    return { width, height, data: out };
+    const data = mapColours({ width, height, channels, palette, src }, colourToIndex(),
+      (rgb, x, y) => new FcnError(`${name}: colour (${rgb.join(',')}) at x=${x} y=${y} is not a VOC palette colour`));
+    return { width, height, data };
   }
   throw new FcnError(`${name}: mask has ${channels} channels, expected a palette, grayscale or RGB PNG`);
 }

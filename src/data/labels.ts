@@ -6,11 +6,10 @@
 // and one outside the label space is an error naming the file, the pixel and the value.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decode as decodePng } from 'fast-png';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, type Rgb } from './voc.js';
 import { ADE20K_CLASSES, ADE20K_PALETTE } from './ade20k.js';
-import { checkMaskBytes, type DecodeLimits, type LabelMap } from './image.js';
+import { decodeMaskSamples, mapColours, type DecodeLimits, type LabelMap } from './image.js';
 
 export interface LabelSpace {
   classes: string[];
@@ -197,20 +196,11 @@ function rangeText(labels: LabelSpace): string {
  * class uses it). A value or colour outside the label space names the file, the pixel and the value.
  */
 export function decodeLabelMask(bytes: Uint8Array, name: string, labels: LabelSpace, limits: DecodeLimits = {}): LabelMap {
-  checkMaskBytes(bytes, name, limits);
-  let png;
-  try {
-    png = decodePng(bytes);
-  } catch (err) {
-    throw new FcnError(`${name}: not a readable PNG mask (palette, grayscale or RGB PNG expected): ${errorMessage(err)}`);
-  }
-  const { width, height, channels, depth } = png;
+  const { width, height, channels, palette, src } = decodeMaskSamples(bytes, name, limits);
   const n = width * height;
-  if (depth !== 8) throw new FcnError(`${name}: mask has bit depth ${depth}, expected an 8-bit palette, grayscale or RGB PNG`);
-  const src = png.data as Uint8Array;
   const out = new Uint8Array(n);
   const numClasses = labels.classes.length;
-  if (channels === 1 || (channels === 2 && !png.palette)) {
+  if (channels === 1 || (channels === 2 && !palette)) {
     for (let i = 0; i < n; i++) {
       const v = src[i * channels]!;
       let label: number;
@@ -228,17 +218,9 @@ export function decodeLabelMask(bytes: Uint8Array, name: string, labels: LabelSp
     map.set(colourKey(VOID_COLOR), IGNORE_INDEX);
     // first class wins where a built-in palette repeats a colour (ADE20K's road and skyscraper)
     for (let c = numClasses - 1; c >= 0; c--) map.set(colourKey(labels.colors[c]!), c);
-    for (let i = 0; i < n; i++) {
-      const r = src[i * channels]!;
-      const g = src[i * channels + 1]!;
-      const b = src[i * channels + 2]!;
-      const idx = map.get((r << 16) | (g << 8) | b);
-      if (idx === undefined) {
-        throw new FcnError(`${name}: colour (${r},${g},${b}) at ${pixelAt(i, width)} is not a class colour of ${labels.source} (${numClasses} classes; add it there or fix the mask)`);
-      }
-      out[i] = idx;
-    }
-    return { width, height, data: out };
+    const data = mapColours({ width, height, channels, palette, src }, map, (rgb, x, y) =>
+      new FcnError(`${name}: colour (${rgb.join(',')}) at ${pixelAt(y * width + x, width)} is not a class colour of ${labels.source} (${numClasses} classes; add it there or fix the mask)`));
+    return { width, height, data };
   }
   throw new FcnError(`${name}: mask has ${channels} channels, expected a palette, grayscale or RGB PNG`);
 }

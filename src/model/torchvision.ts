@@ -6,6 +6,7 @@
 // (`backbone.*`, `classifier.*`, `aux_classifier.*`), so its weights load by name unchanged.
 // These networks run on the image at its own size: no padding to a stride.
 import type { BatchNormLayer, ConvLayer, Layer } from './layers.js';
+import type { FcnArchitecture } from './fcn.js';
 import { BOTTLENECK_EXPANSION, resnetBottleneckBody, type ResNetDepth } from './resnet.js';
 
 export type TorchvisionNetwork = 'fcn_resnet50' | 'fcn_resnet101' | 'deeplabv3_resnet50' | 'deeplabv3_resnet101';
@@ -38,21 +39,13 @@ export interface TorchvisionOptions {
   asppChannels?: number;
 }
 
-export interface TorchvisionArchitecture {
+/** A torchvision network: runs at the image's own size (stride 1, the resize brings the logits back)
+ *  and trains with torchvision's reference loss (cross-entropy over the batch's valid pixels, + 0.5 x aux). */
+export interface TorchvisionArchitecture extends FcnArchitecture {
   /** torchvision's name: stored in checkpoints, used by --arch. */
   name: TorchvisionNetwork;
-  numClasses: number;
-  layers: Layer[];
-  /** The graph input (NCHW float32, normalised) and the main logits (N x classes x H x W, the input's size). */
-  input: string;
-  output: string;
-  /** The auxiliary head's logits (also at the input's size), when the network has that head. */
-  auxOutput?: string;
-  /** Layers up to and including this index are the ResNet body (frozen with a frozen backbone). */
-  backboneEnd: number;
-  /** Runs at the image's own size: no stride to pad to. */
+  variant?: undefined;
   stride: 1;
-  /** torchvision's segmentation reference: cross-entropy over the batch's valid pixels, + 0.5 x aux. */
   loss: 'torchvision';
   /** The options the declaration was built with, all filled in. */
   options: Required<TorchvisionOptions>;
