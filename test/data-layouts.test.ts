@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDirs } from './helpers/tmp.js';
 import { deflateSync } from 'node:zlib';
 import { encode as encodePng } from 'fast-png';
 import { openDataset, findDataset, holdOut, SplitNotFoundError } from '../src/data/layouts.js';
@@ -25,14 +26,7 @@ import { prepareSplit, epochBatches } from '../src/data/batches.js';
 import { FcnError } from '../src/util/errors.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures');
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-layouts-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let tmpCount = 0;
-function tempDir(name: string): string {
-  const dir = path.join(tmpRoot, `${name}-${tmpCount++}`);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const { root: tmpRoot, tempDir } = tempDirs('fcn-layouts-');
 
 function oneLine(err: unknown, ...mustName: string[]): true {
   assert.ok(err instanceof FcnError, `expected FcnError, got ${String(err)}`);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDirs } from './helpers/tmp.js';
 import { openVoc, readVocExample, type VocDataset } from '../src/data/dataset.js';
 import { randomCrop, padTo, hflip, normalizeToNCHW, cropAt, IMAGENET_MEAN, IMAGENET_STD } from '../src/data/transforms.js';
 import { Rng } from '../src/data/rng.js';
@@ -17,15 +18,7 @@ import { FcnError } from '../src/util/errors.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const samples = path.resolve(repoRoot, '../shared/voc-samples');
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-data-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-
-let tmpCount = 0;
-function tempDir(name: string): string {
-  const dir = path.join(tmpRoot, `${name}-${tmpCount++}`);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
+const { root: tmpRoot, tempDir } = tempDirs('fcn-data-');
 
 /** Makes the VOC folders under `root` and writes the given split lists. */
 function vocLayout(root: string, lists: Record<string, string[]>): void {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { fcnResNet18, fcnParameters, initParameters, numel, seededRandom, type TensorMap } from '../src/model/index.js';
 import { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE } from '../src/data/voc.js';
 import { FcnError } from '../src/util/errors.js';
+import { writeZip } from './helpers/badfiles.js';
 import {
   canonicalName, crc32, decodeWeightFile, detectLayout, encodeCheckpoint, encodeSafetensors, halfToFloat, loadBackbone,
   loadCheckpoint, loadCheckpointWithSource, PyTuple, readPth, readSafetensors, readTorchFile, readZip, saveCheckpoint,
@@ -370,40 +371,7 @@ describe('torch.save files', () => {
 
 /** A stored-only ZIP (independent of our reader) for hand-made archives. */
 function zipStored(entries: [string, Uint8Array][]): Uint8Array {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of entries) {
-    const nb = Buffer.from(name);
-    const crc = crc32(data);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt32LE(crc, 14);
-    lh.writeUInt32LE(data.length, 18);
-    lh.writeUInt32LE(data.length, 22);
-    lh.writeUInt16LE(nb.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(20, 4);
-    ch.writeUInt16LE(20, 6);
-    ch.writeUInt32LE(crc, 16);
-    ch.writeUInt32LE(data.length, 20);
-    ch.writeUInt32LE(data.length, 24);
-    ch.writeUInt16LE(nb.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, nb, Buffer.from(data));
-    centrals.push(ch, nb);
-    offset += 30 + nb.length + data.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return new Uint8Array(Buffer.concat([...locals, cd, eocd]));
+  return new Uint8Array(writeZip(entries.map(([name, data]) => ({ name, data }))));
 }
 
 // -----------------------------------------------------------------------------------------------
