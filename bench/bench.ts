@@ -123,6 +123,20 @@ function openblasNote(): string {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`usage: npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
+                       [--upsample convtranspose|blocks]
+  forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
+  the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
+  fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4).
+  --only       forward or train rows only
+  --runs N     timed runs per case (median reported)
+  --threads N  ONNX Runtime / PyTorch threads (default: all cores)
+  --no-torch   skip the PyTorch column    --no-torchvision  skip torchvision's networks
+  --upsample   the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
+`);
+    return;
+  }
   if (argv[0] === '--child') {
     const c = JSON.parse(argv[1]!) as Case;
     const r = await runCase(c, Number(argv[2]), Number(argv[3]), Number(argv[4]));
