@@ -4,13 +4,13 @@
 import { resolve } from 'node:path';
 import { backboneHint, findCachedBackbone } from '../net/download.js';
 import { fcnResNet18, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
-import { isTorchvisionNetwork, torchvisionNetwork } from '../model/torchvision.js';
+import { isTorchvisionNetwork, torchvisionNetwork, type TorchvisionArchitecture } from '../model/torchvision.js';
 import { checkArchitectureName } from '../weights/torchvision.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
 import { loadBackbone, loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { FcnError } from '../util/errors.js';
-import type { LabelSpace } from '../data/labels.js';
+import { vocLabels, type LabelSpace } from '../data/labels.js';
 import { adaptClassLayers } from './classes.js';
 import type { OptionNamer, TrainSettings } from './options.js';
 import { checkResumable, decodeTrainState, momentumFromExtra, runConfig, type TrainState } from './state.js';
@@ -70,11 +70,14 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     }
     log(`starting from the weights in ${s.init} (${ckpt.arch.name}, ${ckpt.arch.numClasses} classes)`);
     const init = `checkpoint:${resolve(s.init)}`;
-    // the dataset's names and colours, the checkpoint's normalisation
+    // a dataset that declares no classes (no class file, no class list) is read in the checkpoint's, as
+    // eval reads it; otherwise the dataset's names and colours, with the checkpoint's normalisation
+    if (labels.source === vocLabels().source) return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init };
     const card: ModelCard = { ...cardOf(ckpt), classes: datasetCard(labels).classes, colors: datasetCard(labels).colors };
     if (ckpt.arch.numClasses === labels.classes.length) return { arch: ckpt.arch, weights: ckpt.weights, card, init };
-    // another label space: keep the body, start the class layers afresh
-    const arch = isTorchvisionNetwork(ckpt.arch.name) ? torchvisionNetwork(ckpt.arch.name, { numClasses: labels.classes.length })
+    // another label space: keep the body (at its widths), start the class layers afresh
+    const arch = isTorchvisionNetwork(ckpt.arch.name)
+      ? torchvisionNetwork(ckpt.arch.name, { ...(ckpt.arch as TorchvisionArchitecture).options, numClasses: labels.classes.length })
       : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
     const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)));
     log(`the checkpoint has ${ckpt.arch.numClasses} classes, the dataset ${labels.classes.length} (${labels.source}): kept the body, ` +
