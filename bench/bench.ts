@@ -1,7 +1,7 @@
 // `npm run bench`: forward and training-step times of our ONNX Runtime graphs next to PyTorch 1.13
 // on the same machine, in the same run, each measurement in its own process (so peak RSS is its
 // own). Prints a table; run by hand on a quiet machine (never part of the tests).
-//   npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
+//   npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
 //                 [--no-torchvision]
 // (rows for torchvision's fcn_resnet50 and deeplabv3_resnet50: forward at 520x520, torchvision's
 // evaluation size, and a full training step at 320x320 batch 4; --no-torchvision skips them)
@@ -124,12 +124,12 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`usage: npm run bench [-- --only forward|train] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
+    process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
                        [--upsample convtranspose|blocks]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
   fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4).
-  --only       forward or train rows only
+  --only       forward or train rows only, or torchvision's networks only
   --runs N     timed runs per case (median reported)
   --threads N  ONNX Runtime / PyTorch threads (default: all cores)
   --no-torch   skip the PyTorch column    --no-torchvision  skip torchvision's networks
@@ -152,8 +152,10 @@ async function main(): Promise<void> {
   const cases: Case[] = [];
   const upsample = flag('--upsample') as Case['upsample'];
   if (upsample && upsample !== 'convtranspose' && upsample !== 'blocks') throw new Error(`--upsample expects convtranspose or blocks, got '${upsample}'`);
-  if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, upsample, ...S }, { task: 'forward', mode: 'full', batch: 4, upsample, ...S });
-  if (only !== 'forward') {
+  if (only !== undefined && !['forward', 'train', 'torchvision'].includes(only)) throw new Error(`--only expects forward, train or torchvision, got '${only}'`);
+  const book = only !== 'torchvision';
+  if (book && only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, upsample, ...S }, { task: 'forward', mode: 'full', batch: 4, upsample, ...S });
+  if (book && only !== 'forward') {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
   }
   if (!argv.includes('--no-torchvision')) {
