@@ -101,6 +101,7 @@ const PARAMS: { [K in Layer['op']]: (layer: Extract<Layer, { op: K }>) => ParamD
   batchnorm: batchNormParams,
   convtranspose: convTransposeParams,
   relu: none, maxpool: none, add: none, resize: none, globalavgpool: none, concat: none, dropout: none,
+  hardswish: none, hardsigmoid: none, sigmoid: none, mul: none,
 };
 
 /** The parameters and buffers `layer` owns. */
