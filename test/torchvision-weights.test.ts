@@ -44,6 +44,7 @@ test('full-size declarations have torchvision 0.14\'s parameter counts and state
   const expected: Record<TorchvisionNetwork, [number, number]> = {
     fcn_resnet50: [35322218, 279], fcn_resnet101: [54314346, 534],
     deeplabv3_resnet50: [42004074, 309], deeplabv3_resnet101: [60996202, 564],
+    lraspp_mobilenet_v3_large: [3221538, 272], deeplabv3_mobilenet_v3_large: [11029328, 306],
   };
   for (const name of TORCHVISION_NETWORKS) {
     const specs = torchvisionParameters(torchvisionNetwork(name));
