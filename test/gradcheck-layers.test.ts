@@ -282,7 +282,7 @@ test('depthwise convolutions (groups = channels; dilated, strided): inference, t
     const c = convCase(name);
     const ev = await evalParity(c);
     assert.ok(ev < 1e-5, `${name} inference: ${ev}`);
-    for (const tuning of [{}, { convGradWeight: 'dilated', convGradInput: 'convtranspose' }] as TrainGraphTuning[]) {
+    for (const tuning of [{}, { depthwise: 'split' }, { depthwise: 'split', convGradWeight: 'dilated', convGradInput: 'convtranspose' }] as TrainGraphTuning[]) {
       const tp = await trainParity(c, tuning);
       const fd = await finiteDifferences(c, tuning);
       t.diagnostic(`${name} ${JSON.stringify(tuning)}: inference ${ev.toExponential(2)}, vs PyTorch ${tp.toExponential(2)}, finite differences ${fd.toExponential(2)}`);
