@@ -33,6 +33,11 @@ export function isResNetNetwork(name: string): name is ResNetNetwork {
   return (RESNET_NETWORKS as readonly string[]).includes(name);
 }
 
+/** The published ImageNet classifier whose body a network starts from (`fcn download NAME`). */
+export function imagenetBodyName(name: TorchvisionNetwork): string {
+  return isMobileNetNetwork(name) ? 'mobilenet_v3_large' : networkParts(name).depth;
+}
+
 /** A ResNet network name's head and body ('deeplabv3_resnet101' → deeplabv3, resnet101). */
 export function networkParts(name: ResNetNetwork): { head: TorchvisionHead; depth: ResNetDepth } {
   const [head, depth] = name.split('_') as [TorchvisionHead, ResNetDepth];
