@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""PyTorch-made fixtures for torchvision's ResNet segmentation networks (src/model/torchvision.ts).
+"""PyTorch-made fixtures for torchvision's segmentation networks (src/model/torchvision.ts, mobilenet.ts).
 
 Width-reduced builds of the SAME torchvision classes: torchvision's `ResNet._make_layer` and
 `Bottleneck` (with `replace_stride_with_dilation=[False, True, True]`, so layer3/layer4 dilate as
 torchvision sets it), `IntermediateLayerGetter`, `FCNHead`, `ASPP` and the `FCN` / `DeepLabV3`
-models; only the base width (64 → WIDTH) and ASPP's channels (256 → ASPP) are smaller. Seeded
+models; only the base width (64 → WIDTH) and ASPP's channels (256 → ASPP) are smaller. The
+MobileNetV3 networks come from torchvision's own builders (`_mobilenet_v3_conf(width_mult=0.25,
+dilated=True)`, `_lraspp_mobilenetv3`, `_deeplabv3_mobilenetv3`) with narrower heads. Seeded
 weights with non-trivial batch-norm statistics; eval mode.
 
 Run with Debian's PyTorch (never needed to build or test the package):
@@ -16,8 +18,9 @@ Fixtures (test/fixtures/torchvision/):
   image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
   <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
                         aux logits too for networks with the aux head
-  <net>_train.pth, train.f32, train.u8   one SGD step of width-reduced fcn_resnet50 and
-                        deeplabv3_resnet50 with aux heads in training mode (torchvision's criterion:
+  <net>_train.pth, train.f32, train.u8   one SGD step of width-reduced fcn_resnet50,
+                        deeplabv3_resnet50, deeplabv3_mobilenet_v3_large (aux heads) and
+                        lraspp_mobilenet_v3_large (none) in training mode (torchvision's criterion:
                         CE(out) + 0.5 CE(aux), ignore 255; SGD with weight decay; fixed dropout masks fed
                         to both sides): inputs, masks, every gradient, weights and running statistics
                         after the step; results.train has the losses

@@ -1,7 +1,7 @@
 // torchvision's segmentation networks run as torchvision runs them: on the image at its own size
 // (37x53 and 29x41 here, not multiples of 8), logits within 1e-4 of torchvision 0.14's
 // `model(x)['out']` and masks equal to its argmax on >= 99.9% of pixels, for width-reduced builds
-// of all four networks (test/fixtures/torchvision/, scripts/make_torchvision_fixtures.py); the same
+// of all six networks (the MobileNetV3 ones at torchvision's width_mult 0.25) (test/fixtures/torchvision/, scripts/make_torchvision_fixtures.py); the same
 // through `fcn predict --model state_dict.pth`, the tile loop, and `fcn export`'s ONNX graph.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
