@@ -4,7 +4,8 @@
 //   npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
 //                 [--no-torchvision]
 // (rows for torchvision's fcn_resnet50 and deeplabv3_resnet50: forward at 520x520, torchvision's
-// evaluation size, and a full training step at 320x320 batch 4; --no-torchvision skips them)
+// evaluation size, and a full training step at 320x320 batch 4; lraspp_mobilenet_v3_large and
+// deeplabv3_mobilenet_v3_large: forward at 520x520; --no-torchvision skips them, --net keeps some)
 // (--upsample: the inference graph's transposed convolutions, ORT's ConvTranspose or the default block GEMM)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -125,15 +126,17 @@ async function main(): Promise<void> {
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
-                       [--upsample convtranspose|blocks]
+                       [--upsample convtranspose|blocks] [--net NAME,...]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
-  fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4).
+  fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4),
+  lraspp_mobilenet_v3_large / deeplabv3_mobilenet_v3_large (forward 520x520).
   --only       forward or train rows only, or torchvision's networks only
   --runs N     timed runs per case (median reported)
   --threads N  ONNX Runtime / PyTorch threads (default: all cores)
   --no-torch   skip the PyTorch column    --no-torchvision  skip torchvision's networks
   --upsample   the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
+  --net        only these torchvision networks' rows (comma-separated)
 `);
     return;
   }
@@ -159,9 +162,14 @@ async function main(): Promise<void> {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
   }
   if (!argv.includes('--no-torchvision')) {
-    for (const net of ['fcn_resnet50', 'deeplabv3_resnet50'] as const) {
+    const keep = flag('--net')?.split(',');
+    const rows: [TorchvisionNetwork, boolean][] = [
+      ['fcn_resnet50', true], ['deeplabv3_resnet50', true], ['lraspp_mobilenet_v3_large', false], ['deeplabv3_mobilenet_v3_large', false],
+    ];
+    for (const [net, train] of rows) {
+      if (keep && !keep.includes(net)) continue;
       if (only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, height: 520, width: 520, net });
-      if (only !== 'forward') cases.push({ task: 'train', mode: 'full', batch: 4, height: 320, width: 320, net });
+      if (only !== 'forward' && train) cases.push({ task: 'train', mode: 'full', batch: 4, height: 320, width: 320, net });
     }
   }
   process.stdout.write(`fcn benchmark: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${threads} threads, ${runs} runs after ${warmup} warm-ups, input ${S.height}x${S.width}\n`);

@@ -31,11 +31,14 @@ def book_fcn(num_classes=21):
 
 def torchvision_net(name):
     from torchvision.models import segmentation
-    return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
+    # LR-ASPP has no aux head (its builder refuses aux_loss=True)
+    aux = {} if name.startswith('lraspp') else {'aux_loss': True}
+    return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **aux)
 
 
 def torchvision_loss(out, labels):
-    return F.cross_entropy(out['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255)
+    loss = F.cross_entropy(out['out'], labels, ignore_index=255)
+    return loss + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255) if 'aux' in out else loss
 
 
 def loss_fn(logits, labels):

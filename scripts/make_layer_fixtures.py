@@ -7,7 +7,8 @@ Run with Debian's PyTorch (never needed to build or test the package):
 Writes test/fixtures/layers/ (format: see test/fixtures/README.md): for each case the inputs, the
 parameters, an upstream gradient R, PyTorch's output y and autograd's gradients of <R, y>:
 dilated (and grouped) convolutions, F.interpolate(mode='bilinear', align_corners=False) up, down,
-from 1x1 and mixed, global average pooling, torchvision's segmentation loss (cross-entropy averaged
+from 1x1 and mixed, global average pooling, MobileNetV3's depthwise convolutions, hard swish, hard
+sigmoid, sigmoid and the broadcast product, torchvision's segmentation loss (cross-entropy averaged
 over the batch's valid pixels, ignore 255, + 0.5 x the auxiliary output's); and 'mininet', a tiny
 network of every new kind (dilated body, ASPP-like branches with image pooling, concat, dropout with
 a stored mask, auxiliary head, bilinear resize to the input), its loss, gradients and new running
@@ -177,12 +178,41 @@ def make_mininet(fx, gen):
     fx.meta['results']['mininet'] = {'loss': float(loss), **MINI}
 
 
+def make_mobilenet_ops(fx, gen):
+    """MobileNetV3's kinds: depthwise (dilated, strided) convolutions, hard swish, hard sigmoid,
+    sigmoid and the broadcast product of squeeze-and-excitation / LR-ASPP's gating. Drawn after the
+    cases above so that theirs stay as they were."""
+    for name, (xs, ws, stride, pad, dil, groups) in {
+        'conv_dw_d2': ((2, 6, 11, 9), (6, 1, 5, 5), 1, 4, 2, 6),
+        'conv_dw_s2': ((1, 4, 9, 10), (4, 1, 3, 3), 2, 1, 1, 4),
+    }.items():
+        inputs = {'x': rand(gen, *xs), 'weight': rand(gen, *ws, scale=0.3)}
+        settings = {'stride': stride, 'pad': pad, 'dilation': dil, 'groups': groups, 'bias': False, 'out': ws[0], 'in': xs[1], 'kernel': ws[2]}
+        op_case(fx, gen, name, settings, inputs,
+                lambda x, weight, s=stride, p=pad, d=dil, g=groups: F.conv2d(x, weight, None, s, p, d, g))
+
+    def away_from_kinks(x):
+        # finite differences straddling the kinks at ±3 would not measure the derivative
+        near = (x.abs() - 3).abs() < 0.05
+        return torch.where(near, x + 0.1 * x.sign(), x)
+
+    x = away_from_kinks(rand(gen, 2, 3, 5, 6, scale=3.0))
+    op_case(fx, gen, 'hardswish', {}, {'x': x}, lambda x: F.hardswish(x))
+    x = away_from_kinks(rand(gen, 2, 3, 5, 6, scale=3.0))
+    op_case(fx, gen, 'hardsigmoid', {}, {'x': x}, lambda x: F.hardsigmoid(x))
+    op_case(fx, gen, 'sigmoid', {}, {'x': rand(gen, 2, 3, 5, 6, scale=3.0)}, lambda x: torch.sigmoid(x))
+    op_case(fx, gen, 'mul_gate', {}, {'a': rand(gen, 2, 4, 5, 6), 'b': rand(gen, 2, 4, 1, 1)}, lambda a, b: a * b)
+    op_case(fx, gen, 'mul_gate_first', {}, {'a': rand(gen, 2, 4, 1, 1), 'b': rand(gen, 2, 4, 5, 6)}, lambda a, b: a * b)
+    op_case(fx, gen, 'mul_same', {}, {'a': rand(gen, 1, 3, 4, 5), 'b': rand(gen, 1, 3, 4, 5)}, lambda a, b: a * b)
+
+
 def main():
     gen = torch.Generator().manual_seed(20261201)
     fx = Fixture('layers', 'new layer kinds (dilated/grouped conv, bilinear resize, global average pooling, torchvision loss) and a mini network of them: outputs and autograd gradients')
     fx.meta['settings'] = {'torch': torch.__version__, 'seed': 20261201}
     make_ops(fx, gen)
     make_mininet(fx, gen)
+    make_mobilenet_ops(fx, gen)
     fx.write()
 
 

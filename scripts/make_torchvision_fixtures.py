@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""PyTorch-made fixtures for torchvision's ResNet segmentation networks (src/model/torchvision.ts).
+"""PyTorch-made fixtures for torchvision's segmentation networks (src/model/torchvision.ts, mobilenet.ts).
 
 Width-reduced builds of the SAME torchvision classes: torchvision's `ResNet._make_layer` and
 `Bottleneck` (with `replace_stride_with_dilation=[False, True, True]`, so layer3/layer4 dilate as
 torchvision sets it), `IntermediateLayerGetter`, `FCNHead`, `ASPP` and the `FCN` / `DeepLabV3`
-models; only the base width (64 → WIDTH) and ASPP's channels (256 → ASPP) are smaller. Seeded
+models; only the base width (64 → WIDTH) and ASPP's channels (256 → ASPP) are smaller. The
+MobileNetV3 networks come from torchvision's own builders (`_mobilenet_v3_conf(width_mult=0.25,
+dilated=True)`, `_lraspp_mobilenetv3`, `_deeplabv3_mobilenetv3`) with narrower heads. Seeded
 weights with non-trivial batch-norm statistics; eval mode.
 
 Run with Debian's PyTorch (never needed to build or test the package):
@@ -16,8 +18,9 @@ Fixtures (test/fixtures/torchvision/):
   image_a.png, image_b.png   RGB pictures of 37x53 and 29x41 (sides not multiples of 8)
   <net>.f32 / <net>.u8  per image: the main logits 1xCxHxW (float32) and their argmax (uint8 HxW);
                         aux logits too for networks with the aux head
-  <net>_train.pth, train.f32, train.u8   one SGD step of width-reduced fcn_resnet50 and
-                        deeplabv3_resnet50 with aux heads in training mode (torchvision's criterion:
+  <net>_train.pth, train.f32, train.u8   one SGD step of width-reduced fcn_resnet50,
+                        deeplabv3_resnet50, deeplabv3_mobilenet_v3_large (aux heads) and
+                        lraspp_mobilenet_v3_large (none) in training mode (torchvision's criterion:
                         CE(out) + 0.5 CE(aux), ignore 255; SGD with weight decay; fixed dropout masks fed
                         to both sides): inputs, masks, every gradient, weights and running statistics
                         after the step; results.train has the losses
@@ -44,11 +47,15 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 from torchvision.models.segmentation.fcn import FCN, FCNHead
+from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+from torchvision.models.segmentation.deeplabv3 import _deeplabv3_mobilenetv3
+from torchvision.models.segmentation.lraspp import LRASPPHead, _lraspp_mobilenetv3
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'torchvision')
 WIDTH = 4
 ASPP_CHANNELS = 16
+MOBILENET_WIDTH = 0.25
 CLASSES = 5
 BLOCKS = {'resnet50': [3, 4, 6, 3], 'resnet101': [3, 4, 23, 3]}
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -87,9 +94,29 @@ def deeplab_head(in_channels, num_classes, aspp):
     )
 
 
+def build_mobilenet(name, aux, width_mult, head_channels, classes):
+    """lraspp_mobilenet_v3_large / deeplabv3_mobilenet_v3_large exactly as torchvision's builders
+    assemble them (`mobilenet_v3_large(dilated=True)` through `_mobilenet_v3_conf`, then
+    `_lraspp_mobilenetv3` / `_deeplabv3_mobilenetv3`), with torchvision's own `width_mult` and the
+    head's width (LR-ASPP's inter_channels 128, ASPP's 256) as parameters of the same classes."""
+    setting, last_channel = _mobilenet_v3_conf('mobilenet_v3_large', width_mult=width_mult, dilated=True)
+    backbone = MobileNetV3(setting, last_channel)
+    if name.startswith('lraspp'):
+        model = _lraspp_mobilenetv3(backbone, classes)
+        low, high = model.classifier.low_classifier.in_channels, model.classifier.cbr[0].in_channels
+        model.classifier = LRASPPHead(low, high, classes, head_channels)
+        return model
+    model = _deeplabv3_mobilenetv3(backbone, classes, aux)
+    model.classifier = deeplab_head(model.classifier[0].convs[0][0].in_channels, classes, head_channels)
+    return model
+
+
 def build(name, aux, width=WIDTH, aspp=ASPP_CHANNELS, classes=CLASSES):
     """The torchvision network `name` (fcn_resnet50, deeplabv3_resnet101, ...) at reduced width, as
-    torchvision's _fcn_resnet / _deeplabv3_resnet assemble it."""
+    torchvision's _fcn_resnet / _deeplabv3_resnet assemble it (MobileNetV3 ones: `width` is the
+    width_mult, `aspp` the head's width)."""
+    if 'mobilenet' in name:
+        return build_mobilenet(name, aux, width, aspp, classes)
     head, body = name.split('_')
     backbone = NarrowResNet(BLOCKS[body], width, [False, True, True])
     return_layers = {'layer4': 'out'}
@@ -120,9 +147,11 @@ def seed_weights(model, seed):
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
     # running statistics that fit the activations (a cumulative average over a few random batches in
     # training mode), so the eval-mode network stays in range; then perturbed so they are not exact
+    momenta = {}
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()
+            momenta[m] = m.momentum  # MobileNetV3's body: 0.01
             m.momentum = None
     model.train()
     with torch.no_grad():
@@ -130,13 +159,14 @@ def seed_weights(model, seed):
             model(torch.randn(2, 3, 48, 64, generator=g))
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.momentum = 0.1
+                m.momentum = momenta[m]
                 m.running_mean.add_(torch.randn(m.num_features, generator=g) * 0.05)
                 m.running_var.mul_(0.8 + 0.4 * torch.rand(m.num_features, generator=g))
         # logits of a few units, as a trained network gives, so fp32 noise is small next to 1e-4
-        for head in (model.classifier, model.aux_classifier):
-            if head is not None:
-                head[-1].weight.mul_(0.1)
+        last = [model.classifier.low_classifier, model.classifier.high_classifier] if isinstance(model.classifier, LRASPPHead) \
+            else [h[-1] for h in (model.classifier, getattr(model, 'aux_classifier', None)) if h is not None]
+        for conv in last:
+            conv.weight.mul_(0.1)
     model.eval()
 
 
@@ -165,7 +195,11 @@ NETS = [
     ('deeplabv3_resnet50', True, WIDTH),
     ('fcn_resnet101', False, 2),
     ('deeplabv3_resnet101', False, 2),
+    # MobileNetV3-Large at torchvision's width_mult 0.25, heads 8 (LR-ASPP) / 16 (ASPP) wide
+    ('lraspp_mobilenet_v3_large', False, MOBILENET_WIDTH),
+    ('deeplabv3_mobilenet_v3_large', True, MOBILENET_WIDTH),
 ]
+HEAD_CHANNELS = {'lraspp_mobilenet_v3_large': 8}
 IMAGES = {'a': (37, 53, 1), 'b': (29, 41, 2)}
 
 
@@ -190,19 +224,20 @@ def main():
         'images': {k: f'image_{k}.png' for k in IMAGES},
     }
     for i, (name, aux, width) in enumerate(NETS):
-        model = build(name, aux, width)
+        head_channels = HEAD_CHANNELS.get(name, ASPP_CHANNELS)
+        model = build(name, aux, width, head_channels)
         seed_weights(model, 100 + i)
         model.eval()
         torch.save(model.state_dict(), os.path.join(OUT, f'{name}.pth'))
         f32 = bytearray()
         u8 = bytearray()
-        entry = {'pth': f'{name}.pth', 'aux': aux, 'width': width, 'aspp': ASPP_CHANNELS, 'classes': CLASSES,
+        entry = {'pth': f'{name}.pth', 'aux': aux, 'width': width, 'aspp': head_channels, 'classes': CLASSES,
                  'tensors': len(model.state_dict()), 'images': {}}
         for key, img in images.items():
             with torch.no_grad():
                 out = model(normalise(img))
                 # float64 forward: how far fp32 itself is from the exact result
-                ref = build(name, aux, width).double()
+                ref = build(name, aux, width, head_channels).double()
                 ref.load_state_dict(model.state_dict())
                 ref.eval()
                 exact = ref(normalise(img).double())['out']
@@ -217,7 +252,7 @@ def main():
             f32 += logits.numpy().astype('<f4').tobytes()
             manifest['tensors'][f'{name}/mask_{key}'] = {'file': f'{name}.u8', 'offset': len(u8), 'dtype': 'uint8', 'shape': list(logits.shape[2:])}
             u8 += logits.argmax(1)[0].numpy().astype(np.uint8).tobytes()
-            if aux:
+            if aux and 'aux' in out:
                 manifest['tensors'][f'{name}/aux_{key}'] = {'file': f'{name}.f32', 'offset': len(f32), 'dtype': 'float32', 'shape': list(out['aux'].shape)}
                 f32 += out['aux'].numpy().astype('<f4').tobytes()
         with open(os.path.join(OUT, f'{name}.f32'), 'wb') as fh:
@@ -308,7 +343,13 @@ class FixedDropout(nn.Module):
         return x * self.keep / (1 - self.p)
 
 
-TRAIN = {'batch': 3, 'height': 26, 'width': 34, 'width_base': 2, 'aspp': 8, 'classes': 3, 'lr': 0.01, 'wd': 1e-4}
+TRAIN = {'batch': 3, 'height': 26, 'width': 34, 'width_base': 2, 'aspp': 8, 'classes': 3, 'lr': 0.01, 'wd': 1e-4, 'width_mult': 0.25}
+
+
+def criterion(out, labels):
+    """torchvision's segmentation reference: CE(out), + 0.5 CE(aux) when the model has an aux head."""
+    loss = F.cross_entropy(out['out'], labels, ignore_index=255)
+    return loss + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255) if 'aux' in out else loss
 
 
 def train_fixture(manifest):
@@ -345,13 +386,16 @@ def train_fixture(manifest):
     put('train/x', x)
     put_u8('train/labels', labels.numpy())
     results = {'settings': T}
-    for i, name in enumerate(['fcn_resnet50', 'deeplabv3_resnet50']):
-        model = build(name, True, T['width_base'], T['aspp'], T['classes'])
+    for i, name in enumerate(['fcn_resnet50', 'deeplabv3_resnet50', 'lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large']):
+        width = T['width_mult'] if 'mobilenet' in name else T['width_base']
+        model = build(name, True, width, T['aspp'], T['classes'])
         seed_weights(model, 300 + i)
         torch.save(model.state_dict(), os.path.join(OUT, f'{name}_train.pth'))
         # the dropout layers, by our graph's step-input names
-        drops = {'aux_classifier/3:keep': (model.aux_classifier, 3)}
-        if name.startswith('fcn'):
+        drops = {'aux_classifier/3:keep': (model.aux_classifier, 3)} if getattr(model, 'aux_classifier', None) is not None else {}
+        if name.startswith('lraspp'):
+            pass  # LR-ASPP has no dropout
+        elif name.startswith('fcn'):
             drops['classifier/3:keep'] = (model.classifier, 3)
         else:
             drops['classifier.0/out:keep'] = (model.classifier[0].project, 3)
@@ -372,17 +416,17 @@ def train_fixture(manifest):
             parent[idx] = FixedDropout(p, keep.float())
             put_u8(f'train/{name}/{key}', keep.numpy())
         # the same step in float64: how far PyTorch's own fp32 gradients are from exact ("fp32 noise")
-        ref = build(name, True, T['width_base'], T['aspp'], T['classes'])
+        ref = build(name, True, width, T['aspp'], T['classes'])
         ref.load_state_dict(torch.load(os.path.join(OUT, f'{name}_train.pth')))
         for key, (parent, idx) in drops.items():
             ref_parent = ref.aux_classifier if key.startswith('aux') else (ref.classifier if name.startswith('fcn') else ref.classifier[0].project)
             ref_parent[idx] = FixedDropout(parent[idx].p, parent[idx].keep.double())
         ref = ref.double().train()
         out64 = ref(x.double())
-        (F.cross_entropy(out64['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out64['aux'], labels, ignore_index=255)).backward()
+        criterion(out64, labels).backward()
         grad64 = {k: prm.grad for k, prm in ref.named_parameters()}
         out = model(x)
-        loss = F.cross_entropy(out['out'], labels, ignore_index=255) + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255)
+        loss = criterion(out, labels)
         loss.backward()
         noise = {k: float((prm.grad.double() - grad64[k]).norm() / grad64[k].norm().clamp_min(1e-30)) for k, prm in model.named_parameters()}
         for k, prm in model.named_parameters():

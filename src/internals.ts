@@ -14,7 +14,7 @@ export { loadBackbone, readSafetensors, encodeSafetensors, readPth, detectLayout
 export type { CheckpointSource, WeightLayout, Tensor, DType } from "./weights/index.js";
 export { fcnParameters, initParameters, defaultCard, defaultClasses, defaultColors, defaultNormalization } from "./model/index.js";
 export type { FcnOptions, ParamSpec, TensorMap, Layer } from "./model/index.js";
-export type { TorchvisionArchitecture, TorchvisionOptions } from "./model/index.js";
+export type { TorchvisionArchitecture, TorchvisionOptions, MobileNetArchitecture, MobileNetOptions } from "./model/index.js";
 export { encodeTorchvisionStateDict } from "./weights/index.js";
 export { compileInference, compileExport } from "./graph/inference.js";
 export type { InferenceGraphOptions, ExportMeta } from "./graph/inference.js";

@@ -3,7 +3,8 @@
 // against PyTorch's autograd and against central finite differences of its own forward (fixtures:
 // scripts/make_layer_fixtures.py). Dilated convolutions with every weight-gradient formulation;
 // bilinear resize up, down, from 1x1 and mixed; global average pooling; concat; dropout's mask
-// statistics and its backward through the same mask; torchvision's loss with its auxiliary term.
+// statistics and its backward through the same mask; torchvision's loss with its auxiliary term;
+// MobileNetV3's depthwise convolutions, hard swish, hard sigmoid, sigmoid and broadcast product.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../src/graph/onnx.js';
@@ -274,4 +275,50 @@ test("torchvision's loss: mean cross-entropy over the batch's valid pixels + 0.5
   });
   t.diagnostic(`finite differences ${fd.toExponential(2)}`);
   assert.ok(fd < 1e-3);
+});
+
+test('depthwise convolutions (groups = channels; dilated, strided): inference, training forward and gradients match PyTorch and finite differences', async (t) => {
+  for (const name of ['conv_dw_d2', 'conv_dw_s2']) {
+    const c = convCase(name);
+    const ev = await evalParity(c);
+    assert.ok(ev < 1e-5, `${name} inference: ${ev}`);
+    for (const tuning of [{}, { depthwise: 'split' }, { depthwise: 'split', convGradWeight: 'dilated', convGradInput: 'convtranspose' }] as TrainGraphTuning[]) {
+      const tp = await trainParity(c, tuning);
+      const fd = await finiteDifferences(c, tuning);
+      t.diagnostic(`${name} ${JSON.stringify(tuning)}: inference ${ev.toExponential(2)}, vs PyTorch ${tp.toExponential(2)}, finite differences ${fd.toExponential(2)}`);
+      assert.ok(tp < 1e-5 && fd < LINEAR_TOL, `${name} ${JSON.stringify(tuning)}: ${tp}, ${fd}`);
+    }
+  }
+});
+
+/** Finite differences with a small step, for the kinds that are not linear. */
+async function finiteDifferencesNonlinear(c: LayerCase): Promise<number> {
+  const inputs: CaseInput[] = Object.entries({ ...c.values, ...c.params }).map(([name, fxName]) => ({
+    name, shape: f32(fxName).shape, data: Float32Array.from(f32(fxName).data), diff: true,
+  }));
+  return gradcheck({
+    inputs, outShape: f32(`${c.name}/y`).shape, eps: 1e-2, directions: 3,
+    emit: (g) => emitTrainLayer(g, c.layer, new Map(inputs.map((i) => [i.name, i.shape as Shape4]))),
+  });
+}
+
+test('hard swish, hard sigmoid and sigmoid match PyTorch (inference, training, gradient) and finite differences', async (t) => {
+  for (const op of ['hardswish', 'hardsigmoid', 'sigmoid'] as const) {
+    const c: LayerCase = { name: op, layer: { op, input: 'x', output: 'y' }, values: { x: `${op}/x` }, params: {} };
+    const [ev, tp, fd] = [await evalParity(c), await trainParity(c), await finiteDifferencesNonlinear(c)];
+    t.diagnostic(`${op}: inference ${ev.toExponential(2)}, training + gradient ${tp.toExponential(2)} vs PyTorch; finite differences ${fd.toExponential(2)}`);
+    assert.ok(ev < 1e-6 && tp < 1e-6, `${op} vs PyTorch: ${ev}, ${tp}`);
+    assert.ok(fd < 5e-4, `${op} finite differences: ${fd}`);
+  }
+});
+
+test('broadcast product ([N,C,H,W]·[N,C,1,1] either way, and equal shapes) matches PyTorch and finite differences', async (t) => {
+  for (const name of ['mul_gate', 'mul_gate_first', 'mul_same']) {
+    const c: LayerCase = { name, layer: { op: 'mul', inputs: ['a', 'b'], output: 'y' }, values: { a: `${name}/a`, b: `${name}/b` }, params: {} };
+    const [ev, tp, fd] = [await evalParity(c), await trainParity(c), await finiteDifferencesNonlinear(c)];
+    t.diagnostic(`${name}: inference ${ev.toExponential(2)}, training + gradients ${tp.toExponential(2)} vs PyTorch; finite differences ${fd.toExponential(2)}`);
+    assert.ok(ev < 1e-6 && tp < 1e-5, `${name} vs PyTorch: ${ev}, ${tp}`);
+    assert.ok(fd < 5e-4, `${name} finite differences: ${fd}`);
+  }
+  assert.throws(() => layerShapes({ op: 'mul', inputs: ['a', 'b'], output: 'y' }, [[1, 3, 4, 5], [1, 2, 1, 1]]), /mul 'y' .* dimension 1 neither equal nor 1/);
 });

@@ -1,7 +1,7 @@
 // torchvision's segmentation networks run as torchvision runs them: on the image at its own size
 // (37x53 and 29x41 here, not multiples of 8), logits within 1e-4 of torchvision 0.14's
 // `model(x)['out']` and masks equal to its argmax on >= 99.9% of pixels, for width-reduced builds
-// of all four networks (test/fixtures/torchvision/, scripts/make_torchvision_fixtures.py); the same
+// of all six networks (the MobileNetV3 ones at torchvision's width_mult 0.25) (test/fixtures/torchvision/, scripts/make_torchvision_fixtures.py); the same
 // through `fcn predict --model state_dict.pth`, the tile loop, and `fcn export`'s ONNX graph.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,19 +77,21 @@ test('large images go through the tile loop at the image\'s own size (tiles need
 });
 
 test('fcn export\'s ONNX graph of a torchvision network gives torchvision\'s logits at any size', async () => {
-  const ckpt = await loadCheckpoint(pthPath('deeplabv3_resnet101'));
-  const session = await Session.create(compileExport(ckpt.arch, ckpt.weights, ckpt), { threads: 1 });
-  try {
-    for (const key of ['a', 'b']) {
-      const image = await readImage(fx.imagePath(key));
-      const x = normalizeWindow(image, ckpt.normalization, 0, 0, image.height, image.width, 1);
-      const out = await session.run({ image: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['logits', 'mask']);
-      const ref = fx.f32(`deeplabv3_resnet101/logits_${key}`);
-      assert.deepEqual(out.logits!.dims, ref.shape);
-      assert.ok(maxAbsDiff(out.logits!.data as Float32Array, ref.data) <= 1e-4);
+  for (const name of ['deeplabv3_resnet101', 'lraspp_mobilenet_v3_large']) {
+    const ckpt = await loadCheckpoint(pthPath(name));
+    const session = await Session.create(compileExport(ckpt.arch, ckpt.weights, ckpt), { threads: 1 });
+    try {
+      for (const key of ['a', 'b']) {
+        const image = await readImage(fx.imagePath(key));
+        const x = normalizeWindow(image, ckpt.normalization, 0, 0, image.height, image.width, 1);
+        const out = await session.run({ image: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['logits', 'mask']);
+        const ref = fx.f32(`${name}/logits_${key}`);
+        assert.deepEqual(out.logits!.dims, ref.shape);
+        assert.ok(maxAbsDiff(out.logits!.data as Float32Array, ref.data) <= 1e-4, name);
+      }
+    } finally {
+      await session.dispose();
     }
-  } finally {
-    await session.dispose();
   }
 });
 

@@ -1,6 +1,8 @@
 // fcn train with torchvision's networks: --init with a torchvision state_dict recognises the network
 // (architecture and loss follow it; the book's ResNet-18 backbone default does not apply), one epoch
-// runs and writes a checkpoint of that network; --arch with a state_dict of another network is one line.
+// runs and writes a checkpoint of that network; --arch with a state_dict of another network is one line;
+// lraspp_mobilenet_v3_large from --init (width-reduced) and from a full-width ImageNet mobilenet_v3_large
+// body (--backbone, torchvision's `features.*` / `classifier.*` names).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,6 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeMask } from '../src/data/image.js';
 import { loadCheckpoint } from '../src/weights/checkpoint.js';
+import { encodeSafetensors, type Float32Entry } from '../src/weights/safetensors.js';
+import { torchvisionNetwork } from '../src/model/torchvision.js';
+import { fcnParameters, initParameters, seededRandom } from '../src/model/params.js';
 import { fixturesRoot, repoRoot } from './helpers/fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-train-'));
@@ -66,4 +71,44 @@ test('fcn train --arch with an --init of another network: one line, exit 1', () 
   assert.equal(r.status, 1, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /fcn_resnet50_train\.pth: holds fcn_resnet50, not deeplabv3_resnet50/);
+});
+
+test('fcn train --init lraspp_mobilenet_v3_large state_dict: recognised, trained with torchvision\'s loss (no aux), checkpoint of that network', async () => {
+  const out = path.join(tmp, 'lraspp');
+  const r = fcn(['train', '--data', dataset(), '--init', path.join(fixturesRoot, 'torchvision', 'lraspp_mobilenet_v3_large_train.pth'), '--out', out,
+    '--epochs', '1', '--batch-size', '2', '--crop', '32x32', '--lr', '0.01', '--threads', '1', '--grid', '0']);
+  assert.equal(r.status, 0, r.stderr);
+  const ckpt = await loadCheckpoint(path.join(out, 'last.safetensors'));
+  assert.equal(ckpt.arch.name, 'lraspp_mobilenet_v3_large');
+  assert.equal(ckpt.arch.auxOutput, undefined);
+  assert.equal(ckpt.arch.loss, 'torchvision');
+});
+
+test('fcn train --arch deeplabv3_mobilenet_v3_large --backbone mobilenet_v3_large (ImageNet names): the body starts from those weights', async () => {
+  // a full-width ImageNet MobileNetV3-Large state_dict as torchvision names it: features.* and the classifier's Linear layers
+  const arch = torchvisionNetwork('deeplabv3_mobilenet_v3_large', { numClasses: 3 });
+  const weights = initParameters(arch, seededRandom(5));
+  const entries = new Map<string, Float32Entry>();
+  for (const spec of fcnParameters(arch)) {
+    if (spec.backbone) entries.set(`features.${spec.name.slice('backbone.'.length)}`, { shape: spec.shape, data: weights.get(spec.name)! });
+  }
+  entries.set('classifier.0.weight', { shape: [1280, 960], data: new Float32Array(1280 * 960) });
+  entries.set('classifier.0.bias', { shape: [1280], data: new Float32Array(1280) });
+  const file = path.join(tmp, 'mobilenet_v3_large.safetensors');
+  fs.writeFileSync(file, encodeSafetensors(entries, { format: 'pt' }));
+  const out = path.join(tmp, 'dlmbv3');
+  const r = fcn(['train', '--data', dataset(), '--arch', 'deeplabv3_mobilenet_v3_large', '--backbone', file, '--out', out,
+    '--epochs', '1', '--batch-size', '2', '--crop', '32x32', '--lr', '0', '--threads', '1', '--grid', '0']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /starting from ImageNet weights/);
+  const ckpt = await loadCheckpoint(path.join(out, 'last.safetensors'));
+  assert.equal(ckpt.arch.name, 'deeplabv3_mobilenet_v3_large');
+  // learning rate 0: the body's convolutions are the file's
+  const key = 'backbone.13.block.1.0.weight';
+  assert.deepEqual(ckpt.weights.get(key), weights.get(key));
+  // and a ResNet network refuses that body in one line
+  const bad = fcn(['train', '--data', dataset(), '--arch', 'fcn_resnet50', '--backbone', file, '--out', path.join(tmp, 'bad2'),
+    '--epochs', '1', '--batch-size', '2', '--crop', '32x32']);
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr.trim(), /^[^\n]*holds a MobileNetV3 ImageNet body, but fcn_resnet50 needs a ResNet one$/);
 });

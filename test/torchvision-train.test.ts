@@ -1,5 +1,5 @@
-// One SGD step of torchvision's networks (width-reduced fcn_resnet50 and deeplabv3_resnet50 with their
-// aux heads) against PyTorch autograd as torchvision's segmentation reference takes it: the loss
+// One SGD step of torchvision's networks (width-reduced fcn_resnet50, deeplabv3_resnet50 and
+// deeplabv3_mobilenet_v3_large with their aux heads, lraspp_mobilenet_v3_large without one) against PyTorch autograd as torchvision's segmentation reference takes it: the loss
 // (cross-entropy over the batch's valid pixels + 0.5 x the aux head's), every gradient, the weights
 // after SGD with weight decay and the running statistics, with the same dropout masks fed to both;
 // gradients within fp32 noise (3x PyTorch's own fp32-vs-fp64 error, per tensor plus the median)
@@ -19,14 +19,15 @@ const T = fx.meta.results['train'] as {
 } & Record<string, { loss: number; pth: string; masks: string[]; fp32Noise: Record<string, number> }>;
 const { batch: N, height: H, width: W, lr, wd } = T.settings;
 
-for (const name of ['fcn_resnet50', 'deeplabv3_resnet50']) {
-  test(`${name}: one SGD step matches PyTorch (loss with 0.5 x aux, every gradient, updated weights, running statistics)`, async (t) => {
+for (const name of ['fcn_resnet50', 'deeplabv3_resnet50', 'lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large']) {
+  test(`${name}: one SGD step matches PyTorch (loss with 0.5 x aux where there is one, every gradient, updated weights, running statistics)`, async (t) => {
     const r = T[name]!;
     const ckpt = await loadCheckpoint(path.join(fixturesRoot, 'torchvision', r.pth));
     const arch = ckpt.arch;
     assert.equal(arch.name, name);
     assert.equal(arch.loss, 'torchvision');
-    assert.equal(arch.auxOutput, 'aux_logits');
+    // LR-ASPP has no aux head (and no dropout): its loss is the main output's alone
+    assert.equal(arch.auxOutput, name.startsWith('lraspp') ? undefined : 'aux_logits');
     const graph = compileTrainStep(arch, { mode: 'full', batch: N, height: H, width: W, weightDecay: wd, momentum: 0, gradients: true });
     assert.deepEqual(graph.stepInputs.map((d) => d.name).sort(), [...r.masks].sort());
     const feeds: Record<string, EngineTensor> = {

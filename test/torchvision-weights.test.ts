@@ -14,9 +14,10 @@ import { fcnResNet18 } from '../src/model/fcn.js';
 import { initParameters, numel } from '../src/model/params.js';
 import { torchvisionNetwork, TORCHVISION_NETWORKS, type TorchvisionNetwork } from '../src/model/torchvision.js';
 import { resnetBottleneckBody } from '../src/model/resnet.js';
+import { HIGH_FEATURE, isMobileNetNetwork, makeDivisible, mobilenetChannels, mobilenetV3LargeBody } from '../src/model/mobilenet.js';
 import { importCheckpoint, loadCheckpoint, loadCheckpointWithSource, readPth, readSafetensors, toFloat32, type Tensor } from '../src/weights/index.js';
 import {
-  asTorchvision, encodeTorchvisionStateDict, isResNetBottleneckClassifier, isTorchvisionSegmentation, resnetBodyTensors, torchvisionArchitectureOf, torchvisionKeys,
+  asTorchvision, encodeTorchvisionStateDict, isMobileNetClassifier, isResNetBottleneckClassifier, mobilenetBodyTensors, torchvisionBodyTensors, isTorchvisionSegmentation, resnetBodyTensors, torchvisionArchitectureOf, torchvisionKeys,
   torchvisionParameters,
 } from '../src/weights/torchvision.js';
 import { FcnError } from '../src/util/errors.js';
@@ -44,6 +45,7 @@ test('full-size declarations have torchvision 0.14\'s parameter counts and state
   const expected: Record<TorchvisionNetwork, [number, number]> = {
     fcn_resnet50: [35322218, 279], fcn_resnet101: [54314346, 534],
     deeplabv3_resnet50: [42004074, 309], deeplabv3_resnet101: [60996202, 564],
+    lraspp_mobilenet_v3_large: [3221538, 272], deeplabv3_mobilenet_v3_large: [11029328, 306],
   };
   for (const name of TORCHVISION_NETWORKS) {
     const specs = torchvisionParameters(torchvisionNetwork(name));
@@ -75,7 +77,12 @@ for (const name of TORCHVISION_NETWORKS) {
     assert.ok(isTorchvisionSegmentation(tensors.keys()));
     const arch = torchvisionArchitectureOf(tensors, name);
     assert.equal(arch.name, name);
-    assert.deepEqual(arch.options, { numClasses: r.classes, aux: r.aux, width: r.width, asppChannels: name.startsWith('deeplabv3') ? r.aspp : 256 });
+    if (isMobileNetNetwork(name)) {
+      // torchvision's width_mult, through its own _make_divisible, is what the shapes say
+      assert.deepEqual(arch.options, { numClasses: r.classes, aux: r.aux, channels: mobilenetChannels(r.width), headChannels: r.aspp });
+    } else {
+      assert.deepEqual(arch.options, { numClasses: r.classes, aux: r.aux, width: r.width, asppChannels: name.startsWith('deeplabv3') ? r.aspp : 256 });
+    }
     assert.equal(arch.stride, 1);
     assert.equal(arch.auxOutput !== undefined, r.aux);
     const keys = [...torchvisionKeys(tensors).keys()];
@@ -86,7 +93,57 @@ for (const name of TORCHVISION_NETWORKS) {
   });
 }
 
+test('MobileNetV3-Large body: torchvision\'s _make_divisible, strides and dilation as mobilenet_v3_large(dilated=True) sets them', () => {
+  // _make_divisible(v, 8): nearest multiple of 8, at least 8, never more than 10% below v
+  assert.deepEqual([16, 18, 4, 60, 30, 92].map((v) => makeDivisible(v)), [16, 24, 8, 64, 32, 96]);
+  assert.equal(makeDivisible(18 * 0.9), 16);
+  const full = mobilenetChannels(1);
+  assert.deepEqual(full.blocks.map((b) => b.squeeze).filter((x) => x > 0), [24, 32, 32, 120, 168, 168, 240, 240]);
+  const body = mobilenetV3LargeBody('x', full);
+  assert.deepEqual([body.lowChannels, body.highChannels], [40, 960]);
+  const dw = (i: number) => {
+    const convs = body.layers.filter((l) => l.op === 'conv' && l.name.startsWith(`backbone.${i}.block.`) && (l.groups ?? 1) > 1);
+    assert.equal(convs.length, 1, `block ${i} has one depthwise conv`);
+    const l = convs[0]!;
+    return l.op === 'conv' ? [l.kernel, l.stride, l.dilation ?? 1, l.pad] : [];
+  };
+  assert.deepEqual(dw(2), [3, 2, 1, 1]);
+  assert.deepEqual(dw(4), [5, 2, 1, 2]);
+  assert.deepEqual(dw(13), [5, 1, 2, 4]); // C4: the stride replaced by dilation 2
+  assert.deepEqual(dw(15), [5, 1, 2, 4]);
+  const bn = body.layers.find((l) => l.op === 'batchnorm');
+  assert.ok(bn && bn.op === 'batchnorm' && bn.eps === 1e-3 && bn.momentum === 0.01, "MobileNetV3's BatchNorm(eps=0.001, momentum=0.01)");
+  assert.equal(body.high, `backbone.${HIGH_FEATURE}/act`);
+});
+
+test("torchvision's ImageNet mobilenet_v3_large state_dict is recognised as a body and renamed features.* -> backbone.*", () => {
+  for (const name of ['lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large'] as const) {
+    const r = results[name];
+    const arch = torchvisionNetwork(name, { numClasses: 5, widthMult: r.width, headChannels: r.aspp });
+    const seg = torchvisionKeys(pth(name));
+    const imagenet = new Map<string, Tensor>();
+    for (const [k, v] of seg) if (k.startsWith('backbone.')) imagenet.set(`features.${k.slice(9)}`, v);
+    imagenet.set('classifier.0.weight', { dtype: 'F32', shape: [1280, 240], data: new Uint8Array(0) });
+    imagenet.set('classifier.3.weight', { dtype: 'F32', shape: [1000, 1280], data: new Uint8Array(0) });
+    assert.ok(isMobileNetClassifier(imagenet.keys()) && !isTorchvisionSegmentation(imagenet.keys()) && !isResNetBottleneckClassifier(imagenet.keys()));
+    const body = torchvisionBodyTensors(imagenet, 'mbv3.pth', arch);
+    assert.deepEqual([...body.keys()], [...seg.keys()].filter((k) => k.startsWith('backbone.')));
+    // a full-width body for a reduced network, and a MobileNet body for a ResNet network: one line each
+    assert.throws(() => mobilenetBodyTensors(imagenet, 'mbv3.pth', torchvisionNetwork(name)), oneLine(/^mbv3\.pth: tensor 'backbone\.0\.0\.weight' has shape \[8, 3, 3, 3\], expected \[16, 3, 3, 3\]/));
+    assert.throws(() => torchvisionBodyTensors(imagenet, 'mbv3.pth', torchvisionNetwork('fcn_resnet50')), oneLine(/holds a MobileNetV3 ImageNet body, but fcn_resnet50 needs a ResNet one/));
+  }
+});
+
 test('a forced network that the file does not hold is one line saying what it holds and why', () => {
+  assert.throws(() => torchvisionArchitectureOf(pth('lraspp_mobilenet_v3_large'), 'l.pth', 'deeplabv3_mobilenet_v3_large'),
+    oneLine(/^l\.pth: holds lraspp_mobilenet_v3_large, not deeplabv3_mobilenet_v3_large: its classifier is LR-ASPP/));
+  assert.throws(() => torchvisionArchitectureOf(pth('deeplabv3_mobilenet_v3_large'), 'd.pth', 'deeplabv3_resnet50'),
+    oneLine(/^d\.pth: holds deeplabv3_mobilenet_v3_large, not deeplabv3_resnet50: its body is MobileNetV3-Large/));
+  assert.throws(() => torchvisionArchitectureOf(pth('deeplabv3_resnet50'), 'r.pth', 'lraspp_mobilenet_v3_large'),
+    oneLine(/^r\.pth: holds deeplabv3_resnet50, not lraspp_mobilenet_v3_large: its body is a ResNet/));
+  const broken = new Map(pth('lraspp_mobilenet_v3_large'));
+  broken.delete('backbone.7.block.2.0.weight');
+  assert.throws(() => torchvisionArchitectureOf(broken, 'b.pth'), oneLine(/^b\.pth: missing tensor 'backbone\.7\.block\.2\.0\.weight' \(block 7's projection\)/));
   const deeplab = pth('deeplabv3_resnet50');
   assert.throws(() => torchvisionArchitectureOf(deeplab, 'dl.pth', 'fcn_resnet50'),
     oneLine(/^dl\.pth: holds deeplabv3_resnet50, not fcn_resnet50: its classifier is DeepLabV3's ASPP head/));
@@ -129,7 +186,7 @@ test('torchvision\'s ImageNet ResNet-50 state_dict is recognised as a body and r
 test('import → our checkpoint → export --format torchvision gives back the same tensors under the same keys', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fcn-tv-'));
   try {
-    for (const name of ['fcn_resnet50', 'deeplabv3_resnet101'] as const) {
+    for (const name of ['fcn_resnet50', 'deeplabv3_resnet101', 'lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large'] as const) {
       const src = path.join(fixturesRoot, 'torchvision', `${name}.pth`);
       const ours = path.join(dir, `${name}.safetensors`);
       const { checkpoint, source } = await importCheckpoint(src, ours);

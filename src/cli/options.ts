@@ -50,7 +50,8 @@ export function parseSize(name: string) {
 }
 
 /** --arch NAME: the book's fcn32s/fcn16s/fcn8s or one of torchvision's networks. */
-export const ARCH_NAMES: readonly string[] = ['fcn32s', 'fcn16s', 'fcn8s', 'fcn_resnet50', 'fcn_resnet101', 'deeplabv3_resnet50', 'deeplabv3_resnet101'];
+export const ARCH_NAMES: readonly string[] = ['fcn32s', 'fcn16s', 'fcn8s', 'fcn_resnet50', 'fcn_resnet101', 'deeplabv3_resnet50', 'deeplabv3_resnet101',
+  'lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large'];
 
 export function parseArch(value: string): string {
   if (!ARCH_NAMES.includes(value)) throw new UsageError(`--arch expects one of ${ARCH_NAMES.join(', ')}, got '${value}'`);

@@ -126,6 +126,34 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
 }
 
 /**
+ * Both gradients of a depthwise convolution (groups = C = O, W [C, 1, k, k]) as one grouped op each:
+ * dx = ConvTranspose(dy, W) with C groups; dW[c, 0, i, j] = Σ_n Σ_{p,q} x̄[n, c, p·s + i·d, q·s + j·d]·dy[n, c, p, q]
+ * (x̄ the padded input) is a C-group convolution of x laid out [1, C·N, H, W] (channel c·N + n) with
+ * dy laid out [C, N, h, w] as the kernel, dilated by the stride, striding by the dilation, cropped to k x k.
+ */
+export function depthwiseConvGrads(g: GraphBuilder, x: string, dy: string, w: string, win: Window, xShape: Shape4, dyShape: Shape4,
+  needInput: boolean, hint = 'dwconv'): { dW: string; dx?: string } {
+  const { kernel: k, stride: s, pad: p } = win;
+  const d = win.dilation ?? 1;
+  const [N, C, H, W] = xShape;
+  const [, , h, wd] = dyShape;
+  const xg = op(g, 'Reshape', [swap01(g, x, `${hint}:xT`), int64s(g, [1, C * N, H, W])], `${hint}:xg`);
+  const r = op(g, 'Conv', [xg, swap01(g, dy, `${hint}:dyT`)], `${hint}:dWr`, {
+    kernel_shape: [h, wd], pads: [p, p, p, p], dilations: s > 1 ? [s, s] : undefined, strides: d > 1 ? [d, d] : undefined, group: C,
+  });
+  const size: [number, number] = [Math.floor((H + 2 * p - s * (h - 1) - 1) / d) + 1, Math.floor((W + 2 * p - s * (wd - 1) - 1) / d) + 1];
+  const dW = op(g, 'Reshape', [crop(g, r, k, size, `${hint}:dWk`), int64s(g, [C, 1, k, k])], `${hint}:dW`);
+  if (!needInput) return { dW };
+  const span = d * (k - 1) + 1;
+  const outPad = [H + 2 * p - span - (h - 1) * s, W + 2 * p - span - (wd - 1) * s];
+  const dx = op(g, 'ConvTranspose', [dy, w], `${hint}:dx`, {
+    kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: d > 1 ? [d, d] : undefined, group: C,
+    output_padding: outPad[0] || outPad[1] ? outPad : undefined,
+  });
+  return { dW, dx };
+}
+
+/**
  * dL/dW of y = Conv(x, W) for W [O, C, k, k]. 1x1 kernels: a batched MatMul over pixels; others as
  * `form` says (see GradWeightForm); 'dilated': a convolution of x (batch as channels) with dy as a
  * kernel dilated by the stride, cropped to k x k.

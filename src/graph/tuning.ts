@@ -21,8 +21,10 @@ export interface TrainGraphTuning {
    * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks').
    */
   lossLayout?: 'nchw' | 'blocks';
+  /** Depthwise convolutions' gradients: one grouped op each ('grouped'), or one convolution per channel ('split', as other grouped convs). */
+  depthwise?: 'grouped' | 'split';
 }
 
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
-  convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
+  convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks', depthwise: 'grouped',
 };

@@ -6,3 +6,5 @@ export { bilinearKernel } from './bilinear.js';
 export * from './card.js';
 export * from './resnet.js';
 export * from './torchvision.js';
+export * from './heads.js';
+export * from './mobilenet.js';

@@ -99,8 +99,36 @@ export interface DropoutLayer {
   p: number;
 }
 
+/** Hard swish, x·relu6(x + 3)/6 (`nn.Hardswish`, MobileNetV3's activation). */
+export interface HardswishLayer {
+  op: 'hardswish';
+  input: string;
+  output: string;
+}
+
+/** Hard sigmoid, relu6(x + 3)/6 (`nn.Hardsigmoid`, the squeeze-and-excitation gate). */
+export interface HardsigmoidLayer {
+  op: 'hardsigmoid';
+  input: string;
+  output: string;
+}
+
+/** Logistic sigmoid (`nn.Sigmoid`, LR-ASPP's scale branch). */
+export interface SigmoidLayer {
+  op: 'sigmoid';
+  input: string;
+  output: string;
+}
+
+/** Elementwise product, broadcasting size-1 dimensions ([N, C, H, W]·[N, C, 1, 1]: channel gating). */
+export interface MulLayer {
+  op: 'mul';
+  inputs: [string, string];
+  output: string;
+}
+
 export type Layer = ConvLayer | BatchNormLayer | ReluLayer | MaxPoolLayer | AddLayer | ConvTransposeLayer
-  | ResizeLayer | GlobalAvgPoolLayer | ConcatLayer | DropoutLayer;
+  | ResizeLayer | GlobalAvgPoolLayer | ConcatLayer | DropoutLayer | HardswishLayer | HardsigmoidLayer | SigmoidLayer | MulLayer;
 
 /** Layers that own parameters. */
 export type ParamLayer = ConvLayer | BatchNormLayer | ConvTransposeLayer;
@@ -108,6 +136,7 @@ export type ParamLayer = ConvLayer | BatchNormLayer | ConvTransposeLayer;
 export function layerInputs(layer: Layer): string[] {
   switch (layer.op) {
     case 'add':
+    case 'mul':
     case 'concat':
       return [...layer.inputs];
     case 'resize':

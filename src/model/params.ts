@@ -67,7 +67,8 @@ function convParams(layer: ConvLayer): ParamDecl[] {
   const list: ParamDecl[] = [{ suffix: 'weight', shape, role: 'weight', trainable: true, init: weightInit }];
   if (layer.bias) {
     const c = layer.outChannels;
-    list.push({ suffix: 'bias', shape: [c], role: 'bias', trainable: true, init: layer.init === 'zeros' ? filled(c, 0) : (r) => uniform(c, 1 / Math.sqrt(fanIn), r) });
+    // torchvision's own initialisation (kaiming_fan_out: MobileNetV3's squeeze-and-excitation) zeroes biases
+    list.push({ suffix: 'bias', shape: [c], role: 'bias', trainable: true, init: layer.init === 'pytorch_default' ? (r) => uniform(c, 1 / Math.sqrt(fanIn), r) : filled(c, 0) });
   }
   return list;
 }
@@ -101,6 +102,7 @@ const PARAMS: { [K in Layer['op']]: (layer: Extract<Layer, { op: K }>) => ParamD
   batchnorm: batchNormParams,
   convtranspose: convTransposeParams,
   relu: none, maxpool: none, add: none, resize: none, globalavgpool: none, concat: none, dropout: none,
+  hardswish: none, hardsigmoid: none, sigmoid: none, mul: none,
 };
 
 /** The parameters and buffers `layer` owns. */

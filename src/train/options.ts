@@ -87,7 +87,7 @@ export const TRAIN_OPTIONS = {
   // 'invocation': a resumed run is the network its checkpoint holds (arch, when given, must agree)
   arch: option<string | null>()({ kind: { type: 'choice', values: KNOWN_NETWORKS, nullable: true }, default: null, role: 'invocation',
     doc: "the network: the book's fcn32s/fcn16s/fcn8s (as variant) or torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, " +
-      'deeplabv3_resnet101, trained with its own loss (with init: the network the file must hold)' }),
+      'deeplabv3_resnet101, lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large, trained with its own loss (with init: the network the file must hold)' }),
   evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
     doc: 'score only the first n val images each epoch (default: all)' }),
   small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { backboneHint, findCachedBackbone } from '../net/download.js';
 import { fcnResNet18, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
-import { isTorchvisionNetwork, torchvisionNetwork, type TorchvisionArchitecture } from '../model/torchvision.js';
+import { imagenetBodyName, isTorchvisionNetwork, torchvisionNetwork, type TorchvisionArchitecture } from '../model/torchvision.js';
 import { checkArchitectureName } from '../weights/torchvision.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { defaultCard, type ModelCard } from '../model/card.js';
@@ -96,7 +96,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     log(`starting from ImageNet weights: ${backbone}`);
     return { arch, weights, card, init: `imagenet:${resolve(backbone)}` };
   }
-  if (torchvision) log(`starting ${arch.name} from random weights (its ImageNet body: \`fcn download ${torchvision.split('_')[1]}\`, then pass it as ${name('backbone')})`);
+  if (torchvision) log(`starting ${arch.name} from random weights (its ImageNet body: \`fcn download ${imagenetBodyName(torchvision)}\`, then pass it as ${name('backbone')})`);
   else log(s.scratch ? 'starting from random weights' : backboneHint());
   if (s.freezeBackbone) log(`note: ${name('freezeBackbone')} without ImageNet weights trains the head on a random, frozen body`);
   return { arch, weights, card, init: 'scratch' };

@@ -5,6 +5,7 @@
 // checked against it, so a bad file fails here with the tensor named, never inside the runtime.
 import { readFile } from 'node:fs/promises';
 import { fcnResNet18, parseArchitectureName, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
+import { TORCHVISION_NETWORKS } from '../model/torchvision.js';
 import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { defaultClasses, defaultColors, defaultNormalization, type Color, type Normalization } from '../model/card.js';
 import { FcnError, errorMessage } from '../util/errors.js';
@@ -249,7 +250,7 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
   const tv = variant ? undefined : torchvisionFromCheckpoint(md['architecture'] ?? '', numClasses, st.tensors, file);
   if (!variant && !tv) {
     throw new FcnError(`${file}: unknown architecture '${md['architecture'] ?? ''}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
-      'or one of torchvision\'s fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101)');
+      `or one of torchvision's ${TORCHVISION_NETWORKS.join(', ')})`);
   }
   const arch = tv ?? architecture(variant!, numClasses, file);
   const classes = parseJson(file, 'classes', md['classes']);
@@ -288,6 +289,10 @@ export function decodeCheckpoint(wf: WeightFile, file: string, opts: LoadOptions
     return { checkpoint, source: { format: CHECKPOINT_FORMAT, layout: 'fcn' } };
   }
   const layout = detectLayout(wf.tensors.keys(), file);
+  if (layout === 'mobilenet-v3-torchvision') {
+    throw new FcnError(`${file}: holds ${LAYOUT_DESCRIPTIONS[layout]} ImageNet weights, not a segmentation network: use it as the body of ` +
+      `lraspp_mobilenet_v3_large or deeplabv3_mobilenet_v3_large (fcn train --arch NAME --backbone ${file})`);
+  }
   if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') {
     const other = otherResNet(wf.tensors.keys());
     if (other) throw new FcnError(`${file}: holds ${other} ImageNet weights, not an FCN (and not the ResNet-18 an FCN backbone is)`);
@@ -350,6 +355,9 @@ export async function loadBackbone(path: string, arch: FcnArchitecture): Promise
     return out;
   }
   const layout = detectLayout(wf.tensors.keys(), path);
+  if (layout === 'mobilenet-v3-torchvision') {
+    throw new FcnError(`${path}: holds ${LAYOUT_DESCRIPTIONS[layout]} ImageNet weights; the FCN's backbone is torchvision's ResNet-18 (resnet18-f37072fd.pth)`);
+  }
   if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') {
     const other = otherResNet(wf.tensors.keys());
     if (other) throw new FcnError(`${path}: holds ${other} ImageNet weights; the FCN's backbone is torchvision's ResNet-18 (resnet18-f37072fd.pth)`);

@@ -6,14 +6,16 @@
 // - 'resnet18-torchvision': torchvision's ResNet-18 ImageNet state_dict (`fc.*` is not ours);
 // - 'torchvision-segmentation': torchvision's fcn_resnet50/101 and deeplabv3_resnet50/101 state_dicts
 //   (`backbone.*`, `classifier.*`, `aux_classifier.*`): their keys are the declaration's names;
-// - 'resnet-bottleneck-torchvision': torchvision's ResNet-50/101 ImageNet state_dict (a body for those).
+// - 'resnet-bottleneck-torchvision': torchvision's ResNet-50/101 ImageNet state_dict (a body for those);
+// - 'mobilenet-v3-torchvision': torchvision's MobileNetV3-Large ImageNet state_dict (`features.*`, `classifier.*`).
 // `num_batches_tracked` buffers carry no weights and are dropped everywhere.
 import { fcnResNet18 } from '../model/fcn.js';
 import { paramLayers } from '../model/params.js';
 import { FcnError } from '../util/errors.js';
-import { isResNetBottleneckClassifier, isTorchvisionSegmentation } from './torchvision.js';
+import { isMobileNetClassifier, isResNetBottleneckClassifier, isTorchvisionSegmentation } from './torchvision.js';
 
-export type WeightLayout = 'fcn-sequential' | 'fcn' | 'resnet18-torchvision' | 'torchvision-segmentation' | 'resnet-bottleneck-torchvision';
+export type WeightLayout = 'fcn-sequential' | 'fcn' | 'resnet18-torchvision' | 'torchvision-segmentation' | 'resnet-bottleneck-torchvision'
+  | 'mobilenet-v3-torchvision';
 
 /**
  * torchvision ResNet's children in definition order, which is what `list(net.children())` numbers
@@ -27,6 +29,7 @@ export const LAYOUT_DESCRIPTIONS: Readonly<Record<WeightLayout, string>> = Objec
   'resnet18-torchvision': "torchvision's ResNet-18",
   'torchvision-segmentation': "torchvision's segmentation network",
   'resnet-bottleneck-torchvision': "torchvision's ResNet-50/101",
+  'mobilenet-v3-torchvision': "torchvision's MobileNetV3-Large",
 });
 
 /** The head's layer names (final_conv, transpose_conv and FCN-8s's skip layers), from the declaration. */
@@ -47,6 +50,7 @@ export function detectLayout(keys: Iterable<string>, source: string): WeightLayo
   const all = stripDataParallel([...keys]).keys.filter((k) => !isBatchCounter(k));
   const has = new Set(all);
   if (isTorchvisionSegmentation(all)) return 'torchvision-segmentation';
+  if (isMobileNetClassifier(all)) return 'mobilenet-v3-torchvision';
   if (all.some((k) => /^\d+\./.test(k))) return 'fcn-sequential';
   if (all.some((k) => HEAD_LAYERS.has(k.slice(0, k.lastIndexOf('.'))))) return 'fcn';
   if (isResNetBottleneckClassifier(all)) return 'resnet-bottleneck-torchvision';
@@ -64,7 +68,7 @@ export function detectLayout(keys: Iterable<string>, source: string): WeightLayo
 export function canonicalName(key: string, layout: WeightLayout): string | undefined {
   if (isBatchCounter(key)) return undefined;
   if (layout === 'resnet18-torchvision' || layout === 'resnet-bottleneck-torchvision') return key.startsWith('fc.') ? undefined : key;
-  if (layout === 'fcn' || layout === 'torchvision-segmentation') return key;
+  if (layout === 'fcn' || layout === 'torchvision-segmentation' || layout === 'mobilenet-v3-torchvision') return key;
   const m = /^(\d+)\.(.*)$/.exec(key);
   if (!m) return key; // final_conv.*, transpose_conv.*: the same in both
   const child = RESNET_CHILDREN[Number(m[1])];

@@ -1,17 +1,23 @@
 // torchvision's segmentation state_dicts (`fcn_resnet50(...).state_dict()` and the published COCO
-// weights) and ImageNet ResNet-50/101 bodies, recognised from their key names and shapes:
-// FCN vs DeepLabV3 by the classifier's keys, ResNet-50 vs 101 by layer3's block count, the class
-// count from the last conv, the aux head by its keys, and the widths from the first conv of the body
-// and of ASPP (so width-reduced builds of the same structure load too). The declaration uses
+// weights) and ImageNet ResNet-50/101 and MobileNetV3-Large bodies, recognised from their key names
+// and shapes: a ResNet body by `backbone.conv1.weight`, a MobileNetV3 one by `backbone.0.0.weight`;
+// FCN vs DeepLabV3 vs LR-ASPP by the classifier's keys, ResNet-50 vs 101 by layer3's block count, the
+// class count from the last conv, the aux head by its keys, and the widths from the shapes (the first
+// conv of a ResNet body, every block of a MobileNetV3 one, the head's first conv), so width-reduced
+// builds of the same structure load too. The declaration uses
 // torchvision's keys as parameter names, so the name map is the identity (less `module.` and the
 // `num_batches_tracked` counters).
 import type { FcnArchitecture } from '../model/fcn.js';
 import { fcnParameters, type ParamSpec, type TensorMap } from '../model/params.js';
 import { RESNET_BLOCKS, type ResNetDepth } from '../model/resnet.js';
 import {
-  isTorchvisionNetwork, networkParts, torchvisionNetwork, TORCHVISION_NETWORKS,
-  type TorchvisionArchitecture, type TorchvisionHead, type TorchvisionNetwork,
+  isResNetNetwork, isTorchvisionNetwork, networkParts, torchvisionNetwork, TORCHVISION_NETWORKS,
+  type ResNetNetwork, type TorchvisionArchitecture, type TorchvisionHead,
 } from '../model/torchvision.js';
+import {
+  defaultHeadChannels, HIGH_FEATURE, isMobileNetNetwork, LARGE_BLOCKS, mobilenetChannels,
+  type MobileNetArchitecture, type MobileNetChannels, type MobileNetNetwork,
+} from '../model/mobilenet.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { encodeSafetensors, type Float32Entry } from './safetensors.js';
 import { formatShape, type Tensor } from './tensor.js';
@@ -51,6 +57,12 @@ export function isResNetBottleneckClassifier(keys: Iterable<string>): boolean {
   return all.has('conv1.weight') && all.has('layer1.0.conv3.weight');
 }
 
+/** Whether the keys look like torchvision's ImageNet MobileNetV3 (`features.0.0.weight`, `features.1.block.0.0.weight`). */
+export function isMobileNetClassifier(keys: Iterable<string>): boolean {
+  const all = new Set(torchvisionKeys(new Map([...keys].map((k) => [k, 0]))).keys());
+  return all.has('features.0.0.weight') && all.has('features.1.block.0.0.weight');
+}
+
 function shapeOf(tensors: ReadonlyMap<string, Shaped>, key: string, file: string, what: string, rank: number): number[] {
   const t = tensors.get(key);
   if (!t) throw new FcnError(`${file}: missing tensor '${key}' (${what})`);
@@ -80,11 +92,56 @@ function headKind(tensors: ReadonlyMap<string, Shaped>, file: string): Torchvisi
     "'classifier.4.weight') nor its DeepLabHead ('classifier.0.convs.0.0.weight' …)");
 }
 
+/**
+ * The channels of a MobileNetV3-Large body under `prefix` ('backbone.' or 'features.'), read from
+ * its shapes: the stem's output, and per block the expand conv's (a 1x1 first conv; without one the
+ * first conv is the depthwise k x k and the block keeps its input width), the squeeze-and-excitation
+ * fc1's and the projection's outputs. The declaration then checks every tensor.
+ */
+export function mobilenetChannelsOf(tensors: ReadonlyMap<string, Shaped>, prefix: string, file: string): MobileNetChannels {
+  const stem = shapeOf(tensors, `${prefix}0.0.weight`, file, 'the stem conv', 4)[0]!;
+  let inC = stem;
+  const blocks = LARGE_BLOCKS.map((r, i) => {
+    const p = `${prefix}${i + 1}.block.`;
+    const first = shapeOf(tensors, `${p}0.0.weight`, file, `block ${i + 1}'s first conv`, 4);
+    const expands = first[2] === 1 && r.kernel !== 1;
+    const expanded = expands ? first[0]! : inC;
+    let j = expands ? 2 : 1;
+    const squeeze = r.se ? shapeOf(tensors, `${p}${j++}.fc1.weight`, file, `block ${i + 1}'s squeeze-and-excitation`, 4)[0]! : 0;
+    const out = shapeOf(tensors, `${p}${j}.0.weight`, file, `block ${i + 1}'s projection`, 4)[0]!;
+    inC = out;
+    return { expanded, out, squeeze };
+  });
+  return { stem, blocks };
+}
+
+function recognizeMobileNet(tensors: ReadonlyMap<string, Shaped>, file: string): MobileNetArchitecture {
+  const lraspp = tensors.has('classifier.cbr.0.weight');
+  if (!lraspp && !tensors.has('classifier.0.convs.0.0.weight')) {
+    const first = [...tensors.keys()].find((k) => k.startsWith('classifier.'));
+    throw new FcnError(`${file}: classifier key '${first ?? '(none)'}' on a MobileNetV3 body fits neither torchvision's LRASPPHead ` +
+      "('classifier.cbr.0.weight' …) nor its DeepLabHead ('classifier.0.convs.0.0.weight' …)");
+  }
+  const name: MobileNetNetwork = lraspp ? 'lraspp_mobilenet_v3_large' : 'deeplabv3_mobilenet_v3_large';
+  const channels = mobilenetChannelsOf(tensors, 'backbone.', file);
+  const headChannels = lraspp ? shapeOf(tensors, 'classifier.cbr.0.weight', file, "LR-ASPP's cbr conv", 4)[0]!
+    : shapeOf(tensors, 'classifier.0.convs.0.0.weight', file, "ASPP's 1x1 branch", 4)[0]!;
+  const numClasses = lraspp ? shapeOf(tensors, 'classifier.low_classifier.weight', file, "LR-ASPP's low classifier", 4)[0]!
+    : shapeOf(tensors, 'classifier.4.weight', file, "the classifier's last conv", 4)[0]!;
+  const aux = [...tensors.keys()].some((k) => k.startsWith('aux_classifier.'));
+  try {
+    return torchvisionNetwork(name, { numClasses, aux: lraspp ? undefined : aux, channels, headChannels });
+  } catch (err) {
+    throw new FcnError(`${file}: ${errorMessage(err)}`);
+  }
+}
+
 /** Which torchvision network a state_dict (keys already through torchvisionKeys) holds, and its options. */
 export function recognizeTorchvision(tensors: ReadonlyMap<string, Shaped>, file: string): TorchvisionArchitecture {
+  if (tensors.has('backbone.0.0.weight')) return recognizeMobileNet(tensors, file);
   const head = headKind(tensors, file);
   const depth = resnetDepth(tensors, 'backbone.', file);
-  const name = `${head}_${depth}` as TorchvisionNetwork;
+  const name = `${head}_${depth}` as ResNetNetwork;
   const width = shapeOf(tensors, 'backbone.conv1.weight', file, 'the body\'s first conv', 4)[0]!;
   const last = shapeOf(tensors, 'classifier.4.weight', file, 'the classifier\'s last conv', 4);
   const numClasses = last[0]!;
@@ -120,7 +177,14 @@ export function checkAgainst(specs: readonly ParamSpec[], tensors: ReadonlyMap<s
 
 /** A description of a declaration for messages: 'fcn_resnet50 with 21 classes and the aux head'. */
 export function describeTorchvision(arch: TorchvisionArchitecture): string {
-  const o = arch.options;
+  if (isMobileNetNetwork(arch.name)) {
+    const o = (arch as MobileNetArchitecture).options;
+    const full = JSON.stringify(o.channels) === JSON.stringify(mobilenetChannels(1));
+    const head = o.headChannels !== defaultHeadChannels(arch.name);
+    const widths = !full || head ? `, stem ${o.channels.stem} / last ${6 * o.channels.blocks[o.channels.blocks.length - 1]!.out} channels, head ${o.headChannels}` : '';
+    return `${arch.name} with ${arch.numClasses} classes${o.aux ? ' and the aux head' : ''}${widths}`;
+  }
+  const o = (arch as Exclude<TorchvisionArchitecture, MobileNetArchitecture>).options;
   const widths = o.width !== 64 || (arch.name.startsWith('deeplabv3') && o.asppChannels !== 256)
     ? `, width ${o.width}${arch.name.startsWith('deeplabv3') ? `/ASPP ${o.asppChannels}` : ''}` : '';
   return `${arch.name} with ${arch.numClasses} classes${o.aux ? ' and the aux head' : ''}${widths}`;
@@ -136,7 +200,13 @@ export function torchvisionArchitectureOf(raw: ReadonlyMap<string, Shaped>, file
     throw new FcnError(`${file}: '${expected}' is not one of torchvision's networks (${TORCHVISION_NETWORKS.join(', ')})`);
   }
   const arch = recognizeTorchvision(tensors, file);
-  if (expected !== undefined && arch.name !== expected) {
+  if (expected !== undefined && arch.name !== expected && !(isResNetNetwork(arch.name) && isResNetNetwork(expected))) {
+    const why = isMobileNetNetwork(arch.name) !== isMobileNetNetwork(expected)
+      ? (isMobileNetNetwork(arch.name) ? "its body is MobileNetV3-Large ('backbone.0.0.weight')" : "its body is a ResNet ('backbone.conv1.weight')")
+      : (arch.name.startsWith('lraspp') ? "its classifier is LR-ASPP ('classifier.cbr.*')" : "its classifier is DeepLabV3's ASPP head ('classifier.0.convs.*')");
+    throw new FcnError(`${file}: holds ${arch.name}, not ${expected}: ${why}`);
+  }
+  if (expected !== undefined && arch.name !== expected && isResNetNetwork(arch.name) && isResNetNetwork(expected)) {
     const want = networkParts(expected);
     const got = networkParts(arch.name);
     const why = want.head !== got.head
@@ -148,7 +218,7 @@ export function torchvisionArchitectureOf(raw: ReadonlyMap<string, Shaped>, file
   return arch;
 }
 
-/** The parameters of torchvision's ImageNet ResNet-50/101 body, under the segmentation network's
+/** The parameters of torchvision's ImageNet ResNet-50/101 or MobileNetV3-Large body, under the segmentation network's
  *  names (`backbone.` + torchvision's key). */
 export function bodyParameters(arch: TorchvisionArchitecture): ParamSpec[] {
   return torchvisionParameters(arch).filter((s) => s.backbone);
@@ -161,12 +231,30 @@ export function bodyParameters(arch: TorchvisionArchitecture): ParamSpec[] {
  */
 export function resnetBodyTensors<T extends Shaped>(raw: ReadonlyMap<string, T>, file: string, arch: TorchvisionArchitecture): Map<string, T> {
   const tensors = torchvisionKeys(raw);
+  if (!isResNetNetwork(arch.name)) throw new FcnError(`${file}: holds a ResNet ImageNet body, but ${arch.name} needs MobileNetV3-Large's (mobilenet_v3_large-8738ca79.pth)`);
   const depth = resnetDepth(tensors, '', file);
   const want = networkParts(arch.name).depth;
   if (depth !== want) throw new FcnError(`${file}: holds a ${depth} body, but ${arch.name} needs ${want}`);
   const out = new Map<string, T>();
   for (const [k, v] of tensors) if (!k.startsWith('fc.')) out.set(`backbone.${k}`, v);
   checkAgainst(bodyParameters(arch), out, file, `the ${depth} body of ${describeTorchvision(arch)}`);
+  return out;
+}
+
+/**
+ * torchvision's ImageNet MobileNetV3-Large state_dict (`features.0.0.weight`, …, `classifier.*`, the
+ * Linear layers) as the body of a MobileNetV3 segmentation network: `features.<i>` becomes
+ * `backbone.<i>` (what IntermediateLayerGetter keeps), `classifier.*` is dropped; the widths must be
+ * the network's. Returns the renamed tensors, checked.
+ */
+export function mobilenetBodyTensors<T extends Shaped>(raw: ReadonlyMap<string, T>, file: string, arch: TorchvisionArchitecture): Map<string, T> {
+  if (!isMobileNetNetwork(arch.name)) throw new FcnError(`${file}: holds a MobileNetV3 ImageNet body, but ${arch.name} needs a ResNet one`);
+  const tensors = torchvisionKeys(raw);
+  const out = new Map<string, T>();
+  for (const [k, v] of tensors) if (k.startsWith('features.')) out.set(`backbone.${k.slice('features.'.length)}`, v);
+  const last = `features.${HIGH_FEATURE}.0.weight`;
+  if (!tensors.has(last)) throw new FcnError(`${file}: missing tensor '${last}' (MobileNetV3-Large's last conv; a MobileNetV3-Small has fewer blocks)`);
+  checkAgainst(bodyParameters(arch), out, file, `the MobileNetV3-Large body of ${describeTorchvision(arch)}`);
   return out;
 }
 
@@ -211,7 +299,8 @@ export function torchvisionFromCheckpoint(name: string, numClasses: number, tens
   const params = new Map([...tensors].filter(([k]) => /^(backbone|classifier|aux_classifier)\./.test(k)));
   const arch = recognizeTorchvision(params, file);
   checkArchitectureName(arch.name, name, file);
-  if (arch.numClasses !== numClasses) throw new FcnError(`${file}: metadata says ${numClasses} classes, 'classifier.4.weight' has ${arch.numClasses}`);
+  const last = arch.name.startsWith('lraspp') ? 'classifier.low_classifier.weight' : 'classifier.4.weight';
+  if (arch.numClasses !== numClasses) throw new FcnError(`${file}: metadata says ${numClasses} classes, '${last}' has ${arch.numClasses}`);
   return arch;
 }
 
@@ -227,9 +316,11 @@ export function torchvisionBodyTensors(raw: ReadonlyMap<string, Tensor>, file: s
     checkAgainst(bodyParameters(arch), body, file, `the body of ${describeTorchvision(arch)}`);
   } else if (isResNetBottleneckClassifier(raw.keys())) {
     body = resnetBodyTensors(raw, file, arch);
+  } else if (isMobileNetClassifier(raw.keys())) {
+    body = mobilenetBodyTensors(raw, file, arch);
   } else {
-    throw new FcnError(`${file}: not torchvision's ResNet-50/101 ('conv1.weight', 'layer1.0.conv3.weight' …) nor one of its segmentation networks, ` +
-      `so no body for ${arch.name}`);
+    throw new FcnError(`${file}: not torchvision's ResNet-50/101 ('conv1.weight', 'layer1.0.conv3.weight' …), MobileNetV3-Large ` +
+      `('features.0.0.weight' …) nor one of its segmentation networks, so no body for ${arch.name}`);
   }
   return body;
 }

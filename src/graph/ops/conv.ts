@@ -1,7 +1,7 @@
 // Convolution (torchvision's Conv2d): any kernel, stride, padding, dilation (atrous) and channel
 // groups. Weight [out, in/groups, k, k], optional bias [out].
 import type { ConvLayer } from '../../model/layers.js';
-import { biasGrad, convGradInput, convGradWeight, convOutSize, op, uniqueName, type Shape4 } from '../backward.js';
+import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type Shape4 } from '../backward.js';
 import type { LayerKind } from './kind.js';
 
 function attrs(layer: ConvLayer) {
@@ -56,6 +56,13 @@ export const conv: LayerKind<ConvLayer, void> = {
     if (groups === 1) {
       ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
       if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name));
+      return;
+    }
+    if (groups === layer.inChannels && groups === layer.outChannels && ctx.tuning.depthwise === 'grouped') {
+      // depthwise (MobileNet): one grouped op per gradient instead of one convolution per channel
+      const r = depthwiseConvGrads(g, layer.input, dy, w, layer, xShape, dyShape, needInput, layer.name);
+      ctx.paramGrad(`${layer.name}.weight`, r.dW);
+      if (r.dx) ctx.accumulate(layer.input, r.dx);
       return;
     }
     // groups: group j's outputs read only group j's inputs through weight rows j·O/g ..: each group is

@@ -13,10 +13,15 @@ import { resize } from './resize.js';
 import { globalavgpool } from './globalavgpool.js';
 import { concat } from './concat.js';
 import { dropout } from './dropout.js';
+import { hardswish } from './hardswish.js';
+import { hardsigmoid } from './hardsigmoid.js';
+import { sigmoid } from './sigmoid.js';
+import { mul } from './mul.js';
 
 type Kinds = { [K in Layer['op']]: LayerKind<Extract<Layer, { op: K }>, any> };
 
-const KINDS: Kinds = { conv, batchnorm, relu, maxpool, add, convtranspose, resize, globalavgpool, concat, dropout };
+const KINDS: Kinds = { conv, batchnorm, relu, maxpool, add, convtranspose, resize, globalavgpool, concat, dropout,
+  hardswish, hardsigmoid, sigmoid, mul };
 
 /** The module that handles `layer`'s kind. */
 export function kindOf<L extends Layer>(layer: L): LayerKind<L, unknown> {
