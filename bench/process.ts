@@ -9,7 +9,8 @@
 //             generator, ported) and val scoring: both val mIoUs (the goal: within 0.05) and wall times.
 //   predict   `fcn predict` of 16 images at 320x480 (the book's FCN from a PyTorch state_dict) against
 //             scripts/predict_torch.py (load, predict, write PNGs); 1-image runs split start-up from
-//             per-image time; fcn twice in a row (the second with whatever the first left cached).
+//             per-image time; fcn twice in a row (the second with whatever the first left cached); fcn's
+//             start-up split into phases by bench/startup.ts.
 //   train     one epoch of `fcn train` on 32 images at 320x480, batch 4, full and --freeze-backbone,
 //             against finetune_torch.py's book FCN; the time to the first step from each side's own log.
 // Both sides get the same thread count; `fcn train` runs with --grid 0 (the PyTorch side draws no grid).
@@ -24,6 +25,7 @@ const PYTHON = '/usr/bin/python3';
 const FCN = fileURLToPath(new URL('../../bin/fcn.js', import.meta.url));
 const FINETUNE_PY = fileURLToPath(new URL('../../scripts/finetune_torch.py', import.meta.url));
 const PREDICT_PY = fileURLToPath(new URL('../../scripts/predict_torch.py', import.meta.url));
+const STARTUP = fileURLToPath(new URL('./startup.js', import.meta.url));
 const SECTIONS = ['finetune', 'predict', 'train'] as const;
 
 interface Timed {
@@ -137,17 +139,23 @@ async function predict(a: Args): Promise<void> {
   const f1 = await run('fcn', n), t1 = await run('torch', n);
   const f2 = await run('fcn', n), t2 = await run('torch', n);
   const fOne = await run('fcn', 1), tOne = await run('torch', 1);
+  // the start-up's first part: loading the CLI's modules (onnxruntime, sharp, ...) / importing torch and torchvision
+  const fLoad = await timed(process.execPath, [FCN, 'predict', '--help']);
+  const tLoad = await timed(PYTHON, ['-c', 'import torch, torchvision, PIL.Image']);
+  const phases = lastJson<Record<string, number>>((await timed(process.execPath, [STARTUP, sd, images[0]!, String(a.threads)])).stdout);
   const perImage = (all: Timed, one: Timed) => (all.seconds - one.seconds) / (n - 1);
   const best = (x: Timed, y: Timed) => (x.seconds <= y.seconds ? x : y);
   const fb = best(f1, f2), tb = best(t1, t2);
-  say(table(['', `${n} images s (run 1, run 2)`, 'first mask at s (run 1, run 2)', '1 image s', 'per image s (from the best runs)', 'start-up s (1 image - per image)'], [
+  say(table(['', `${n} images s (run 1, run 2)`, 'first mask at s (run 1, run 2)', '1 image s', 'per image s (from the best runs)',
+    'start-up s (1 image - per image)', 'of which module loading s'], [
     ['fcn predict', `${s(f1.seconds)}, ${s(f2.seconds)}`, `${f1.firstFile?.toFixed(2)}, ${f2.firstFile?.toFixed(2)}`, s(fOne.seconds),
-      perImage(fb, fOne).toFixed(3), s(fOne.seconds - perImage(fb, fOne))],
+      perImage(fb, fOne).toFixed(3), s(fOne.seconds - perImage(fb, fOne)), `${s(fLoad.seconds)} (fcn predict --help)`],
     ['PyTorch', `${s(t1.seconds)}, ${s(t2.seconds)}`, `${t1.firstFile?.toFixed(2)}, ${t2.firstFile?.toFixed(2)}`, s(tOne.seconds),
-      perImage(tb, tOne).toFixed(3), s(tOne.seconds - perImage(tb, tOne))],
+      perImage(tb, tOne).toFixed(3), s(tOne.seconds - perImage(tb, tOne)), `${s(tLoad.seconds)} (import torch, torchvision)`],
   ]));
   say(`  fcn/PyTorch: ${n} images ${ratio(fb.seconds, tb.seconds)} (best of 2 each; goal <= 0.5), per image ${ratio(perImage(fb, fOne), perImage(tb, tOne))}, ` +
     `first mask ${ratio(fb.firstFile!, tb.firstFile!)}; fcn's second run ${f2.seconds < f1.seconds ? 'faster' : 'not faster'} than its first; load ${load()}`);
+  say(`  fcn's start-up by phase, ms (bench/startup.js, one process): ${Object.entries(phases).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 }
 
 async function trainProcess(a: Args): Promise<void> {
