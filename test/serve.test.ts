@@ -353,6 +353,11 @@ test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; un
   assert.equal(wasm.headers['content-type'], 'application/wasm');
   assert.deepEqual([...wasm.rawPayload.subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
 
+  // the WebGPU build and its binary, for the page's WebGPU backend
+  for (const file of ['ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm']) {
+    assert.equal((await app.inject({ method: 'GET', url: `/ort/${file}` })).statusCode, 200, file);
+  }
+
   for (const url of ['/nope', '/ort/ort.node.min.js', '/ort/../package.json', '/lib/infer/preprocess.d.ts', '/lib/../../package.json', '/lib/web/server.js', '/lib/infer/model.js']) {
     const res = await app.inject({ method: 'GET', url });
     assert.equal(res.statusCode, 404, url);
@@ -392,6 +397,32 @@ test('GET /api/model.onnx: the exported graph gives the same mask as the server 
     assert.equal((await bare.inject({ method: 'GET', url: '/api/model' })).json<{ onnx: boolean }>().onnx, false);
   } finally {
     await bare.close();
+  }
+});
+
+test('a model loaded from an ONNX file: GET /api/model.onnx hands the page that very file, byte for byte', async () => {
+  const file = new Uint8Array([8, 7, 18, 3, 102, 99, 110, 1, 2, 3]);
+  // the file wins over the weights: the page runs what the server loaded
+  const fromFile = createServer(model, { weights, onnx: file });
+  try {
+    const res = await fromFile.inject({ method: 'GET', url: '/api/model.onnx' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual([...res.rawPayload], [...file]);
+    const info = (await fromFile.inject({ method: 'GET', url: '/api/model' })).json<{ onnx: boolean; onnxOrigin: string }>();
+    assert.deepEqual([info.onnx, info.onnxOrigin], [true, 'onnx-file']);
+  } finally {
+    await fromFile.close();
+  }
+  assert.equal((await app.inject({ method: 'GET', url: '/api/model' })).json<{ onnxOrigin: string }>().onnxOrigin, 'export');
+});
+
+test('cross-origin isolation: COOP, COEP and CORP on the page, its assets, onnxruntime-web\'s files, the API and errors', async () => {
+  for (const url of ['/', '/app.js', '/app.css', '/png.js', '/lib/infer/tiled.js', '/ort/ort.wasm.min.mjs', '/ort/ort-wasm-simd-threaded.mjs',
+    '/ort/ort-wasm-simd-threaded.wasm', '/ort/ort.webgpu.min.mjs', '/api/model', '/api/model.onnx', '/healthz', '/nope']) {
+    const res = await app.inject({ method: 'GET', url });
+    assert.equal(res.headers['cross-origin-opener-policy'], 'same-origin', url);
+    assert.equal(res.headers['cross-origin-embedder-policy'], 'require-corp', url);
+    assert.equal(res.headers['cross-origin-resource-policy'], 'same-origin', url);
   }
 });
 
