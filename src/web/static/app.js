@@ -299,7 +299,7 @@ async function run() {
     if (inBrowser) {
       // never a silent fallback: the picked backend failed, nothing ran in its place
       ui.result.dataset.failedBackend = backend;
-      ui.meta.textContent = `${BACKENDS[backend].label} failed in this browser; nothing was run in its place. The picture above is an earlier result.`;
+      ui.meta.textContent = `${BACKENDS[backend].label} failed in this browser; nothing was run in its place.${shown ? ' The mask shown is the earlier result.' : ''}`;
       showError(`${BACKENDS[backend].label} failed: ${message}${backend === 'webgpu' ? ' (pick WebAssembly to run on the CPU)' : ''}`);
     } else {
       showError(message);
