@@ -391,7 +391,8 @@ test('every network fcn serves runs in this browser: WebAssembly threads and Web
         await page2.setInputFiles('#file', imagePath);
         await page2.waitForSelector('#result[data-state="error"][data-failed-backend="webgpu"]', { state: 'attached', timeout: 60_000 });
         const error = await page2.textContent('#error') ?? '';
-        assert.match(error, /^WebGPU failed: .*\(pick WebAssembly to run on the CPU\)$/);
+        assert.match(error, /^WebGPU failed: the GPU refused a device: device lost \(test\) \(pick WebAssembly to run on the CPU\)$/);
+        assert.match(await page2.textContent('#meta') ?? '', /^WebGPU failed in this browser; nothing was run in its place\.$/);
         assert.equal(await page2.isVisible('#error'), true);
         assert.ok(!asked.includes('/ort/ort.wasm.min.mjs'), 'nothing was run on WebAssembly instead');
         console.log(`# WebGPU made to fail: the page says "${error.slice(0, 120)}"`);

@@ -103,6 +103,26 @@ async function probeWebGpu() {
   }
 }
 
+/** Asks for a WebGPU device once before onnxruntime-web does, whose own failure is only an error code. */
+async function checkWebGpuDevice() {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter');
+  let device;
+  try {
+    device = await adapter.requestDevice();
+  } catch (err) {
+    throw new Error(`the GPU refused a device: ${err.message ?? err}`);
+  }
+  device.destroy();
+}
+
+/** A thrown value in words (onnxruntime-web's WebAssembly can throw bare numbers). */
+function errorText(err) {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'number') return `onnxruntime-web stopped with internal error ${err} (the browser console has its log)`;
+  return String(err);
+}
+
 async function loadOrt(backend) {
   setProgress(`Loading onnxruntime-web (${BACKENDS[backend].label})…`);
   const ort = await import(BACKENDS[backend].module);
@@ -147,6 +167,7 @@ function modelGraph() {
  */
 function runtime(backend) {
   runtimes[backend] ??= (async () => {
+    if (backend === 'webgpu') await checkWebGpuDevice();
     const ort = await loadOrt(backend);
     const bytes = await modelGraph();
     setProgress(`Preparing the model for ${BACKENDS[backend].label}…`);
@@ -294,7 +315,7 @@ async function run() {
     render(result);
   } catch (err) {
     if (id !== runCounter) return;
-    const message = err.message ?? String(err);
+    const message = errorText(err);
     ui.result.dataset.state = 'error';
     if (inBrowser) {
       // never a silent fallback: the picked backend failed, nothing ran in its place
