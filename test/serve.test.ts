@@ -587,6 +587,8 @@ test('serve(): loads the checkpoint, binds 127.0.0.1, a taken port is a one-line
     const port = Number(new URL(running.url).port);
     await assert.rejects(serve({ model: ckptPath, port, threads: 1 }), /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
     await assert.rejects(serve({ model: ckptPath, port: 99999 }), /port must be an integer from 0 to 65535, got 99999/);
+    // an ONNX model is read whole for the page before it is loaded: a missing one is a one-line error naming it
+    await assert.rejects(serve({ model: '/nonexistent/model.int8.onnx', port: 0 }), /^FcnError: \/nonexistent\/model\.int8\.onnx: cannot read the ONNX model \(no such file\)$/);
   } finally {
     await running.close();
   }
