@@ -24,6 +24,7 @@ import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { createServer, serve } from '../src/index.js';
 import { InferenceQueue } from '../src/web/queue.js';
 import { readiness, serverState } from '../src/web/server.js';
+import { FcnError } from '../src/util/errors.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { encode, picture, rawClient, slowHead } from './helpers/web.js';
 
@@ -400,7 +401,7 @@ test('GET /api/model.onnx: the exported graph gives the same mask as the server 
   }
 });
 
-test('a model loaded from an ONNX file: GET /api/model.onnx hands the page that very file, byte for byte', async () => {
+test('a model loaded from an ONNX file: GET /api/model.onnx hands the page that very file, byte for byte (given to the server, or kept by the model as `onnx`)', async () => {
   const file = new Uint8Array([8, 7, 18, 3, 102, 99, 110, 1, 2, 3]);
   // the file wins over the weights: the page runs what the server loaded
   const fromFile = createServer(model, { weights, onnx: file });
@@ -414,6 +415,14 @@ test('a model loaded from an ONNX file: GET /api/model.onnx hands the page that 
     await fromFile.close();
   }
   assert.equal((await app.inject({ method: 'GET', url: '/api/model' })).json<{ onnxOrigin: string }>().onnxOrigin, 'export');
+  // a model that keeps its file's bytes (what infer's ONNX loader gives): the server needs nothing else
+  const keeper = Object.create(model, { onnx: { value: file } }) as SegmentationModel;
+  const kept = createServer(keeper);
+  try {
+    assert.deepEqual([...(await kept.inject({ method: 'GET', url: '/api/model.onnx' })).rawPayload], [...file]);
+  } finally {
+    await kept.close();
+  }
 });
 
 test('cross-origin isolation: COOP, COEP and CORP on the page, its assets, onnxruntime-web\'s files, the API and errors', async () => {
@@ -587,8 +596,8 @@ test('serve(): loads the checkpoint, binds 127.0.0.1, a taken port is a one-line
     const port = Number(new URL(running.url).port);
     await assert.rejects(serve({ model: ckptPath, port, threads: 1 }), /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
     await assert.rejects(serve({ model: ckptPath, port: 99999 }), /port must be an integer from 0 to 65535, got 99999/);
-    // an ONNX model is read whole for the page before it is loaded: a missing one is a one-line error naming it
-    await assert.rejects(serve({ model: '/nonexistent/model.int8.onnx', port: 0 }), /^FcnError: \/nonexistent\/model\.int8\.onnx: cannot read the ONNX model \(no such file\)$/);
+    // an ONNX model goes to the model loader, not the checkpoint reader: a missing one is a one-line error naming it
+    await assert.rejects(serve({ model: '/nonexistent/model.int8.onnx', port: 0 }), (err: Error) => err instanceof FcnError && /^\/nonexistent\/model\.int8\.onnx: /.test(err.message) && !err.message.includes('\n'));
   } finally {
     await running.close();
   }

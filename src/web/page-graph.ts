@@ -9,7 +9,7 @@ import type { TensorMap } from '../model/params.js';
 
 /** What the server knows of where its model came from. */
 export interface PageGraphSource {
-  /** The ONNX file the model was loaded from. */
+  /** The ONNX file the model was loaded from (default: the model's own `onnx`, when it has one). */
   onnx?: Uint8Array;
   /** The weights the model was built from. */
   weights?: TensorMap;
@@ -26,7 +26,9 @@ export interface PageGraph {
 
 /** The page's graph for `model`, or undefined when the server has neither its ONNX file nor its weights. */
 export function pageGraph(model: SegmentationModel, source: PageGraphSource): PageGraph | undefined {
-  const { onnx, weights } = source;
+  // a model loaded from an ONNX file keeps the file's bytes as `onnx`
+  const onnx = source.onnx ?? (model as { readonly onnx?: Uint8Array }).onnx;
+  const { weights } = source;
   if (onnx) return { origin: 'onnx-file', bytes: async () => onnx };
   if (!weights) return undefined;
   let made: Promise<Uint8Array> | undefined;

@@ -2,7 +2,6 @@
 // and hand back its URL and a close() that drains: stops accepting, lets the requests in flight
 // finish (up to a drain timeout, then cuts them off), and frees the model. The library face of
 // `fcn serve`.
-import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { loadModel, type SegmentationModel } from '../infer/model.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
@@ -71,21 +70,13 @@ export function isOnnxPath(file: string): boolean {
 }
 
 /**
- * Loads the model and keeps what the page's graph is made from: an ONNX file's own bytes (the page
- * runs exactly what the server runs), or the weights a checkpoint holds.
+ * Loads the model and keeps what the page's graph is made from: a model loaded from an ONNX file
+ * keeps the file's bytes itself (the page runs exactly what the server runs); a checkpoint's
+ * weights are kept here.
  */
-async function loadServedModel(opts: ServeOptions): Promise<{ model: SegmentationModel; source: Pick<ServerOptions, 'weights' | 'onnx'> }> {
+async function loadServedModel(opts: ServeOptions): Promise<{ model: SegmentationModel; source: Pick<ServerOptions, 'weights'> }> {
   const modelOpts = { threads: opts.threads, tileSize: opts.tileSize, arch: opts.arch };
-  if (typeof opts.model === 'string' && isOnnxPath(opts.model)) {
-    const file = opts.model;
-    let onnx: Uint8Array;
-    try {
-      onnx = await readFile(file);
-    } catch (err) {
-      throw new FcnError(`${file}: cannot read the ONNX model (${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err)})`);
-    }
-    return { model: await loadModel(file, modelOpts), source: { onnx } };
-  }
+  if (typeof opts.model === 'string' && isOnnxPath(opts.model)) return { model: await loadModel(opts.model, modelOpts), source: {} };
   const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model, { arch: opts.arch }) : opts.model;
   return { model: await loadModel(ckpt, modelOpts), source: { weights: ckpt.weights } };
 }
