@@ -9,6 +9,8 @@
 // WebGPU adapter (SwiftShader's, with --enable-unsafe-webgpu), on WebGPU, with the server's mask;
 // the page is cross-origin isolated and its threads are the cores the browser reports; a WebGPU
 // that fails is reported, never replaced. Times and backends go to the test output (# lines).
+// FCN_BROWSER_FULL=1 adds the README's timing: every full-size network light enough for a page
+// (under 20 M parameters) at 520x520, in the browser and on the server (minutes on 2 cores).
 // Skips when /usr/bin/chromium is missing. FCN_UPDATE_SCREENSHOT=1 writes docs/screenshot.png
 // (FCN_SCREENSHOT_MODEL=ckpt.safetensors: with a trained model instead of random weights).
 import { test } from 'node:test';
@@ -26,7 +28,8 @@ import { renderSynthExample } from '../src/data/synth.js';
 import { Rng } from '../src/data/rng.js';
 import { decodeMask } from '../src/data/image.js';
 import { createServer, type ServerOptions } from '../src/web/server.js';
-import { TORCHVISION_NETWORKS } from '../src/model/torchvision.js';
+import { TORCHVISION_NETWORKS, torchvisionNetwork } from '../src/model/torchvision.js';
+import { fcnParameters } from '../src/model/params.js';
 import { compileExport } from '../src/graph/inference.js';
 import { fixturesRoot, repoRoot } from './helpers/fixtures.js';
 
@@ -404,6 +407,58 @@ test('every network fcn serves runs in this browser: WebAssembly threads and Web
   } finally {
     await browser?.close();
     for (const c of cases) await c.model.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('full-size networks light enough for a page, 520x520: time per image in the browser (WebAssembly) and on the server, same mask', { skip: skip || (process.env['FCN_BROWSER_FULL'] ? false : 'set FCN_BROWSER_FULL=1 to time full-size networks'), timeout: 900_000 }, async () => {
+  const candidates = [fcnResNet18({ numClasses: 21 }), ...TORCHVISION_NETWORKS.map((name) => torchvisionNetwork(name))];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-full-'));
+  const imagePath = path.join(tmp, 'scene.png');
+  fs.writeFileSync(imagePath, await testImage(520, 520));
+  const image = renderSynthExample(new Rng(7), 520, 520).image;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  try {
+    for (const arch of candidates) {
+      const params = fcnParameters(arch).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+      if (params > 20e6) {
+        console.log(`# ${arch.name}: ${(params / 1e6).toFixed(1)} M parameters, not timed (over 20 M)`);
+        continue;
+      }
+      const weights = initParameters(arch, seededRandom(5));
+      const model = await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 });
+      const app = createServer(model, { weights });
+      const page = await browser.newPage();
+      try {
+        await page.goto(await listen(app));
+        await page.waitForSelector('body[data-ready="true"]');
+        await page.setInputFiles('#file', imagePath);
+        await page.waitForSelector('#result[data-state="done"][data-backend="server"]', { timeout: 300_000 });
+        const serverMs = await page.getAttribute('#result', 'data-elapsed-ms');
+        const mask = async (): Promise<Uint8Array> => decodeMask(Buffer.from(await page.evaluate(async () => [...new Uint8Array(await (await fetch(document.querySelector('#download').href)).arrayBuffer())]))).data;
+        const serverMask = await mask();
+        await page.check('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="wasm"]', { timeout: 300_000 });
+        const first = await page.getAttribute('#result', 'data-elapsed-ms');
+        const cmp = compareMasks(await mask(), serverMask, await model.logits(image));
+        assert.deepEqual(cmp.unexplained, [], arch.name);
+        // the same image again (back to the server and in the browser once more): the session is
+        // made by now, so this is the steady time per image
+        await page.uncheck('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="server"]', { timeout: 300_000 });
+        await page.check('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="wasm"]', { timeout: 300_000 });
+        const again = await page.getAttribute('#result', 'data-elapsed-ms');
+        const threads = await page.getAttribute('#result', 'data-threads');
+        console.log(`# ${arch.name} (${(params / 1e6).toFixed(1)} M parameters) 520x520: server ${serverMs} ms; browser WebAssembly ${threads} threads ${first} ms first, ${again} ms again (${cmp.differing} pixels differ, all ties)`);
+      } finally {
+        await page.close();
+        await app.close();
+        await model.dispose();
+      }
+    }
+  } finally {
+    await browser.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
