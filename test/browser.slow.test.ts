@@ -4,6 +4,13 @@
 // mask is the same (the page runs predict's own tile loop, infer/tiled.js), check the layout at
 // phone width, and take the screenshot the README shows; then, with onnxruntime-web absent (the
 // resolver seam finds none), check the page works and its in-browser switch says how to enable it.
+// Then every kind of network fcn serves (the book's net, each width-reduced torchvision network
+// with a committed fixture) runs in the browser on WebAssembly threads and, where Chromium has a
+// WebGPU adapter (SwiftShader's, with --enable-unsafe-webgpu), on WebGPU, with the server's mask;
+// the page is cross-origin isolated and its threads are the cores the browser reports; a WebGPU
+// that fails is reported, never replaced. Times and backends go to the test output (# lines).
+// FCN_BROWSER_FULL=1 adds the README's timing: every full-size network light enough for a page
+// (under 20 M parameters) at 520x520, in the browser and on the server (minutes on 2 cores).
 // Skips when /usr/bin/chromium is missing. FCN_UPDATE_SCREENSHOT=1 writes docs/screenshot.png
 // (FCN_SCREENSHOT_MODEL=ckpt.safetensors: with a trained model instead of random weights).
 import { test } from 'node:test';
@@ -20,8 +27,11 @@ import { tileRanges } from '../src/infer/preprocess.js';
 import { renderSynthExample } from '../src/data/synth.js';
 import { Rng } from '../src/data/rng.js';
 import { decodeMask } from '../src/data/image.js';
-import { createServer } from '../src/web/server.js';
-import { repoRoot } from './helpers/fixtures.js';
+import { createServer, type ServerOptions } from '../src/web/server.js';
+import { TORCHVISION_NETWORKS, torchvisionNetwork } from '../src/model/torchvision.js';
+import { fcnParameters } from '../src/model/params.js';
+import { compileExport } from '../src/graph/inference.js';
+import { fixturesRoot, repoRoot } from './helpers/fixtures.js';
 
 // The page's globals, for the callbacks run inside the browser (the project compiles without the DOM lib).
 declare const document: any;
@@ -30,17 +40,21 @@ declare const MutationObserver: new (callback: () => void) => { observe(target: 
 
 const CHROMIUM = process.env['FCN_CHROMIUM'] ?? '/usr/bin/chromium';
 const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`;
+// --enable-unsafe-webgpu gives headless Chromium a WebGPU adapter (SwiftShader, on the CPU) where it has no GPU
+const CHROMIUM_ARGS = ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-dev-shm-usage'];
+const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp', 'cross-origin-resource-policy': 'same-origin' };
 
 interface ApiResult {
   width: number;
   height: number;
   classes: { id: number; name: string; color: number[]; fraction: number }[];
   maskPng: string;
+  elapsedMs: number;
 }
 
 /** A synthetic scene (shapes on texture, as `fcn synth` makes) as PNG, so the browser and sharp decode the same pixels. */
-async function testImage(): Promise<Buffer> {
-  const { image } = renderSynthExample(new Rng(7), 480, 360);
+async function testImage(width = 480, height = 360): Promise<Buffer> {
+  const { image } = renderSynthExample(new Rng(7), width, height);
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
 }
 
@@ -68,13 +82,21 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     const api = (await app.inject({ method: 'POST', url: '/api/segment', payload: png, headers: { 'content-type': 'image/png' } })).json<ApiResult>();
     const apiMask = decodeMask(Buffer.from(api.maskPng, 'base64'));
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 }, deviceScaleFactor: 1 });
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
-    // everything the page loads comes from this server (it must work offline)
+    // everything the page loads comes from this server (it must work offline), cross-origin isolated
     page.on('request', (req) => { if (!req.url().startsWith(url) && !req.url().startsWith('blob:') && !req.url().startsWith('data:')) problems.push(`off-site request: ${req.url()}`); });
+    const isolationSeen = new Set<string>();
+    page.on('response', (res) => {
+      if (!res.url().startsWith(url)) return;
+      const headers = res.headers();
+      const pathName = new URL(res.url()).pathname;
+      for (const [name, value] of Object.entries(ISOLATION)) if (headers[name] !== value) problems.push(`${pathName}: ${name} is ${headers[name]}`);
+      isolationSeen.add(pathName);
+    });
 
     await page.goto(url);
     await page.waitForSelector('body[data-ready="true"]');
@@ -148,7 +170,7 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     assert.ok(browserSteps.some((t) => /^Downloading the model [\d.]+ MB of [\d.]+ MB…$/.test(t)), browserSteps.join(' | '));
     const tiles = tileRanges(api.height, model.tileSize, model.tileMargin).length * tileRanges(api.width, model.tileSize, model.tileMargin).length;
     assert.ok(tiles > 1, 'the test picture is tiled');
-    assert.ok(browserSteps.includes(`Segmenting in the browser (tile ${tiles} of ${tiles})…`), browserSteps.join(' | '));
+    assert.ok(browserSteps.includes(`Segmenting in the browser with WebAssembly (tile ${tiles} of ${tiles})…`), browserSteps.join(' | '));
     const browserMask = decodeMask(await maskFromLink());
     assert.deepEqual([browserMask.width, browserMask.height], [api.width, api.height]);
     let differing = 0;
@@ -157,8 +179,14 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     const browserLegend = await page.$$eval('#legend li', (items) => items.map((li) => Number((li as { dataset: Record<string, string> }).dataset['classId'])));
     assert.deepEqual(browserLegend, api.classes.map((c) => c.id));
     const meta = await page.textContent('#meta') ?? '';
-    assert.match(meta, /in the browser \(onnxruntime-web, \d+ threads?\)/);
-    console.log(`# ${meta}`);
+    // cross-origin isolated, so WebAssembly runs on as many threads as the browser reports cores
+    const { isolated, cores } = await page.evaluate(() => ({ isolated: (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated, cores: (globalThis as unknown as { navigator: { hardwareConcurrency: number } }).navigator.hardwareConcurrency }));
+    assert.equal(isolated, true, 'the page is cross-origin isolated');
+    assert.match(meta, new RegExp(`in the browser \\(onnxruntime-web, WebAssembly, ${cores} threads?\\) in \\d+ ms`));
+    assert.equal(await page.getAttribute('#result', 'data-backend'), 'wasm');
+    assert.match(await page.textContent('#backend-note') ?? '', new RegExp(`^This page is cross-origin isolated: WebAssembly runs on ${cores} threads?`));
+    for (const p of ['/', '/app.js', '/api/model.onnx', '/ort/ort.wasm.min.mjs', '/ort/ort-wasm-simd-threaded.mjs', '/ort/ort-wasm-simd-threaded.wasm']) assert.ok(isolationSeen.has(p), `${p} loaded with its headers checked`);
+    console.log(`# book's net (${arch.name}), random weights, tiles of ${model.tileSize}: ${meta} On the server (onnxruntime-node, 2 threads): ${api.elapsedMs} ms.`);
 
     // --- phone width: nothing wider than the screen, the image scaled to fit ---
     await page.setViewportSize({ width: 390, height: 844 });
@@ -215,6 +243,222 @@ test('the page: upload, overlay, legend, opacity, run in browser gives the same 
     await browser?.close();
     await app.close();
     await model.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Where two masks of the same network differ, and which of those differences are not ties: the
+ * browser's engine sums in another order than the server's (other kernels, other threads), so a
+ * pixel whose two best classes are within float32 rounding of each other may flip; any other
+ * difference is a real disagreement. `logits` is the server's, 1xCxHxW.
+ */
+function compareMasks(browser: Uint8Array, server: Uint8Array, logits: Float32Array): { differing: number; unexplained: string[] } {
+  const plane = server.length;
+  let differing = 0;
+  const unexplained: string[] = [];
+  for (let i = 0; i < plane; i++) {
+    const a = server[i]!;
+    const b = browser[i]!;
+    if (a === b) continue;
+    differing++;
+    const la = logits[a * plane + i]!;
+    const lb = logits[b * plane + i]!;
+    if (Math.abs(la - lb) > 1e-4 * (1 + Math.abs(la))) unexplained.push(`pixel ${i}: class ${a} (${la}) on the server, ${b} (${lb}) in the browser`);
+  }
+  return { differing, unexplained: unexplained.slice(0, 5) };
+}
+
+/** Listens on a free loopback port; the server's URL. */
+async function listen(app: ReturnType<typeof createServer>): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  assert.ok(address && typeof address === 'object');
+  return `http://127.0.0.1:${address.port}/`;
+}
+
+/** A served network: its model and where the page's graph comes from. */
+interface ServedCase {
+  label: string;
+  model: SegmentationModel;
+  source: Pick<ServerOptions, 'weights' | 'onnx'>;
+  /**
+   * Whether to run it on WebGPU too: SwiftShader emulates the GPU on the CPU, where a first run
+   * (every kernel's pipeline compiled) takes 25-40 s even for a tiny network, so one network does.
+   */
+  gpu: boolean;
+}
+
+/**
+ * The book's net (graph exported from its weights) and each torchvision network with a fixture
+ * (served from ONNX bytes, as an `fcn export` file), less the ResNet-101 builds (ResNet-50's with
+ * more blocks: nothing new for the page); the first of those runs on WebGPU as well.
+ */
+async function servedCases(): Promise<ServedCase[]> {
+  const arch = fcnResNet18({ numClasses: 21 });
+  const weights = initParameters(arch, seededRandom(3));
+  const cases: ServedCase[] = [{ label: `${arch.name} (book's net, graph exported from its weights)`, model: await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 }), source: { weights }, gpu: false }];
+  for (const name of TORCHVISION_NETWORKS) {
+    const file = path.join(fixturesRoot, 'torchvision', `${name}.pth`);
+    if (!fs.existsSync(file) || name.endsWith('_resnet101')) continue;
+    const ckpt = await loadCheckpoint(file);
+    const onnx = compileExport(ckpt.arch, ckpt.weights, ckpt);
+    cases.push({ label: `${name} (width-reduced, served from its ONNX file)`, model: await loadModel(ckpt, { threads: 2 }), source: { onnx }, gpu: cases.length === 1 });
+  }
+  return cases;
+}
+
+test('every network fcn serves runs in this browser: WebAssembly threads and WebGPU give the server\'s mask; a failing WebGPU is reported, never replaced', { skip, timeout: 360_000 }, async () => {
+  const cases = await servedCases();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-nets-'));
+  const imagePath = path.join(tmp, 'scene.png');
+  const [W, H] = [120, 88];
+  fs.writeFileSync(imagePath, await testImage(W, H));
+  const image = renderSynthExample(new Rng(7), W, H).image;
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    // onnxruntime-web's WebGPU build warns (on the error console) that it keeps shape ops on the CPU, as it always does
+    page.on('console', (msg) => { if (msg.type() === 'error' && !/VerifyEachNodeIsAssignedToAnEp/.test(msg.text())) problems.push(`console: ${msg.text()}`); });
+    const downloaded = async (): Promise<Uint8Array> => decodeMask(Buffer.from(await page.evaluate(async () => {
+      const link = document.querySelector('#download');
+      return [...new Uint8Array(await (await fetch(link.href)).arrayBuffer())];
+    }))).data;
+    /** Runs on `backend` (after the page switched to it) and waits for its result, or fails with the page's error. */
+    const finished = async (backend: string, timeout = 60_000): Promise<{ ms: number; threads?: string }> => {
+      await page.waitForSelector(`#result[data-state="done"][data-backend="${backend}"], #result[data-state="error"]`, { timeout });
+      if (await page.getAttribute('#result', 'data-state') === 'error') assert.fail(`${backend}: ${await page.textContent('#error')}`);
+      return { ms: Number(await page.getAttribute('#result', 'data-elapsed-ms')), threads: await page.getAttribute('#result', 'data-threads') ?? undefined };
+    };
+
+    let gpuAvailable = false;
+    for (const c of cases) {
+      const app = createServer(c.model, c.source);
+      try {
+        const url = await listen(app);
+        const graph = await app.inject({ method: 'GET', url: '/api/model.onnx' });
+        if (c.source.onnx) assert.ok(graph.rawPayload.equals(Buffer.from(c.source.onnx)), 'the page gets the ONNX file itself');
+        await page.goto(url);
+        await page.waitForSelector('body[data-ready="true"]');
+        assert.equal(await page.evaluate(() => (globalThis as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated), true);
+        gpuAvailable = await page.getAttribute('body', 'data-webgpu') === 'true';
+        await page.setInputFiles('#file', imagePath);
+        const server = await finished('server');
+        const serverMask = await downloaded();
+        const logits = await c.model.logits(image);
+        await page.check('#in-browser');
+        const wasm = await finished('wasm');
+        const wasmDiff = compareMasks(await downloaded(), serverMask, logits);
+        let line = `${c.label} ${W}x${H}: server ${server.ms} ms; browser WebAssembly ${wasm.threads} threads ${wasm.ms} ms (${wasmDiff.differing} pixels differ, all ties)`;
+        assert.deepEqual(wasmDiff.unexplained, [], `${c.label}: pixels differ between the server and WebAssembly in the browser where the server's logits do not tie`);
+        if (gpuAvailable && c.gpu) {
+          await page.selectOption('#backend', 'webgpu');
+          // SwiftShader's first run compiles every kernel on the CPU: 25-40 s on 2 quiet cores, more under load
+          const gpu = await finished('webgpu', 180_000);
+          const gpuDiff = compareMasks(await downloaded(), serverMask, logits);
+          line += `; WebGPU ${gpu.ms} ms (${gpuDiff.differing} pixels differ, all ties)`;
+          assert.match(await page.textContent('#meta') ?? '', /in the browser \(onnxruntime-web, WebGPU( \(.*\))?\) in \d+ ms/);
+          assert.deepEqual(gpuDiff.unexplained, [], `${c.label}: pixels differ between the server and WebGPU in the browser where the server's logits do not tie`);
+          await page.selectOption('#backend', 'wasm');
+          await finished('wasm');
+        } else if (!gpuAvailable) {
+          line += `; WebGPU not offered (${await page.textContent('#backend-note')})`;
+        }
+        console.log(`# ${line}`);
+        await page.uncheck('#in-browser');
+        await finished('server');
+      } finally {
+        await app.close();
+      }
+    }
+    assert.deepEqual(problems, []);
+
+    // WebGPU that fails (its device refused): the page says so and runs nothing in its place
+    if (gpuAvailable) {
+      const book = cases[0]!;
+      const app = createServer(book.model, book.source);
+      try {
+        const url = await listen(app);
+        const page2 = await browser.newPage();
+        await page2.addInitScript(() => {
+          (globalThis as unknown as { GPUAdapter: { prototype: { requestDevice: () => Promise<never> } } }).GPUAdapter.prototype.requestDevice = () => Promise.reject(new Error('device lost (test)'));
+        });
+        const asked: string[] = [];
+        page2.on('request', (req) => asked.push(new URL(req.url()).pathname));
+        await page2.goto(url);
+        await page2.waitForSelector('body[data-ready="true"]');
+        await page2.check('#in-browser');
+        await page2.selectOption('#backend', 'webgpu');
+        await page2.setInputFiles('#file', imagePath);
+        await page2.waitForSelector('#result[data-state="error"][data-failed-backend="webgpu"]', { state: 'attached', timeout: 60_000 });
+        const error = await page2.textContent('#error') ?? '';
+        assert.match(error, /^WebGPU failed: the GPU refused a device: device lost \(test\) \(pick WebAssembly to run on the CPU\)$/);
+        assert.match(await page2.textContent('#meta') ?? '', /^WebGPU failed in this browser; nothing was run in its place\.$/);
+        assert.equal(await page2.isVisible('#error'), true);
+        assert.ok(!asked.includes('/ort/ort.wasm.min.mjs'), 'nothing was run on WebAssembly instead');
+        console.log(`# WebGPU made to fail: the page says "${error.slice(0, 120)}"`);
+      } finally {
+        await app.close();
+      }
+    }
+  } finally {
+    await browser?.close();
+    for (const c of cases) await c.model.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('full-size networks light enough for a page, 520x520: time per image in the browser (WebAssembly) and on the server, same mask', { skip: skip || (process.env['FCN_BROWSER_FULL'] ? false : 'set FCN_BROWSER_FULL=1 to time full-size networks'), timeout: 900_000 }, async () => {
+  const candidates = [fcnResNet18({ numClasses: 21 }), ...TORCHVISION_NETWORKS.map((name) => torchvisionNetwork(name))];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-full-'));
+  const imagePath = path.join(tmp, 'scene.png');
+  fs.writeFileSync(imagePath, await testImage(520, 520));
+  const image = renderSynthExample(new Rng(7), 520, 520).image;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  try {
+    for (const arch of candidates) {
+      const params = fcnParameters(arch).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+      if (params > 20e6) {
+        console.log(`# ${arch.name}: ${(params / 1e6).toFixed(1)} M parameters, not timed (over 20 M)`);
+        continue;
+      }
+      const weights = initParameters(arch, seededRandom(5));
+      const model = await SegmentationModel.fromWeights(arch, weights, undefined, { threads: 2 });
+      const app = createServer(model, { weights });
+      const page = await browser.newPage();
+      try {
+        await page.goto(await listen(app));
+        await page.waitForSelector('body[data-ready="true"]');
+        await page.setInputFiles('#file', imagePath);
+        await page.waitForSelector('#result[data-state="done"][data-backend="server"]', { timeout: 300_000 });
+        const serverMs = await page.getAttribute('#result', 'data-elapsed-ms');
+        const mask = async (): Promise<Uint8Array> => decodeMask(Buffer.from(await page.evaluate(async () => [...new Uint8Array(await (await fetch(document.querySelector('#download').href)).arrayBuffer())]))).data;
+        const serverMask = await mask();
+        await page.check('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="wasm"]', { timeout: 300_000 });
+        const first = await page.getAttribute('#result', 'data-elapsed-ms');
+        const cmp = compareMasks(await mask(), serverMask, await model.logits(image));
+        assert.deepEqual(cmp.unexplained, [], arch.name);
+        // the same image again (back to the server and in the browser once more): the session is
+        // made by now, so this is the steady time per image
+        await page.uncheck('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="server"]', { timeout: 300_000 });
+        await page.check('#in-browser');
+        await page.waitForSelector('#result[data-state="done"][data-backend="wasm"]', { timeout: 300_000 });
+        const again = await page.getAttribute('#result', 'data-elapsed-ms');
+        const threads = await page.getAttribute('#result', 'data-threads');
+        console.log(`# ${arch.name} (${(params / 1e6).toFixed(1)} M parameters) 520x520: server ${serverMs} ms; browser WebAssembly ${threads} threads ${first} ms first, ${again} ms again (${cmp.differing} pixels differ, all ties)`);
+      } finally {
+        await page.close();
+        await app.close();
+        await model.dispose();
+      }
+    }
+  } finally {
+    await browser.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -24,6 +24,7 @@ import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { createServer, serve } from '../src/index.js';
 import { InferenceQueue } from '../src/web/queue.js';
 import { readiness, serverState } from '../src/web/server.js';
+import { FcnError } from '../src/util/errors.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { encode, picture, rawClient, slowHead } from './helpers/web.js';
 
@@ -353,6 +354,11 @@ test('GET /api/model, /healthz, the page, its scripts, onnxruntime-web files; un
   assert.equal(wasm.headers['content-type'], 'application/wasm');
   assert.deepEqual([...wasm.rawPayload.subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
 
+  // the WebGPU build and its binary, for the page's WebGPU backend
+  for (const file of ['ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm']) {
+    assert.equal((await app.inject({ method: 'GET', url: `/ort/${file}` })).statusCode, 200, file);
+  }
+
   for (const url of ['/nope', '/ort/ort.node.min.js', '/ort/../package.json', '/lib/infer/preprocess.d.ts', '/lib/../../package.json', '/lib/web/server.js', '/lib/infer/model.js']) {
     const res = await app.inject({ method: 'GET', url });
     assert.equal(res.statusCode, 404, url);
@@ -392,6 +398,40 @@ test('GET /api/model.onnx: the exported graph gives the same mask as the server 
     assert.equal((await bare.inject({ method: 'GET', url: '/api/model' })).json<{ onnx: boolean }>().onnx, false);
   } finally {
     await bare.close();
+  }
+});
+
+test('a model loaded from an ONNX file: GET /api/model.onnx hands the page that very file, byte for byte (given to the server, or kept by the model as `onnx`)', async () => {
+  const file = new Uint8Array([8, 7, 18, 3, 102, 99, 110, 1, 2, 3]);
+  // the file wins over the weights: the page runs what the server loaded
+  const fromFile = createServer(model, { weights, onnx: file });
+  try {
+    const res = await fromFile.inject({ method: 'GET', url: '/api/model.onnx' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual([...res.rawPayload], [...file]);
+    const info = (await fromFile.inject({ method: 'GET', url: '/api/model' })).json<{ onnx: boolean; onnxOrigin: string }>();
+    assert.deepEqual([info.onnx, info.onnxOrigin], [true, 'onnx-file']);
+  } finally {
+    await fromFile.close();
+  }
+  assert.equal((await app.inject({ method: 'GET', url: '/api/model' })).json<{ onnxOrigin: string }>().onnxOrigin, 'export');
+  // a model that keeps its file's bytes (what infer's ONNX loader gives): the server needs nothing else
+  const keeper = Object.create(model, { onnx: { value: file } }) as SegmentationModel;
+  const kept = createServer(keeper);
+  try {
+    assert.deepEqual([...(await kept.inject({ method: 'GET', url: '/api/model.onnx' })).rawPayload], [...file]);
+  } finally {
+    await kept.close();
+  }
+});
+
+test('cross-origin isolation: COOP, COEP and CORP on the page, its assets, onnxruntime-web\'s files, the API and errors', async () => {
+  for (const url of ['/', '/app.js', '/app.css', '/png.js', '/lib/infer/tiled.js', '/ort/ort.wasm.min.mjs', '/ort/ort-wasm-simd-threaded.mjs',
+    '/ort/ort-wasm-simd-threaded.wasm', '/ort/ort.webgpu.min.mjs', '/api/model', '/api/model.onnx', '/healthz', '/nope']) {
+    const res = await app.inject({ method: 'GET', url });
+    assert.equal(res.headers['cross-origin-opener-policy'], 'same-origin', url);
+    assert.equal(res.headers['cross-origin-embedder-policy'], 'require-corp', url);
+    assert.equal(res.headers['cross-origin-resource-policy'], 'same-origin', url);
   }
 });
 
@@ -556,6 +596,8 @@ test('serve(): loads the checkpoint, binds 127.0.0.1, a taken port is a one-line
     const port = Number(new URL(running.url).port);
     await assert.rejects(serve({ model: ckptPath, port, threads: 1 }), /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
     await assert.rejects(serve({ model: ckptPath, port: 99999 }), /port must be an integer from 0 to 65535, got 99999/);
+    // an ONNX model goes to the model loader, not the checkpoint reader: a missing one is a one-line error naming it
+    await assert.rejects(serve({ model: '/nonexistent/model.int8.onnx', port: 0 }), (err: Error) => err instanceof FcnError && /^\/nonexistent\/model\.int8\.onnx: /.test(err.message) && !err.message.includes('\n'));
   } finally {
     await running.close();
   }

@@ -5,7 +5,6 @@ import { Command } from 'commander';
 import { serve } from '../web/serve.js';
 import { UsageError } from '../util/errors.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseFloatFlag, parseIntFlag } from './options.js';
-import { loadCheckpoint } from '../weights/checkpoint.js';
 import { modelPath } from '../infer/named.js';
 
 interface ServeFlags {
@@ -65,7 +64,7 @@ export function command(): Command {
     .option('--quiet', 'do not print a line per request')
     .action(async (o: ServeFlags) => {
       const server = await serve({
-        model: await loadCheckpoint(modelPath(o.model), { arch: o.arch }), host: o.host, port: o.port, maxBodyMb: o.maxBodyMb, maxSide: o.maxSide,
+        model: modelPath(o.model), arch: o.arch, host: o.host, port: o.port, maxBodyMb: o.maxBodyMb, maxSide: o.maxSide,
         bodyTimeoutS: o.bodyTimeout, maxUploads: o.maxUploads, drainTimeoutS: o.drainTimeout,
         tileSize: o.tile, threads: o.threads,
         log: o.quiet ? undefined : (line) => process.stdout.write(`${line}\n`),

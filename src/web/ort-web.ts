@@ -8,8 +8,14 @@ import { dirname } from 'node:path';
 export const ORT_WEB_PACKAGE = 'onnxruntime-web';
 export const ORT_WEB_INSTALL = `npm install ${ORT_WEB_PACKAGE}`;
 
-/** The files the page loads (served under /ort/): the wasm-only build and its single wasm binary. */
-export const ORT_WEB_FILES: ReadonlySet<string> = new Set(['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']);
+/**
+ * The files the page loads (served under /ort/): the WebAssembly build with its binary, and the
+ * WebGPU build with its own (loaded only when the user picks WebGPU).
+ */
+export const ORT_WEB_FILES: ReadonlySet<string> = new Set([
+  'ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm',
+  'ort.webgpu.min.mjs', 'ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm',
+]);
 
 /** Finds onnxruntime-web's dist folder, or undefined when the package is not installed. */
 export type OrtWebResolver = () => string | undefined;

@@ -1,4 +1,4 @@
-// serve(): load a checkpoint, start the HTTP server on a loopback address (unless told otherwise)
+// serve(): load a model (a checkpoint, a state_dict, or an ONNX file fcn wrote), start the HTTP server on a loopback address (unless told otherwise)
 // and hand back its URL and a close() that drains: stops accepting, lets the requests in flight
 // finish (up to a drain timeout, then cuts them off), and frees the model. The library face of
 // `fcn serve`.
@@ -8,9 +8,14 @@ import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { createServer, serverState, type ServerOptions } from './server.js';
 
-export interface ServeOptions extends Omit<ServerOptions, 'weights'> {
-  /** A checkpoint path (.safetensors or the book's .pth) or a checkpoint already read. */
+export interface ServeOptions extends Omit<ServerOptions, 'weights' | 'onnx'> {
+  /**
+   * A model file (our .safetensors, a PyTorch .pth, or an .onnx file that `fcn export` or
+   * `fcn quantize` wrote) or a checkpoint already read.
+   */
   model: string | Checkpoint;
+  /** The network a model file must hold (e.g. 'fcn_resnet50'); recognised from the file when absent. */
+  arch?: string;
   /** Address to bind (default 127.0.0.1: reachable from this machine only). */
   host?: string;
   /** Port (default 8080; 0 picks a free one). */
@@ -59,15 +64,31 @@ function checkServeOptions(opts: ServeOptions): void {
   if (!(drain >= 0 && drain <= 86400)) throw new FcnError(`drain timeout must be between 0 and 86400 seconds, got ${drain}`, 2);
 }
 
+/** An ONNX model file, by its name (what `fcn export` and `fcn quantize` write). */
+export function isOnnxPath(file: string): boolean {
+  return /\.onnx$/i.test(file);
+}
+
+/**
+ * Loads the model and keeps what the page's graph is made from: a model loaded from an ONNX file
+ * keeps the file's bytes itself (the page runs exactly what the server runs); a checkpoint's
+ * weights are kept here.
+ */
+async function loadServedModel(opts: ServeOptions): Promise<{ model: SegmentationModel; source: Pick<ServerOptions, 'weights'> }> {
+  const modelOpts = { threads: opts.threads, tileSize: opts.tileSize, arch: opts.arch };
+  if (typeof opts.model === 'string' && isOnnxPath(opts.model)) return { model: await loadModel(opts.model, modelOpts), source: {} };
+  const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model, { arch: opts.arch }) : opts.model;
+  return { model: await loadModel(ckpt, modelOpts), source: { weights: ckpt.weights } };
+}
+
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   checkServeOptions(opts);
   const host = opts.host ?? '127.0.0.1';
   const wantedPort = opts.port ?? DEFAULT_PORT;
-  const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
-  const model = await loadModel(ckpt, { threads: opts.threads, tileSize: opts.tileSize });
+  const { model, source } = await loadServedModel(opts);
   let app: FastifyInstance;
   try {
-    app = createServer(model, { ...opts, weights: ckpt.weights });
+    app = createServer(model, { ...opts, ...source });
     await app.listen({ host, port: wantedPort });
   } catch (err) {
     await model.dispose();

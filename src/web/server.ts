@@ -1,5 +1,6 @@
 // fcn serve's HTTP side: the segmentation API (POST /api/segment, GET /api/model, /api/model.onnx,
-// /healthz for liveness, /readyz for readiness) and the page in src/web/static/. Inference goes
+// /healthz for liveness, /readyz for readiness) and the page in src/web/static/, cross-origin
+// isolated so that onnxruntime-web runs it multi-threaded in the browser. Inference goes
 // through SegmentationModel.segment, the same code as `fcn predict`, one request at a time
 // (InferenceQueue). Every failure is answered as JSON `{error}` with a 4xx/5xx status; nothing a
 // client sends can take the process down, and slow clients are bounded in time (the body timeout)
@@ -12,11 +13,11 @@ import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import sharp from 'sharp';
 import { decodeImage, encodeMask } from '../data/image.js';
-import { compileExport } from '../graph/inference.js';
 import type { ClassShare, SegmentationModel } from '../infer/model.js';
 import type { TensorMap } from '../model/params.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { ORT_WEB_FILES, ORT_WEB_INSTALL, resolveOrtWeb, type OrtWebResolver } from './ort-web.js';
+import { pageGraph, type PageGraph, type PageGraphOrigin } from './page-graph.js';
 import { InferenceQueue, QueueFullError, type QueueStats } from './queue.js';
 import { HttpError, UploadGate, bodyTooLargeMessage, uploadedImage } from './uploads.js';
 
@@ -41,9 +42,14 @@ export interface ServerOptions {
   resolveOrtWeb?: OrtWebResolver;
   /**
    * The weights `model` was built from. With them the server offers GET /api/model.onnx (the
-   * exported graph, compiled once on first request) and the page's "run in browser" mode.
+   * exported graph, compiled once on first request) and the page's "run in this browser" mode.
    */
   weights?: TensorMap;
+  /**
+   * The ONNX file `model` was loaded from (`fcn export`, `fcn quantize`): GET /api/model.onnx hands
+   * the page these very bytes. Takes precedence over `weights`.
+   */
+  onnx?: Uint8Array;
   /** Called with one line per API request (method, path, status, size, time); default: silent. */
   log?: (line: string) => void;
 }
@@ -60,8 +66,10 @@ export interface ModelInfo {
   input: string;
   tileSize: number;
   tileMargin: number;
-  /** Whether GET /api/model.onnx is available (the page's "run in browser" mode). */
+  /** Whether GET /api/model.onnx is available (the page's "run in this browser" mode). */
   onnx: boolean;
+  /** Where that graph comes from: the ONNX file the server loaded, or an export of its weights. */
+  onnxOrigin?: PageGraphOrigin;
   /** Whether the server has onnxruntime-web to hand the page; when not, `ortWebHint` says how to get it. */
   ortWeb: boolean;
   ortWebHint?: string;
@@ -82,6 +90,13 @@ export interface SegmentResponse {
 }
 
 const MB = 1024 * 1024;
+
+/** The headers that make the page cross-origin isolated (on every response). */
+export const ISOLATION_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+});
 
 // Compiled files live in dist/src/web/; the page is served from the source tree (tsc copies no
 // non-TS files), the browser's tile loop and preprocessing from the compiled infer/tiled.js and
@@ -122,6 +137,7 @@ export function readiness(state: ServerState): { ready: boolean; reason?: string
 }
 
 export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, ortWeb = false): ModelInfo {
+  const graph = pageGraph(model, opts);
   return {
     architecture: model.arch.name,
     numClasses: model.arch.numClasses,
@@ -133,7 +149,8 @@ export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, or
     input: model.arch.input,
     tileSize: model.tileSize,
     tileMargin: model.tileMargin,
-    onnx: opts.weights !== undefined,
+    onnx: graph !== undefined,
+    ...(graph ? { onnxOrigin: graph.origin } : {}),
     ortWeb,
     ...(ortWeb ? {} : { ortWebHint: `to run the model in this browser, install onnxruntime-web next to fcn (${ORT_WEB_INSTALL}) and restart fcn serve` }),
     maxSide: opts.maxSide ?? DEFAULTS.maxSide,
@@ -258,10 +275,14 @@ function installBodyHandling(app: FastifyInstance, state: ServerState, maxBodyMb
 
 /** Isolation headers on every response, one log line per API request, JSON errors. */
 function installResponses(app: FastifyInstance, maxBodyMb: number, log: ServerOptions['log']): void {
-  // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer, i.e. several wasm threads.
+  // Cross-origin isolation (the page in a browsing context group of its own, COOP, that loads only
+  // resources which consent to it, COEP) gives the page SharedArrayBuffer, which onnxruntime-web
+  // needs for more than one WebAssembly thread. Every response carries the headers: the page, its
+  // scripts and onnxruntime-web's worker scripts (a worker is isolated only if its own script says
+  // so). CORP marks every resource as same-origin-only, which require-corp accepts and which keeps
+  // other sites from embedding the API's answers.
   app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('Cross-Origin-Opener-Policy', 'same-origin');
-    reply.header('Cross-Origin-Embedder-Policy', 'require-corp');
+    for (const [name, value] of Object.entries(ISOLATION_HEADERS)) reply.header(name, value);
     return payload;
   });
 
@@ -297,9 +318,8 @@ function installResponses(app: FastifyInstance, maxBodyMb: number, log: ServerOp
 }
 
 /** /healthz, /readyz, /api/model, /api/model.onnx and POST /api/segment. */
-function registerApi(app: FastifyInstance, model: SegmentationModel, state: ServerState, info: ModelInfo, weights: TensorMap | undefined, limits: Limits): void {
+function registerApi(app: FastifyInstance, model: SegmentationModel, state: ServerState, info: ModelInfo, graph: PageGraph | undefined, limits: Limits): void {
   const { queue, uploads } = state;
-  let onnx: Promise<Uint8Array> | undefined;
 
   app.get('/healthz', async () => ({ status: 'ok', architecture: info.architecture, queue: queue.snapshot(), uploads: uploads.snapshot() }));
 
@@ -311,9 +331,8 @@ function registerApi(app: FastifyInstance, model: SegmentationModel, state: Serv
   app.get('/api/model', async () => info);
 
   app.get('/api/model.onnx', async (_request, reply) => {
-    if (!weights) throw new HttpError(404, 'this server was started without the model\'s weights; the ONNX graph is not available');
-    onnx ??= Promise.resolve().then(() => compileExport(model.arch, weights, info));
-    const bytes = await onnx;
+    if (!graph) throw new HttpError(404, 'this server was started without the model\'s weights or ONNX file; the ONNX graph is not available');
+    const bytes = await graph.bytes();
     return reply.type('application/octet-stream').header('cache-control', 'no-cache').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
   });
 
@@ -379,7 +398,7 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   STATES.set(app, state);
   installBodyHandling(app, state, limits.maxBodyMb);
   installResponses(app, limits.maxBodyMb, opts.log);
-  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined), opts.weights, limits);
+  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined), pageGraph(model, opts), limits);
   registerPage(app, ortDir);
   return app;
 }

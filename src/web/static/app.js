@@ -1,7 +1,8 @@
 // The page: pick or drop an image, segment it on the server (POST /api/segment) or in this tab
-// (the exported ONNX graph under onnxruntime-web, run through the very tile loop and class shares
-// `fcn predict` uses: the compiled infer/tiled.js the server hands out), and show the image with
-// its colour mask, the legend and a download of the mask PNG.
+// (the model's ONNX graph under onnxruntime-web, on WebAssembly threads or WebGPU, run through the
+// very tile loop and class shares `fcn predict` uses: the compiled infer/tiled.js the server hands
+// out), and show the image with its colour mask, the legend, the time taken and where it ran, and
+// a download of the mask PNG.
 import { decodeIndexedPng, encodeIndexedPng } from './png.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,14 +11,14 @@ const ui = {
   progress: $('progress'), bar: $('bar'), status: $('status'), error: $('error'),
   result: $('result'), stage: $('stage'), photo: $('photo'), overlay: $('overlay'), hover: $('hover'),
   opacity: $('opacity'), legend: $('legend'), meta: $('meta'), download: $('download'), modelInfo: $('model-info'),
-  inBrowserNote: $('in-browser-note'),
+  inBrowserNote: $('in-browser-note'), backend: $('backend'), backendNote: $('backend-note'),
 };
 
 /** GET /api/model: classes, colours, normalisation, stride, tile settings, limits. */
 let info = null;
 /** The image on show: { file, bitmap }. */
 let current = null;
-/** The result on show: { source, width, height, ids, classes, png, elapsedMs }. */
+/** The result on show: { source, backend, threads, width, height, ids, classes, png, elapsedMs }. */
 let shown = null;
 let runCounter = 0;
 let downloadUrl = null;
@@ -70,20 +71,64 @@ async function runOnServer(file) {
 
 // ---- the in-browser path ----
 
-let ortModule = null;
-let sessionPromise = null;
+// Two onnxruntime-web builds, loaded on first use: WebAssembly on the CPU, and WebGPU (whose build
+// is larger). Several WebAssembly threads need SharedArrayBuffer, which only a cross-origin isolated
+// page has (fcn serve sends the headers); without it onnxruntime-web runs on one thread.
+const BACKENDS = {
+  wasm: { label: 'WebAssembly', module: '/ort/ort.wasm.min.mjs' },
+  webgpu: { label: 'WebGPU', module: '/ort/ort.webgpu.min.mjs' },
+};
+const isolated = self.crossOriginIsolated === true;
+const wasmThreads = isolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+/** What WebGPU offers here: { available, reason } (filled by probeWebGpu). */
+let webgpu = { available: false, reason: 'not probed yet' };
+/** backend -> { ort, session: Promise<InferenceSession> } */
+const runtimes = {};
 let browserQueue = Promise.resolve();
 
-async function loadOrt() {
-  if (!ortModule) {
-    setProgress('Loading onnxruntime-web…');
-    const ort = await import('/ort/ort.wasm.min.mjs');
-    ort.env.wasm.wasmPaths = '/ort/';
-    // several threads need SharedArrayBuffer, which the server's isolation headers allow
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
-    ortModule = ort;
+/** Whether this browser has a WebGPU adapter (headless browsers and some GPUs have none). */
+async function probeWebGpu() {
+  if (!navigator.gpu) return { available: false, reason: 'this browser has no WebGPU (navigator.gpu is missing)' };
+  try {
+    const adapter = await Promise.race([
+      navigator.gpu.requestAdapter(),
+      new Promise((resolve) => setTimeout(() => resolve(null), 5000)),
+    ]);
+    if (!adapter) return { available: false, reason: 'WebGPU found no adapter (no usable GPU)' };
+    const i = adapter.info ?? {};
+    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ');
+    return { available: true, reason: '', adapter: name || 'unnamed adapter' };
+  } catch (err) {
+    return { available: false, reason: `WebGPU adapter request failed: ${err.message ?? err}` };
   }
-  return ortModule;
+}
+
+/** Asks for a WebGPU device once before onnxruntime-web does, whose own failure is only an error code. */
+async function checkWebGpuDevice() {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter');
+  let device;
+  try {
+    device = await adapter.requestDevice();
+  } catch (err) {
+    throw new Error(`the GPU refused a device: ${err.message ?? err}`);
+  }
+  device.destroy();
+}
+
+/** A thrown value in words (onnxruntime-web's WebAssembly can throw bare numbers). */
+function errorText(err) {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'number') return `onnxruntime-web stopped with internal error ${err} (the browser console has its log)`;
+  return String(err);
+}
+
+async function loadOrt(backend) {
+  setProgress(`Loading onnxruntime-web (${BACKENDS[backend].label})…`);
+  const ort = await import(BACKENDS[backend].module);
+  ort.env.wasm.wasmPaths = '/ort/';
+  ort.env.wasm.numThreads = wasmThreads;
+  return ort;
 }
 
 async function fetchWithProgress(url, label) {
@@ -109,13 +154,65 @@ async function fetchWithProgress(url, label) {
   return out;
 }
 
-function getSession(ort) {
-  sessionPromise ??= (async () => {
-    const bytes = await fetchWithProgress('/api/model.onnx', 'Downloading the model');
-    setProgress('Preparing the model…');
-    return ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-  })().catch((err) => { sessionPromise = null; throw err; });
-  return sessionPromise;
+/** The model's graph, downloaded once for every backend. */
+let graphPromise = null;
+function modelGraph() {
+  graphPromise ??= fetchWithProgress('/api/model.onnx', 'Downloading the model').catch((err) => { graphPromise = null; throw err; });
+  return graphPromise;
+}
+
+/**
+ * The session for `backend`, created once. Only that backend is listed: if it cannot run the
+ * model the creation fails and the page says so, rather than running somewhere else unannounced.
+ */
+function runtime(backend) {
+  runtimes[backend] ??= (async () => {
+    if (backend === 'webgpu') await checkWebGpuDevice();
+    const ort = await loadOrt(backend);
+    const bytes = await modelGraph();
+    setProgress(`Preparing the model for ${BACKENDS[backend].label}…`);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+    return { ort, session };
+  })().catch((err) => { delete runtimes[backend]; throw err; });
+  return runtimes[backend];
+}
+
+/** Class ids from a graph's output: its `mask` (argmax) when it has one, else the argmax of its 1xCxHxW logits. */
+function classIds(output, height, width) {
+  if (output.type !== 'float32') return output.data;
+  const [, C] = output.dims;
+  const plane = height * width;
+  const ids = new Uint8Array(plane);
+  const best = Float32Array.from(output.data.subarray(0, plane));
+  for (let c = 1; c < C; c++) {
+    const channel = output.data.subarray(c * plane, (c + 1) * plane);
+    for (let i = 0; i < plane; i++) if (channel[i] > best[i]) { best[i] = channel[i]; ids[i] = c; }
+  }
+  return ids;
+}
+
+/** What ran, in words: "WebAssembly, 4 threads" or "WebGPU (adapter)". */
+function backendWords(backend, threads) {
+  if (backend === 'webgpu') return `WebGPU${webgpu.adapter ? ` (${webgpu.adapter})` : ''}`;
+  return `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
+/** predict's tile loop in this tab: each window through onnxruntime-web, the same cores kept, the same class shares. */
+async function runInBrowser(bitmap, backend) {
+  const [{ ort, session }, tiled] = await Promise.all([runtime(backend), import('/lib/infer/tiled.js')]);
+  const image = rgbPixels(bitmap);
+  const settings = { normalization: info.normalization, stride: info.stride, tileSize: info.tileSize, tileMargin: info.tileMargin };
+  const output = session.outputNames.includes('mask') ? 'mask' : session.outputNames[0];
+  const started = performance.now();
+  const ids = await tiled.predictInTiles(image, settings, async (x) => {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, 3, x.height, x.width]) }, [output]);
+    return classIds(out[output], x.height, x.width);
+  }, (index, count) => setProgress(`Segmenting in the browser with ${BACKENDS[backend].label}${count > 1 ? ` (tile ${index + 1} of ${count})` : ''}…`));
+  const elapsedMs = Math.round(performance.now() - started);
+  const { width, height } = image;
+  const png = await encodeIndexedPng(width, height, ids, info.colors);
+  const threads = backend === 'wasm' ? ort.env.wasm.numThreads : undefined;
+  return { source: 'browser', backend, threads, width, height, ids, classes: tiled.classShares(ids, info.classes, info.colors), png, elapsedMs };
 }
 
 /** The bitmap's pixels as 8-bit RGB, row by row (the RgbImage layout the preprocessing takes). */
@@ -127,23 +224,6 @@ function rgbPixels(bitmap) {
   const rgb = new Uint8Array(bitmap.width * bitmap.height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) { rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2]; }
   return { width: bitmap.width, height: bitmap.height, data: rgb };
-}
-
-/** predict's tile loop in this tab: each window through onnxruntime-web, the same cores kept, the same class shares. */
-async function runInBrowser(bitmap) {
-  const ort = await loadOrt();
-  const [session, tiled] = await Promise.all([getSession(ort), import('/lib/infer/tiled.js')]);
-  const image = rgbPixels(bitmap);
-  const settings = { normalization: info.normalization, stride: info.stride, tileSize: info.tileSize, tileMargin: info.tileMargin };
-  const started = performance.now();
-  const ids = await tiled.predictInTiles(image, settings, async (x) => {
-    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data, [1, 3, x.height, x.width]) }, ['mask']);
-    return out.mask.data;
-  }, (index, count) => setProgress(`Segmenting in the browser${count > 1 ? ` (tile ${index + 1} of ${count})` : ''}…`));
-  const elapsedMs = Math.round(performance.now() - started);
-  const { width, height } = image;
-  const png = await encodeIndexedPng(width, height, ids, info.colors);
-  return { source: 'browser', width, height, ids, classes: tiled.classShares(ids, info.classes, info.colors), png, elapsedMs, threads: ort.env.wasm.numThreads };
 }
 
 // ---- showing a result ----
@@ -186,7 +266,7 @@ function render(result) {
 
   const where = result.source === 'server'
     ? 'on the server'
-    : `in the browser (onnxruntime-web, ${result.threads} thread${result.threads === 1 ? '' : 's'})`;
+    : `in the browser (onnxruntime-web, ${backendWords(result.backend, result.threads)})`;
   ui.meta.textContent = `${result.width}×${result.height} pixels, segmented ${where} in ${result.elapsedMs} ms.`;
   if (result.width !== bitmap.width || result.height !== bitmap.height) {
     ui.meta.textContent += ` The server read the image as ${result.width}×${result.height} but the browser shows ${bitmap.width}×${bitmap.height} (EXIF rotation?), so the overlay does not line up.`;
@@ -199,6 +279,10 @@ function render(result) {
 
   ui.result.hidden = false;
   ui.result.dataset.source = result.source;
+  ui.result.dataset.backend = result.source === 'server' ? 'server' : result.backend;
+  if (result.threads) ui.result.dataset.threads = String(result.threads);
+  else delete ui.result.dataset.threads;
+  ui.result.dataset.elapsedMs = String(result.elapsedMs);
   ui.result.dataset.state = 'done';
 }
 
@@ -219,19 +303,28 @@ async function run() {
   if (!current || !info) return;
   const id = ++runCounter;
   const inBrowser = ui.inBrowser.checked;
+  const backend = ui.backend.value;
   clearError();
   ui.result.dataset.state = 'working';
   try {
     // one in-browser run at a time: a session cannot run twice at once
     const result = inBrowser
-      ? await (browserQueue = browserQueue.catch(() => {}).then(() => runInBrowser(current.bitmap)))
+      ? await (browserQueue = browserQueue.catch(() => {}).then(() => runInBrowser(current.bitmap, backend)))
       : await runOnServer(current.file);
     if (id !== runCounter) return; // a newer image or mode took over
     render(result);
   } catch (err) {
     if (id !== runCounter) return;
+    const message = errorText(err);
     ui.result.dataset.state = 'error';
-    showError(err.message ?? String(err));
+    if (inBrowser) {
+      // never a silent fallback: the picked backend failed, nothing ran in its place
+      ui.result.dataset.failedBackend = backend;
+      ui.meta.textContent = `${BACKENDS[backend].label} failed in this browser; nothing was run in its place.${shown ? ' The mask shown is the earlier result.' : ''}`;
+      showError(`${BACKENDS[backend].label} failed: ${message}${backend === 'webgpu' ? ' (pick WebAssembly to run on the CPU)' : ''}`);
+    } else {
+      showError(message);
+    }
   } finally {
     if (id === runCounter) clearProgress();
   }
@@ -267,7 +360,7 @@ async function init() {
   ui.modelInfo.textContent = `${info.architecture} · ${info.numClasses} classes`;
   ui.limits.textContent = `JPEG, PNG or WebP · up to ${info.maxBodyMb} MB and ${info.maxSide} pixels a side`;
   // the in-browser mode needs the model's graph and onnxruntime-web (an optional package): say why it is off
-  const off = !info.onnx ? 'In-browser mode is off: this server was started without the model weights.'
+  const off = !info.onnx ? 'In-browser mode is off: this server was started without the model\'s weights or ONNX file.'
     : !info.ortWeb ? `In-browser mode is off: ${info.ortWebHint}.` : null;
   if (off) {
     ui.inBrowser.disabled = true;
@@ -275,11 +368,34 @@ async function init() {
     ui.inBrowserNote.textContent = off;
     ui.inBrowserNote.hidden = false;
   }
+  describeBackends();
+  webgpu = await probeWebGpu();
+  describeBackends();
   document.body.dataset.ready = 'true';
+}
+
+/** The backend menu and the line under it: threads and whether the page is isolated, WebGPU's availability. */
+function describeBackends() {
+  const wasmOption = ui.backend.querySelector('option[value="wasm"]');
+  const gpuOption = ui.backend.querySelector('option[value="webgpu"]');
+  wasmOption.textContent = `WebAssembly (${wasmThreads} thread${wasmThreads === 1 ? '' : 's'})`;
+  gpuOption.disabled = !webgpu.available;
+  gpuOption.textContent = webgpu.available ? 'WebGPU' : 'WebGPU (not available)';
+  if (!webgpu.available && ui.backend.value === 'webgpu') ui.backend.value = 'wasm';
+  ui.backend.disabled = ui.inBrowser.disabled;
+  const threadsLine = isolated
+    ? `This page is cross-origin isolated: WebAssembly runs on ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'} (one per core the browser reports).`
+    : 'This page is not cross-origin isolated (no SharedArrayBuffer): WebAssembly runs on 1 thread.';
+  const gpuLine = webgpu.available ? `WebGPU is available (${webgpu.adapter}).` : `WebGPU: ${webgpu.reason}.`;
+  ui.backendNote.textContent = `${threadsLine} ${gpuLine}`;
+  document.body.dataset.isolated = String(isolated);
+  document.body.dataset.wasmThreads = String(wasmThreads);
+  document.body.dataset.webgpu = String(webgpu.available);
 }
 
 ui.file.addEventListener('change', () => openFile(ui.file.files[0]));
 ui.inBrowser.addEventListener('change', () => run());
+ui.backend.addEventListener('change', () => { if (ui.inBrowser.checked) run(); });
 ui.opacity.addEventListener('input', () => { ui.overlay.style.opacity = String(ui.opacity.value / 100); });
 ui.stage.addEventListener('pointermove', showPixelClass);
 ui.stage.addEventListener('pointerdown', showPixelClass);
