@@ -54,3 +54,4 @@ export async function quantizeCheckpoint(ckpt: Checkpoint, ds: Dataset, opts: Qu
   });
   return { bytes: compileInt8(ckpt, plan, calibration, settings, ds.split), plan, calibration, settings };
 }
+export { compareModels, type Comparison } from './compare.js';
