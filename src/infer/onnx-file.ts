@@ -101,7 +101,11 @@ function architectureOf(file: string, md: Record<string, string>, numClasses: nu
   if (variant) return fcnResNet18({ numClasses, variant });
   if (isTorchvisionNetwork(name)) {
     const options = md['architectureOptions'] !== undefined ? json(file, md, 'architectureOptions') as TorchvisionOptions : {};
-    return torchvisionNetwork(name, { ...options, numClasses });
+    try {
+      return torchvisionNetwork(name, { ...options, numClasses });
+    } catch (err) {
+      throw new FcnError(`${file}: ONNX metadata 'architectureOptions' does not describe ${name} (${errorMessage(err)})`);
+    }
   }
   throw new FcnError(`${file}: ONNX metadata names an unknown architecture '${name}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
     "or one of torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101)");
