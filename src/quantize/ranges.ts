@@ -17,6 +17,9 @@ export interface CalibrationSettings {
   percentile: number;
 }
 
+// Measured on the demo's trained FCN-8s (40 val images, 100 calibration images, 7-bit weights): min/max
+// masks agree with float32's on 99.24% of val pixels (mIoU 0.3241, float32 0.3265), percentile 99.99 on
+// 99.09% (mIoU 0.3269), percentile 99.9 on 96.2%: min/max is the default.
 export const DEFAULT_CALIBRATION: CalibrationSettings = { method: 'minmax', percentile: 99.99 };
 
 /**
