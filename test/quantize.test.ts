@@ -10,7 +10,9 @@ import { conv, bn, type FcnArchitecture } from '../src/model/fcn.js';
 import type { Layer } from '../src/model/layers.js';
 import { initParameters, seededRandom, type TensorMap } from '../src/model/params.js';
 import { torchvisionNetwork } from '../src/model/torchvision.js';
-import { compileInference } from '../src/graph/inference.js';
+import { compileInference, exportMetadata } from '../src/graph/inference.js';
+import { fcnResNet18 } from '../src/model/fcn.js';
+import { SegmentationModel } from '../src/infer/model.js';
 import { activationQuant, calibratedValues, compileCalibration, compileQuantized, planQuantization, quantizeWeightsPerChannel, type ValueRange } from '../src/graph/quant.js';
 import { Session } from '../src/engine/session.js';
 import { GrowingHistogram } from '../src/quantize/ranges.js';
@@ -130,6 +132,27 @@ test('a network of every kind: every integer convolution fused into QLinearConv,
   }
   assert.ok(maxDiff < 0.05 * maxRef, `max |Δlogit| ${maxDiff} against max |logit| ${maxRef}`);
   assert.ok(agree / (H * W) > 0.95, `masks agree on ${agree} of ${H * W} pixels`);
+});
+
+test('the book\'s FCN (stride 32) as int8: the graph pads any size inside and crops back, and loads as a model', async () => {
+  const arch = fcnResNet18({ numClasses: 3, variant: 'fcn16s' });
+  const weights = initParameters(arch, seededRandom(9));
+  const ranges = await minmaxRanges(arch, weights, input(3 * 64 * 96, 10), 64, 96);
+  const plan = planQuantization(arch, weights);
+  // score32, score_layer3 and the upsamplers stay float; the 20 body convolutions are int8
+  assert.equal(plan.intConvs.size, 20);
+  const card = { classes: ['a', 'b', 'c'], colors: defaultColors(3), normalization: defaultNormalization() };
+  const bytes = compileQuantized(plan, ranges, { metadata: { ...exportMetadata(arch, card), precision: 'int8' } });
+  const s = await Session.create(bytes, { threads: 1 });
+  const out = await s.run({ image: { dtype: 'float32', dims: [1, 3, 50, 70], data: input(3 * 50 * 70, 11) } });
+  await s.dispose();
+  assert.deepEqual(out['logits']!.dims, [1, 3, 50, 70]);
+  assert.deepEqual(out['mask']!.dims, [1, 50, 70]);
+  const model = await SegmentationModel.fromOnnx(decodeFcnOnnx(bytes, 'book.int8.onnx'));
+  assert.equal(model.arch.name, 'fcn16s-resnet18');
+  const seg = await model.segment({ width: 70, height: 50, data: new Uint8Array(70 * 50 * 3).fill(120) });
+  assert.equal(seg.mask.length, 70 * 50);
+  await model.dispose();
 });
 
 test('per-channel weights: symmetric, 127 at each channel\'s largest magnitude; an all-zero channel stays zero', () => {
