@@ -1,12 +1,14 @@
 // `npm run bench`: forward and training-step times of our ONNX Runtime graphs next to PyTorch 1.13
 // on the same machine, in the same run, each measurement in its own process (so peak RSS is its
 // own). Prints a table; run by hand on a quiet machine (never part of the tests).
-//   npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
+//   npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
 //                 [--no-torchvision]
 // (rows for torchvision's fcn_resnet50 and deeplabv3_resnet50: forward at 520x520, torchvision's
 // evaluation size, and a full training step at 320x320 batch 4; lraspp_mobilenet_v3_large and
 // deeplabv3_mobilenet_v3_large: forward at 520x520; --no-torchvision skips them, --net keeps some)
 // (--upsample: the inference graph's transposed convolutions, ORT's ConvTranspose or the default block GEMM)
+// (--only int8: forward rows of the int8 graph (fcn quantize's) beside float32, with the speed-up, and
+// PyTorch's own FX int8 where it runs: the book's FCN b1/b4 at 320x480, fcn_resnet50 b1 at 520x520)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +19,8 @@ import { inferShapes } from '../src/graph/train.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
 import { GraphBuilder } from '../src/graph/onnx.js';
+import { planQuantization, compileCalibration, compileQuantized, calibratedValues } from '../src/graph/quant.js';
+import { GrowingHistogram } from '../src/quantize/ranges.js';
 
 const FORWARD_GFLOP_PER_IMAGE_320x480 = 11.65; // counted with hooks for the book's FCN (DESIGN.md)
 const PYTHON = '/usr/bin/python3';
@@ -27,6 +31,24 @@ interface Case {
   task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks';
   /** One of torchvision's networks (21 classes, aux head) instead of the book's FCN. */
   net?: TorchvisionNetwork;
+  /** Forward of the int8 graph (calibrated min/max on the timed input itself: the speed does not depend on the ranges). */
+  int8?: boolean;
+}
+
+/** The int8 graph of `arch` with `weights`, its ranges measured on `x` (one image, NCHW). */
+async function int8Graph(arch: FcnArchitecture, weights: Map<string, Float32Array>, x: Float32Array, height: number, width: number, threads: number): Promise<Uint8Array> {
+  const plan = planQuantization(arch, weights);
+  const values = calibratedValues(plan);
+  const cal = await Session.create(compileCalibration(plan), { threads });
+  const one = x.subarray(0, 3 * height * width);
+  const out = await cal.run({ [arch.input]: { dtype: 'float32', dims: [1, 3, height, width], data: one } }, values.filter((v) => v !== arch.input));
+  await cal.dispose();
+  const ranges = new Map(values.map((v) => {
+    const h = new GrowingHistogram();
+    h.add(v === arch.input ? one : out[v]!.data as Float32Array);
+    return [v, h.range({ method: 'minmax', percentile: 100 })] as const;
+  }));
+  return compileQuantized(plan, ranges, { padToStride: false });
 }
 
 function caseArch(c: Case): FcnArchitecture {
@@ -80,7 +102,8 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number): 
     }
     await session.dispose();
   } else if (c.task === 'forward') {
-    const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample }), { threads });
+    const graph = c.int8 ? await int8Graph(arch, weights, x, c.height, c.width, threads) : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample });
+    const session = await Session.create(graph, { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
       await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
@@ -125,13 +148,13 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
+    process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
                        [--upsample convtranspose|blocks] [--net NAME,...]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
   fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4),
   lraspp_mobilenet_v3_large / deeplabv3_mobilenet_v3_large (forward 520x520).
-  --only       forward or train rows only, or torchvision's networks only
+  --only       forward or train rows only, torchvision's networks only, or int8 against float32 forward rows
   --runs N     timed runs per case (median reported)
   --threads N  ONNX Runtime / PyTorch threads (default: all cores)
   --no-torch   skip the PyTorch column    --no-torchvision  skip torchvision's networks
@@ -155,13 +178,20 @@ async function main(): Promise<void> {
   const cases: Case[] = [];
   const upsample = flag('--upsample') as Case['upsample'];
   if (upsample && upsample !== 'convtranspose' && upsample !== 'blocks') throw new Error(`--upsample expects convtranspose or blocks, got '${upsample}'`);
-  if (only !== undefined && !['forward', 'train', 'torchvision'].includes(only)) throw new Error(`--only expects forward, train or torchvision, got '${only}'`);
-  const book = only !== 'torchvision';
+  if (only !== undefined && !['forward', 'train', 'torchvision', 'int8'].includes(only)) throw new Error(`--only expects forward, train, torchvision or int8, got '${only}'`);
+  const book = only !== 'torchvision' && only !== 'int8';
+  if (only === 'int8') {
+    for (const batch of [1, 4]) cases.push({ task: 'forward', mode: 'full', batch, ...S }, { task: 'forward', mode: 'full', batch, int8: true, ...S });
+    if (!argv.includes('--no-torchvision')) {
+      const tv = { task: 'forward', mode: 'full', batch: 1, height: 520, width: 520, net: 'fcn_resnet50' } as const;
+      cases.push(tv, { ...tv, int8: true });
+    }
+  }
   if (book && only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, upsample, ...S }, { task: 'forward', mode: 'full', batch: 4, upsample, ...S });
   if (book && only !== 'forward') {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
   }
-  if (!argv.includes('--no-torchvision')) {
+  if (!argv.includes('--no-torchvision') && only !== 'int8') {
     const keep = flag('--net')?.split(',');
     const rows: [TorchvisionNetwork, boolean][] = [
       ['fcn_resnet50', true], ['deeplabv3_resnet50', true], ['lraspp_mobilenet_v3_large', false], ['deeplabv3_mobilenet_v3_large', false],
@@ -181,19 +211,29 @@ async function main(): Promise<void> {
   const gemmRate = gemm.runs_ms.length > 0 ? ((2 * GEMM_N ** 3) / 1e9 / (Math.min(...gemm.runs_ms) / 1000)).toFixed(0) : `failed: ${gemm.note}`;
   process.stdout.write(`ceiling: a ${GEMM_N}x${GEMM_N}x${GEMM_N} float32 MatMul through ONNX Runtime runs at ${gemmRate} GFLOP/s (best run) on ${threads} threads\n`);
   const rows: string[][] = [];
+  // int8 rows: the speed-up over the float32 row before them and the time against PyTorch's float32
+  let lastFloat: { ours: Result; torch?: Result } | undefined;
+  const int8Notes: string[] = [];
   for (const c of cases) {
     const what = c.net ? `${c.net} ${c.height}x${c.width} ` : '';
-    const label = what + (c.task === 'forward' ? `forward b${c.batch}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`);
+    const label = what + (c.task === 'forward' ? `forward b${c.batch}${c.int8 ? ' int8' : ''}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`);
     process.stderr.write(`running ${label} ...\n`);
     const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads)]);
     const torch = withTorch
       ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
-        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : [])], PYTHON)
+        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : []), ...(c.int8 ? ['--int8'] : [])], PYTHON)
       : undefined;
     // a training step costs about 3x its forward (forward, input gradients, weight gradients)
     const perImage = c.net ? forwardGflop(caseArch(c), c.height, c.width) : FORWARD_GFLOP_PER_IMAGE_320x480;
     const gflop = c.task === 'forward' ? perImage * c.batch : c.net ? 3 * perImage * c.batch : NaN;
     const fmt = (r?: Result) => (r && Number.isFinite(r.median_ms) ? r.median_ms.toFixed(0) : r?.note ? `failed: ${r.note}` : '—');
+    if (c.task === 'forward' && !c.int8) lastFloat = { ours, torch };
+    if (c.int8 && lastFloat) {
+      const up = lastFloat.ours.median_ms / ours.median_ms;
+      const vsTorch = lastFloat.torch ? ours.median_ms / lastFloat.torch.median_ms : NaN;
+      int8Notes.push(`${label}: ${up.toFixed(2)}x faster than our float32` + (Number.isFinite(vsTorch) ? `, ${vsTorch.toFixed(2)}x PyTorch float32's time` : '') +
+        (torch && Number.isFinite(torch.median_ms) ? `; PyTorch int8 ${(lastFloat.torch!.median_ms / torch.median_ms).toFixed(2)}x faster than PyTorch float32` : ''));
+    }
     rows.push([
       label,
       fmt(ours),
@@ -209,6 +249,7 @@ async function main(): Promise<void> {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
   process.stdout.write([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n');
+  for (const n of int8Notes) process.stdout.write(n + '\n');
   process.stdout.write('median of the runs; each cell its own process; compare ratios within one run (these machines drift 2-3x)\n');
 }
 

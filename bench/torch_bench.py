@@ -41,6 +41,21 @@ def torchvision_loss(out, labels):
     return loss + 0.5 * F.cross_entropy(out['aux'], labels, ignore_index=255) if 'aux' in out else loss
 
 
+def fx_int8(net, x):
+    """PyTorch's own int8 path: FX graph-mode static quantisation, fbgemm's default qconfig (per-channel weights),
+    or oneDNN's where this build lacks fbgemm (Debian's python3-torch 1.13 has qnnpack and onednn only)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    engine = 'fbgemm' if 'fbgemm' in torch.backends.quantized.supported_engines else 'onednn'
+    torch.backends.quantized.engine = engine
+    # the transposed convolution stays float, as in ours (per-channel observers do not support it)
+    qmap = get_default_qconfig_mapping(engine).set_object_type(nn.ConvTranspose2d, None)
+    prepared = prepare_fx(net, qmap, example_inputs=(x,))
+    with torch.no_grad():
+        prepared(x)
+    return convert_fx(prepared)
+
+
 def loss_fn(logits, labels):
     # the book's reduction with VOC's ignore label: per image the mean over valid pixels, summed over the batch
     per_pixel = F.cross_entropy(logits, labels, reduction='none', ignore_index=255)
@@ -59,6 +74,7 @@ def main():
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--net', default='book', help="book, or torchvision's fcn_resnet50, deeplabv3_resnet50, ...")
+    p.add_argument('--int8', action='store_true', help='forward only: FX graph-mode post-training int8 (fbgemm), calibrated on the input')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -69,6 +85,8 @@ def main():
     times = []
     if a.task == 'forward':
         net.eval()
+        if a.int8:
+            net = fx_int8(net, x)
         with torch.no_grad():
             for i in range(a.warmup + a.runs):
                 t = time.perf_counter()
@@ -100,7 +118,7 @@ def main():
                 times.append((time.perf_counter() - t) * 1000)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
-        'engine': 'pytorch', 'version': torch.__version__, 'task': a.task, 'net': a.net, 'mode': a.mode, 'batch': a.batch,
+        'engine': f'pytorch-int8-{torch.backends.quantized.engine}' if a.int8 else 'pytorch', 'version': torch.__version__, 'task': a.task, 'net': a.net, 'mode': a.mode, 'batch': a.batch,
         'height': a.height, 'width': a.width, 'threads': a.threads,
         'median_ms': statistics.median(times), 'runs_ms': [round(t, 1) for t in times], 'peak_rss_mb': round(rss_mb, 1),
     }))

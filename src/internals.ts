@@ -56,3 +56,8 @@ export { trainAugIds, openTrainAug, readSbdMask, TRAIN_AUG } from "./data/sbd.js
 export { augment, resizedWindow, scaledSize } from "./data/augment.js";
 export type { AugmentOptions } from "./data/augment.js";
 export { isPublishedWeights } from "./net/registry.js";
+export { quantizeCheckpoint, calibrate, compareModels, GrowingHistogram, DEFAULT_CALIBRATION } from "./quantize/index.js";
+export type { QuantizeOptions, QuantizeResult, CalibrationSettings, CalibrationMethod, Comparison } from "./quantize/index.js";
+export { planQuantization, compileQuantized, compileCalibration } from "./graph/quant.js";
+export { readFcnOnnx, decodeFcnOnnx } from "./infer/onnx-file.js";
+export type { FcnOnnxFile, Precision } from "./infer/onnx-file.js";

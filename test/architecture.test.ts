@@ -23,8 +23,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   infer: ['graph', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
   queue: ['infer', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
   train: ['infer', 'graph', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
+  quantize: ['infer', 'graph', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
   web: ['queue', 'infer', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'graph', 'util'],
-  cli: ['web', 'queue', 'train', 'infer', 'graph', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
+  cli: ['web', 'queue', 'train', 'quantize', 'infer', 'graph', 'weights', 'model', 'engine', 'data', 'eval', 'render', 'net', 'util'],
 };
 
 /** npm packages (or prefixes) → the only stages that may import them. */

@@ -5,9 +5,9 @@ import { FcnError, errorMessage } from '../util/errors.js';
 import { printable } from '../util/text.js';
 
 /** Each command module exports `command(): Command`. Listed here in the order `--help` shows. */
-const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'serve', 'worker', 'download', 'demo'];
+const COMMANDS = ['synth', 'train', 'eval', 'predict', 'score', 'show', 'upsample', 'import', 'export', 'quantize', 'serve', 'worker', 'download', 'demo'];
 /** Commands that run networks and so take --device (an ONNX Runtime execution provider). */
-const DEVICE_COMMANDS = ['train', 'predict', 'eval', 'show', 'serve', 'worker'];
+const DEVICE_COMMANDS = ['train', 'predict', 'eval', 'show', 'serve', 'worker', 'quantize'];
 
 /** Loads the named command only (fast start-up: `fcn score` never loads ONNX Runtime); all of them for `fcn --help`. */
 async function loadCommands(program: Command, argv: string[]): Promise<void> {

@@ -59,4 +59,4 @@ export function parseArch(value: string): string {
 }
 
 export const ARCH_HELP = 'the network the model file must hold (recognised from the file otherwise): ' + ARCH_NAMES.join(', ');
-export const MODEL_HELP = "checkpoint (.safetensors), the book's or torchvision's PyTorch state_dict (.pth), or a downloaded network's name (fcn_resnet50, ...)";
+export const MODEL_HELP = "checkpoint (.safetensors), the book's or torchvision's PyTorch state_dict (.pth), an .onnx file fcn export or fcn quantize wrote, or a downloaded network's name (fcn_resnet50, ...)";

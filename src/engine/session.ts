@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
 
-export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
-export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool';
+export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 export interface EngineTensor {
   dtype: EngineDType;

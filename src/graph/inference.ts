@@ -61,15 +61,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
   const pad = (opts.padToStride ?? false) && arch.stride > 1;
   // with padToStride the declaration's input and output become inner values between Pad and Slice
   const inner = (name: string) => (pad && (name === arch.input || name === arch.output) ? `${name}_padded` : name);
-  let hw = '';
-  if (pad) {
-    const shape = g.node('Shape', [arch.input]);
-    hw = g.node('Slice', [shape, g.constant([2], 'int64'), g.constant([4], 'int64')]);
-    const stride = g.constant([arch.stride, arch.stride], 'int64');
-    const amount = g.node('Mod', [g.node('Sub', [stride, g.node('Mod', [hw, stride])]), stride]);
-    const pads = g.node('Concat', [g.constant([0, 0, 0, 0, 0, 0], 'int64'), amount], { axis: 0 });
-    g.node('Pad', [arch.input, pads, g.constant(0)], { mode: 'constant' }, inner(arch.input));
-  }
+  const hw = pad ? emitPadToStride(g, arch.input, arch.stride, inner(arch.input)) : '';
   for (const layer of inferenceLayers(arch)) {
     const l = { ...layer } as Layer;
     if ('input' in l) l.input = inner(l.input);
@@ -78,13 +70,32 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     l.output = inner(l.output);
     kindOf(l).emitEval(ctx, l);
   }
-  if (pad) g.node('Slice', [inner(arch.output), g.constant([0, 0], 'int64'), hw, g.constant([2, 3], 'int64')], {}, arch.output);
+  if (pad) emitCropBack(g, inner(arch.output), hw, arch.output);
   g.output(arch.output, 'float32', [batch, arch.numClasses, 'H', 'W']);
   if (opts.argmax ?? true) {
     g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
     g.output('mask', 'int64', [batch, 'H', 'W']);
   }
   return g.encode(`${arch.name}, ${arch.numClasses} classes, eval mode`, opts.metadata);
+}
+
+/**
+ * Pads `input` with zeros at the bottom and right to a multiple of `stride` into `output`; returns the
+ * value holding the input's [H, W] (for emitCropBack).
+ */
+export function emitPadToStride(g: GraphBuilder, input: string, stride: number, output: string): string {
+  const shape = g.node('Shape', [input]);
+  const hw = g.node('Slice', [shape, g.constant([2], 'int64'), g.constant([4], 'int64')]);
+  const s = g.constant([stride, stride], 'int64');
+  const amount = g.node('Mod', [g.node('Sub', [s, g.node('Mod', [hw, s])]), s]);
+  const pads = g.node('Concat', [g.constant([0, 0, 0, 0, 0, 0], 'int64'), amount], { axis: 0 });
+  g.node('Pad', [input, pads, g.constant(0)], { mode: 'constant' }, output);
+  return hw;
+}
+
+/** Crops NCHW `input` back to the [H, W] held by `hw` (emitPadToStride's result) into `output`. */
+export function emitCropBack(g: GraphBuilder, input: string, hw: string, output: string): void {
+  g.node('Slice', [input, g.constant([0, 0], 'int64'), hw, g.constant([2, 3], 'int64')], {}, output);
 }
 
 /** What other runtimes need to use an exported graph, stored in its metadata_props as JSON strings. */
@@ -99,14 +110,22 @@ export interface ExportMeta {
  * stride, logits cropped back), logits and mask outputs, classes/colours/normalisation as metadata.
  */
 export function compileExport(arch: FcnArchitecture, weights: TensorMap, meta: ExportMeta): Uint8Array {
-  return compileInference(arch, weights, {
-    padToStride: true,
-    metadata: {
-      architecture: arch.name,
-      classes: JSON.stringify(meta.classes),
-      colors: JSON.stringify(meta.colors),
-      normalization: JSON.stringify(meta.normalization),
-      stride: String(arch.stride),
-    },
-  });
+  return compileInference(arch, weights, { padToStride: true, metadata: exportMetadata(arch, meta) });
+}
+
+/**
+ * The metadata_props of an exported graph (float32 or int8): the architecture's name and, for
+ * torchvision's networks, the options its declaration was built with (widths), so a reader can rebuild
+ * the declaration; classes, colours and normalisation as JSON; the stride the graph pads to.
+ */
+export function exportMetadata(arch: FcnArchitecture, meta: ExportMeta): Record<string, string> {
+  const options = (arch as { options?: unknown }).options;
+  return {
+    architecture: arch.name,
+    ...(options !== undefined ? { architectureOptions: JSON.stringify(options) } : {}),
+    classes: JSON.stringify(meta.classes),
+    colors: JSON.stringify(meta.colors),
+    normalization: JSON.stringify(meta.normalization),
+    stride: String(arch.stride),
+  };
 }

@@ -6,7 +6,7 @@ const { onnx } = onnxProto;
 
 export const OPSET = 17;
 
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool';
 
 const DATA_TYPE: Record<DType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -14,10 +14,11 @@ const DATA_TYPE: Record<DType, number> = {
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
   bool: onnx.TensorProto.DataType.BOOL,
 };
 
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 /** Forces a number attribute to be written as FLOAT even when it is integral (e.g. alpha = 1). */
 export class FloatAttr {
@@ -121,6 +122,7 @@ export class GraphBuilder {
       case 'int64': data = BigInt64Array.from(list.map((v) => BigInt(v))); break;
       case 'int32': data = Int32Array.from(list as number[]); break;
       case 'uint8': case 'bool': data = Uint8Array.from(list as number[]); break;
+      case 'int8': data = Int8Array.from(list as number[]); break;
     }
     // fresh() has already claimed the name; initializer() would claim it a second time
     const name = this.fresh('const');
@@ -179,4 +181,30 @@ export class GraphBuilder {
     if (this.names.has(name)) throw new Error(`graph ${this.graphName}: value name '${name}' used twice`);
     this.names.add(name);
   }
+}
+
+/** What a reader of an ONNX file needs without running it: metadata_props, the graph's inputs and outputs, its node count by op type. */
+export interface OnnxSummary {
+  producer: string;
+  metadata: Record<string, string>;
+  inputs: string[];
+  outputs: string[];
+  ops: Record<string, number>;
+}
+
+/** Decodes an ONNX ModelProto's header parts; throws an Error when the bytes are not one. */
+export function readOnnxSummary(bytes: Uint8Array): OnnxSummary {
+  const model = onnx.ModelProto.decode(bytes);
+  if (!model.graph) throw new Error('no graph in the model');
+  const metadata: Record<string, string> = {};
+  for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? '';
+  const ops: Record<string, number> = {};
+  for (const n of model.graph.node ?? []) ops[n.opType ?? ''] = (ops[n.opType ?? ''] ?? 0) + 1;
+  return {
+    producer: model.producerName ?? '',
+    metadata,
+    inputs: (model.graph.input ?? []).map((v) => v.name ?? ''),
+    outputs: (model.graph.output ?? []).map((v) => v.name ?? ''),
+    ops,
+  };
 }

@@ -1,6 +1,7 @@
-// A loaded segmentation model: the FCN compiled for inference with its weights, plus what a user
-// needs to read its output (class names, colours, input normalisation). Predicts full images of
-// any size: padded to a multiple of 32, logits cropped back; large images in overlapping tiles.
+// A loaded segmentation model: the FCN compiled for inference with its weights (or an ONNX file fcn
+// wrote: a float32 export or an int8 quantisation), plus what a user needs to read its output (class
+// names, colours, input normalisation). Predicts full images of any size: padded to a multiple of
+// the stride, logits cropped back; large images in overlapping tiles.
 import { readFile } from 'node:fs/promises';
 import type { FcnArchitecture } from '../model/fcn.js';
 import { fcnResNet18, type FcnVariant } from '../model/fcn.js';
@@ -14,6 +15,7 @@ import { defaultCard, type ModelCard } from '../model/card.js';
 import { normalizeWindow } from './preprocess.js';
 import { classShares, predictInTiles, type ClassShare } from './tiled.js';
 import { modelPath } from './named.js';
+import { isOnnxPath, readFcnOnnx, type FcnOnnxFile, type Precision } from './onnx-file.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
 export interface SegmentationModelOptions {
@@ -43,10 +45,15 @@ export class SegmentationModel {
   readonly tileMargin: number;
 
   private constructor(
+    /** The network's declaration (for a model loaded from ONNX: rebuilt from the file's metadata; the graph is the file's). */
     readonly arch: FcnArchitecture,
     readonly meta: ModelCard,
     private readonly session: Session,
     opts: SegmentationModelOptions,
+    /** 'int8' for a graph `fcn quantize` wrote. */
+    readonly precision: Precision = 'float32',
+    /** The ONNX file's bytes when the model was loaded from one (what the page's onnxruntime-web runs). */
+    readonly onnx?: Uint8Array,
   ) {
     this.tileSize = opts.tileSize ?? 1024;
     this.tileMargin = opts.tileMargin ?? 96;
@@ -65,6 +72,12 @@ export class SegmentationModel {
   static async fromCheckpoint(ckpt: Checkpoint, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
     return SegmentationModel.fromWeights(ckpt.arch, ckpt.weights,
       { classes: ckpt.classes, colors: ckpt.colors, normalization: ckpt.normalization }, opts);
+  }
+
+  /** Runs an ONNX file fcn wrote (its graph as it is: float32 export or int8). */
+  static async fromOnnx(file: FcnOnnxFile, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+    const session = await Session.create(file.bytes, { threads: opts.threads });
+    return new SegmentationModel(file.arch, file.card, session, opts, file.precision, file.bytes);
   }
 
   get numClasses(): number {
@@ -146,11 +159,19 @@ export interface FreshModelOptions {
 
 /**
  * Loads a model: a checkpoint path (our .safetensors, the book's PyTorch .pth, torchvision's
- * segmentation state_dicts, or the same tensors as .safetensors), a published network's name
+ * segmentation state_dicts, or the same tensors as .safetensors), an ONNX file fcn export or fcn
+ * quantize wrote (`.onnx`), a published network's name
  * (`fcn_resnet50`: its downloaded file), a Checkpoint already read, or `{ numClasses, variant }` for a
  * freshly initialised network.
  */
 export async function loadModel(source: string | Checkpoint | FreshModelOptions, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+  if (typeof source === 'string' && isOnnxPath(source)) {
+    const file = await readFcnOnnx(source);
+    if (opts.arch !== undefined && file.arch.name !== opts.arch && file.arch.variant !== opts.arch) {
+      throw new FcnError(`${source}: holds ${file.arch.name}, not ${opts.arch}`);
+    }
+    return SegmentationModel.fromOnnx(file, opts);
+  }
   if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), opts);
   if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, opts);
   const fresh = source as FreshModelOptions;
