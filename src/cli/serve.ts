@@ -3,10 +3,9 @@
 import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { serve } from '../web/serve.js';
-import { FcnError, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseFloatFlag, parseIntFlag } from './options.js';
 import { modelPath } from '../infer/named.js';
-import { isOnnxPath } from '../infer/onnx-file.js';
 
 interface ServeFlags {
   model: string;
@@ -64,8 +63,6 @@ export function command(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--quiet', 'do not print a line per request')
     .action(async (o: ServeFlags) => {
-      // the server keeps a checkpoint's weights (for /api/model.onnx); an ONNX-loaded model needs src/web to take a loaded model
-      if (isOnnxPath(o.model)) throw new FcnError(`${o.model}: fcn serve does not run ONNX files yet; serve the checkpoint it was made from`);
       const server = await serve({
         model: modelPath(o.model), arch: o.arch, host: o.host, port: o.port, maxBodyMb: o.maxBodyMb, maxSide: o.maxSide,
         bodyTimeoutS: o.bodyTimeout, maxUploads: o.maxUploads, drainTimeoutS: o.drainTimeout,

@@ -27,7 +27,7 @@ export interface PageGraph {
 /** The page's graph for `model`, or undefined when the server has neither its ONNX file nor its weights. */
 export function pageGraph(model: SegmentationModel, source: PageGraphSource): PageGraph | undefined {
   // a model loaded from an ONNX file keeps the file's bytes as `onnx`
-  const onnx = source.onnx ?? (model as { readonly onnx?: Uint8Array }).onnx;
+  const onnx = source.onnx ?? model.onnx;
   const { weights } = source;
   if (onnx) return { origin: 'onnx-file', bytes: async () => onnx };
   if (!weights) return undefined;

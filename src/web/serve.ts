@@ -4,6 +4,7 @@
 // `fcn serve`.
 import type { FastifyInstance } from 'fastify';
 import { loadModel, type SegmentationModel } from '../infer/model.js';
+import { isOnnxPath } from '../infer/onnx-file.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { createServer, serverState, type ServerOptions } from './server.js';
@@ -62,11 +63,6 @@ function checkServeOptions(opts: ServeOptions): void {
   if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new FcnError(`port must be an integer from 0 to 65535, got ${port}`, 2);
   const drain = opts.drainTimeoutS ?? DEFAULT_DRAIN_S;
   if (!(drain >= 0 && drain <= 86400)) throw new FcnError(`drain timeout must be between 0 and 86400 seconds, got ${drain}`, 2);
-}
-
-/** An ONNX model file, by its name (what `fcn export` and `fcn quantize` write). */
-export function isOnnxPath(file: string): boolean {
-  return /\.onnx$/i.test(file);
 }
 
 /**

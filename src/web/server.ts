@@ -58,6 +58,8 @@ export interface ServerOptions {
 export interface ModelInfo {
   architecture: string;
   numClasses: number;
+  /** 'float32', or 'int8' for a model fcn quantize wrote. */
+  precision: 'float32' | 'int8';
   classes: string[];
   colors: [number, number, number][];
   normalization: { mean: number[]; std: number[] };
@@ -141,6 +143,7 @@ export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, or
   return {
     architecture: model.arch.name,
     numClasses: model.arch.numClasses,
+    precision: model.precision,
     // one entry per class id, as the class shares name and colour them
     classes: model.classNames(),
     colors: model.classColors().map((c) => [c[0], c[1], c[2]] as [number, number, number]),
