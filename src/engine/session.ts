@@ -2,10 +2,12 @@
 // thread settings and disposal. Callers see plain typed arrays and shapes.
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { dropCachedGraph, graphCacheKey, readCachedGraph, writeCachedGraph } from './graphcache.js';
 
 export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -29,6 +31,11 @@ export interface SessionOptions {
   memArena?: boolean;
   /** Where the graph runs (default: the process default, see setDefaultDevice; 'cpu' unless changed). */
   device?: Device;
+  /**
+   * Keep ORT's optimised graph in this folder (see graphcache.ts) and start from it next time, skipping
+   * graph optimisation: CPU sessions from bytes only (others ignore it). A write failure only skips the cache.
+   */
+  graphCache?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +172,9 @@ export class Session {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profilePrefix;
     }
+    if (opts.graphCache !== undefined && device.name === 'cpu' && typeof model !== 'string') {
+      return new Session(await createCached(model, options, opts.graphCache));
+    }
     let session: ort.InferenceSession;
     try {
       session = typeof model === 'string'
@@ -205,4 +215,42 @@ export class Session {
   async dispose(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * A CPU session through the graph cache: the cached optimised graph loaded with optimisation off when
+ * its file checks out and the runtime accepts it; else optimised from `model` as usual, ORT writing
+ * the optimised graph on the side, and that stored for next time.
+ */
+async function createCached(model: Uint8Array, options: ort.InferenceSession.SessionOptions, dir: string): Promise<ort.InferenceSession> {
+  const key = graphCacheKey(model, {
+    runtime: ort.env.versions.common, provider: 'cpu', level: options.graphOptimizationLevel, threads: options.intraOpNumThreads,
+  });
+  const cached = await readCachedGraph(dir, key);
+  if (cached) {
+    try {
+      return await ort.InferenceSession.create(cached, { ...options, graphOptimizationLevel: 'disabled' });
+    } catch {
+      dropCachedGraph(dir, key); // the runtime refused it: rebuild below
+    }
+  }
+  let tmp: string | undefined;
+  try {
+    mkdirSync(dir, { recursive: true });
+    tmp = join(dir, `.${key}.${process.pid}.${Date.now()}.onnx`);
+  } catch {
+    tmp = undefined; // no cache folder: optimise without storing
+  }
+  // ORT warns that an NCHWc graph is specific to this machine: the key has the CPU's features
+  const session = await ort.InferenceSession.create(model, tmp ? { ...options, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : options);
+  if (tmp) {
+    try {
+      await writeCachedGraph(dir, key, await readFile(tmp));
+    } catch {
+      // a cache that cannot be written costs the next process the optimisation, nothing else
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  return session;
 }

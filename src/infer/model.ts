@@ -7,6 +7,7 @@ import { fcnResNet18, type FcnVariant } from '../model/fcn.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { compileInference } from '../graph/inference.js';
 import { Session } from '../engine/session.js';
+import { defaultGraphCacheDir } from '../engine/graphcache.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
 import { VOC_PALETTE, type Rgb } from '../data/voc.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
@@ -25,6 +26,12 @@ export interface SegmentationModelOptions {
   tileMargin?: number;
   /** The network a loaded file must hold (e.g. 'fcn_resnet50'); recognised from the file when absent. */
   arch?: string;
+  /**
+   * Folder of ORT's optimised graphs, so that the next process that loads the same weights starts
+   * faster (engine/graphcache.ts); false: none. loadModel of a file or checkpoint defaults to the
+   * user's cache (defaultGraphCacheDir); fromWeights/fromCheckpoint to none.
+   */
+  graphCache?: string | false;
 }
 
 export type { ClassShare } from './tiled.js';
@@ -58,7 +65,8 @@ export class SegmentationModel {
   /** Compiles `weights` (all parameters under canonical names) into an ORT session. */
   static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelCard>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
     const full = { ...defaultCard(arch.numClasses), ...meta };
-    const session = await Session.create(compileInference(arch, weights), { threads: opts.threads });
+    const graphCache = opts.graphCache === false ? undefined : opts.graphCache;
+    const session = await Session.create(compileInference(arch, weights), { threads: opts.threads, graphCache });
     return new SegmentationModel(arch, full, session, opts);
   }
 
@@ -151,8 +159,10 @@ export interface FreshModelOptions {
  * freshly initialised network.
  */
 export async function loadModel(source: string | Checkpoint | FreshModelOptions, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
-  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), opts);
-  if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, opts);
+  // a saved model's optimised graph is cached per user (never beside the checkpoint, which may be read-only)
+  const cached = { ...opts, graphCache: opts.graphCache ?? defaultGraphCacheDir() ?? false };
+  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), cached);
+  if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, cached);
   const fresh = source as FreshModelOptions;
   const arch = fcnResNet18({ numClasses: fresh.numClasses, variant: fresh.variant });
   return SegmentationModel.fromWeights(arch, initParameters(arch, seededRandom(fresh.seed ?? 0)), undefined, opts);
