@@ -49,11 +49,15 @@ export class SegmentationModel {
   readonly tileSize: number;
   readonly tileMargin: number;
 
+  /** The logits session, compiled on the first logits() call (predict's session outputs the mask only). */
+  private logitsSession: Promise<Session> | undefined;
+
   private constructor(
     readonly arch: FcnArchitecture,
     readonly meta: ModelCard,
     private readonly session: Session,
-    opts: SegmentationModelOptions,
+    private readonly weights: TensorMap,
+    private readonly opts: SegmentationModelOptions,
   ) {
     this.tileSize = opts.tileSize ?? 1024;
     this.tileMargin = opts.tileMargin ?? 96;
@@ -66,8 +70,9 @@ export class SegmentationModel {
   static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelCard>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
     const full = { ...defaultCard(arch.numClasses), ...meta };
     const graphCache = opts.graphCache === false ? undefined : opts.graphCache;
-    const session = await Session.create(compileInference(arch, weights), { threads: opts.threads, graphCache });
-    return new SegmentationModel(arch, full, session, opts);
+    // the mask alone: a block-form upsampler's logits then never leave the GEMM's layout (graph/inference.ts)
+    const session = await Session.create(compileInference(arch, weights, { logits: false }), { threads: opts.threads, graphCache });
+    return new SegmentationModel(arch, full, session, weights, opts);
   }
 
   static async fromCheckpoint(ckpt: Checkpoint, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
@@ -94,7 +99,8 @@ export class SegmentationModel {
   async logits(image: RgbImage): Promise<Float32Array> {
     const { width, height } = image;
     const x = normalizeWindow(image, this.meta.normalization, 0, 0, height, width, this.arch.stride);
-    const out = await this.session.run(
+    this.logitsSession ??= Session.create(compileInference(this.arch, this.weights, { argmax: false }), { threads: this.opts.threads });
+    const out = await (await this.logitsSession).run(
       { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, [this.arch.output]);
     const padded = out[this.arch.output]!.data as Float32Array;
     const C = this.arch.numClasses;
@@ -135,6 +141,7 @@ export class SegmentationModel {
 
   async dispose(): Promise<void> {
     await this.session.dispose();
+    if (this.logitsSession) await (await this.logitsSession).dispose();
   }
 }
 
