@@ -60,7 +60,7 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number, p
   for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 1.5;
   const times: number[] = [];
   if (c.task === 'forward') {
-    const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample }), { threads });
+    const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false }), { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
       await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
@@ -91,7 +91,7 @@ async function profileCase(c: Case, arch: FcnArchitecture, weights: ReturnType<t
   try {
     const prefix = join(dir, 'profile');
     if (c.task === 'forward') {
-      const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample }), { threads, profilePrefix: prefix });
+      const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false }), { threads, profilePrefix: prefix });
       for (let i = 0; i < 2; i++) await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
       session.endProfiling();
       await session.dispose();
@@ -233,8 +233,9 @@ async function main(): Promise<void> {
       if (!r.ceiling) throw new Error(`the ceiling of ${key} failed: ${r.note}`);
       found = combine(r.ceiling);
       ceilings.set(key, found);
-      process.stdout.write(`ceiling ${key}: ${found.rows.length} conv shapes standalone, ${found.totalGflop.toFixed(1)} GFLOP in ${found.totalMs.toFixed(0)} ms = ${found.gflopPerS.toFixed(0)} GFLOP/s `
-        + `(shapes from ${rate(Math.min(...found.rows.map((r) => r.flop)) / 1e9, 1000)}... each: ${found.rows.map((r) => rate(r.flop / 1e9, r.best_ms)).join(' ')} GFLOP/s)\n`);
+      const rates = found.rows.map((r) => r.flop / 1e6 / r.best_ms);
+      process.stdout.write(`ceiling ${key}: ${found.rows.length} conv shapes standalone, ${found.totalGflop.toFixed(1)} GFLOP in ${found.totalMs.toFixed(0)} ms = `
+        + `${found.gflopPerS.toFixed(0)} GFLOP/s (shapes ${Math.min(...rates).toFixed(0)}-${Math.max(...rates).toFixed(0)})\n`);
     }
     return found;
   };
@@ -250,6 +251,7 @@ async function main(): Promise<void> {
       ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
         '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : [])], PYTHON)
       : undefined;
+    // the forward is the logits (as PyTorch's net(x)), no argmax;
     // a full training step costs about 3x its forward (forward, input gradients, weight gradients);
     // a head-only one has no single multiple (the frozen body runs forward only): no rate
     const factor = c.task === 'forward' ? 1 : c.mode === 'full' ? 3 : NaN;
