@@ -1,6 +1,6 @@
 // The only module that touches onnxruntime: sessions from ONNX bytes, typed tensors in and out,
 // thread settings and disposal. Callers see plain typed arrays and shapes.
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -8,6 +8,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { dropCachedGraph, graphCacheKey, readCachedGraph, writeCachedGraph } from './graphcache.js';
+import { requireCjs } from '../util/cjs.js';
+
+const ort = requireCjs('onnxruntime-node') as typeof Ort;
 
 export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -123,7 +126,7 @@ export function getDefaultDevice(): Device {
   return defaultDevice;
 }
 
-function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+function executionProviders(device: Device): Ort.InferenceSession.ExecutionProviderConfig[] {
   switch (device.name) {
     case 'cpu': return ['cpu'];
     case 'cuda': return [{ name: 'cuda', deviceId: device.deviceId ?? 0 }];
@@ -154,12 +157,12 @@ export function tensor(dtype: EngineDType, dims: number[], data: EngineData): En
 
 /** A loaded ONNX graph, ready to run. */
 export class Session {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly session: Ort.InferenceSession) {}
 
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
     const device = opts.device ?? defaultDevice;
     if (opts.device) checkDevice(opts.device);
-    const options: ort.InferenceSession.SessionOptions = {
+    const options: Ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(device),
       intraOpNumThreads: clampThreads(opts.threads),
       interOpNumThreads: 1,
@@ -175,7 +178,7 @@ export class Session {
     if (opts.graphCache !== undefined && device.name === 'cpu' && typeof model !== 'string') {
       return new Session(await createCached(model, options, opts.graphCache));
     }
-    let session: ort.InferenceSession;
+    let session: Ort.InferenceSession;
     try {
       session = typeof model === 'string'
         ? await ort.InferenceSession.create(model, options)
@@ -198,7 +201,7 @@ export class Session {
 
   /** Runs the graph; `fetches` limits the outputs computed (default: all). */
   async run(feeds: Record<string, EngineTensor>, fetches?: string[]): Promise<Record<string, EngineTensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
     const results = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
     const out: Record<string, EngineTensor> = {};
@@ -222,7 +225,7 @@ export class Session {
  * its file checks out and the runtime accepts it; else optimised from `model` as usual, ORT writing
  * the optimised graph on the side, and that stored for next time.
  */
-async function createCached(model: Uint8Array, options: ort.InferenceSession.SessionOptions, dir: string): Promise<ort.InferenceSession> {
+async function createCached(model: Uint8Array, options: Ort.InferenceSession.SessionOptions, dir: string): Promise<Ort.InferenceSession> {
   const key = graphCacheKey(model, {
     runtime: ort.env.versions.common, provider: 'cpu', level: options.graphOptimizationLevel, threads: options.intraOpNumThreads,
   });

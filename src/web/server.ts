@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import { decodeImage, encodeMask } from '../data/image.js';
 import { compileExport } from '../graph/inference.js';
 import type { ClassShare, SegmentationModel } from '../infer/model.js';
@@ -19,6 +20,8 @@ import { FcnError, errorMessage } from '../util/errors.js';
 import { ORT_WEB_FILES, ORT_WEB_INSTALL, resolveOrtWeb, type OrtWebResolver } from './ort-web.js';
 import { InferenceQueue, QueueFullError, type QueueStats } from './queue.js';
 import { HttpError, UploadGate, bodyTooLargeMessage, uploadedImage } from './uploads.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 export interface ServerOptions {
   /** Largest request body, in MB (default 20). */
