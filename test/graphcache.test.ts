@@ -44,7 +44,7 @@ async function run(model: Uint8Array, graphCache?: string): Promise<Float32Array
   }
 }
 
-const graphs = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.ortgraph'));
+const graphs = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.onnx'));
 const keyOf = (model: Uint8Array) => graphCacheKey(model, { runtime: '1.30.0', provider: 'cpu', level: 'all', threads: 1 });
 
 test('a cached graph is written once, then loaded, and computes what the uncached session does', async () => {
@@ -60,7 +60,7 @@ test('a cached graph is written once, then loaded, and computes what the uncache
   assert.deepEqual(second, plain);
   assert.equal(graphs(dir).length, 1, 'the hit wrote nothing new');
   assert.ok(fs.statSync(file).mtimeMs >= written);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.endsWith('.ortgraph')), [], 'no temporary files left');
+  assert.deepEqual(fs.readdirSync(dir).sort(), [graphs(dir)[0]!, graphs(dir)[0]!.replace(/onnx$/, 'sha256')].sort(), 'the graph and its checksum, no temporary files');
 });
 
 test('the key follows the model bytes and every setting', () => {
@@ -85,13 +85,22 @@ test('a corrupt or truncated cache file is deleted and rebuilt, never used', asy
   const flipped = Buffer.from(good);
   flipped[flipped.length >> 1] ^= 0x10;
   fs.writeFileSync(file, flipped);
-  const key = path.basename(file, '.ortgraph');
+  const key = path.basename(file, '.onnx');
   assert.equal(await readCachedGraph(dir, key), undefined);
   assert.equal(fs.existsSync(file), false, 'the corrupt file is gone');
   for (const bad of [flipped, good.subarray(0, 20), good.subarray(0, good.length - 100), Buffer.alloc(0)]) {
     fs.writeFileSync(file, bad);
     assert.deepEqual(await run(model, dir), plain);
     assert.deepEqual(fs.readFileSync(file), good, 'rebuilt to the same graph');
+  }
+  // a graph without its checksum, or with another's, is not trusted either
+  const sum = file.replace(/onnx$/, 'sha256');
+  for (const damage of [() => fs.rmSync(sum), () => fs.writeFileSync(sum, '0'.repeat(64))]) {
+    damage();
+    assert.equal(await readCachedGraph(dir, key), undefined);
+    assert.deepEqual(await run(model, dir), plain);
+    assert.deepEqual(fs.readFileSync(file), good);
+    assert.ok(fs.existsSync(sum));
   }
 });
 
@@ -101,7 +110,7 @@ test('a checksummed file the runtime cannot load is dropped and rebuilt', async 
   const plain = await run(model);
   await run(model, dir);
   const file = path.join(dir, graphs(dir)[0]!);
-  const key = path.basename(file, '.ortgraph');
+  const key = path.basename(file, '.onnx');
   const good = fs.readFileSync(file);
   await writeCachedGraph(dir, key, new TextEncoder().encode('not an ONNX graph'));
   assert.deepEqual(await run(model, dir), plain);
@@ -124,7 +133,7 @@ test('the folder keeps the most recently used graphs', async () => {
   }
   await readCachedGraph(dir, 'k0'); // used now: the newest
   await pruneGraphCache(dir, 2);
-  assert.deepEqual(graphs(dir).sort(), ['k0.ortgraph', 'k4.ortgraph']);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['k0.onnx', 'k0.sha256', 'k4.onnx', 'k4.sha256']);
 });
 
 test('the cache folder: $FCN_GRAPH_CACHE, else $XDG_CACHE_HOME/fcn/graphs, else ~/.cache/fcn/graphs; off turns it off', () => {

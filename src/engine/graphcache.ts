@@ -1,14 +1,15 @@
 // A cache of ONNX Runtime's optimised graphs, so that a second process skips graph optimisation
-// (constant folding, Conv+BN fusion, the NCHWc rewrite and its weight reorders). One file per key:
-// 32 bytes of SHA-256 of the rest, then the optimised ONNX bytes. The key covers everything the
-// optimised graph depends on: the model's bytes, the optimisation options and thread count, the
-// runtime's version, the execution provider, and the CPU (ORT's NCHWc graphs are specific to the
-// vector width it found). A file whose checksum fails, or that the runtime refuses, is deleted and
-// rebuilt; nothing is read from it before its checksum has passed. The folder keeps the most recently
-// used graphs only (a graph is 50-250 MB; every checkpoint has its own).
+// (constant folding, Conv+BN fusion, the NCHWc rewrite and its weight reorders). Per key two files:
+// `<key>.onnx`, the optimised graph as ORT wrote it (moved into place, not copied), and
+// `<key>.sha256`, its checksum. The key covers everything the optimised graph depends on: the model's
+// bytes, the optimisation options and thread count, the runtime's version, the execution provider,
+// and the CPU (ORT's NCHWc graphs are specific to the vector width it found). A graph whose checksum
+// is missing or wrong, or that the runtime refuses, is deleted and rebuilt: nothing is handed to the
+// runtime before its checksum has passed. The folder keeps the most recently used graphs only (a
+// graph is 50-250 MB; every checkpoint has its own).
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { homedir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
@@ -46,53 +47,65 @@ export function graphCacheKey(model: Uint8Array, settings: Record<string, unknow
   return h.digest('hex');
 }
 
-const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 export function graphCachePath(dir: string, key: string): string {
-  return join(dir, `${key}.ortgraph`);
+  return join(dir, `${key}.onnx`);
 }
 
-/** The cached optimised graph for `key`, or undefined (a missing, short or corrupt file; a corrupt one is deleted). */
+const sumPath = (dir: string, key: string) => join(dir, `${key}.sha256`);
+
+/** The cached optimised graph for `key`, or undefined (missing, or corrupt: then deleted). */
 export async function readCachedGraph(dir: string, key: string): Promise<Uint8Array | undefined> {
   const path = graphCachePath(dir, key);
-  let file: Buffer;
+  let graph: Buffer;
+  let sum: string;
   try {
-    file = await readFile(path);
+    [graph, sum] = await Promise.all([readFile(path), readFile(sumPath(dir, key), 'utf8')]);
   } catch {
     return undefined;
   }
-  const body = file.subarray(32);
-  if (file.length <= 32 || !sha256(body).equals(file.subarray(0, 32))) {
-    await rm(path, { force: true });
+  if (graph.length === 0 || sha256(graph) !== sum.trim()) {
+    dropCachedGraph(dir, key);
     return undefined;
   }
   const now = new Date();
   await utimes(path, now, now).catch(() => undefined); // most recently used: kept longest
-  return body;
+  return graph;
 }
 
 /** How many graphs a cache folder keeps (the most recently used). */
 export const GRAPH_CACHE_ENTRIES = 6;
 
-/** Stores an optimised graph under `key` (atomically: a reader sees the old file, the new one, or none). */
+/**
+ * Moves the optimised graph ORT wrote at `file` (in `dir`) into place under `key`, with its checksum
+ * (written atomically). A reader in between finds no checksum or a stale one: it rebuilds.
+ */
+export async function storeCachedGraph(dir: string, key: string, file: string): Promise<void> {
+  const sum = sha256(await readFile(file));
+  await rename(file, graphCachePath(dir, key));
+  await writeFileAtomic(sumPath(dir, key), sum + '\n');
+  await pruneGraphCache(dir, GRAPH_CACHE_ENTRIES);
+}
+
+/** Stores `graph` under `key` (the graph and its checksum). */
 export async function writeCachedGraph(dir: string, key: string, graph: Uint8Array): Promise<void> {
-  const file = new Uint8Array(32 + graph.length);
-  file.set(sha256(graph), 0);
-  file.set(graph, 32);
-  await writeFileAtomic(graphCachePath(dir, key), file);
+  await writeFileAtomic(graphCachePath(dir, key), graph);
+  await writeFileAtomic(sumPath(dir, key), sha256(graph) + '\n');
   await pruneGraphCache(dir, GRAPH_CACHE_ENTRIES);
 }
 
 /** Deletes all but the `keep` most recently used graphs of a cache folder. */
 export async function pruneGraphCache(dir: string, keep: number): Promise<void> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.ortgraph'));
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.onnx') && !n.startsWith('.'));
   if (names.length <= keep) return;
   const dated = await Promise.all(names.map(async (n) => ({ n, t: await stat(join(dir, n)).then((s) => s.mtimeMs, () => 0) })));
   dated.sort((a, b) => b.t - a.t);
-  for (const { n } of dated.slice(keep)) await rm(join(dir, n), { force: true });
+  for (const { n } of dated.slice(keep)) dropCachedGraph(dir, n.slice(0, -'.onnx'.length));
 }
 
-/** Deletes the cached graph for `key` (one the runtime refused to load). */
+/** Deletes the cached graph for `key` and its checksum (a corrupt one, or one the runtime refused to load). */
 export function dropCachedGraph(dir: string, key: string): void {
   rmSync(graphCachePath(dir, key), { force: true });
+  rmSync(sumPath(dir, key), { force: true });
 }

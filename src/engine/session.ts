@@ -3,11 +3,11 @@
 import type * as Ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { dropCachedGraph, graphCacheKey, readCachedGraph, writeCachedGraph } from './graphcache.js';
+import { dropCachedGraph, graphCacheKey, readCachedGraph, storeCachedGraph } from './graphcache.js';
 import { requireCjs } from '../util/cjs.js';
 
 const ort = requireCjs('onnxruntime-node') as typeof Ort;
@@ -248,7 +248,7 @@ async function createCached(model: Uint8Array, options: Ort.InferenceSession.Ses
   const session = await ort.InferenceSession.create(model, tmp ? { ...options, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : options);
   if (tmp) {
     try {
-      await writeCachedGraph(dir, key, await readFile(tmp));
+      await storeCachedGraph(dir, key, tmp);
     } catch {
       // a cache that cannot be written costs the next process the optimisation, nothing else
     } finally {
