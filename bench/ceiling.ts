@@ -151,20 +151,19 @@ function nodeFlop(op: string, inputs: Record<string, number[]>[] | undefined, ou
   const x = dimsOf(inputs, 0);
   const w = dimsOf(inputs, 1);
   const y = dimsOf(outputs, 0);
-  if (!x || !w || !y) return { flop: 0 };
+  if (!x || !y) return { flop: 0 };
   const prod = (d: number[]) => d.reduce((a, b) => a * b, 1);
+  if ((op === 'MatMul' || op === 'FusedMatMul') && x.length >= 2) {
+    // rows x inner times inner x cols, batch dims broadcast (a constant right-hand side is pre-packed: not in the record)
+    return { flop: 2 * prod(y) * x[x.length - 1]! };
+  }
+  if (!w) return { flop: 0 };
   if ((op === 'Conv' || op === 'FusedConv') && w.length === 4) {
     const [n, cin, h, wd] = nchw(x);
     const [, cout, ho, wo] = nchw(y);
     return { flop: 2 * prod(nchw(y)) * w[1]! * w[2]! * w[3]!, key: profileKey(n!, cin!, cout!, w[2]!, h!, wd!, ho!, wo!) };
   }
   if (op === 'ConvTranspose' && w.length === 4) return { flop: 2 * prod(x) * w[1]! * w[2]! * w[3]! };
-  if ((op === 'MatMul' || op === 'FusedMatMul' || op === 'Gemm') && x.length >= 2 && w.length >= 2) {
-    // batch dims broadcast; the inner dimension is x's last (Gemm's transA/transB do not change the product)
-    const rows = prod(y.slice(0, -1));
-    const inner = x[x.length - 1]! === w[w.length - 2]! || x[x.length - 1]! === w[w.length - 1]! ? x[x.length - 1]! : x[x.length - 2]!;
-    return { flop: 2 * rows * y[y.length - 1]! * inner };
-  }
   return { flop: 0 };
 }
 
