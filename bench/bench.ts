@@ -1,34 +1,33 @@
 // `npm run bench`: forward and training-step times of our ONNX Runtime graphs next to PyTorch 1.13
 // on the same machine, in the same run, each measurement in its own process (so peak RSS is its
-// own). Prints a table; run by hand on a quiet machine (never part of the tests).
-//   npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--upsample convtranspose|blocks]
-//                 [--no-torchvision]
-// (rows for torchvision's fcn_resnet50 and deeplabv3_resnet50: forward at 520x520, torchvision's
-// evaluation size, and a full training step at 320x320 batch 4; lraspp_mobilenet_v3_large and
-// deeplabv3_mobilenet_v3_large: forward at 520x520; --no-torchvision skips them, --net keeps some)
-// (--upsample: the inference graph's transposed convolutions, ORT's ConvTranspose or the default block GEMM)
-// (--only int8: forward rows of the int8 graph (fcn quantize's) beside float32, with the speed-up, and
-// PyTorch's own FX int8 where it runs: the book's FCN b1/b4 at 320x480, fcn_resnet50 b1 at 520x520)
+// own), against this machine's convolution ceiling for the same network (bench/ceiling.ts: each of
+// its convolutions standalone with constant weights at the 'all' level, best of several runs,
+// combined by FLOPs), with a per-op table of ORT's profile of one run of each case. Rows: the book's
+// FCN at 320x480; torchvision's fcn_resnet50 and deeplabv3_resnet50 (forward at 520x520, their
+// evaluation size, and a full training step at 320x320 batch 4); lraspp_mobilenet_v3_large and
+// deeplabv3_mobilenet_v3_large (forward at 520x520). Run by hand on a quiet machine (never part of the
+// tests); `npm run bench -- --help` lists the options. `--only int8`: the int8 graph (fcn quantize's)
+// beside float32 forward rows, with the speed-up, and PyTorch's own FX int8 where it runs.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
 import { fcnResNet18, initParameters, seededRandom, type FcnArchitecture } from '../src/model/index.js';
 import { torchvisionNetwork, type TorchvisionNetwork } from '../src/model/torchvision.js';
-import { inferShapes } from '../src/graph/train.js';
 import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
-import { GraphBuilder } from '../src/graph/onnx.js';
+import { combine, convCases, profileRows, readProfile, timeCase, type Ceiling, type CeilingRow, type ProfiledNode } from './ceiling.js';
 import { planQuantization, compileCalibration, compileQuantized, calibratedValues } from '../src/graph/quant.js';
 import { GrowingHistogram } from '../src/quantize/ranges.js';
 
-const FORWARD_GFLOP_PER_IMAGE_320x480 = 11.65; // counted with hooks for the book's FCN (DESIGN.md)
 const PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
 
 interface Case {
-  task: 'forward' | 'train' | 'gemm'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks';
+  task: 'forward' | 'train' | 'ceiling'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks';
   /** One of torchvision's networks (21 classes, aux head) instead of the book's FCN. */
   net?: TorchvisionNetwork;
   /** Forward of the int8 graph (calibrated min/max on the timed input itself: the speed does not depend on the ranges). */
@@ -55,20 +54,13 @@ function caseArch(c: Case): FcnArchitecture {
   return c.net ? torchvisionNetwork(c.net, { numClasses: 21 }) : fcnResNet18({ numClasses: 21 });
 }
 
-/** Forward GFLOP of one image: 2 x multiply-adds of every convolution of the inference graph (the
- *  aux head is not run at inference), at the declaration's shapes. */
-function forwardGflop(arch: FcnArchitecture, height: number, width: number): number {
-  const shapes = inferShapes(arch, 1, height, width);
-  const aux = new Set(arch.auxOutput ? arch.layers.filter((l) => 'name' in l && l.name.startsWith('aux_classifier.')).map((l) => l.output) : []);
-  let flop = 0;
-  for (const l of arch.layers) {
-    if (l.op !== 'conv' || aux.has(l.output)) continue;
-    const [, , h, w] = shapes.get(l.output)!;
-    flop += 2 * l.outChannels * (l.inChannels / (l.groups ?? 1)) * l.kernel * l.kernel * h * w;
-  }
-  return flop / 1e9;
+interface Result {
+  median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string;
+  /** The kernels of one profiled run (after the timed runs, in a session of its own). */
+  profile?: ProfiledNode[];
+  /** For the 'ceiling' task: each conv shape's best standalone time. */
+  ceiling?: CeilingRow[];
 }
-interface Result { median_ms: number; runs_ms: number[]; peak_rss_mb: number; note?: string }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,32 +69,21 @@ function median(xs: number[]): number {
 }
 
 /** Runs one case in this process (called in a child). */
-async function runCase(c: Case, runs: number, warmup: number, threads: number): Promise<Result> {
+async function runCase(c: Case, runs: number, warmup: number, threads: number, profile: boolean): Promise<Result> {
   const arch = caseArch(c);
+  if (c.task === 'ceiling') {
+    const rows: CeilingRow[] = [];
+    for (const k of convCases(arch, c.batch, c.height, c.width)) rows.push({ ...k, best_ms: await timeCase(k, threads, runs, 1) });
+    return { median_ms: combine(rows).totalMs, runs_ms: [], peak_rss_mb: process.resourceUsage().maxRSS / 1024, ceiling: rows };
+  }
   const weights = initParameters(arch, seededRandom(0));
   const x = new Float32Array(c.batch * 3 * c.height * c.width);
   for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 1.5;
   const times: number[] = [];
-  if (c.task === 'gemm') {
-    // the machine's ceiling for this engine: one large single-precision GEMM (n = c.width)
-    const n = c.width;
-    const g = new GraphBuilder('gemm');
-    g.input('a', 'float32', [n, n]);
-    g.input('b', 'float32', [n, n]);
-    g.node('MatMul', ['a', 'b'], {}, 'c');
-    g.output('c', 'float32', [n, n]);
-    const session = await Session.create(g.encode(), { threads });
-    const a = new Float32Array(n * n);
-    for (let i = 0; i < a.length; i++) a[i] = Math.sin(i * 0.37);
-    const feeds = { a: { dtype: 'float32' as const, dims: [n, n], data: a }, b: { dtype: 'float32' as const, dims: [n, n], data: a } };
-    for (let i = 0; i < warmup + runs; i++) {
-      const t = performance.now();
-      await session.run(feeds, ['c']);
-      if (i >= warmup) times.push(performance.now() - t);
-    }
-    await session.dispose();
-  } else if (c.task === 'forward') {
-    const graph = c.int8 ? await int8Graph(arch, weights, x, c.height, c.width, threads) : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample });
+  if (c.task === 'forward') {
+    const graph = c.int8
+      ? await int8Graph(arch, weights, x, c.height, c.width, threads)
+      : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false });
     const session = await Session.create(graph, { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
@@ -122,7 +103,38 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number): 
     }
     await step.dispose();
   }
-  return { median_ms: median(times), runs_ms: times.map((t) => Math.round(t)), peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
+  const peak = process.resourceUsage().maxRSS / 1024;
+  const result: Result = { median_ms: median(times), runs_ms: times.map((t) => Math.round(t)), peak_rss_mb: peak };
+  if (profile && (c.task === 'forward' || c.task === 'train')) result.profile = await profileCase(c, arch, weights, x, threads);
+  return result;
+}
+
+/** ORT's per-kernel times of one run (after one warm-up) in a fresh profiled session; the file is removed. */
+async function profileCase(c: Case, arch: FcnArchitecture, weights: ReturnType<typeof initParameters>, x: Float32Array, threads: number): Promise<ProfiledNode[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'fcn-bench-profile-'));
+  try {
+    const prefix = join(dir, 'profile');
+    if (c.task === 'forward') {
+      const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false }), { threads, profilePrefix: prefix });
+      for (let i = 0; i < 2; i++) await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
+      session.endProfiling();
+      await session.dispose();
+    } else {
+      const { TrainStep } = await import('../src/train/step.js');
+      const labels = new Uint8Array(c.batch * c.height * c.width);
+      const step = await TrainStep.create(arch, weights, {
+        mode: c.mode, batch: c.batch, height: c.height, width: c.width, weightDecay: 1e-3, momentum: 0, threads, session: { profilePrefix: prefix },
+      });
+      for (let i = 0; i < 2; i++) await step.run(x, labels, 0.001);
+      await step.dispose(); // ORT writes a profiling session's file when it is released
+
+    }
+    const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+    if (!file) throw new Error('ONNX Runtime wrote no profile');
+    return readProfile(join(dir, file)).nodes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function child(args: string[], cmd = process.execPath): Result {
@@ -144,28 +156,63 @@ function openblasNote(): string {
   return `PyTorch BLAS: ${blas}${pthread ? ' (libopenblas0-pthread installed)' : ' (libopenblas0-pthread NOT installed: PyTorch runs the reference BLAS, its numbers are too slow)'}`;
 }
 
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '');
+const rate = (gflop: number, ms: number) => (Number.isFinite(gflop) && gflop > 0 && Number.isFinite(ms) && ms > 0 ? (gflop / (ms / 1000)).toFixed(0) : '');
+
+/** The per-op table of one profiled run: convolutions by shape (forward), other kinds by op; the largest `limit` rows and the rest summed. */
+function profileTable(label: string, nodes: ProfiledNode[], ceiling: Ceiling, perShape: boolean, limit = 14): string {
+  const rows = profileRows(nodes, perShape ? ceiling.rows : undefined);
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  const shown = rows.slice(0, limit);
+  const rest = rows.slice(limit);
+  const cells = shown.map((r) => {
+    // a shape's own standalone time when the ceiling has it, else the network's ceiling rate
+    const eff = r.ceilingMs !== undefined ? r.ceilingMs / r.ms : r.gflop > 0 ? r.gflop / (r.ms / 1000) / ceiling.gflopPerS : NaN;
+    return [r.what, String(r.nodes), r.ms.toFixed(1), pct(r.share), rate(r.gflop, r.ms), r.ceilingMs !== undefined ? rate(r.gflop, r.ceilingMs) : '', pct(eff)];
+  });
+  if (rest.length > 0) {
+    const ms = rest.reduce((a, r) => a + r.ms, 0);
+    cells.push([`${rest.length} more kinds/shapes`, String(rest.reduce((a, r) => a + r.nodes, 0)), ms.toFixed(1), pct(ms / total), '', '', '']);
+  }
+  const convMs = rows.filter((r) => r.gflop > 0).reduce((a, r) => a + r.ms, 0);
+  const gflop = rows.reduce((a, r) => a + r.gflop, 0);
+  cells.push(['all kernels', String(nodes.length), total.toFixed(1), '100%', rate(gflop, total), ceiling.gflopPerS.toFixed(0), pct(gflop / (total / 1000) / ceiling.gflopPerS)]);
+  return `profile of one run, ${label} (ORT kernel times; the kernels with FLOPs took ${pct(convMs / total)} of it):\n`
+    + table(['op (conv: in>out kernel in>out batch)', 'nodes', 'ms', 'share', 'GFLOP/s', 'standalone GFLOP/s', 'of ceiling'], cells);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
-                       [--upsample convtranspose|blocks] [--net NAME,...]
+                       [--no-profile] [--upsample convtranspose|blocks] [--net NAME,...]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
   fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4),
-  lraspp_mobilenet_v3_large / deeplabv3_mobilenet_v3_large (forward 520x520).
-  --only       forward or train rows only, torchvision's networks only, or int8 against float32 forward rows
-  --runs N     timed runs per case (median reported)
-  --threads N  ONNX Runtime / PyTorch threads (default: all cores)
-  --no-torch   skip the PyTorch column    --no-torchvision  skip torchvision's networks
-  --upsample   the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
-  --net        only these torchvision networks' rows (comma-separated)
+  lraspp_mobilenet_v3_large / deeplabv3_mobilenet_v3_large (forward 520x520). Each row is set
+  against the conv ceiling of its network and shapes: every convolution standalone (constant weights,
+  level 'all', best of the runs), combined weighted by FLOPs; a training step counts 3x its forward.
+  Then, per case, a table of ORT's profile of one run: time, GFLOP/s and efficiency by op and conv shape.
+  --only        forward or train rows only, torchvision's networks only, or int8 against float32 forward rows
+  --runs N      timed runs per case (median reported; best of N for the ceiling)
+  --threads N   ONNX Runtime / PyTorch threads (default: all cores)
+  --no-torch    skip the PyTorch column    --no-torchvision  skip torchvision's networks
+  --no-profile  skip the profiled run and its tables
+  --upsample    the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
+  --net         only these torchvision networks' rows (comma-separated)
 `);
     return;
   }
   if (argv[0] === '--child') {
     const c = JSON.parse(argv[1]!) as Case;
-    const r = await runCase(c, Number(argv[2]), Number(argv[3]), Number(argv[4]));
+    const r = await runCase(c, Number(argv[2]), Number(argv[3]), Number(argv[4]), argv[5] === 'profile');
     process.stdout.write(JSON.stringify(r) + '\n');
     return;
   }
@@ -173,6 +220,7 @@ async function main(): Promise<void> {
   const warmup = 2;
   const threads = Number(flag('--threads') ?? availableParallelism());
   const only = flag('--only');
+  const profile = !argv.includes('--no-profile');
   const withTorch = !argv.includes('--no-torch') && torchAvailable();
   const S = { height: 320, width: 480 };
   const cases: Case[] = [];
@@ -205,27 +253,43 @@ async function main(): Promise<void> {
   process.stdout.write(`fcn benchmark: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${threads} threads, ${runs} runs after ${warmup} warm-ups, input ${S.height}x${S.width}\n`);
   if (withTorch) process.stdout.write(openblasNote() + '\n');
   else process.stdout.write('PyTorch not available (/usr/bin/python3 with torch): ours only\n');
-  // what one large SGEMM reaches through ONNX Runtime here: the rate no convolution can beat
-  const GEMM_N = 2048;
-  const gemm = child([here, '--child', JSON.stringify({ task: 'gemm', mode: 'full', batch: 1, height: GEMM_N, width: GEMM_N }), String(runs), String(warmup), String(threads)]);
-  const gemmRate = gemm.runs_ms.length > 0 ? ((2 * GEMM_N ** 3) / 1e9 / (Math.min(...gemm.runs_ms) / 1000)).toFixed(0) : `failed: ${gemm.note}`;
-  process.stdout.write(`ceiling: a ${GEMM_N}x${GEMM_N}x${GEMM_N} float32 MatMul through ONNX Runtime runs at ${gemmRate} GFLOP/s (best run) on ${threads} threads\n`);
+  // the yardstick: each network's own convolutions standalone at their best, per (network, batch, size)
+  const ceilings = new Map<string, Ceiling>();
+  const ceilingOf = (c: Case): Ceiling => {
+    const key = `${c.net ?? 'book'} b${c.batch} ${c.height}x${c.width}`;
+    let found = ceilings.get(key);
+    if (!found) {
+      process.stderr.write(`measuring the conv ceiling of ${key} ...\n`);
+      const r = child([here, '--child', JSON.stringify({ ...c, task: 'ceiling' }), String(runs), '1', String(threads)]);
+      if (!r.ceiling) throw new Error(`the ceiling of ${key} failed: ${r.note}`);
+      found = combine(r.ceiling);
+      ceilings.set(key, found);
+      const rates = found.rows.map((r) => r.flop / 1e6 / r.best_ms);
+      process.stdout.write(`ceiling ${key}: ${found.rows.length} conv shapes standalone, ${found.totalGflop.toFixed(1)} GFLOP in ${found.totalMs.toFixed(0)} ms = `
+        + `${found.gflopPerS.toFixed(0)} GFLOP/s (shapes ${Math.min(...rates).toFixed(0)}-${Math.max(...rates).toFixed(0)})\n`);
+    }
+    return found;
+  };
   const rows: string[][] = [];
+  const profiles: string[] = [];
   // int8 rows: the speed-up over the float32 row before them and the time against PyTorch's float32
   let lastFloat: { ours: Result; torch?: Result } | undefined;
   const int8Notes: string[] = [];
   for (const c of cases) {
     const what = c.net ? `${c.net} ${c.height}x${c.width} ` : '';
     const label = what + (c.task === 'forward' ? `forward b${c.batch}${c.int8 ? ' int8' : ''}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`);
+    const ceiling = ceilingOf(c);
     process.stderr.write(`running ${label} ...\n`);
-    const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads)]);
+    const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads), profile ? 'profile' : '']);
     const torch = withTorch
       ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
         '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : []), ...(c.int8 ? ['--int8'] : [])], PYTHON)
       : undefined;
-    // a training step costs about 3x its forward (forward, input gradients, weight gradients)
-    const perImage = c.net ? forwardGflop(caseArch(c), c.height, c.width) : FORWARD_GFLOP_PER_IMAGE_320x480;
-    const gflop = c.task === 'forward' ? perImage * c.batch : c.net ? 3 * perImage * c.batch : NaN;
+    // the forward is the logits (as PyTorch's net(x)), no argmax;
+    // a full training step costs about 3x its forward (forward, input gradients, weight gradients);
+    // a head-only one has no single multiple (the frozen body runs forward only): no rate
+    const factor = c.task === 'forward' ? 1 : c.mode === 'full' ? 3 : NaN;
+    const gflop = factor * ceiling.totalGflop;
     const fmt = (r?: Result) => (r && Number.isFinite(r.median_ms) ? r.median_ms.toFixed(0) : r?.note ? `failed: ${r.note}` : '—');
     if (c.task === 'forward' && !c.int8) lastFloat = { ours, torch };
     if (c.int8 && lastFloat) {
@@ -237,20 +301,21 @@ async function main(): Promise<void> {
     rows.push([
       label,
       fmt(ours),
-      Number.isFinite(gflop) && Number.isFinite(ours.median_ms) ? (gflop / (ours.median_ms / 1000)).toFixed(0) : '',
+      rate(gflop, ours.median_ms),
+      pct((factor * ceiling.totalMs) / ours.median_ms),
       Number.isFinite(ours.peak_rss_mb) ? ours.peak_rss_mb.toFixed(0) : '',
       fmt(torch),
-      torch && Number.isFinite(gflop) && Number.isFinite(torch.median_ms) ? (gflop / (torch.median_ms / 1000)).toFixed(0) : '',
+      torch ? rate(gflop, torch.median_ms) : '',
       torch && Number.isFinite(torch.peak_rss_mb) ? torch.peak_rss_mb.toFixed(0) : '',
       torch && Number.isFinite(torch.median_ms) && Number.isFinite(ours.median_ms) ? (ours.median_ms / torch.median_ms).toFixed(2) + 'x' : '',
     ]);
+    if (ours.profile) profiles.push(profileTable(label, ours.profile, ceiling, c.task === 'forward'));
   }
-  const header = ['case', 'ours ms', 'ours GFLOP/s', 'ours peak MB', 'PyTorch ms', 'PyTorch GFLOP/s', 'PyTorch peak MB', 'ours/PyTorch time'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-  process.stdout.write([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n');
+  process.stdout.write(table(['case', 'ours ms', 'ours GFLOP/s', 'of ceiling', 'ours peak MB', 'PyTorch ms', 'PyTorch GFLOP/s', 'PyTorch peak MB', 'ours/PyTorch time'], rows));
+  process.stdout.write('median of the runs; each cell its own process; compare ratios within one run (these machines drift 2-3x);\n'
+    + '"of ceiling": the network\'s convolutions\' standalone best time (x3 for a full training step) over the case\'s time\n\n');
   for (const n of int8Notes) process.stdout.write(n + '\n');
-  process.stdout.write('median of the runs; each cell its own process; compare ratios within one run (these machines drift 2-3x)\n');
+  for (const p of profiles) process.stdout.write(p + '\n');
 }
 
 await main();

@@ -6,7 +6,7 @@ One measurement per process so peak RSS belongs to that measurement alone:
   /usr/bin/python3 bench/torch_bench.py train --mode full|head --batch 4 ...
 Prints one JSON line: {"engine": "pytorch", "task": ..., "median_ms": ..., "runs_ms": [...], "peak_rss_mb": ...}.
 The network is the d2l book's FCN (torchvision resnet18 body, 1x1 conv, ConvTranspose k64 s32 p16), or
-with --net one of torchvision's fcn_resnet50/101, deeplabv3_resnet50/101 (aux head, 21 classes), trained
+with --net one of torchvision's fcn_resnet50/101, deeplabv3_resnet50/101 (21 classes; the aux head in training only), trained
 with torchvision's criterion (cross-entropy over the batch's valid pixels + 0.5 x aux).
 """
 import argparse
@@ -29,11 +29,11 @@ def book_fcn(num_classes=21):
     return net
 
 
-def torchvision_net(name):
+def torchvision_net(name, aux=True):
     from torchvision.models import segmentation
     # LR-ASPP has no aux head (its builder refuses aux_loss=True)
-    aux = {} if name.startswith('lraspp') else {'aux_loss': True}
-    return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **aux)
+    aux_arg = {} if name.startswith('lraspp') else {'aux_loss': aux}
+    return getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, **aux_arg)
 
 
 def torchvision_loss(out, labels):
@@ -79,7 +79,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     book = a.net == 'book'
-    net = book_fcn() if book else torchvision_net(a.net)
+    # the forward runs without the aux head (ours computes only 'out'; torchvision would run aux too)
+    net = book_fcn() if book else torchvision_net(a.net, aux=a.task == 'train')
     criterion = loss_fn if book else torchvision_loss
     x = torch.randn(a.batch, 3, a.height, a.width)
     times = []

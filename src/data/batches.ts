@@ -3,13 +3,16 @@
 // cropped, optionally flipped batches, normalised as the network's model card says. The next batch
 // is decoded (sharp's thread pool) and cropped while the caller runs the current one, so the
 // trainer rarely waits for data.
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { readVocExample, type VocDataset } from './dataset.js';
 import { Rng } from './rng.js';
 import { hflip, IMAGENET_MEAN_RGB, normalizeToNCHW, padTo, randomCrop } from './transforms.js';
 import { augment } from './augment.js';
 import type { LabelMap, RgbImage } from './image.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 export interface Batch {
   /** N*3*H*W, normalised by BatchOptions.normalize. */

@@ -6,11 +6,14 @@
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
 import { access, open, readFile } from 'node:fs/promises';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import { FcnError, errorMessage, readFailure } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from './voc.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 /** An 8-bit RGB image, pixels interleaved row by row (HWC). */
 export interface RgbImage {

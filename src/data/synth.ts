@@ -8,12 +8,15 @@
 // Everything follows from the seed: the same options give the same bytes.
 import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { writeMask, type LabelMap, type RgbImage } from './image.js';
 import { IGNORE_INDEX, VOC_PALETTE } from './voc.js';
 import { formatLabelmap, LABELMAP_FILE } from './labels.js';
 import { Rng } from './rng.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 export type SynthShape = 'circle' | 'square' | 'triangle' | 'cross' | 'ring';
 

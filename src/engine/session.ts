@@ -1,11 +1,16 @@
 // The only module that touches onnxruntime: sessions from ONNX bytes, typed tensors in and out,
 // thread settings and disposal. Callers see plain typed arrays and shapes.
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { dropCachedGraph, graphCacheKey, readCachedGraph, storeCachedGraph } from './graphcache.js';
+import { requireCjs } from '../util/cjs.js';
+
+const ort = requireCjs('onnxruntime-node') as typeof Ort;
 
 export type EngineDType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool';
 export type EngineData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
@@ -29,6 +34,11 @@ export interface SessionOptions {
   memArena?: boolean;
   /** Where the graph runs (default: the process default, see setDefaultDevice; 'cpu' unless changed). */
   device?: Device;
+  /**
+   * Keep ORT's optimised graph in this folder (see graphcache.ts) and start from it next time, skipping
+   * graph optimisation: CPU sessions from bytes only (others ignore it). A write failure only skips the cache.
+   */
+  graphCache?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,7 +126,7 @@ export function getDefaultDevice(): Device {
   return defaultDevice;
 }
 
-function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+function executionProviders(device: Device): Ort.InferenceSession.ExecutionProviderConfig[] {
   switch (device.name) {
     case 'cpu': return ['cpu'];
     case 'cuda': return [{ name: 'cuda', deviceId: device.deviceId ?? 0 }];
@@ -147,12 +157,12 @@ export function tensor(dtype: EngineDType, dims: number[], data: EngineData): En
 
 /** A loaded ONNX graph, ready to run. */
 export class Session {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly session: Ort.InferenceSession) {}
 
   static async create(model: Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
     const device = opts.device ?? defaultDevice;
     if (opts.device) checkDevice(opts.device);
-    const options: ort.InferenceSession.SessionOptions = {
+    const options: Ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(device),
       intraOpNumThreads: clampThreads(opts.threads),
       interOpNumThreads: 1,
@@ -165,7 +175,10 @@ export class Session {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profilePrefix;
     }
-    let session: ort.InferenceSession;
+    if (opts.graphCache !== undefined && device.name === 'cpu' && typeof model !== 'string') {
+      return new Session(await createCached(model, options, opts.graphCache));
+    }
+    let session: Ort.InferenceSession;
     try {
       session = typeof model === 'string'
         ? await ort.InferenceSession.create(model, options)
@@ -188,7 +201,7 @@ export class Session {
 
   /** Runs the graph; `fetches` limits the outputs computed (default: all). */
   async run(feeds: Record<string, EngineTensor>, fetches?: string[]): Promise<Record<string, EngineTensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
     const results = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
     const out: Record<string, EngineTensor> = {};
@@ -205,4 +218,42 @@ export class Session {
   async dispose(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * A CPU session through the graph cache: the cached optimised graph loaded with optimisation off when
+ * its file checks out and the runtime accepts it; else optimised from `model` as usual, ORT writing
+ * the optimised graph on the side, and that stored for next time.
+ */
+async function createCached(model: Uint8Array, options: Ort.InferenceSession.SessionOptions, dir: string): Promise<Ort.InferenceSession> {
+  const key = graphCacheKey(model, {
+    runtime: ort.env.versions.common, provider: 'cpu', level: options.graphOptimizationLevel, threads: options.intraOpNumThreads,
+  });
+  const cached = await readCachedGraph(dir, key);
+  if (cached) {
+    try {
+      return await ort.InferenceSession.create(cached, { ...options, graphOptimizationLevel: 'disabled' });
+    } catch {
+      dropCachedGraph(dir, key); // the runtime refused it: rebuild below
+    }
+  }
+  let tmp: string | undefined;
+  try {
+    mkdirSync(dir, { recursive: true });
+    tmp = join(dir, `.${key}.${process.pid}.${Date.now()}.onnx`);
+  } catch {
+    tmp = undefined; // no cache folder: optimise without storing
+  }
+  // ORT warns that an NCHWc graph is specific to this machine: the key has the CPU's features
+  const session = await ort.InferenceSession.create(model, tmp ? { ...options, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : options);
+  if (tmp) {
+    try {
+      await storeCachedGraph(dir, key, tmp);
+    } catch {
+      // a cache that cannot be written costs the next process the optimisation, nothing else
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  return session;
 }

@@ -2,14 +2,21 @@
 // statistics), weights as initializers (so ORT folds Conv+BN and picks its fast NCHWc kernels),
 // and symbolic batch, height and width. Outputs the logits and, optionally, their per-pixel argmax.
 import { inferenceLayers, type FcnArchitecture } from '../model/fcn.js';
-import type { Layer } from '../model/layers.js';
+import { layerInputs, type Layer } from '../model/layers.js';
 import { fcnParameters, numel, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
 import { kindOf, type EvalContext } from './ops/index.js';
+import type { BlockValue } from './ops/kind.js';
+import { argmaxBlocks, placeBlocks } from './ops/convtranspose.js';
 
 export interface InferenceGraphOptions {
   /** Also output `mask` = argmax over classes (int64, N x H x W). Default true. */
   argmax?: boolean;
+  /**
+   * Output the logits (default true). Without them (argmax only) a block-form upsampler's logits are
+   * never moved out of the GEMM's layout: the argmax is taken there and only the indices are moved.
+   */
+  logits?: boolean;
   /** Fixed batch size instead of a symbolic 'N'. */
   batch?: number;
   /** Strings stored in the model's metadata_props (classes, colours, normalisation for other runtimes). */
@@ -56,6 +63,14 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     weight,
     shape: () => undefined,
     upsample: opts.upsample ?? 'blocks',
+    blockOutputs: new Map<string, BlockValue>(),
+  };
+  // values left in a block layout are placed in NCHW on first read (ORT runs every node, read or not)
+  const place = (name: string): void => {
+    const v = ctx.blockOutputs!.get(name);
+    if (!v) return;
+    placeBlocks(g, v, name);
+    ctx.blockOutputs!.delete(name);
   };
   for (const name of specs.keys()) weight(name); // every tensor is checked, used or not
   const pad = (opts.padToStride ?? false) && arch.stride > 1;
@@ -68,12 +83,26 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     if ('like' in l) l.like = inner(l.like);
     if ('inputs' in l) l.inputs = l.inputs.map(inner) as typeof l.inputs;
     l.output = inner(l.output);
+    for (const v of layerInputs(l)) place(v);
     kindOf(l).emitEval(ctx, l);
   }
-  if (pad) emitCropBack(g, inner(arch.output), hw, arch.output);
-  g.output(arch.output, 'float32', [batch, arch.numClasses, 'H', 'W']);
-  if (opts.argmax ?? true) {
-    g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
+  const wantLogits = opts.logits ?? true;
+  const wantMask = opts.argmax ?? true;
+  if (!wantLogits && !wantMask) throw new Error('compileInference: neither logits nor mask asked for');
+  const blocks = ctx.blockOutputs!.get(inner(arch.output));
+  if (wantLogits || (wantMask && !blocks)) {
+    place(inner(arch.output));
+    if (pad) emitCropBack(g, inner(arch.output), hw, arch.output);
+  }
+  if (wantLogits) g.output(arch.output, 'float32', [batch, arch.numClasses, 'H', 'W']);
+  if (wantMask) {
+    if (blocks) {
+      const mask = pad ? 'mask_padded' : 'mask';
+      argmaxBlocks(g, blocks, mask);
+      if (pad) g.node('Slice', [mask, g.constant([0, 0], 'int64'), hw, g.constant([1, 2], 'int64')], {}, 'mask');
+    } else {
+      g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
+    }
     g.output('mask', 'int64', [batch, 'H', 'W']);
   }
   return g.encode(`${arch.name}, ${arch.numClasses} classes, eval mode`, opts.metadata);

@@ -1,8 +1,9 @@
 // The ONNX writer: a small graph builder over onnx-proto's generated protobuf classes. Compilers add
 // inputs, initializers and nodes by name, then encode() gives the ModelProto bytes. It never runs them.
-import onnxProto from 'onnx-proto';
+import type OnnxProto from 'onnx-proto';
+import { requireCjs } from '../util/cjs.js';
 
-const { onnx } = onnxProto;
+const { onnx } = requireCjs('onnx-proto') as typeof OnnxProto;
 
 export const OPSET = 17;
 

@@ -8,6 +8,7 @@ import { fcnResNet18, type FcnVariant } from '../model/fcn.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { compileInference } from '../graph/inference.js';
 import { Session } from '../engine/session.js';
+import { defaultGraphCacheDir } from '../engine/graphcache.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
 import { VOC_PALETTE, type Rgb } from '../data/voc.js';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
@@ -27,6 +28,12 @@ export interface SegmentationModelOptions {
   tileMargin?: number;
   /** The network a loaded file must hold (e.g. 'fcn_resnet50'); recognised from the file when absent. */
   arch?: string;
+  /**
+   * Folder of ORT's optimised graphs, so that the next process that loads the same weights starts
+   * faster (engine/graphcache.ts); false: none. loadModel of a file or checkpoint defaults to the
+   * user's cache (defaultGraphCacheDir); fromWeights/fromCheckpoint to none.
+   */
+  graphCache?: string | false;
 }
 
 export type { ClassShare } from './tiled.js';
@@ -44,12 +51,17 @@ export class SegmentationModel {
   readonly tileSize: number;
   readonly tileMargin: number;
 
+  /** The logits session, compiled on the first logits() call (predict's session outputs the mask only). */
+  private logitsSession: Promise<Session> | undefined;
+
   private constructor(
     /** The network's declaration (for a model loaded from ONNX: rebuilt from the file's metadata; the graph is the file's). */
     readonly arch: FcnArchitecture,
     readonly meta: ModelCard,
     private readonly session: Session,
-    opts: SegmentationModelOptions,
+    /** The parameters the session was compiled from; none for a model loaded from an ONNX file (its graph has the logits). */
+    private readonly weights: TensorMap | undefined,
+    private readonly opts: SegmentationModelOptions,
     /** 'int8' for a graph `fcn quantize` wrote. */
     readonly precision: Precision = 'float32',
     /** The ONNX file's bytes when the model was loaded from one (what the page's onnxruntime-web runs). */
@@ -65,8 +77,10 @@ export class SegmentationModel {
   /** Compiles `weights` (all parameters under canonical names) into an ORT session. */
   static async fromWeights(arch: FcnArchitecture, weights: TensorMap, meta?: Partial<ModelCard>, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
     const full = { ...defaultCard(arch.numClasses), ...meta };
-    const session = await Session.create(compileInference(arch, weights), { threads: opts.threads });
-    return new SegmentationModel(arch, full, session, opts);
+    const graphCache = opts.graphCache === false ? undefined : opts.graphCache;
+    // the mask alone: a block-form upsampler's logits then never leave the GEMM's layout (graph/inference.ts)
+    const session = await Session.create(compileInference(arch, weights, { logits: false }), { threads: opts.threads, graphCache });
+    return new SegmentationModel(arch, full, session, weights, opts);
   }
 
   static async fromCheckpoint(ckpt: Checkpoint, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
@@ -76,8 +90,9 @@ export class SegmentationModel {
 
   /** Runs an ONNX file fcn wrote (its graph as it is: float32 export or int8). */
   static async fromOnnx(file: FcnOnnxFile, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
-    const session = await Session.create(file.bytes, { threads: opts.threads });
-    return new SegmentationModel(file.arch, file.card, session, opts, file.precision, file.bytes);
+    const graphCache = opts.graphCache === false ? undefined : opts.graphCache;
+    const session = await Session.create(file.bytes, { threads: opts.threads, graphCache });
+    return new SegmentationModel(file.arch, file.card, session, undefined, opts, file.precision, file.bytes);
   }
 
   get numClasses(): number {
@@ -99,7 +114,11 @@ export class SegmentationModel {
   async logits(image: RgbImage): Promise<Float32Array> {
     const { width, height } = image;
     const x = normalizeWindow(image, this.meta.normalization, 0, 0, height, width, this.arch.stride);
-    const out = await this.session.run(
+    // an ONNX file's graph outputs the logits beside the mask; a compiled model's mask-only session does not
+    this.logitsSession ??= this.weights
+      ? Session.create(compileInference(this.arch, this.weights, { argmax: false }), { threads: this.opts.threads })
+      : Promise.resolve(this.session);
+    const out = await (await this.logitsSession).run(
       { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, [this.arch.output]);
     const padded = out[this.arch.output]!.data as Float32Array;
     const C = this.arch.numClasses;
@@ -140,6 +159,8 @@ export class SegmentationModel {
 
   async dispose(): Promise<void> {
     await this.session.dispose();
+    const logits = this.logitsSession ? await this.logitsSession : undefined;
+    if (logits && logits !== this.session) await logits.dispose();
   }
 }
 
@@ -165,15 +186,17 @@ export interface FreshModelOptions {
  * freshly initialised network.
  */
 export async function loadModel(source: string | Checkpoint | FreshModelOptions, opts: SegmentationModelOptions = {}): Promise<SegmentationModel> {
+  // a saved model's optimised graph is cached per user (never beside the checkpoint, which may be read-only)
+  const cached = { ...opts, graphCache: opts.graphCache ?? defaultGraphCacheDir() ?? false };
   if (typeof source === 'string' && isOnnxPath(source)) {
     const file = await readFcnOnnx(source);
     if (opts.arch !== undefined && file.arch.name !== opts.arch && file.arch.variant !== opts.arch) {
       throw new FcnError(`${source}: holds ${file.arch.name}, not ${opts.arch}`);
     }
-    return SegmentationModel.fromOnnx(file, opts);
+    return SegmentationModel.fromOnnx(file, cached);
   }
-  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), opts);
-  if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, opts);
+  if (typeof source === 'string') return SegmentationModel.fromCheckpoint(await loadCheckpoint(modelPath(source), { arch: opts.arch }), cached);
+  if ('weights' in source && 'arch' in source) return SegmentationModel.fromCheckpoint(source, cached);
   const fresh = source as FreshModelOptions;
   const arch = fcnResNet18({ numClasses: fresh.numClasses, variant: fresh.variant });
   return SegmentationModel.fromWeights(arch, initParameters(arch, seededRandom(fresh.seed ?? 0)), undefined, opts);

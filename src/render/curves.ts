@@ -3,12 +3,15 @@
 // Lines and axes are drawn as SVG and rasterised by sharp; the text is drawn with the project's
 // text renderer, which falls back to built-in glyphs where the machine has no fonts, so the labels
 // read on any machine.
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import type { RgbImage } from '../data/image.js';
 import { encodeImage } from '../data/image.js';
 import type { Rgb } from '../data/voc.js';
 import { drawText, renderText } from './text.js';
 import { writeFileAtomic } from '../util/fs.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 export interface CurveSeries {
   name: string;

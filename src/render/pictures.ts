@@ -2,10 +2,13 @@
 // classes a mask contains, a colour legend, and the book's show_images grid (rows of pictures
 // scaled to one height, optional row and column titles, a legend underneath). Images in, images
 // out: writing them is the caller's business.
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import type { LabelMap, RgbImage } from '../data/image.js';
 import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from '../data/voc.js';
 import { drawText, renderText, type TextMask } from './text.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 const WHITE: Rgb = [255, 255, 255];
 const INK: Rgb = [32, 32, 32];

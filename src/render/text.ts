@@ -3,12 +3,15 @@
 // without fonts librsvg draws every character as the same box, which is unreadable; that is
 // detected once (a proportional font draws "iiii" much narrower than "WWWW", boxes do not) and text
 // then falls back to the built-in bitmap glyphs of glyphs.ts, so a picture's labels always read.
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import type { RgbImage } from '../data/image.js';
 import type { Rgb } from '../data/voc.js';
 import {
   GLYPH_BASELINE, GLYPH_DATA_BASE64, GLYPH_FIRST, GLYPH_HEIGHT, GLYPH_LAST, GLYPH_SIZE, GLYPH_WIDTH,
 } from './glyphs.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 /** A line of text as coverage (0 = none, 255 = full ink), `height` = the line height for its size. */
 export interface TextMask {

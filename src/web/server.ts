@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
+import { requireCjs } from '../util/cjs.js';
 import { decodeImage, encodeMask } from '../data/image.js';
 import type { ClassShare, SegmentationModel } from '../infer/model.js';
 import type { TensorMap } from '../model/params.js';
@@ -20,6 +21,8 @@ import { ORT_WEB_FILES, ORT_WEB_INSTALL, resolveOrtWeb, type OrtWebResolver } fr
 import { pageGraph, type PageGraph, type PageGraphOrigin } from './page-graph.js';
 import { InferenceQueue, QueueFullError, type QueueStats } from './queue.js';
 import { HttpError, UploadGate, bodyTooLargeMessage, uploadedImage } from './uploads.js';
+
+const sharp = requireCjs('sharp') as typeof Sharp;
 
 export interface ServerOptions {
   /** Largest request body, in MB (default 20). */

@@ -6,8 +6,9 @@ import {
   biasGrad, blockFormApplies, blockUpsample, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput,
   convTransposeBlocksGradWeight, convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, type BlockConvTransposeSaved,
 } from '../backward.js';
+import { op } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
-import type { LayerKind, LossForm, TrainContext } from './kind.js';
+import type { BlockValue, LayerKind, LossForm, TrainContext } from './kind.js';
 
 /** W [Cin, Cout, k, k] (+ bias) rearranged to the block GEMM's [m²·Cin (+1), Cout·s²] (see blockUpsample). */
 export function blockWeights(layer: ConvTransposeLayer, W: Float32Array, bias: Float32Array | undefined): { data: Float32Array; rows: number; cols: number } {
@@ -63,6 +64,14 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
     const bias = layer.bias ? ctx.weight(`${layer.name}.bias`) : undefined;
     const wb = blockWeights(layer, W, bias);
     const name = ctx.g.initializer(`${layer.name}.blocks`, 'float32', [wb.rows, wb.cols], wb.data);
+    if (ctx.blockOutputs) {
+      // left in block layout: the compiler places it (or only its argmax) where it is read
+      const blocks = `${layer.output}:blocks`;
+      blockUpsample(ctx.g, layer.input, name, layer, layer.inChannels, layer.outChannels, undefined, blocks, layer.name,
+        { ones: bias !== undefined, crop: false, blockLayout: true });
+      ctx.blockOutputs.set(layer.output, { blocks, stride: layer.stride, pad: layer.pad });
+      return;
+    }
     blockUpsample(ctx.g, layer.input, name, layer, layer.inChannels, layer.outChannels, ctx.shape(layer.input), layer.output, layer.name,
       { ones: bias !== undefined, crop: true, blockLayout: false });
   },
@@ -101,3 +110,41 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
     if (ctx.needsGrad(layer.input)) ctx.accumulate(layer.input, convTransposeGradInput(g, dy, ctx.param(`${layer.name}.weight`), layer, layer.name));
   },
 };
+
+/** [d0, d1·s, d2·s] of an int64 shape's entries `at` (three of them), for putting s x s blocks back in place. */
+function placedDims(g: GraphBuilder, shape: string, at: [number, number, number], s: number, hint: string): string {
+  const dim = (i: number) => op(g, 'Slice', [shape, g.constant([i], 'int64'), g.constant([i + 1], 'int64')], `${hint}:dim`);
+  const times = (i: number) => op(g, 'Mul', [dim(i), g.constant([s], 'int64')], `${hint}:full`);
+  return op(g, 'Concat', [dim(at[0]), times(at[1]), times(at[2])], `${hint}:dims`, { axis: 0 });
+}
+
+/** Crops `pad` from both ends of two axes. */
+function crop(g: GraphBuilder, value: string, pad: number, axes: [number, number], output: string): void {
+  if (pad === 0) g.node('Identity', [value], {}, output);
+  else g.node('Slice', [value, g.constant([pad, pad], 'int64'), g.constant([-pad, -pad], 'int64'), g.constant(axes, 'int64')], {}, output);
+}
+
+/** Writes `output` = the block value in NCHW: [N, Hf, Wf, C, s, s] -> [N, C, Hf, s, Wf, s] -> [N, C, Hf·s, Wf·s], cropped. */
+export function placeBlocks(g: GraphBuilder, v: BlockValue, output: string): void {
+  const s = v.stride;
+  const six = op(g, 'Transpose', [v.blocks], `${output}:placed6`, { perm: [0, 3, 1, 4, 2, 5] });
+  const shape = op(g, 'Shape', [v.blocks], `${output}:bshape`);
+  // N and C stay, Hf and Wf grow by s: [N, C] then [Hf·s, Wf·s]
+  const nc = op(g, 'Gather', [shape, g.constant([0, 3], 'int64')], `${output}:nc`, { axis: 0 });
+  const hw = op(g, 'Slice', [placedDims(g, shape, [0, 1, 2], s, output), g.constant([1], 'int64'), g.constant([3], 'int64')], `${output}:hw`);
+  const full = op(g, 'Reshape', [six, op(g, 'Concat', [nc, hw], `${output}:fulldims`, { axis: 0 })], `${output}:full`);
+  crop(g, full, v.pad, [2, 3], output);
+}
+
+/**
+ * Writes `output` = the per-pixel argmax over channels of the block value, as [N, H, W] int64: the
+ * argmax taken in the block layout (over axis 3, the same values in the same channel order as in
+ * NCHW, so the same index wins ties), then only the int64 indices moved into place, not the logits.
+ */
+export function argmaxBlocks(g: GraphBuilder, v: BlockValue, output: string): void {
+  const s = v.stride;
+  const idx = op(g, 'ArgMax', [v.blocks], `${output}:bargmax`, { axis: 3, keepdims: 0 }); // [N, Hf, Wf, s, s]
+  const five = op(g, 'Transpose', [idx], `${output}:placed5`, { perm: [0, 1, 3, 2, 4] }); // [N, Hf, s, Wf, s]
+  const dims = placedDims(g, op(g, 'Shape', [idx], `${output}:ishape`), [0, 1, 2], s, output);
+  crop(g, op(g, 'Reshape', [five, dims], `${output}:full`), v.pad, [1, 2], output);
+}

@@ -19,6 +19,19 @@ export interface EvalContext {
   shape(value: string): Shape4 | undefined;
   /** Transposed convolutions as block GEMMs (default) or ORT's ConvTranspose. */
   upsample: 'convtranspose' | 'blocks';
+  /**
+   * Inference only: a block-form upsampler may leave its output in the GEMM's block layout, recorded
+   * here under the output's name; the compiler places it in NCHW only where something reads it
+   * (placeBlocks), and takes the mask's argmax in the block layout (argmaxBlocks).
+   */
+  blockOutputs?: Map<string, BlockValue>;
+}
+
+/** A value left in a block GEMM's layout [N, Hf, Wf, C, s, s] (uncropped by `pad` on each side). */
+export interface BlockValue {
+  blocks: string;
+  stride: number;
+  pad: number;
 }
 
 /** The logits' layout handed to the loss by the layer that computes them (see convtranspose.ts). */
