@@ -32,6 +32,8 @@ interface Case {
   net?: TorchvisionNetwork;
   /** Forward of the int8 graph (calibrated min/max on the timed input itself: the speed does not depend on the ranges). */
   int8?: boolean;
+  /** At most this many timed runs, after 1 warm-up, and no profiled run (the heavy batch-32 step). */
+  maxRuns?: number;
 }
 
 /** The int8 graph of `arch` with `weights`, its ranges measured on `x` (one image, NCHW). */
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
-                       [--no-profile] [--upsample convtranspose|blocks] [--net NAME,...]
+                       [--no-profile] [--upsample convtranspose|blocks] [--net NAME,...] [--no-b32]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
   fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4),
@@ -207,6 +209,7 @@ async function main(): Promise<void> {
   --no-profile  skip the profiled run and its tables
   --upsample    the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
   --net         only these torchvision networks' rows (comma-separated)
+  --no-b32      skip the batch-32 full training step (the book's batch; at most 2 runs after 1 warm-up, not profiled)
 `);
     return;
   }
@@ -238,6 +241,8 @@ async function main(): Promise<void> {
   if (book && only !== 'train') cases.push({ task: 'forward', mode: 'full', batch: 1, upsample, ...S }, { task: 'forward', mode: 'full', batch: 4, upsample, ...S });
   if (book && only !== 'forward') {
     for (const batch of [4, 8]) for (const mode of ['head', 'full'] as const) cases.push({ task: 'train', mode, batch, ...S });
+    // the book's own batch: time and peak memory of the full step (heavy: at most 2 runs after 1 warm-up)
+    if (!argv.includes('--no-b32')) cases.push({ task: 'train', mode: 'full', batch: 32, maxRuns: 2, ...S });
   }
   if (!argv.includes('--no-torchvision') && only !== 'int8') {
     const keep = flag('--net')?.split(',');
@@ -280,10 +285,11 @@ async function main(): Promise<void> {
     const label = what + (c.task === 'forward' ? `forward b${c.batch}${c.int8 ? ' int8' : ''}` : `train step b${c.batch}, ${c.mode === 'head' ? 'head only' : 'full'}`);
     const ceiling = ceilingOf(c);
     process.stderr.write(`running ${label} ...\n`);
-    const ours = child([here, '--child', JSON.stringify(c), String(runs), String(warmup), String(threads), profile ? 'profile' : '']);
+    const [caseRuns, caseWarmup] = c.maxRuns ? [Math.min(runs, c.maxRuns), 1] : [runs, warmup];
+    const ours = child([here, '--child', JSON.stringify(c), String(caseRuns), String(caseWarmup), String(threads), profile && !c.maxRuns ? 'profile' : '']);
     const torch = withTorch
       ? child([torchScript, c.task, '--mode', c.mode, '--batch', String(c.batch), '--height', String(c.height), '--width', String(c.width),
-        '--runs', String(runs), '--warmup', String(warmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : []), ...(c.int8 ? ['--int8'] : [])], PYTHON)
+        '--runs', String(caseRuns), '--warmup', String(caseWarmup), '--threads', String(threads), ...(c.net ? ['--net', c.net] : []), ...(c.int8 ? ['--int8'] : [])], PYTHON)
       : undefined;
     // the forward is the logits (as PyTorch's net(x)), no argmax;
     // a full training step costs about 3x its forward (forward, input gradients, weight gradients);

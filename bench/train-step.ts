@@ -39,6 +39,10 @@ const CHANGES: Record<string, Variant> = {
   blocks: { tuning: { convTranspose: 'blocks' } },
   upconvT: { tuning: { convTranspose: 'convtranspose' } },
   nchwloss: { tuning: { lossLayout: 'nchw' } }, // the loss on NCHW logits: a Transpose each way around the block GEMMs
+  blockloss: { tuning: { lossLayout: 'blocks' } }, // the loss in the block GEMM's layout, classes on axis 3
+  lastloss: { tuning: { lossLayout: 'blocksLast' } }, // ... classes innermost, LogSoftmax
+  dwperimage: { tuning: { gradWeightBatch: 'perImage' } }, // weight-gradient GEMMs one per image, summed
+  dwfold: { tuning: { gradWeightBatch: 'auto' } },
   bnexplicit: { tuning: { batchNorm: 'explicit' } },
   bncentered: { tuning: { batchNorm: 'centered' } },
   noopt: { session: { optimization: 'basic' } },

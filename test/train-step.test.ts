@@ -134,6 +134,8 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { convGradWeight: 'shifts' },
     { convGradWeight: 'auto' },
     { lossLayout: 'nchw' },
+    { lossLayout: 'blocksLast' },
+    { gradWeightBatch: 'auto' },
   ];
   for (const tuning of tunings) {
     const { out, trained } = await stepWithGradients('full', tuning);

@@ -154,26 +154,49 @@ export function depthwiseConvGrads(g: GraphBuilder, x: string, dy: string, w: st
 }
 
 /**
+ * Σ_n dy[n]·cols[n]ᵀ for dy [N, O, P] and cols [N, K, P]: the weight gradient's GEMM over the batch's
+ * pixels, -> [O, K]. Either N products [N, O, K] summed over N, or (when that product is larger than
+ * the columns: more output channels than pixels, as in a ResNet's last stage) one GEMM with the batch
+ * folded into the reduction, dy as [O, N·P] and cols as [K, N·P] (Transposes of the inputs instead).
+ * `dyRows` gives dy as [O, N·P], made once per layer and shared by its calls.
+ */
+function gemmOverBatch(g: GraphBuilder, dy: string, dyRows: () => string, cols: string, [N, O, K, P]: [number, number, number, number], hint: string,
+  foldBatch: boolean): string {
+  if (foldBatch && N > 1 && O > P) {
+    const colRows = op(g, 'Reshape', [op(g, 'Transpose', [cols], `${hint}:colsNT`, { perm: [1, 0, 2] }), int64s(g, [K, N * P])], `${hint}:colrows`);
+    return op(g, 'MatMul', [dyRows(), op(g, 'Transpose', [colRows], `${hint}:colrowsT`, { perm: [1, 0] })], `${hint}:dwsum`);
+  }
+  // ORT fuses the Transpose into the MatMul
+  const prod = op(g, 'MatMul', [dy, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
+  return op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
+}
+
+/** dy [N, O, P] as [O, N·P], made on first use. */
+function lazyRows(g: GraphBuilder, dy: string, [N, O, P]: [number, number, number], hint: string): () => string {
+  let rows: string | undefined;
+  return () => (rows ??= op(g, 'Reshape', [op(g, 'Transpose', [dy], `${hint}:dyNT`, { perm: [1, 0, 2] }), int64s(g, [O, N * P])], `${hint}:dyrows`));
+}
+
+/**
  * dL/dW of y = Conv(x, W) for W [O, C, k, k]. 1x1 kernels: a batched MatMul over pixels; others as
- * `form` says (see GradWeightForm); 'dilated': a convolution of x (batch as channels) with dy as a
+ * `form` says (see GradWeightForm), their GEMMs over the batch as gemmOverBatch chooses (`foldBatch`
+ * false: always one product per image); 'dilated': a convolution of x (batch as channels) with dy as a
  * kernel dilated by the stride, cropped to k x k.
  */
 export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
-  hint = 'conv', form: GradWeightForm = 'dilated'): string {
+  hint = 'conv', form: GradWeightForm = 'dilated', foldBatch = true): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C] = xShape;
   const [, O, h, w] = dyShape;
-  if (k > 1 && form === 'tapconv') return convGradWeightTapConv(g, x, dy, win, xShape, dyShape, hint);
-  if (k > 1 && form !== 'dilated') return convGradWeightSlices(g, x, dy, win, xShape, dyShape, hint, form === 'im2col');
+  if (k > 1 && form === 'tapconv') return convGradWeightTapConv(g, x, dy, win, xShape, dyShape, hint, foldBatch);
+  if (k > 1 && form !== 'dilated') return convGradWeightSlices(g, x, dy, win, xShape, dyShape, hint, form === 'im2col', foldBatch);
   if (k === 1 && p === 0) {
     const xs = s > 1
       ? op(g, 'Slice', [x, int64s(g, [0, 0]), int64s(g, [xShape[2], xShape[3]]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:xs`)
       : x;
     const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
     const x2 = op(g, 'Reshape', [xs, int64s(g, [N, C, h * w])], `${hint}:x2`);
-    const x2t = op(g, 'Transpose', [x2], `${hint}:x2t`, { perm: [0, 2, 1] });
-    const prod = op(g, 'MatMul', [dy2, x2t], `${hint}:dwn`);
-    const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dw2`, { keepdims: 0 });
+    const sum = gemmOverBatch(g, dy2, lazyRows(g, dy2, [N, O, h * w], hint), x2, [N, O, C, h * w], hint, foldBatch);
     return op(g, 'Reshape', [sum, int64s(g, [O, C, 1, 1])], `${hint}:dW`);
   }
   const xt = swap01(g, x, `${hint}:xT`);
@@ -196,12 +219,14 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
  * a batch of 1-channel images) against one-hot k x k kernels, with the layer's stride and padding.
  * One kernel row at a time (cols [N, C·k, h·w]), so only k of the k² taps' copies are alive at once.
  */
-function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4, hint: string): string {
+function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4, hint: string,
+  foldBatch: boolean): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C, H, W] = xShape;
   const [, O, h, w] = dyShape;
   const planes = op(g, 'Reshape', [x, int64s(g, [N * C, 1, H, W])], `${hint}:planes`);
   const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
+  const dyRows = lazyRows(g, dy2, [N, O, h * w], hint);
   const rows: string[] = [];
   for (let u = 0; u < k; u++) {
     // kernel v picks tap (u, v)
@@ -212,8 +237,7 @@ function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Wind
       kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: d > 1 ? [d, d] : undefined,
     });
     const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k, h * w])], `${hint}:cols`);
-    const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
-    const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
+    const sum = gemmOverBatch(g, dy2, dyRows, cols, [N, O, C * k, h * w], hint, foldBatch);
     rows.push(op(g, 'Reshape', [sum, int64s(g, [O, C, 1, k])], `${hint}:dwrow`));
   }
   return op(g, 'Concat', rows, `${hint}:dW`, { axis: 2 });
@@ -221,7 +245,7 @@ function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Wind
 
 /** dW by explicit kernel-tap slices of the padded input and MatMuls over pixels (batched over N, summed). */
 function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
-  hint: string, concat: boolean): string {
+  hint: string, concat: boolean, foldBatch: boolean): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C] = xShape;
   const [, O, h, w] = dyShape;
@@ -233,20 +257,18 @@ function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Windo
     const sl = op(g, 'Slice', [xp, int64s(g, [a, b]), int64s(g, [a + s * (h - 1) + 1, b + s * (w - 1) + 1]), int64s(g, [2, 3]), int64s(g, [s, s])], `${hint}:tap`);
     return op(g, 'Reshape', [sl, int64s(g, shape)], `${hint}:tap2`);
   };
-  // dW[o, c·taps] = Σ_n dy[n, o, :] · cols[n, c·taps, :]ᵀ (ORT fuses the Transpose into the MatMul)
-  const gemm = (cols: string): string => {
-    const prod = op(g, 'MatMul', [dy2, op(g, 'Transpose', [cols], `${hint}:colsT`, { perm: [0, 2, 1] })], `${hint}:dwn`);
-    return op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dwsum`, { keepdims: 0 });
-  };
+  // dW[o, c·taps] = Σ_n dy[n, o, :] · cols[n, c·taps, :]ᵀ
+  const dyRows = lazyRows(g, dy2, [N, O, h * w], hint);
+  const gemm = (cols: string, K: number): string => gemmOverBatch(g, dy2, dyRows, cols, [N, O, K, h * w], hint, foldBatch);
   const rows: string[] = [];
   for (let u = 0; u < k; u++) {
     if (concat) {
       // one kernel row at a time: the columns of k taps, not k², are alive at once
       const taps = Array.from({ length: k }, (_, v) => tap(u, v, [N, C, 1, h * w]));
       const cols = op(g, 'Reshape', [op(g, 'Concat', taps, `${hint}:cols4`, { axis: 2 }), int64s(g, [N, C * k, h * w])], `${hint}:cols`);
-      rows.push(op(g, 'Reshape', [gemm(cols), int64s(g, [O, C, 1, k])], `${hint}:dwrow`));
+      rows.push(op(g, 'Reshape', [gemm(cols, C * k), int64s(g, [O, C, 1, k])], `${hint}:dwrow`));
     } else {
-      const perTap = Array.from({ length: k }, (_, v) => op(g, 'Reshape', [gemm(tap(u, v, [N, C, h * w])), int64s(g, [O, C, 1, 1])], `${hint}:dwtap`));
+      const perTap = Array.from({ length: k }, (_, v) => op(g, 'Reshape', [gemm(tap(u, v, [N, C, h * w]), C), int64s(g, [O, C, 1, 1])], `${hint}:dwtap`));
       rows.push(op(g, 'Concat', perTap, `${hint}:dwrow`, { axis: 3 }));
     }
   }
@@ -284,8 +306,10 @@ export function convTransposeGradWeight(g: GraphBuilder, x: string, dy: string, 
 export interface BlockConvTransposeSaved {
   /** [N, m²·Cin, P] */
   x4: string;
-  /** W as [m²·Cin, Cout·s²], rows (di, dj, ci), columns (co, u, v). */
+  /** W as [m²·Cin, Cout·s²], rows (di, dj, ci), columns (co, u, v), or (u, v, co) when `classLast`. */
   wb: string;
+  /** The output (and so dy) is in the class-last block layout [N, Hf, Wf, s, s, Cout]. */
+  classLast?: boolean;
 }
 
 /** True when the block form applies: the kernel is a multiple of the stride. */
@@ -300,22 +324,26 @@ export function blockFormApplies(win: Window): boolean {
  * `output` stays in the GEMM's layout [N, Hf, Wf, Cout, s, s]: no Transpose here, none for the gradient.
  */
 export function convTransposeBlocks(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window, xShape: Shape4,
-  Cout: number, output: string, hint = 'convT', crop = true, blockLayout = false): BlockConvTransposeSaved {
+  Cout: number, output: string, hint = 'convT', crop = true, blockLayout = false, classLast = false): BlockConvTransposeSaved {
   const { kernel: k, stride: s } = win;
   const m = k / s;
   const Cin = xShape[1];
-  // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v] -> [(di, dj, ci), (co, u, v)]
+  if (classLast && !blockLayout) throw new Error('convTransposeBlocks: classLast needs blockLayout');
+  // W [ci, co, di·s+u, dj·s+v] -> [ci, co, di, u, dj, v] -> [(di, dj, ci), (co, u, v)], or (u, v, co) class last
   const w6 = op(g, 'Reshape', [w, int64s(g, [Cin, Cout, m, s, m, s])], `${hint}:w6`);
-  const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: [2, 4, 0, 1, 3, 5] }), int64s(g, [m * m * Cin, Cout * s * s])], `${hint}:wb`);
+  const wb = op(g, 'Reshape', [op(g, 'Transpose', [w6], `${hint}:wbt`, { perm: classLast ? [2, 4, 0, 3, 5, 1] : [2, 4, 0, 1, 3, 5] }),
+    int64s(g, [m * m * Cin, Cout * s * s])], `${hint}:wb`);
   let weights = wb;
   if (bias) {
     // the bias as one more input column of ones: Dᵀ = [X4ᵀ | 1] · [Wb; b]
-    const bRow = op(g, 'Reshape', [op(g, 'Expand', [op(g, 'Reshape', [bias, int64s(g, [Cout, 1])], `${hint}:b2`), int64s(g, [Cout, s * s])], `${hint}:bexp`),
-      int64s(g, [1, Cout * s * s])], `${hint}:brow`);
+    const bExp = classLast
+      ? op(g, 'Expand', [op(g, 'Reshape', [bias, int64s(g, [1, Cout])], `${hint}:b2`), int64s(g, [s * s, Cout])], `${hint}:bexp`)
+      : op(g, 'Expand', [op(g, 'Reshape', [bias, int64s(g, [Cout, 1])], `${hint}:b2`), int64s(g, [Cout, s * s])], `${hint}:bexp`);
+    const bRow = op(g, 'Reshape', [bExp, int64s(g, [1, Cout * s * s])], `${hint}:brow`);
     weights = op(g, 'Concat', [wb, bRow], `${hint}:wbb`, { axis: 0 });
   }
-  const { x4 } = blockUpsample(g, x, weights, win, Cin, Cout, xShape, output, hint, { ones: bias !== undefined, crop, blockLayout });
-  return { x4, wb };
+  const { x4 } = blockUpsample(g, x, weights, win, Cin, Cout, xShape, output, hint, { ones: bias !== undefined, crop, blockLayout, classLast });
+  return { x4, wb, classLast };
 }
 
 /** A size known at compile time, or a 1-element int64 value computed in the graph. */
@@ -346,10 +374,11 @@ function dimsValue(g: GraphBuilder, dims: Dim[], hint: string): string {
  * the uncropped output is fed by the input pixels (A − di, B − dj), di, dj < m: with X4 = the m²
  * shifted copies of x on the channel axis, the blocks are X4ᵀ·weights, moved into place by one
  * Transpose and cropped by the padding. `crop` false leaves the uncropped output; `blockLayout` (and
- * no crop) leaves it in the GEMM's layout [N, Hf, Wf, Cout, s, s]. Returns X4 ([N, m²·Cin, P]) for dW.
+ * no crop) leaves it in the GEMM's layout [N, Hf, Wf, Cout, s, s], or with `classLast` (columns of
+ * `weights` in (u, v, co) order) [N, Hf, Wf, s, s, Cout]. Returns X4 ([N, m²·Cin, P]) for dW.
  */
 export function blockUpsample(g: GraphBuilder, x: string, weights: string, win: Window, Cin: number, Cout: number, xShape: Shape4 | undefined,
-  output: string, hint: string, opts: { ones: boolean; crop: boolean; blockLayout: boolean }): { x4: string } {
+  output: string, hint: string, opts: { ones: boolean; crop: boolean; blockLayout: boolean; classLast?: boolean }): { x4: string } {
   const { kernel: k, stride: s, pad: p } = win;
   const m = k / s;
   let N: Dim;
@@ -383,7 +412,8 @@ export function blockUpsample(g: GraphBuilder, x: string, weights: string, win: 
       : op(g, 'Expand', [g.constant([1], 'float32', [1, 1, 1]), op(g, 'Concat', [op(g, 'Slice', [op(g, 'Shape', [rows], `${hint}:rshape`), int64s(g, [0]), int64s(g, [2])], `${hint}:np`), int64s(g, [1])], `${hint}:onesshape`, { axis: 0 })], `${hint}:ones`);
     rows = op(g, 'Concat', [rows, ones], `${hint}:x4Tb`, { axis: 2 });
   }
-  const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), dimsValue(g, [N, Hf, Wf, Cout, s, s], `${hint}:dt6shape`)], `${hint}:DT6`);
+  const blockDims: Dim[] = opts.classLast ? [N, Hf, Wf, s, s, Cout] : [N, Hf, Wf, Cout, s, s];
+  const DT = op(g, 'Reshape', [op(g, 'MatMul', [rows, weights], `${hint}:DT`), dimsValue(g, blockDims, `${hint}:dt6shape`)], `${hint}:DT6`);
   if (opts.blockLayout) {
     g.node('Identity', [DT], {}, output);
     return { x4 };
@@ -438,11 +468,15 @@ export function convTransposeBlocksGradWeight(g: GraphBuilder, dDT: string, save
   hint = 'convT'): string {
   const { kernel: k, stride: s } = win;
   const m = k / s;
-  const prod = op(g, 'MatMul', [saved.x4, dDT], `${hint}:dWn`);
-  const sum = op(g, 'ReduceSum', [prod, int64s(g, [0])], `${hint}:dWb`, { keepdims: 0 });
-  // rows (di, dj, ci), columns (co, u, v) -> [ci, co, di, u, dj, v]
-  const six = op(g, 'Reshape', [sum, int64s(g, [m, m, Cin, Cout, s, s])], `${hint}:dW6`);
-  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dW6t`, { perm: [2, 3, 0, 4, 1, 5] }), int64s(g, [Cin, Cout, k, k])], `${hint}:dW`);
+  // one GEMM over all N·P block positions: X4 as [m²·Cin, N·P] (a Transpose of a tensor the input's
+  // size) times dDᵀ as [N·P, Cout·s²] (a free Reshape); a batched product [N, m²·Cin, Cout·s²] summed
+  // over N would be N times the size of dW
+  const x4T = op(g, 'Reshape', [op(g, 'Transpose', [saved.x4], `${hint}:x4t`, { perm: [1, 0, 2] }), int64s(g, [m * m * Cin, -1])], `${hint}:x4rows`);
+  const sum = op(g, 'MatMul', [x4T, op(g, 'Reshape', [dDT, int64s(g, [-1, Cout * s * s])], `${hint}:dD2`)], `${hint}:dWb`);
+  // rows (di, dj, ci), columns (co, u, v) or (u, v, co) -> [ci, co, di, u, dj, v]
+  const six = op(g, 'Reshape', [sum, int64s(g, saved.classLast ? [m, m, Cin, s, s, Cout] : [m, m, Cin, Cout, s, s])], `${hint}:dW6`);
+  const perm = saved.classLast ? [2, 5, 0, 3, 1, 4] : [2, 3, 0, 4, 1, 5];
+  return op(g, 'Reshape', [op(g, 'Transpose', [six], `${hint}:dW6t`, { perm }), int64s(g, [Cin, Cout, k, k])], `${hint}:dW`);
 }
 
 /** dL/db of a bias added per output channel. */
@@ -572,11 +606,15 @@ export interface CrossEntropyOut {
   valid?: string;
 }
 
-/** Logits in a block-form transposed conv's layout [N, rows, cols, C, size, size] (rows·size x cols·size pixels). */
+/**
+ * Logits in a block-form transposed conv's layout [N, rows, cols, C, size, size] (rows·size x
+ * cols·size pixels), or with `classLast` [N, rows, cols, size, size, C].
+ */
 export interface BlockLayout {
   rows: number;
   cols: number;
   size: number;
+  classLast?: boolean;
 }
 
 /** How the per-pixel losses are reduced (the defaults are the book's loss). */
@@ -601,46 +639,77 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
   const { perBatch = false, weight = 1 } = reduction;
   const hint = reduction.hint ?? 'ce';
   // the class axis, and the axes of one image's pixels
-  const axis = blocks ? 3 : 1;
-  const pixelAxes = perBatch ? (blocks ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3]) : blocks ? [1, 2, 3, 4, 5] : [1, 2, 3];
+  const classLast = blocks?.classLast === true;
+  const axis = blocks ? (classLast ? 5 : 3) : 1;
+  // (per-pixel values: [N, 1, H, W], [N, Hf, Wf, 1, s, s], or [N, Hf, Wf, s, s] with classes last)
+  const rank = blocks ? (classLast ? 5 : 6) : 4;
+  const pixelAxes = Array.from({ length: rank }, (_, i) => i).slice(perBatch ? 0 : 1);
   let lab = op(g, 'Cast', [labels], `${hint}:lab64`, { to: 7 /* INT64 */ });
   const q = labelPad;
   if (blocks) {
-    // [N, H, W] -> padded [N, Hf·s, Wf·s] -> [N, Hf, s, Wf, s] -> [N, Hf, Wf, 1, s, s], as the logits
+    // [N, H, W] -> padded [N, Hf·s, Wf·s] -> [N, Hf, s, Wf, s] -> [N, Hf, Wf, s, s] (+ the class axis at 3 unless classes are last)
     const { rows: Hf, cols: Wf, size: s } = blocks;
     if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, q, q, 0, q, q]), g.constant(ignore, 'int64')], `${hint}:labpad`);
     lab = op(g, 'Reshape', [lab, int64s(g, [0, Hf, s, Wf, s])], `${hint}:lab5`);
-    lab = op(g, 'Unsqueeze', [op(g, 'Transpose', [lab], `${hint}:labblocks`, { perm: [0, 1, 3, 2, 4] }), int64s(g, [3])], `${hint}:lab`);
+    lab = op(g, 'Transpose', [lab], `${hint}:labblocks`, { perm: [0, 1, 3, 2, 4] });
+    if (!classLast) lab = op(g, 'Unsqueeze', [lab, int64s(g, [3])], `${hint}:lab`);
   } else {
     lab = op(g, 'Unsqueeze', [lab, int64s(g, [1])], `${hint}:lab`);
     if (q > 0) lab = op(g, 'Pad', [lab, int64s(g, [0, 0, q, q, 0, 0, q, q]), g.constant(ignore, 'int64')], `${hint}:labpad`);
   }
+  // With classes last the per-pixel values stay [N, Hf, Wf, s, s] (no trailing 1: ORT's element-wise
+  // kernels would then run one element at a time) and get the class axis only where an op needs it.
   const valid = op(g, 'Not', [op(g, 'Equal', [lab, g.constant(ignore, 'int64')], `${hint}:ign`)], `${hint}:valid`);
   const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], `${hint}:target`);
   const vf = op(g, 'Cast', [valid], `${hint}:vf`, { to: 1 /* FLOAT */ });
-  // numerically stable log-softmax over the class axis. The order keeps few logit-sized tensors alive
-  // at once: logits are dead after z (argmax of z = argmax of the logits), z after Exp.
-  const mx = op(g, 'ReduceMax', [logits], `${hint}:max`, { axes: [axis], keepdims: 1 });
-  const z = op(g, 'Sub', [logits, mx], `${hint}:z`);
-  // pixel accuracy counts
-  if (outputs.correct) {
-    const pred = op(g, 'ArgMax', [z], `${hint}:argmax`, { axis, keepdims: 1 });
-    const hit = op(g, 'And', [op(g, 'Equal', [pred, target], `${hint}:hit0`), valid], `${hint}:hit`);
-    g.node('ReduceSum', [op(g, 'Cast', [hit], `${hint}:hit64`, { to: 7 })], { keepdims: 0 }, outputs.correct);
+  const withClassAxis = (v: string, h: string): string => (classLast ? op(g, 'Unsqueeze', [v, int64s(g, [axis])], h) : v);
+  // pixel accuracy counts, from the argmax of `scores` (any per-pixel increasing map of the logits)
+  const counts = (scores: string): void => {
+    if (outputs.correct) {
+      const pred = op(g, 'ArgMax', [scores], `${hint}:argmax`, { axis, keepdims: classLast ? 0 : 1 });
+      const hit = op(g, 'And', [op(g, 'Equal', [pred, target], `${hint}:hit0`), valid], `${hint}:hit`);
+      g.node('ReduceSum', [op(g, 'Cast', [hit], `${hint}:hit64`, { to: 7 })], { keepdims: 0 }, outputs.correct);
+    }
+    if (outputs.valid) g.node('ReduceSum', [op(g, 'Cast', [valid], `${hint}:valid64`, { to: 7 })], { keepdims: 0 }, outputs.valid);
+  };
+  // per pixel: nll = log Σ exp(z) − z_target with z = logits − max (stable); p = softmax. dlogits =
+  // (p − onehot)·scale with scale = weight·valid/count: p·scale, then −scale added at each pixel's
+  // target class (a scatter of N·H·W values instead of building a one-hot tensor of the logits' size).
+  let nll: string;
+  let pScale: (scale: string) => string;
+  if (classLast) {
+    // classes innermost: ORT's fused LogSoftmax over contiguous rows; argmax of log p = argmax of the
+    // logits. log p at the target by a flat Gather at row·C + target (GatherElements with a trailing
+    // axis of 1 goes one element at a time).
+    const logp = op(g, 'LogSoftmax', [logits], `${hint}:logp`, { axis });
+    counts(logp);
+    const C = op(g, 'Gather', [op(g, 'Shape', [logits], `${hint}:lshape`), g.constant(axis, 'int64')], `${hint}:C`, { axis: 0 });
+    const flatTarget = op(g, 'Reshape', [target, int64s(g, [-1])], `${hint}:tflat`);
+    const rows = op(g, 'Range', [g.constant(0, 'int64'), op(g, 'Size', [logits], `${hint}:size`), C], `${hint}:rowstart`);
+    const flatIdx = op(g, 'Add', [rows, flatTarget], `${hint}:flatidx`);
+    const lpt = op(g, 'Reshape', [op(g, 'Gather', [op(g, 'Reshape', [logp, int64s(g, [-1])], `${hint}:logpflat`), flatIdx], `${hint}:lptflat`, { axis: 0 }),
+      op(g, 'Shape', [target], `${hint}:tshape`)], `${hint}:lpt`);
+    nll = op(g, 'Neg', [lpt], `${hint}:nll`);
+    const p = op(g, 'Exp', [logp], `${hint}:p`);
+    pScale = (scale) => op(g, 'Mul', [p, withClassAxis(scale, `${hint}:scale1`)], `${hint}:q`);
+  } else {
+    // The order keeps few logit-sized tensors alive at once: logits are dead after z (argmax of z =
+    // argmax of the logits), z after Exp.
+    const mx = op(g, 'ReduceMax', [logits], `${hint}:max`, { axes: [axis], keepdims: 1 });
+    const z = op(g, 'Sub', [logits, mx], `${hint}:z`);
+    counts(z);
+    const zt = op(g, 'GatherElements', [z, target], `${hint}:zt`, { axis });
+    const e = op(g, 'Exp', [z], `${hint}:e`);
+    const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], `${hint}:s`, { keepdims: 1 });
+    nll = op(g, 'Sub', [op(g, 'Log', [s], `${hint}:logs`), zt], `${hint}:nll`);
+    pScale = (scale) => op(g, 'Mul', [e, op(g, 'Div', [scale, s], `${hint}:scale_s`)], `${hint}:q`);
   }
-  if (outputs.valid) g.node('ReduceSum', [op(g, 'Cast', [valid], `${hint}:valid64`, { to: 7 })], { keepdims: 0 }, outputs.valid);
-  const zt = op(g, 'GatherElements', [z, target], `${hint}:zt`, { axis });
-  const e = op(g, 'Exp', [z], `${hint}:e`);
-  const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], `${hint}:s`, { keepdims: 1 });
-  const nll = op(g, 'Sub', [op(g, 'Log', [s], `${hint}:logs`), zt], `${hint}:nll`);
   const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, pixelAxes)], `${hint}:cnt`, { keepdims: 1 }), g.constant(1)], `${hint}:cnt1`);
   const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], `${hint}:nllv`), int64s(g, pixelAxes)], `${hint}:sum`, { keepdims: 1 }), count], `${hint}:mean`);
   if (weight === 1) g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
   else g.node('Mul', [op(g, 'ReduceSum', [perImage], `${hint}:loss1`, { keepdims: 0 }), g.constant(weight)], {}, outputs.loss);
-  // dlogits = (softmax − onehot)·valid/count: e·(scale/s), then −scale added at each pixel's target class
-  // (a scatter of N·H·W values instead of building a one-hot tensor of the logits' size)
   const scale = op(g, 'Div', [weight === 1 ? vf : op(g, 'Mul', [vf, g.constant(weight)], `${hint}:vfw`), count], `${hint}:scale`);
-  const qe = op(g, 'Mul', [e, op(g, 'Div', [scale, s], `${hint}:scale_s`)], `${hint}:q`);
-  const dl = op(g, 'ScatterElements', [qe, target, op(g, 'Neg', [scale], `${hint}:negscale`)], `${hint}:dlogits`, { axis, reduction: 'add' });
+  const dl = op(g, 'ScatterElements', [pScale(scale), withClassAxis(target, `${hint}:target1`), withClassAxis(op(g, 'Neg', [scale], `${hint}:negscale`), `${hint}:negscale1`)],
+    `${hint}:dlogits`, { axis, reduction: 'add' });
   return { loss: outputs.loss, dlogits: dl, correct: outputs.correct, valid: outputs.valid };
 }

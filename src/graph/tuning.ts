@@ -13,18 +13,30 @@ export interface TrainGraphTuning {
    * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
    */
   convGradWeight?: GradWeightForm | 'auto' | 'autotap';
+  /**
+   * The weight gradients' GEMMs over the batch: 'auto' folds the batch into one GEMM where the
+   * per-image products would be larger than the columns (more output channels than pixels);
+   * 'perImage': always one product per image, summed. (Not the default: the summation order changes
+   * the rounding, and the 3-step parity fixture, whose ReLU branches sit within ~1e-7 of zero, then
+   * ends 1.4e-4 off PyTorch's loss, over its 1e-4 bound, where one product per image ends 5.6e-5 off;
+   * single-step gradients are as close to PyTorch's either way. 'auto' made the full batch-4 step 9%
+   * faster: bench/train-step.ts --ab --variants base,dwfold, wall median 4753 vs 5207 ms, load 5-6.)
+   */
+  gradWeightBatch?: 'auto' | 'perImage';
   batchNorm?: BatchNormForm;
   /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
   convTranspose?: 'convtranspose' | 'blocks';
   /**
    * When the logits come from a block-form transposed conv: the loss reads them in NCHW (a Transpose
-   * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks').
+   * each way) or in the GEMM's block layout with the labels rearranged to match ('blocks': classes
+   * on axis 3 of [N, rows, cols, C, s, s]; 'blocksLast': classes innermost, [N, rows, cols, s, s, C]).
    */
-  lossLayout?: 'nchw' | 'blocks';
+  lossLayout?: 'nchw' | 'blocks' | 'blocksLast';
   /** Depthwise convolutions' gradients: one grouped op each ('grouped'), or one convolution per channel ('split', as other grouped convs). */
   depthwise?: 'grouped' | 'split';
 }
 
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
-  convGradInput: 'conv', convGradWeight: 'autotap', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks', depthwise: 'grouped',
+  convGradInput: 'conv', convGradWeight: 'autotap', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
+  depthwise: 'grouped',
 };

@@ -49,12 +49,13 @@ export const conv: LayerKind<ConvLayer, void> = {
     const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
       : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
     const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
+    const foldBatch = tuning.gradWeightBatch === 'auto';
     const w = ctx.param(`${layer.name}.weight`);
     const needInput = ctx.needsGrad(layer.input);
     if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
     const groups = layer.groups ?? 1;
     if (groups === 1) {
-      ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm));
+      ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm, foldBatch));
       if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name));
       return;
     }
@@ -76,7 +77,7 @@ export const conv: LayerKind<ConvLayer, void> = {
       Array.from({ length: groups }, () => uniqueName(g, `${layer.name}:wg`)));
     const xg: Shape4 = [xShape[0], xShape[1] / groups, xShape[2], xShape[3]];
     const dyg: Shape4 = [dyShape[0], dyShape[1] / groups, dyShape[2], dyShape[3]];
-    const dW = xs.map((x, j) => convGradWeight(g, x, dys[j]!, layer, xg, dyg, `${layer.name}:g${j}`, wForm));
+    const dW = xs.map((x, j) => convGradWeight(g, x, dys[j]!, layer, xg, dyg, `${layer.name}:g${j}`, wForm, foldBatch));
     ctx.paramGrad(`${layer.name}.weight`, op(g, 'Concat', dW, `${layer.name}:dW`, { axis: 0 }));
     if (needInput) {
       const dx = dys.map((d, j) => convGradInput(g, d, ws[j]!, layer, xg, dyg, dxForm, `${layer.name}:g${j}`));

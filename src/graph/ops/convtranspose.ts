@@ -78,12 +78,18 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
 
   // The logits from a block-form upsampler go to the loss uncropped (labels padded with 'ignore'
   // instead: no crop here and no padding of the gradient), and with lossLayout 'blocks' in the
-  // GEMM's layout (labels rearranged to match: no Transpose either way).
+  // GEMM's layout (labels rearranged to match: no Transpose either way); 'blocksLast' orders the
+  // GEMM's columns so that the classes are the innermost axis (the loss's reductions run over
+  // contiguous rows).
   lossForm(ctx, layer): LossForm | undefined {
     if (!useBlocks(ctx, layer)) return undefined;
     const [, , h, w] = ctx.shape(layer.input);
     const m = layer.kernel / layer.stride;
-    return { pad: layer.pad, blocks: ctx.tuning.lossLayout === 'blocks' ? { rows: h + m - 1, cols: w + m - 1, size: layer.stride } : undefined };
+    const { lossLayout } = ctx.tuning;
+    return {
+      pad: layer.pad,
+      blocks: lossLayout === 'nchw' ? undefined : { rows: h + m - 1, cols: w + m - 1, size: layer.stride, classLast: lossLayout === 'blocksLast' },
+    };
   },
 
   forward(ctx, layer) {
@@ -92,7 +98,8 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
       return undefined;
     }
     return convTransposeBlocks(ctx.g, layer.input, ctx.param(`${layer.name}.weight`), layer.bias ? ctx.param(`${layer.name}.bias`) : undefined,
-      layer, ctx.shape(layer.input), layer.outChannels, layer.output, layer.name, ctx.lossForm === undefined, ctx.lossForm?.blocks !== undefined);
+      layer, ctx.shape(layer.input), layer.outChannels, layer.output, layer.name, ctx.lossForm === undefined, ctx.lossForm?.blocks !== undefined,
+      ctx.lossForm?.blocks?.classLast === true);
   },
 
   backward(ctx, layer, saved, dy) {
@@ -101,7 +108,8 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
       const inBlocks = ctx.lossForm?.blocks !== undefined;
       const dD = convTransposeBlocksGradOutput(g, dy, layer, ctx.shape(layer.input), layer.outChannels, layer.name, ctx.lossForm !== undefined, inBlocks);
       ctx.paramGrad(`${layer.name}.weight`, convTransposeBlocksGradWeight(g, dD, saved, layer, layer.inChannels, layer.outChannels, layer.name));
-      if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name, inBlocks ? [0, 1, 2, 4, 5] : undefined));
+      const blockAxes = saved.classLast ? [0, 1, 2, 3, 4] : [0, 1, 2, 4, 5];
+      if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name, inBlocks ? blockAxes : undefined));
       if (ctx.needsGrad(layer.input)) ctx.accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, ctx.shape(layer.input), layer.name));
       return;
     }

@@ -38,8 +38,8 @@ export interface BlockValue {
 export interface LossForm {
   /** The logits are this much larger on every side; the loss ignores the border. */
   pad: number;
-  /** ... and in block layout [N, rows, cols, C, size, size]. */
-  blocks?: { rows: number; cols: number; size: number };
+  /** ... and in block layout [N, rows, cols, C, size, size] ([N, rows, cols, size, size, C] with classLast). */
+  blocks?: { rows: number; cols: number; size: number; classLast?: boolean };
 }
 
 /** Emitting a layer's training forward (static shapes). */
