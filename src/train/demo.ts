@@ -30,7 +30,7 @@ export type DemoSettings = DemoTrainSettings & { synth: Required<SynthOptions> }
  * 0.21 (lr 0.003 gave the same 0.31).
  */
 export const DEMO_SETTINGS: Readonly<DemoSettings> = Object.freeze({
-  synth: { train: 800, val: 40, size: [80, 80] as [number, number], spread: 0.4, seed: 0 },
+  synth: { train: 800, val: 40, size: [80, 80] as [number, number], spread: 0.4, seed: 0, colours: 'class' as const },
   epochs: 7,
   batchSize: 8,
   crop: [96, 96] as [number, number],

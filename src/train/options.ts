@@ -13,6 +13,7 @@ import type { SmallImages } from '../data/batches.js';
 import { LAYOUTS, type LayoutName } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
+import { ADAMW, OPTIMIZERS, type Optimizer } from '../graph/train.js';
 import type { EpochMetrics } from './state.js';
 
 /** What a value must be; `check` below turns a kind into the one-line complaint. */
@@ -64,8 +65,11 @@ export const TRAIN_OPTIONS = {
     doc: 'learning rate (the loss is summed over the batch, as the book)' }),
   lrSchedule: option<LrSchedule>()({ kind: { type: 'choice', values: LR_SCHEDULES }, default: 'constant', role: 'run',
     doc: "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs" }),
-  weightDecay: option<number>()({ kind: { type: 'number', min: 0 }, default: 1e-3, role: 'run', doc: 'weight decay' }),
+  weightDecay: option<number>()({ kind: { type: 'number', min: 0 }, default: 1e-3, role: 'run',
+    doc: 'weight decay (sgd: added to the gradient, as the book; adamw: decoupled, w -= lr·wd·w each step)' }),
   momentum: option<number>()({ kind: { type: 'number', min: 0, below: 1 }, default: 0, role: 'run', doc: 'SGD momentum, 0 <= x < 1' }),
+  optimizer: option<Optimizer>()({ kind: { type: 'choice', values: OPTIMIZERS }, default: 'sgd', role: 'run',
+    doc: `sgd (the book's) or adamw (torch.optim.AdamW: betas ${ADAMW.beta1}/${ADAMW.beta2}, eps ${ADAMW.eps}, decoupled weight decay; try lr 1e-3)` }),
   freezeBackbone: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run',
     doc: 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics' }),
   backbone: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
@@ -208,5 +212,8 @@ export function resolveTrainOptions(o: TrainOptions): TrainSettings {
   const s = r as TrainSettings;
   const starts = (['backbone', 'init', 'scratch'] as const).filter((k) => Boolean(s[k])).map(name);
   if (starts.length > 1) throw new UsageError(`${starts.join(' and ')} choose different starting weights; pass one of them`);
+  if (s.optimizer === 'adamw' && s.momentum !== 0) {
+    throw new UsageError(`${name('momentum')} is SGD's; ${name('optimizer')} adamw has its own betas (${ADAMW.beta1}, ${ADAMW.beta2}): leave ${name('momentum')} out`);
+  }
   return s;
 }

@@ -13,7 +13,8 @@ import { FcnError } from '../util/errors.js';
 import { vocLabels, type LabelSpace } from '../data/labels.js';
 import { adaptClassLayers } from './classes.js';
 import type { OptionNamer, TrainSettings } from './options.js';
-import { checkResumable, decodeTrainState, momentumFromExtra, runConfig, type TrainState } from './state.js';
+import { checkResumable, decodeTrainState, optimizerFromExtra, runConfig, type TrainState } from './state.js';
+import type { OptimizerState } from './step.js';
 import { exists } from './checkpoints.js';
 
 /** VOC's 21 classes: the class count of a fresh network. */
@@ -22,7 +23,8 @@ const DEFAULT_NUM_CLASSES = 21;
 export interface Start {
   arch: FcnArchitecture;
   weights: TensorMap;
-  momentum?: TensorMap;
+  /** The saved optimiser state when resuming. */
+  optimizer?: OptimizerState;
   card: ModelCard;
   /** The saved run's state when resuming. */
   state?: TrainState;
@@ -52,7 +54,7 @@ async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer)
   } else if (ckpt.arch.variant !== bookVariant(s)) {
     throw new FcnError(`${lastPath}: cannot resume: the checkpoint is ${ckpt.arch.name}, not ${bookVariant(s)}`);
   }
-  return { arch: ckpt.arch, weights: ckpt.weights, momentum: momentumFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
+  return { arch: ckpt.arch, weights: ckpt.weights, optimizer: optimizerFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
 }
 
 /** The card of a network trained on a dataset: its classes and colours, default normalisation. */
