@@ -7,7 +7,7 @@
 // ...`); a caller with other names for them (the CLI's flags) passes `optionName`.
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
+import { FCN_VARIANTS, GROUPED_ABOVE_CLASSES, UPSAMPLERS, type FcnVariant, type Upsampler } from '../model/fcn.js';
 import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
 import { LAYOUTS, type LayoutName } from '../data/dataset.js';
@@ -92,6 +92,9 @@ export const TRAIN_OPTIONS = {
   arch: option<string | null>()({ kind: { type: 'choice', values: KNOWN_NETWORKS, nullable: true }, default: null, role: 'invocation',
     doc: "the network: the book's fcn32s/fcn16s/fcn8s (as variant) or torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, " +
       'deeplabv3_resnet101, lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large, trained with its own loss (with init: the network the file must hold)' }),
+  upsampler: option<Upsampler | undefined>()({ kind: { type: 'choice', values: UPSAMPLERS, optional: true }, default: undefined, role: 'run',
+    doc: `the book's net's transposed convs: full (every class to every class, the book's) or grouped (each class by itself, ` +
+      `bilinear-initialised; parameters grow as classes, not classes²); default: grouped above ${GROUPED_ABOVE_CLASSES} classes` }),
   evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
     doc: 'score only the first n val images each epoch (default: all)' }),
   small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',

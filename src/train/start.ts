@@ -3,7 +3,7 @@
 // brings the model card the run trains and saves with (a checkpoint's own, else the default).
 import { resolve } from 'node:path';
 import { backboneHint, findCachedBackbone } from '../net/download.js';
-import { fcnResNet18, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
+import { defaultUpsampler, fcnResNet18, GROUPED_ABOVE_CLASSES, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
 import { imagenetBodyName, isTorchvisionNetwork, torchvisionNetwork, type TorchvisionArchitecture } from '../model/torchvision.js';
 import { checkArchitectureName } from '../weights/torchvision.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
@@ -39,6 +39,18 @@ function cardOf(ckpt: Checkpoint): ModelCard {
 /** The book's variant the settings ask for (arch names the book's nets too, as variant's alias). */
 function bookVariant(s: TrainSettings): FcnVariant {
   return s.arch !== null && !isTorchvisionNetwork(s.arch) ? (s.arch as FcnVariant) : s.variant;
+}
+
+/** A fresh book network for `numClasses`; says when its upsamplers are per-class (grouped). */
+function bookNetwork(s: TrainSettings, numClasses: number, log: (line: string) => void, name: OptionNamer): FcnArchitecture {
+  const upsampler = s.upsampler ?? defaultUpsampler(numClasses);
+  const arch = fcnResNet18({ numClasses, variant: bookVariant(s), upsampler });
+  if (upsampler === 'grouped') {
+    const why = s.upsampler ? `${name('upsampler')} grouped` : `${numClasses} classes (more than ${GROUPED_ABOVE_CLASSES})`;
+    log(`${why}: the upsamplers are per-class (grouped) transposed convs, bilinear-initialised ` +
+      `(${numClasses}·k² weights each instead of ${numClasses}²·k²; ${name('upsampler')} full for the book's)`);
+  }
+  return arch;
 }
 
 async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer): Promise<Start> {
@@ -80,7 +92,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     // another label space: keep the body (at its widths), start the class layers afresh
     const arch = isTorchvisionNetwork(ckpt.arch.name)
       ? torchvisionNetwork(ckpt.arch.name, { ...(ckpt.arch as TorchvisionArchitecture).options, numClasses: labels.classes.length })
-      : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
+      : bookNetwork(s, labels.classes.length, log, name);
     const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)));
     log(`the checkpoint has ${ckpt.arch.numClasses} classes, the dataset ${labels.classes.length} (${labels.source}): kept the body, ` +
       `re-initialised the class layers (${adapted.reinitialised.join(', ')})`);
@@ -88,7 +100,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
   }
   const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
   const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: labels.classes.length })
-    : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
+    : bookNetwork(s, labels.classes.length, log, name);
   const weights = initParameters(arch, seededRandom(s.seed));
   const card = datasetCard(labels);
   // the cached ResNet-18 is the book's body only: torchvision's networks take ResNet-50/101 as backbone
