@@ -132,12 +132,12 @@ export function checkResumable(saved: RunConfig, requested: RunConfig, source: s
   }
 }
 
-/** The optimiser's state as checkpoint extras ('<slot>.<parameter>', and the update count when it has slots) and back. */
+/** The optimiser's state as checkpoint extras ('<slot>.<parameter>', and AdamW's update count, which its bias correction needs) and back. */
 export function optimizerToExtra(state: OptimizerState | undefined): TensorMap {
   const out: TensorMap = new Map();
   if (!state) return out;
   for (const [slot, buffers] of state.slots) for (const [name, t] of buffers) out.set(`${slot}.${name}`, t);
-  if (state.slots.size > 0) out.set(OPTIMIZER_STEP_KEY, Float32Array.of(state.step));
+  if (state.slots.has('exp_avg')) out.set(OPTIMIZER_STEP_KEY, Float32Array.of(state.step));
   return out;
 }
 
