@@ -141,3 +141,13 @@ test('checkpoints: the architecture name carries the upsampler; a file without o
   const fullShapes = new Map(fcnParameters(fcnResNet18({ numClasses: 40, upsampler: 'full' })).map((s) => [s.name, { shape: s.shape }]));
   assert.equal(inferArchitecture(fullShapes as never, 'f').name, 'fcn32s-resnet18');
 });
+
+test('--init across label spaces compares whole shapes: 6 full classes and 36 grouped ones have upsamplers of the same size', async () => {
+  const { adaptClassLayers } = await import('../src/train/classes.js');
+  const old = fcnResNet18({ numClasses: 6 });
+  const next = fcnResNet18({ numClasses: 36 });
+  assert.equal(next.upsampler, 'grouped');
+  assert.equal(6 * 6 * 64 * 64, 36 * 1 * 64 * 64);
+  const adapted = adaptClassLayers(initParameters(old, seededRandom(1)), next, initParameters(next, seededRandom(2)), old);
+  assert.deepEqual(adapted.reinitialised, ['final_conv.weight', 'final_conv.bias', 'transpose_conv.weight', 'transpose_conv.bias']);
+});

@@ -86,6 +86,11 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     const init = `checkpoint:${resolve(s.init)}`;
     // a dataset that declares no classes (no class file, no class list) is read in the checkpoint's, as
     // eval reads it; otherwise the dataset's names and colours, with the checkpoint's normalisation
+    const keeps = labels.source === vocLabels().source || ckpt.arch.numClasses === labels.classes.length;
+    // the checkpoint's network is kept as it is: its upsamplers too (a new label space re-heads it and may change them)
+    if (keeps && s.upsampler && ckpt.arch.upsampler && s.upsampler !== ckpt.arch.upsampler) {
+      throw new FcnError(`${s.init}: the checkpoint's upsamplers are ${ckpt.arch.upsampler}, not ${s.upsampler} (leave ${name('upsampler')} out to continue with them)`);
+    }
     if (labels.source === vocLabels().source) return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init };
     const card: ModelCard = { ...cardOf(ckpt), classes: datasetCard(labels).classes, colors: datasetCard(labels).colors };
     if (ckpt.arch.numClasses === labels.classes.length) return { arch: ckpt.arch, weights: ckpt.weights, card, init };
@@ -93,7 +98,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     const arch = isTorchvisionNetwork(ckpt.arch.name)
       ? torchvisionNetwork(ckpt.arch.name, { ...(ckpt.arch as TorchvisionArchitecture).options, numClasses: labels.classes.length })
       : bookNetwork(s, labels.classes.length, log, name);
-    const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)));
+    const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)), ckpt.arch);
     log(`the checkpoint has ${ckpt.arch.numClasses} classes, the dataset ${labels.classes.length} (${labels.source}): kept the body, ` +
       `re-initialised the class layers (${adapted.reinitialised.join(', ')})`);
     return { arch, weights: adapted.weights, card, init };
