@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fcnResNet18, fcnParameters, initParameters, numel, seededRandom, type TensorMap } from '../src/model/index.js';
 import { defaultUpsampler, parseArchitectureName } from '../src/model/fcn.js';
 import { bilinearKernel, groupedBilinearKernel } from '../src/model/bilinear.js';
-import { compileInference } from '../src/graph/inference.js';
+import { compileExport, compileInference } from '../src/graph/inference.js';
+import { decodeFcnOnnx } from '../src/infer/onnx-file.js';
 import { compileTrainStep, gradientName, TRAIN_IO } from '../src/graph/train.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
 import { encodeCheckpoint, inferArchitecture, loadCheckpoint } from '../src/weights/checkpoint.js';
@@ -140,6 +141,10 @@ test('checkpoints: the architecture name carries the upsampler; a file without o
   assert.equal(inferArchitecture(shapes as never, 'f').name, 'fcn32s-resnet18-grouped');
   const fullShapes = new Map(fcnParameters(fcnResNet18({ numClasses: 40, upsampler: 'full' })).map((s) => [s.name, { shape: s.shape }]));
   assert.equal(inferArchitecture(fullShapes as never, 'f').name, 'fcn32s-resnet18');
+  // fcn export's ONNX file of it reads back as the grouped network
+  const onnx = decodeFcnOnnx(compileExport(arch, weights, defaultCard(40)), 'g.onnx');
+  assert.equal(onnx.arch.name, 'fcn32s-resnet18-grouped');
+  assert.deepEqual(fcnParameters(onnx.arch).find((s) => s.name === 'transpose_conv.weight')!.shape, [40, 1, 64, 64]);
 });
 
 test('--init across label spaces compares whole shapes: 6 full classes and 36 grouped ones have upsamplers of the same size', async () => {
