@@ -2,9 +2,9 @@
 """PyTorch-made reference fixtures for the TS engine: inference, bilinear upsampling, the training step.
 
 Run with Debian's PyTorch (never needed to build or test the package):
-    /usr/bin/python3 scripts/make_fixtures.py
+    /usr/bin/python3 scripts/make_fixtures.py [formula|infer|upsample|train_step|train_adamw ...]
 
-Writes test/fixtures/{formula.json, infer/, upsample/, train_step/} (test/fixtures/pth/ belongs to
+Writes test/fixtures/{formula.json, infer/, upsample/, train_step/, train_adamw/} (test/fixtures/pth/ belongs to
 another script). The network is the d2l book's PyTorch FCN; its weights come from a closed-form
 formula that test/helpers/formula.ts computes identically, so fixtures store only inputs and
 outputs. Tensors are raw little-endian files (.f32, .u8), several tensors may share one file at
@@ -401,15 +401,22 @@ STEP_TENSORS = ['conv1.weight', 'layer4.1.bn2.weight', 'final_conv.bias', 'trans
 HEAD_TENSORS = ['final_conv.weight', 'final_conv.bias', 'transpose_conv.weight', 'transpose_conv.bias']
 
 
-def make_train_step():
-    fx = Fixture('train_step', 'Loss, gradients, BN running statistics and SGD steps of the book FCN (formula weights) '
-                 'on one batch, in full mode (train-mode BN, all parameters) and head mode (frozen eval-mode body).')
+def train_batch():
+    """The training fixtures' batch: 2 images of 64x64, random labels with 10 % void (train_step stores it)."""
     n, h, w = 2, 64, 64
     rgb = np.stack([synthetic_rgb(h, w, seed=10 + i) for i in range(n)])
     x = torch.cat([normalise(rgb[i]) for i in range(n)])
     rng = np.random.RandomState(7)
     labels_np = rng.randint(0, NUM_CLASSES, size=(n, h, w)).astype(np.uint8)
     labels_np[rng.uniform(size=(n, h, w)) < 0.1] = IGNORE_INDEX
+    return x, labels_np
+
+
+def make_train_step():
+    fx = Fixture('train_step', 'Loss, gradients, BN running statistics and SGD steps of the book FCN (formula weights) '
+                 'on one batch, in full mode (train-mode BN, all parameters) and head mode (frozen eval-mode body).')
+    x, labels_np = train_batch()
+    n, h, w = labels_np.shape
     labels = torch.from_numpy(labels_np).long()
     fx.add('x', x.numpy())
     fx.add('labels', labels_np)
@@ -497,12 +504,54 @@ def make_train_step():
     fx.write()
 
 
+def make_train_adamw():
+    fx = Fixture('train_adamw', 'Two torch.optim.AdamW steps of the book FCN (formula weights) on train_step\'s batch '
+                 '(x.f32 and labels.u8 there), in head mode and full mode: losses and the weights after.')
+    x, labels_np = train_batch()
+    labels = torch.from_numpy(labels_np).long()
+    # wd large so that the decoupled decay (lr*wd*w per step) is a visible share of each weight's change
+    lr, wd, steps = 1e-3, 5.0, 2
+    fx.meta['settings'] = {
+        'adamw': {'lr': lr, 'weightDecay': wd, 'betas': [0.9, 0.999], 'eps': 1e-8, 'amsgrad': False, 'steps': steps,
+                  'rule': 'torch.optim.AdamW: w *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; '
+                          'w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps); t counts from 1; '
+                          'the same batch every step; losses are those computed before each update'},
+        'batch': "train_step's x and labels", 'torch': torch.__version__,
+    }
+    results = fx.meta['results']
+    for mode, tensors in (('head', HEAD_TENSORS), ('full', STEP_TENSORS)):
+        net = formula_fcn(NUM_CLASSES)
+        trained = backbone_eval(net) if mode == 'head' else list(net.train().parameters())
+        opt = torch.optim.AdamW(trained, lr=lr, weight_decay=wd)
+        losses = []
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = book_loss(net(x), labels)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        with torch.no_grad():
+            final_loss = float(book_loss(net(x), labels))
+        params = dict(canonical_params(net))
+        for name in tensors:
+            fx.add_sampled(f'{mode}/{name}', params[name], file=mode)
+        results[mode] = {'losses': losses, 'lossAfter': final_loss, 'tensors': tensors}
+        print(f'adamw {mode}: losses {", ".join(f"{l:.6f}" for l in losses)}, after {final_loss:.6f}')
+    fx.write()
+
+
+MAKERS = {'formula': lambda: make_formula_literals(), 'infer': lambda: make_infer(), 'upsample': lambda: make_upsample(),
+          'train_step': lambda: make_train_step(), 'train_adamw': lambda: make_train_adamw()}
+
+
 def main():
+    """Every fixture, or those named on the command line (e.g. `make_fixtures.py train_adamw`)."""
     os.makedirs(ROOT, exist_ok=True)
-    make_formula_literals()
-    make_infer()
-    make_upsample()
-    make_train_step()
+    names = sys.argv[1:] or list(MAKERS)
+    for name in names:
+        if name not in MAKERS:
+            sys.exit(f'make_fixtures.py: unknown fixture {name!r} (expected {", ".join(MAKERS)})')
+        MAKERS[name]()
     total = 0
     for dirpath, _, files in os.walk(ROOT):
         if os.path.relpath(dirpath, ROOT).split(os.sep)[0] == 'pth':

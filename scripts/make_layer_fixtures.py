@@ -6,7 +6,7 @@ Run with Debian's PyTorch (never needed to build or test the package):
 
 Writes test/fixtures/layers/ (format: see test/fixtures/README.md): for each case the inputs, the
 parameters, an upstream gradient R, PyTorch's output y and autograd's gradients of <R, y>:
-dilated (and grouped) convolutions, F.interpolate(mode='bilinear', align_corners=False) up, down,
+dilated (and grouped) convolutions, per-class (grouped) transposed convolutions, F.interpolate(mode='bilinear', align_corners=False) up, down,
 from 1x1 and mixed, global average pooling, MobileNetV3's depthwise convolutions, hard swish, hard
 sigmoid, sigmoid and the broadcast product, torchvision's segmentation loss (cross-entropy averaged
 over the batch's valid pixels, ignore 255, + 0.5 x the auxiliary output's); and 'mininet', a tiny
@@ -206,6 +206,18 @@ def make_mobilenet_ops(fx, gen):
     op_case(fx, gen, 'mul_same', {}, {'a': rand(gen, 1, 3, 4, 5), 'b': rand(gen, 1, 3, 4, 5)}, lambda a, b: a * b)
 
 
+def make_grouped_upsamplers(fx, gen):
+    """Per-class (grouped, groups = channels) transposed convs as the book's net uses above 32 classes
+    (k = 2·stride, pad = stride / 2). Drawn after the cases above so that the cases before keep their values."""
+    for name, (xs, stride) in {'convt_g2': ((2, 3, 5, 4), 2), 'convt_g8': ((1, 4, 3, 3), 8)}.items():
+        C = xs[1]
+        k, pad = 2 * stride, stride // 2
+        inputs = {'x': rand(gen, *xs), 'weight': rand(gen, C, 1, k, k, scale=0.3), 'bias': rand(gen, C, scale=0.1)}
+        settings = {'stride': stride, 'pad': pad, 'groups': C, 'bias': True, 'in': C, 'out': C, 'kernel': k}
+        op_case(fx, gen, name, settings, inputs,
+                lambda x, weight, bias, s=stride, p=pad, g=C: F.conv_transpose2d(x, weight, bias, s, p, 0, g))
+
+
 def main():
     gen = torch.Generator().manual_seed(20261201)
     fx = Fixture('layers', 'new layer kinds (dilated/grouped conv, bilinear resize, global average pooling, torchvision loss) and a mini network of them: outputs and autograd gradients')
@@ -213,6 +225,7 @@ def main():
     make_ops(fx, gen)
     make_mininet(fx, gen)
     make_mobilenet_ops(fx, gen)
+    make_grouped_upsamplers(fx, gen)
     fx.write()
 
 

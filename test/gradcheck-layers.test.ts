@@ -322,3 +322,19 @@ test('broadcast product ([N,C,H,W]·[N,C,1,1] either way, and equal shapes) matc
   }
   assert.throws(() => layerShapes({ op: 'mul', inputs: ['a', 'b'], output: 'y' }, [[1, 3, 4, 5], [1, 2, 1, 1]]), /mul 'y' .* dimension 1 neither equal nor 1/);
 });
+
+test('per-class (grouped) transposed convs, the book net\'s upsampler above 32 classes: inference, training forward and gradients match PyTorch and finite differences', async (t) => {
+  for (const name of ['convt_g2', 'convt_g8']) {
+    const s = fx.meta.results[name] as { stride: number; pad: number; groups: number; in: number; out: number; kernel: number };
+    const c: LayerCase = {
+      name, values: { x: `${name}/x` }, params: { 'u.weight': `${name}/weight`, 'u.bias': `${name}/bias` },
+      layer: { op: 'convtranspose', name: 'u', input: 'x', output: 'y', inChannels: s.in, outChannels: s.out, kernel: s.kernel, stride: s.stride, pad: s.pad, groups: s.groups, bias: true, init: 'bilinear' },
+    };
+    for (const tuning of [{}, { convTranspose: 'convtranspose' }] as TrainGraphTuning[]) {
+      const [ev, tp, fd] = [await evalParity(c), await trainParity(c, tuning), await finiteDifferences(c, tuning)];
+      t.diagnostic(`${name} ${JSON.stringify(tuning)}: inference ${ev.toExponential(2)}, training + gradients ${tp.toExponential(2)} vs PyTorch; finite differences ${fd.toExponential(2)}`);
+      assert.ok(ev < 1e-5 && tp < 1e-5, `${name} vs PyTorch: ${ev}, ${tp}`);
+      assert.ok(fd < LINEAR_TOL, `${name} finite differences: ${fd}`);
+    }
+  }
+});

@@ -265,3 +265,36 @@ test('fcn synth: writes and reports; refuses a non-empty --out and a bad --size 
   assert.match(badCount.stderr, /--train/);
   assert.deepEqual(fs.readdirSync(tmpRoot).filter((n) => n.startsWith('.') || n.startsWith('bad-')), []);
 });
+
+test("colours 'class' (the demo's task): every object in its class's hue, backgrounds muted; 'random' stays the default", async () => {
+  const { renderSynthExample, SYNTH_HUES } = await import('../src/data/synth.js');
+  const { Rng } = await import('../src/data/rng.js');
+  const hueOf = (r: number, g: number, b: number): { hue: number; sat: number } => {
+    const max = Math.max(r, g, b), min = Math.min(r, g, b), d = max - min;
+    if (d === 0) return { hue: 0, sat: 0 };
+    const h = max === r ? ((g - b) / d + 6) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+    return { hue: h * 60, sat: d / max };
+  };
+  const hueGap = (a: number, b: number) => Math.min(Math.abs(a - b), 360 - Math.abs(a - b));
+  let objects = 0, offHue = 0, bgSaturated = 0, bgPixels = 0;
+  for (let i = 0; i < 12; i++) {
+    const { image, mask } = renderSynthExample(new Rng(100 + i), 96, 80, 'class');
+    for (let p = 0; p < mask.data.length; p++) {
+      const k = mask.data[p]!;
+      const [r, g, b] = [image.data[3 * p]!, image.data[3 * p + 1]!, image.data[3 * p + 2]!];
+      const { hue, sat } = hueOf(r, g, b);
+      if (k === 0) {
+        bgPixels++;
+        if (sat > 0.45) bgSaturated++;
+      } else if (k !== 255) {
+        objects++;
+        if (hueGap(hue, SYNTH_HUES[k - 1]!) > 30) offHue++;
+      }
+    }
+  }
+  // grain and shading move single pixels a little; the bulk keeps the class's hue and the muted background
+  assert.ok(objects > 1000 && offHue / objects < 0.05, `object pixels off their class hue: ${offHue}/${objects}`);
+  assert.ok(bgSaturated / bgPixels < 0.05, `saturated background pixels: ${bgSaturated}/${bgPixels}`);
+  assert.equal(SYNTH_DEFAULTS.colours, 'random');
+  await assert.rejects(generateSynthVoc(path.join(tmpRoot, 'bad-colours'), { train: 1, val: 0, size: BASE, colours: 'pastel' as 'class' }), /colours must be one of random, class/);
+});

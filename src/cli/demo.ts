@@ -19,7 +19,7 @@ export function command(): Command {
     .description(
       `generate the synthetic shapes dataset (if absent) and train the FCN on it from scratch on the CPU ` +
       `(FCN-${s.variant.slice(3)}; ${s.synth.train} train / ${s.synth.val} val images, ${s.epochs} epochs of ${s.crop[0]}x${s.crop[1]} crops, batch ${s.batchSize}, ` +
-      `lr ${s.lr}, momentum ${s.momentum}): a few minutes on 2 cores; writes OUT/train/{curves,grid}.png and checkpoints`,
+      `${s.optimizer === 'adamw' ? 'AdamW' : 'SGD'}, lr ${s.lr}${s.lrSchedule === 'poly' ? ' with poly decay' : ''}): a few minutes on 2 cores; writes OUT/train/{curves,grid}.png and checkpoints`,
     )
     .option('--out <dir>', 'demo folder: the dataset goes to OUT/data, the run to OUT/train', 'runs/demo')
     .option('--epochs <n>', `epochs (default ${s.epochs})`, parseIntFlag('--epochs', 1))

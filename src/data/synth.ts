@@ -1,7 +1,9 @@
 // A synthetic dataset in the PASCAL VOC layout, for training and testing without the real archive:
 // textured backgrounds with 1-3 objects each, where an object's CLASS IS DECIDED BY ITS SHAPE
 // (circle, square, triangle, cross, ring) and its colour is random and shared by all classes, so a
-// model must learn shape, not colour. Masks carry a thin void (255) band on object boundaries, as
+// model must learn shape, not colour. With colours 'class' (the demo's task) each class also has its
+// own hue and the backgrounds are muted (low saturation), so colour and shape both tell the classes
+// apart and a network trained from scratch for a few minutes can find them. Masks carry a thin void (255) band on object boundaries, as
 // VOC's do. Image sizes vary around a base size, so the small-image filter and padding get used.
 // The dataset carries its own label space (labelmap.txt, CVAT's format: background and the five
 // shapes, in VOC palette colours), so training on it goes through the own-classes path.
@@ -43,7 +45,18 @@ export interface SynthOptions {
   /** How far image sides vary around the base size, as a fraction (default 0.4: ±40%; at most 0.5). */
   spread?: number;
   seed?: number;
+  /**
+   * 'random' (default): object colours are random and shared by all classes (shape alone decides);
+   * 'class': each class has its own hue (SYNTH_HUES, ±10°), backgrounds are muted.
+   */
+  colours?: SynthColours;
 }
+
+export type SynthColours = 'random' | 'class';
+export const SYNTH_COLOURS: readonly SynthColours[] = ['random', 'class'];
+
+/** Each shape class's hue in degrees under colours 'class': spread round the colour wheel (class id - 1 indexes it). */
+export const SYNTH_HUES: readonly number[] = Object.freeze([0, 72, 144, 216, 288]);
 
 export interface SynthResult {
   /** The VOC root that was written (the output folder itself). */
@@ -57,7 +70,7 @@ export interface SynthResult {
 // Defaults: base 384x512 with ±40% gives sides 230..538 x 307..717, so with the book's 320x480 crop
 // about half the images are kept and the rest are dropped (as VOC drops 350 of 1464); with a small
 // base such as 96x128 every image is smaller than 320x480.
-export const SYNTH_DEFAULTS = Object.freeze({ train: 120, val: 30, size: [384, 512] as [number, number], spread: 0.4, seed: 0 });
+export const SYNTH_DEFAULTS = Object.freeze({ train: 120, val: 30, size: [384, 512] as [number, number], spread: 0.4, seed: 0, colours: 'random' as SynthColours });
 
 /** Sides below this cannot hold an object that is large against the FCN's 32-pixel stride. */
 export const SYNTH_MIN_SIDE = 48;
@@ -79,16 +92,37 @@ function randomColour(rng: Rng): Colour {
   return [rng.int(256), rng.int(256), rng.int(256)];
 }
 
+/** HSV (hue in degrees, s and v in 0..1) to RGB 0..255. */
+function hsv(h: number, sat: number, v: number): Colour {
+  const f = (n: number): number => {
+    const k = (n + h / 60) % 6;
+    return Math.round(255 * (v - v * sat * Math.max(0, Math.min(k, 4 - k, 1))));
+  };
+  return [f(5), f(3), f(1)];
+}
+
+/** A muted colour: any hue, saturation at most 0.2 (greys, beiges, slates). */
+function mutedColour(rng: Rng): Colour {
+  return hsv(rng.uniform(0, 360), rng.uniform(0, 0.2), rng.uniform(0.15, 0.95));
+}
+
+/** A colour of the class's hue family: its hue ±10°, saturated, bright enough to show the hue. */
+function classColour(rng: Rng, classId: number): Colour {
+  const hue = (SYNTH_HUES[(classId - 1) % SYNTH_HUES.length]! + rng.uniform(-10, 10) + 360) % 360;
+  return hsv(hue, rng.uniform(0.65, 1), rng.uniform(0.6, 1));
+}
+
 function colourDistance(a: Colour, b: Colour): number {
   return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
 
 /** A background texture: smooth value noise, a linear gradient, or stripes between two colours, plus grain. */
-function drawBackground(rng: Rng, width: number, height: number): { data: Uint8Array; mean: Colour } {
+function drawBackground(rng: Rng, width: number, height: number, muted: boolean): { data: Uint8Array; mean: Colour } {
   const n = width * height;
   const kind = rng.int(3);
-  const c1 = randomColour(rng);
-  const c2 = randomColour(rng);
+  const pick = muted ? mutedColour : randomColour;
+  const c1 = pick(rng);
+  const c2 = pick(rng);
   const noiseAmp = rng.uniform(4, 24);
   const mix = new Float32Array(n); // 0 -> c1, 1 -> c2
   if (kind === 0) {
@@ -193,7 +227,7 @@ interface Placed {
 }
 
 /** Draws 1-3 shapes onto the image (in place) and returns the class-index mask with its void band. */
-function drawObjects(rng: Rng, img: Uint8Array, bgMean: Colour, width: number, height: number): Uint8Array {
+function drawObjects(rng: Rng, img: Uint8Array, bgMean: Colour, width: number, height: number, colours: SynthColours): Uint8Array {
   const label = new Uint8Array(width * height);
   const minSide = Math.min(width, height);
   const count = 1 + rng.int(3);
@@ -214,8 +248,9 @@ function drawObjects(rng: Rng, img: Uint8Array, bgMean: Colour, width: number, h
     }
     if (!spot) continue;
     placed.push(spot);
-    let colour = randomColour(rng);
-    for (let tries = 0; tries < 20 && colourDistance(colour, bgMean) < 110; tries++) colour = randomColour(rng);
+    const pick = colours === 'class' ? (r: Rng) => classColour(r, classId) : randomColour;
+    let colour = pick(rng);
+    for (let tries = 0; tries < 20 && colourDistance(colour, bgMean) < 110; tries++) colour = pick(rng);
     const angle = rng.uniform(0, 2 * Math.PI);
     const cos = Math.cos(angle);
     const sin = Math.sin(angle);
@@ -265,10 +300,10 @@ function drawObjects(rng: Rng, img: Uint8Array, bgMean: Colour, width: number, h
   return mask;
 }
 
-/** Renders one synthetic example; a pure function of (width, height, rng). */
-export function renderSynthExample(rng: Rng, width: number, height: number): { image: RgbImage; mask: LabelMap } {
-  const bg = drawBackground(rng, width, height);
-  const mask = drawObjects(rng, bg.data, bg.mean, width, height);
+/** Renders one synthetic example; a pure function of (width, height, colours, rng). */
+export function renderSynthExample(rng: Rng, width: number, height: number, colours: SynthColours = 'random'): { image: RgbImage; mask: LabelMap } {
+  const bg = drawBackground(rng, width, height, colours === 'class');
+  const mask = drawObjects(rng, bg.data, bg.mean, width, height, colours);
   return { image: { width, height, data: bg.data }, mask: { width, height, data: mask } };
 }
 
@@ -297,6 +332,7 @@ function checkOptions(opts: SynthOptions): Required<SynthOptions> {
       2,
     );
   }
+  if (!SYNTH_COLOURS.includes(o.colours)) throw new FcnError(`synth: colours must be one of ${SYNTH_COLOURS.join(', ')}, got ${String(o.colours)}`, 2);
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) {
     throw new FcnError(`synth: seed must be an integer from 0 to 4294967295, got ${o.seed}`, 2);
   }
@@ -345,7 +381,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
         const [h, w] = drawSize(rng, o.size, o.spread);
         sizeRange.height = [Math.min(sizeRange.height[0], h), Math.max(sizeRange.height[1], h)];
         sizeRange.width = [Math.min(sizeRange.width[0], w), Math.max(sizeRange.width[1], w)];
-        const { image, mask } = renderSynthExample(rng, w, h);
+        const { image, mask } = renderSynthExample(rng, w, h, o.colours);
         lists[split].push(id);
         const write = async (): Promise<void> => {
           const jpeg = await sharp(image.data, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: JPEG_QUALITY }).toBuffer();

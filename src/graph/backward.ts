@@ -275,10 +275,29 @@ function convGradWeightSlices(g: GraphBuilder, x: string, dy: string, win: Windo
   return op(g, 'Concat', rows, `${hint}:dW`, { axis: 2 });
 }
 
-/** dL/dx of y = ConvTranspose(x, W) (W [Cin, Cout, k, k]): a plain Conv of dy with the same W. */
-export function convTransposeGradInput(g: GraphBuilder, dy: string, w: string, win: Window, hint = 'convT'): string {
+/**
+ * dL/dx of y = ConvTranspose(x, W) (W [Cin, Cout/groups, k, k]): a plain Conv of dy with the same W
+ * (read as Conv's [out, in/groups, k, k], with the same groups: each group's adjoint is its own).
+ */
+export function convTransposeGradInput(g: GraphBuilder, dy: string, w: string, win: Window, hint = 'convT', groups = 1): string {
   const { kernel: k, stride: s, pad: p } = win;
-  return op(g, 'Conv', [dy, w], `${hint}:dx`, { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p] });
+  return op(g, 'Conv', [dy, w], `${hint}:dx`, { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], group: groups > 1 ? groups : undefined });
+}
+
+/**
+ * dL/dW of a per-channel (depthwise) y = ConvTranspose(x, W, groups = C), W [C, 1, k, k]:
+ * dW[c, 0, a, b] = Σ_{n,i,j} x[n, c, i, j]·dy[n, c, s·i − p + a, s·j − p + b], i.e. for each channel the
+ * full form's diagonal only: dy as one image of C·N channels convolved, C groups of N, with x as a
+ * [C, N, h, w] kernel dilated by the stride -> [1, C, k', k'], cropped to k x k.
+ */
+export function convTransposeGradWeightDepthwise(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4,
+  hint = 'convT'): string {
+  const { kernel: k, stride: s, pad: p } = win;
+  const [N, C, h, w] = xShape;
+  const dyg = op(g, 'Reshape', [swap01(g, dy, `${hint}:dyT`), int64s(g, [1, C * N, dyShape[2], dyShape[3]])], `${hint}:dyg`);
+  const r = op(g, 'Conv', [dyg, swap01(g, x, `${hint}:xT`)], `${hint}:dWg`, { kernel_shape: [h, w], pads: [p, p, p, p], dilations: [s, s], group: C });
+  const size: [number, number] = [dyShape[2] + 2 * p - s * (h - 1), dyShape[3] + 2 * p - s * (w - 1)];
+  return op(g, 'Reshape', [crop(g, r, k, size, `${hint}:dWgk`), int64s(g, [C, 1, k, k])], `${hint}:dW`);
 }
 
 /** dL/dW of y = ConvTranspose(x, W): dy (batch as channels) convolved with x dilated by the stride, -> [Cin, Cout, k, k]. */

@@ -3,8 +3,8 @@
 // pixel counts, the updated weights, running statistics and momentum buffers. onnxruntime-node has
 // no training API; this lets its inference API train. A walker over the declaration: each layer's
 // kind (./ops/) emits its train-mode forward, the loss (the architecture's) gives dL/dlogits, each
-// kind emits its backward in reverse (gradients of values used twice are summed), then the SGD
-// update (PyTorch's rule).
+// kind emits its backward in reverse (gradients of values used twice are summed), then the optimiser's
+// update (PyTorch's SGD or AdamW rule), its state (momentum, moments) passed in and out like the weights.
 import { AUX_LOSS_WEIGHT, layersFor, type FcnArchitecture } from '../model/fcn.js';
 import { layerInputs, type Layer } from '../model/layers.js';
 import { fcnParameters, layerParams, numel, type ParamSpec, type TensorMap } from '../model/params.js';
@@ -25,11 +25,33 @@ export interface TrainGraphOptions {
   height: number;
   width: number;
   weightDecay: number;
-  /** SGD momentum (PyTorch's form, dampening 0); 0 = plain SGD and no buffers. */
+  /** SGD momentum (PyTorch's form, dampening 0); 0 = plain SGD and no buffers. Must be 0 for AdamW. */
   momentum: number;
+  /**
+   * 'sgd' (default): torch.optim.SGD, weight decay added to the gradient. 'adamw': torch.optim.AdamW
+   * (betas and eps of ADAMW), weight decay decoupled; the graph then takes TRAIN_IO.step.
+   */
+  optimizer?: Optimizer;
   /** Also output each trained parameter's gradient as `gradientName(name)` (for tests). */
   gradients?: boolean;
   tuning?: TrainGraphTuning;
+}
+
+export type Optimizer = 'sgd' | 'adamw';
+export const OPTIMIZERS: readonly Optimizer[] = ['sgd', 'adamw'];
+
+/** torch.optim.AdamW's defaults, which the AdamW step uses. */
+export const ADAMW = Object.freeze({ beta1: 0.9, beta2: 0.999, eps: 1e-8 });
+
+/**
+ * A per-parameter optimiser state tensor: SGD's momentum buffer; AdamW's first and second moment
+ * estimates (PyTorch's state names). Fed as `slotName(param, slot)`, read back from `updatedName(...)`.
+ */
+export type OptimizerSlot = 'momentum' | 'exp_avg' | 'exp_avg_sq';
+
+/** The slots an optimiser keeps per trained parameter. */
+export function optimizerSlots(optimizer: Optimizer, momentum: number): OptimizerSlot[] {
+  return optimizer === 'adamw' ? ['exp_avg', 'exp_avg_sq'] : momentum > 0 ? ['momentum'] : [];
 }
 
 /** A tensor the step feeds and reads back: its canonical name and shape. */
@@ -46,8 +68,12 @@ export interface TrainGraph {
   trained: StepTensor[];
   /** Running statistics updated by train-mode batch-norm: fed and read back like `trained`. */
   state: StepTensor[];
-  /** Parameters with a momentum buffer: fed as `momentumName(name)`, read back from `updatedName(momentumName(name))`. */
+  /**
+   * Parameters with optimiser state, one tensor per slot of `slots` (SGD with momentum: its buffer, fed
+   * as `momentumName(name)`; AdamW: both moments), each read back from `updatedName(slotName(name, slot))`.
+   */
   momentum: StepTensor[];
+  slots: OptimizerSlot[];
   /** Parameters and statistics baked into the graph as initializers (head mode). */
   frozen: string[];
   /** Per-step inputs the step draws from its seed (dropout's keep-masks), fed under their names. */
@@ -62,6 +88,8 @@ export const TRAIN_IO = {
   labels: 'labels',
   /** float32 scalar. */
   lr: 'lr',
+  /** float32 scalar, AdamW only: the 1-based number of this update (its bias correction: 1 − β^step). */
+  step: 'step',
   /**
    * float32 scalar: the architecture's loss ('book': Σ over images of the mean loss over the image's
    * valid pixels; 'torchvision': the mean over the batch's valid pixels, + 0.5 x the auxiliary output's).
@@ -73,7 +101,8 @@ export const TRAIN_IO = {
 } as const;
 
 export const updatedName = (name: string): string => `${name}:new`;
-export const momentumName = (name: string): string => `${name}:momentum`;
+export const slotName = (name: string, slot: OptimizerSlot): string => `${name}:${slot}`;
+export const momentumName = (name: string): string => slotName(name, 'momentum');
 export const gradientName = (name: string): string => `${name}:grad`;
 
 /** The layers a training step computes (those the main and auxiliary outputs need) with their index in the declaration. */
@@ -112,6 +141,9 @@ function checkStepOptions(arch: FcnArchitecture, opts: TrainGraphOptions): void 
   if (!(weightDecay >= 0) || !(momentum >= 0 && momentum < 1)) {
     throw new Error(`compileTrainStep: expected weightDecay >= 0 and 0 <= momentum < 1, got ${weightDecay} and ${momentum}`);
   }
+  const optimizer = opts.optimizer ?? 'sgd';
+  if (!OPTIMIZERS.includes(optimizer)) throw new Error(`compileTrainStep: optimizer must be one of ${OPTIMIZERS.join(', ')}, got ${String(optimizer)}`);
+  if (optimizer === 'adamw' && momentum !== 0) throw new Error(`compileTrainStep: momentum applies to SGD; AdamW has its betas (${ADAMW.beta1}, ${ADAMW.beta2})`);
 }
 
 /** The step's parameters: frozen ones baked in as initializers, the rest graph inputs (trained, or state such as BN statistics). */
@@ -176,6 +208,46 @@ function emitSgd(g: GraphBuilder, opts: TrainGraphOptions, trained: readonly Ste
   }
 }
 
+/**
+ * AdamW as torch.optim.AdamW (amsgrad off), t = TRAIN_IO.step:
+ *   w ← w·(1 − lr·wd)                       (decoupled weight decay, before the moments are used)
+ *   m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²
+ *   w ← w − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+ * The scalars (decay factor, step size, √(1 − β2^t)) are computed once per step, then three
+ * element-wise passes per tensor. Emitted after the whole backward, as SGD (see emitSgd).
+ */
+function emitAdamW(g: GraphBuilder, opts: TrainGraphOptions, trained: readonly StepTensor[], paramGrads: ReadonlyMap<string, string>): void {
+  const { beta1, beta2, eps } = ADAMW;
+  const t = g.input(TRAIN_IO.step, 'float32', []);
+  const one = g.constant(1);
+  const bc1 = op(g, 'Sub', [one, op(g, 'Pow', [g.constant(beta1), t], 'adamw:b1t')], 'adamw:bc1');
+  const bc2 = op(g, 'Sub', [one, op(g, 'Pow', [g.constant(beta2), t], 'adamw:b2t')], 'adamw:bc2');
+  const stepSize = op(g, 'Div', [TRAIN_IO.lr, bc1], 'adamw:step_size');
+  const sqrtBc2 = op(g, 'Sqrt', [bc2], 'adamw:sqrt_bc2');
+  const decay = opts.weightDecay > 0 ? op(g, 'Sub', [one, op(g, 'Mul', [TRAIN_IO.lr, g.constant(opts.weightDecay)], 'adamw:lr_wd')], 'adamw:decay') : undefined;
+  const [c1, c1m, c2, c2m, cEps] = [beta1, 1 - beta1, beta2, 1 - beta2, eps].map((v) => g.constant(v));
+  for (const p of trained) {
+    const grad = paramGrads.get(p.name);
+    if (!grad) throw new Error(`compileTrainStep: no gradient reaches '${p.name}'`);
+    const m = g.input(slotName(p.name, 'exp_avg'), 'float32', p.shape);
+    const v = g.input(slotName(p.name, 'exp_avg_sq'), 'float32', p.shape);
+    const m1 = g.node('Add', [op(g, 'Mul', [m, c1!], `${p.name}:m_b1`), op(g, 'Mul', [grad, c1m!], `${p.name}:g_b1`)], {}, updatedName(m));
+    const g2 = op(g, 'Mul', [grad, grad], `${p.name}:g2`);
+    const v1 = g.node('Add', [op(g, 'Mul', [v, c2!], `${p.name}:v_b2`), op(g, 'Mul', [g2, c2m!], `${p.name}:g2_b2`)], {}, updatedName(v));
+    g.output(updatedName(m), 'float32', p.shape);
+    g.output(updatedName(v), 'float32', p.shape);
+    const denom = op(g, 'Add', [op(g, 'Div', [op(g, 'Sqrt', [v1], `${p.name}:sqrt_v`), sqrtBc2], `${p.name}:sqrt_vhat`), cEps!], `${p.name}:denom`);
+    const delta = op(g, 'Mul', [op(g, 'Div', [m1, denom], `${p.name}:ratio`), stepSize], `${p.name}:delta`);
+    const decayed = decay ? op(g, 'Mul', [p.name, decay], `${p.name}:decayed`) : p.name;
+    g.node('Sub', [decayed, delta], {}, updatedName(p.name));
+    g.output(updatedName(p.name), 'float32', p.shape);
+    if (opts.gradients) {
+      g.node('Identity', [grad], {}, gradientName(p.name));
+      g.output(gradientName(p.name), 'float32', p.shape);
+    }
+  }
+}
+
 /** Which values carry a gradient (outputs of layers with trained parameters, and anything computed from
  *  them), and which a trained convolution reads (kept for its weight gradient anyway). */
 function gradientSets(layers: readonly { layer: Layer; index: number }[], frozenLayer: (i: number) => boolean): { needsGrad: Set<string>; kept: Set<string> } {
@@ -189,7 +261,7 @@ function gradientSets(layers: readonly { layer: Layer; index: number }[], frozen
   return { needsGrad, kept };
 }
 
-/** Compiles one SGD step. In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
+/** Compiles one training step (SGD or AdamW). In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
 export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
   checkStepOptions(arch, opts);
   const { mode, batch, height, width, momentum } = opts;
@@ -263,13 +335,16 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     if (!dy || frozenLayer(index)) continue;
     kindOf(layer).backward(layer === outEntry.layer && lossForm ? { ...back, lossForm } : back, layer, saved.get(layer), dy);
   }
-  emitSgd(g, opts, trained, paramGrads);
-  const momentumTensors = momentum > 0 ? trained : [];
+  const optimizer = opts.optimizer ?? 'sgd';
+  if (optimizer === 'adamw') emitAdamW(g, opts, trained, paramGrads);
+  else emitSgd(g, opts, trained, paramGrads);
+  const slots = optimizerSlots(optimizer, momentum);
+  const momentumTensors = slots.length > 0 ? trained : [];
   for (const t of state) g.output(updatedName(t.name), 'float32', t.shape);
   g.output(TRAIN_IO.loss, 'float32', []);
   g.output(TRAIN_IO.correct, 'int64', []);
   g.output(TRAIN_IO.valid, 'int64', []);
 
-  const bytes = g.encode(`${arch.name} SGD training step, ${mode} mode, batch ${batch}, ${height}x${width}`);
-  return { bytes, options: { ...opts }, numClasses: arch.numClasses, trained, state, momentum: momentumTensors, frozen: frozenNames, stepInputs };
+  const bytes = g.encode(`${arch.name} ${optimizer === 'adamw' ? 'AdamW' : 'SGD'} training step, ${mode} mode, batch ${batch}, ${height}x${width}`);
+  return { bytes, options: { ...opts }, numClasses: arch.numClasses, trained, state, momentum: momentumTensors, slots, frozen: frozenNames, stepInputs };
 }

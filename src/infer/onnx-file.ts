@@ -97,8 +97,8 @@ export function decodeFcnOnnx(bytes: Uint8Array, file: string): FcnOnnxFile {
 
 function architectureOf(file: string, md: Record<string, string>, numClasses: number): FcnArchitecture {
   const name = md['architecture']!;
-  const variant = parseArchitectureName(name);
-  if (variant) return fcnResNet18({ numClasses, variant });
+  const book = parseArchitectureName(name);
+  if (book) return fcnResNet18({ numClasses, variant: book.variant, upsampler: book.upsampler });
   if (isTorchvisionNetwork(name)) {
     const options = md['architectureOptions'] !== undefined ? json(file, md, 'architectureOptions') as TorchvisionOptions : {};
     try {

@@ -7,6 +7,22 @@ export type FcnVariant = 'fcn32s' | 'fcn16s' | 'fcn8s';
 export const FCN_VARIANTS: readonly FcnVariant[] = ['fcn32s', 'fcn16s', 'fcn8s'];
 
 /**
+ * The book's upsamplers: 'full' transposed convs map every class to every class (C²·k² weights:
+ * 150 classes at k 64 is 92 M); 'grouped' ones upsample each class by itself (C·k² weights), the
+ * same map as the full kernel's bilinear diagonal at initialisation.
+ */
+export type Upsampler = 'full' | 'grouped';
+export const UPSAMPLERS: readonly Upsampler[] = ['full', 'grouped'];
+
+/** Above this many classes a fresh network's upsamplers are grouped unless told otherwise. */
+export const GROUPED_ABOVE_CLASSES = 32;
+
+/** The upsampler a fresh network of `numClasses` gets when none is asked for. */
+export function defaultUpsampler(numClasses: number): Upsampler {
+  return numClasses > GROUPED_ABOVE_CLASSES ? 'grouped' : 'full';
+}
+
+/**
  * How the training step scores the logits against the labels (255 = ignore):
  * - 'book': per image the mean cross-entropy over its valid pixels (0 for an image with none), summed
  *   over the batch — the d2l book's `loss(...).mean(1).mean(1)` summed;
@@ -28,6 +44,8 @@ export interface FcnArchitecture {
   name: string;
   /** The book's net only: which of FCN-32s/16s/8s. */
   variant?: FcnVariant;
+  /** The book's net only: its transposed convs' kind (the name ends in '-grouped' for 'grouped'). */
+  upsampler?: Upsampler;
   numClasses: number;
   layers: Layer[];
   /** Name of the graph input (NCHW float32, ImageNet-normalised) and main output (logits NCHW at the input's size). */
@@ -128,12 +146,16 @@ export function resnet18Body(input: string): { layers: Layer[]; outputs: { layer
 export interface FcnOptions {
   numClasses?: number;
   variant?: FcnVariant;
+  /** Default: defaultUpsampler(numClasses) ('grouped' above 32 classes). */
+  upsampler?: Upsampler;
 }
 
 /** The FCN declaration. Default: the book's FCN-32s with 21 VOC classes. */
 export function fcnResNet18(opts: FcnOptions = {}): FcnArchitecture {
   const numClasses = opts.numClasses ?? 21;
   const variant = opts.variant ?? 'fcn32s';
+  const upsampler = opts.upsampler ?? defaultUpsampler(numClasses);
+  if (!UPSAMPLERS.includes(upsampler)) throw new Error(`upsampler must be one of ${UPSAMPLERS.join(', ')}, got ${String(upsampler)}`);
   if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 255) {
     throw new Error(`numClasses must be an integer in 1..255 (255 is the ignore label), got ${numClasses}`);
   }
@@ -145,7 +167,7 @@ export function fcnResNet18(opts: FcnOptions = {}): FcnArchitecture {
   layers.push(conv('final_conv', body.outputs.layer4, 'score32', 512, C, 1, 1, 0, true, 'pytorch_default'));
   const up = (name: string, input: string, output: string, factor: number): Layer => ({
     op: 'convtranspose', name, input, output, inChannels: C, outChannels: C,
-    kernel: 2 * factor, stride: factor, pad: factor / 2, bias: true, init: 'bilinear',
+    kernel: 2 * factor, stride: factor, pad: factor / 2, bias: true, init: 'bilinear', ...(upsampler === 'grouped' ? { groups: C } : {}),
   });
   if (variant === 'fcn32s') {
     layers.push(up('transpose_conv', 'score32', 'logits', 32));
@@ -165,11 +187,14 @@ export function fcnResNet18(opts: FcnOptions = {}): FcnArchitecture {
       layers.push(up('transpose_conv', 'score8', 'logits', 8));
     }
   }
-  return { name: `${variant}-resnet18`, variant, numClasses: C, layers, input, output: 'logits', backboneEnd, stride: 32, loss: 'book' };
+  return {
+    name: `${variant}-resnet18${upsampler === 'grouped' ? '-grouped' : ''}`, variant, upsampler, numClasses: C, layers, input, output: 'logits',
+    backboneEnd, stride: 32, loss: 'book',
+  };
 }
 
-/** Parses an architecture name stored in a checkpoint ('fcn32s-resnet18', ...). */
-export function parseArchitectureName(name: string): FcnVariant | undefined {
-  const m = /^(fcn32s|fcn16s|fcn8s)-resnet18$/.exec(name);
-  return m ? (m[1] as FcnVariant) : undefined;
+/** Parses an architecture name stored in a checkpoint ('fcn32s-resnet18', 'fcn8s-resnet18-grouped', ...). */
+export function parseArchitectureName(name: string): { variant: FcnVariant; upsampler: Upsampler } | undefined {
+  const m = /^(fcn32s|fcn16s|fcn8s)-resnet18(-grouped)?$/.exec(name);
+  return m ? { variant: m[1] as FcnVariant, upsampler: m[2] ? 'grouped' : 'full' } : undefined;
 }

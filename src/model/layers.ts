@@ -61,8 +61,11 @@ export interface AddLayer {
 }
 
 /** Transposed convolution; `${name}.weight` is [in, out, k, k] (PyTorch's layout). */
+/** Transposed convolution; `${name}.weight` is [in, out / groups, k, k] (PyTorch's layout). */
 export interface ConvTransposeLayer extends ConvGeometry {
   op: 'convtranspose';
+  /** Channel groups: equal to the channels for a per-class (grouped) upsampler; 1 when absent. */
+  groups?: number;
   init: 'bilinear';
 }
 

@@ -3,7 +3,7 @@
 // values as PyTorch would make them.
 import type { FcnArchitecture } from './fcn.js';
 import type { Layer, ConvLayer, BatchNormLayer, ConvTransposeLayer, ParamLayer } from './layers.js';
-import { bilinearKernel } from './bilinear.js';
+import { bilinearKernel, groupedBilinearKernel } from './bilinear.js';
 
 export type ParamRole = 'weight' | 'bias' | 'bn_weight' | 'bn_bias' | 'running_mean' | 'running_var';
 
@@ -85,7 +85,10 @@ function batchNormParams(layer: BatchNormLayer): ParamDecl[] {
 
 function convTransposeParams(layer: ConvTransposeLayer): ParamDecl[] {
   const { inChannels: Cin, outChannels: Cout, kernel: k } = layer;
-  const list: ParamDecl[] = [{ suffix: 'weight', shape: [Cin, Cout, k, k], role: 'weight', trainable: true, init: () => bilinearKernel(Cin, Cout, k) }];
+  const groups = layer.groups ?? 1;
+  // grouped: every channel's own [1, k, k] filter is the bilinear one, as the full kernel's diagonal
+  const init = groups === 1 ? () => bilinearKernel(Cin, Cout, k) : () => groupedBilinearKernel(Cin, Cout / groups, k);
+  const list: ParamDecl[] = [{ suffix: 'weight', shape: [Cin, Cout / groups, k, k], role: 'weight', trainable: true, init }];
   // PyTorch computes ConvTranspose's fan_in from weight.size(1)·k²
   if (layer.bias) list.push({ suffix: 'bias', shape: [Cout], role: 'bias', trainable: true, init: (r) => uniform(Cout, 1 / Math.sqrt(Cout * k * k), r) });
   return list;

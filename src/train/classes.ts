@@ -11,14 +11,20 @@ export interface AdaptedWeights {
   reinitialised: string[];
 }
 
-/** The checkpoint's weights where their shape fits `arch`, the fresh ones elsewhere. */
-export function adaptClassLayers(checkpoint: TensorMap, arch: FcnArchitecture, fresh: TensorMap): AdaptedWeights {
+/**
+ * The checkpoint's weights where their shape fits `arch`, the fresh ones elsewhere. `from`, the
+ * checkpoint's architecture, compares whole shapes (a grouped upsampler [C, 1, k, k] can have as many
+ * values as a full one of fewer classes); without it, the sizes.
+ */
+export function adaptClassLayers(checkpoint: TensorMap, arch: FcnArchitecture, fresh: TensorMap, from?: FcnArchitecture): AdaptedWeights {
   const weights: TensorMap = new Map();
   const reinitialised: string[] = [];
+  const oldShapes = from ? new Map(fcnParameters(from).map((s) => [s.name, s.shape.join('x')])) : undefined;
   for (const spec of fcnParameters(arch)) {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     const old = checkpoint.get(spec.name);
-    if (old !== undefined && old.length === size) {
+    const fits = old !== undefined && old.length === size && (oldShapes === undefined || oldShapes.get(spec.name) === spec.shape.join('x'));
+    if (fits) {
       weights.set(spec.name, old);
     } else {
       weights.set(spec.name, fresh.get(spec.name)!);

@@ -11,7 +11,7 @@ import { batchesPerEpoch, prepareSplit } from '../data/batches.js';
 import { Rng } from '../data/rng.js';
 import { FcnError } from '../util/errors.js';
 import { resolveTrainOptions, trainDefaults, type OptionNamer, type TrainOptions, type TrainSettings } from './options.js';
-import { momentumToExtra, recordEpoch, runConfig, type BestEpoch, type EpochMetrics, type RunConfig, type TrainState } from './state.js';
+import { optimizerToExtra, recordEpoch, runConfig, type BestEpoch, type EpochMetrics, type RunConfig, type TrainState } from './state.js';
 import { startingPoint, type Start } from './start.js';
 import {
   bestFileEpoch, exists, missingFolders, removeIfEmpty, removeStaleTemps, repairBest, runFiles, saveCheckpoints, type RunFiles,
@@ -116,7 +116,7 @@ async function runEpochs(run: Run, o: TrainOptions, config: RunConfig, state: Tr
     state = recordEpoch(state, config, m, run.rng.getState());
     await saveCheckpoints(run.files, {
       arch: run.arch, weights: t.weights, ...run.card, colors: run.card.colors.map((c) => [c[0], c[1], c[2]]),
-      extra: momentumToExtra(run.step.momentumBuffers()),
+      extra: optimizerToExtra(run.step.optimizerState()),
     }, state);
     weights = t.weights;
     examples += t.examples;
@@ -159,8 +159,8 @@ async function trainIn(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
   opened.log(formatStart(opened, dropped));
   const step = await TrainStep.create(start.arch, start.weights, {
     mode: s.freezeBackbone ? 'head' : 'full', batch: s.batchSize, height: s.crop[0], width: s.crop[1],
-    weightDecay: s.weightDecay, momentum: s.momentum, threads: s.threads,
-  }, start.momentum);
+    weightDecay: s.weightDecay, momentum: s.momentum, optimizer: s.optimizer, threads: s.threads,
+  }, start.optimizer);
   const run: Run = { ...opened, step };
   let done;
   try {

@@ -7,12 +7,13 @@
 // ...`); a caller with other names for them (the CLI's flags) passes `optionName`.
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FCN_VARIANTS, type FcnVariant } from '../model/fcn.js';
+import { FCN_VARIANTS, GROUPED_ABOVE_CLASSES, UPSAMPLERS, type FcnVariant, type Upsampler } from '../model/fcn.js';
 import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
 import { LAYOUTS, type LayoutName } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
+import { ADAMW, OPTIMIZERS, type Optimizer } from '../graph/train.js';
 import type { EpochMetrics } from './state.js';
 
 /** What a value must be; `check` below turns a kind into the one-line complaint. */
@@ -64,8 +65,11 @@ export const TRAIN_OPTIONS = {
     doc: 'learning rate (the loss is summed over the batch, as the book)' }),
   lrSchedule: option<LrSchedule>()({ kind: { type: 'choice', values: LR_SCHEDULES }, default: 'constant', role: 'run',
     doc: "constant (the book's) or poly: lr·(1 - step/steps)^0.9 over the planned epochs" }),
-  weightDecay: option<number>()({ kind: { type: 'number', min: 0 }, default: 1e-3, role: 'run', doc: 'weight decay' }),
+  weightDecay: option<number>()({ kind: { type: 'number', min: 0 }, default: 1e-3, role: 'run',
+    doc: 'weight decay (sgd: added to the gradient, as the book; adamw: decoupled, w -= lr·wd·w each step)' }),
   momentum: option<number>()({ kind: { type: 'number', min: 0, below: 1 }, default: 0, role: 'run', doc: 'SGD momentum, 0 <= x < 1' }),
+  optimizer: option<Optimizer>()({ kind: { type: 'choice', values: OPTIMIZERS }, default: 'sgd', role: 'run',
+    doc: `sgd (the book's) or adamw (torch.optim.AdamW: betas ${ADAMW.beta1}/${ADAMW.beta2}, eps ${ADAMW.eps}, decoupled weight decay; try lr 1e-3)` }),
   freezeBackbone: option<boolean>()({ kind: { type: 'boolean' }, default: false, role: 'run',
     doc: 'train only the head (1x1 conv and transposed conv); the ResNet body keeps its weights and BN statistics' }),
   backbone: option<string | undefined>()({ kind: { type: 'path' }, default: undefined, role: 'invocation',
@@ -88,6 +92,9 @@ export const TRAIN_OPTIONS = {
   arch: option<string | null>()({ kind: { type: 'choice', values: KNOWN_NETWORKS, nullable: true }, default: null, role: 'invocation',
     doc: "the network: the book's fcn32s/fcn16s/fcn8s (as variant) or torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, " +
       'deeplabv3_resnet101, lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large, trained with its own loss (with init: the network the file must hold)' }),
+  upsampler: option<Upsampler | undefined>()({ kind: { type: 'choice', values: UPSAMPLERS, optional: true }, default: undefined, role: 'run',
+    doc: `the book's net's transposed convs: full (every class to every class, the book's) or grouped (each class by itself, ` +
+      `bilinear-initialised; parameters grow as classes, not classes²); default: grouped above ${GROUPED_ABOVE_CLASSES} classes` }),
   evalLimit: option<number | null>()({ kind: { type: 'int', min: 1, nullable: true }, default: null, role: 'run',
     doc: 'score only the first n val images each epoch (default: all)' }),
   small: option<SmallImages>()({ kind: { type: 'choice', values: ['filter', 'pad'] }, default: 'filter', role: 'run',
@@ -208,5 +215,8 @@ export function resolveTrainOptions(o: TrainOptions): TrainSettings {
   const s = r as TrainSettings;
   const starts = (['backbone', 'init', 'scratch'] as const).filter((k) => Boolean(s[k])).map(name);
   if (starts.length > 1) throw new UsageError(`${starts.join(' and ')} choose different starting weights; pass one of them`);
+  if (s.optimizer === 'adamw' && s.momentum !== 0) {
+    throw new UsageError(`${name('momentum')} is SGD's; ${name('optimizer')} adamw has its own betas (${ADAMW.beta1}, ${ADAMW.beta2}): leave ${name('momentum')} out`);
+  }
   return s;
 }

@@ -28,7 +28,7 @@ export function formatStart(run: Pick<Run, 'settings' | 'ids' | 'valDs' | 'arch'
     (s.scale ? `; augmentation: rescale ${s.scale[0]}..${s.scale[1]}, random crop padded with void${s.flip ? ', flip' : ''}` : '');
   return `${data}\nread ${run.ids.length} examples` + (dropped > 0 ? ` (${dropped} smaller than ${s.crop[0]}x${s.crop[1]} dropped)` : '') +
     `; ${run.valDs.ids.length} val images; ${run.arch.name}, ${s.freezeBackbone ? 'head only' : 'all layers'}, batch ${s.batchSize}, ` +
-    `crop ${s.crop[0]}x${s.crop[1]}, lr ${s.lr}${s.lrSchedule === 'poly' ? ' (poly decay)' : ''}, wd ${s.weightDecay}, momentum ${s.momentum}, ${s.threads} threads`;
+    `crop ${s.crop[0]}x${s.crop[1]}, lr ${s.lr}${s.lrSchedule === 'poly' ? ' (poly decay)' : ''}, wd ${s.weightDecay}, ${s.optimizer === 'adamw' ? 'AdamW' : `momentum ${s.momentum}`}, ${s.threads} threads`;
 }
 
 /** The book's closing lines: the last epoch's numbers and the training throughput. */

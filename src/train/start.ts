@@ -3,7 +3,7 @@
 // brings the model card the run trains and saves with (a checkpoint's own, else the default).
 import { resolve } from 'node:path';
 import { backboneHint, findCachedBackbone } from '../net/download.js';
-import { fcnResNet18, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
+import { defaultUpsampler, fcnResNet18, GROUPED_ABOVE_CLASSES, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
 import { imagenetBodyName, isTorchvisionNetwork, torchvisionNetwork, type TorchvisionArchitecture } from '../model/torchvision.js';
 import { checkArchitectureName } from '../weights/torchvision.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
@@ -13,7 +13,8 @@ import { FcnError } from '../util/errors.js';
 import { vocLabels, type LabelSpace } from '../data/labels.js';
 import { adaptClassLayers } from './classes.js';
 import type { OptionNamer, TrainSettings } from './options.js';
-import { checkResumable, decodeTrainState, momentumFromExtra, runConfig, type TrainState } from './state.js';
+import { checkResumable, decodeTrainState, optimizerFromExtra, runConfig, type TrainState } from './state.js';
+import type { OptimizerState } from './step.js';
 import { exists } from './checkpoints.js';
 
 /** VOC's 21 classes: the class count of a fresh network. */
@@ -22,7 +23,8 @@ const DEFAULT_NUM_CLASSES = 21;
 export interface Start {
   arch: FcnArchitecture;
   weights: TensorMap;
-  momentum?: TensorMap;
+  /** The saved optimiser state when resuming. */
+  optimizer?: OptimizerState;
   card: ModelCard;
   /** The saved run's state when resuming. */
   state?: TrainState;
@@ -39,6 +41,18 @@ function bookVariant(s: TrainSettings): FcnVariant {
   return s.arch !== null && !isTorchvisionNetwork(s.arch) ? (s.arch as FcnVariant) : s.variant;
 }
 
+/** A fresh book network for `numClasses`; says when its upsamplers are per-class (grouped). */
+function bookNetwork(s: TrainSettings, numClasses: number, log: (line: string) => void, name: OptionNamer): FcnArchitecture {
+  const upsampler = s.upsampler ?? defaultUpsampler(numClasses);
+  const arch = fcnResNet18({ numClasses, variant: bookVariant(s), upsampler });
+  if (upsampler === 'grouped') {
+    const why = s.upsampler ? `${name('upsampler')} grouped` : `${numClasses} classes (more than ${GROUPED_ABOVE_CLASSES})`;
+    log(`${why}: the upsamplers are per-class (grouped) transposed convs, bilinear-initialised ` +
+      `(${numClasses}·k² weights each instead of ${numClasses}²·k²; ${name('upsampler')} full for the book's)`);
+  }
+  return arch;
+}
+
 async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer): Promise<Start> {
   if (!(await exists(lastPath))) {
     throw new FcnError(`${lastPath}: no checkpoint to resume from (start a run without resuming, or resume from the output folder of the run to continue)`);
@@ -52,7 +66,7 @@ async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer)
   } else if (ckpt.arch.variant !== bookVariant(s)) {
     throw new FcnError(`${lastPath}: cannot resume: the checkpoint is ${ckpt.arch.name}, not ${bookVariant(s)}`);
   }
-  return { arch: ckpt.arch, weights: ckpt.weights, momentum: momentumFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
+  return { arch: ckpt.arch, weights: ckpt.weights, optimizer: optimizerFromExtra(ckpt.extra), card: cardOf(ckpt), state, init: state.config.init };
 }
 
 /** The card of a network trained on a dataset: its classes and colours, default normalisation. */
@@ -72,21 +86,26 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     const init = `checkpoint:${resolve(s.init)}`;
     // a dataset that declares no classes (no class file, no class list) is read in the checkpoint's, as
     // eval reads it; otherwise the dataset's names and colours, with the checkpoint's normalisation
+    const keeps = labels.source === vocLabels().source || ckpt.arch.numClasses === labels.classes.length;
+    // the checkpoint's network is kept as it is: its upsamplers too (a new label space re-heads it and may change them)
+    if (keeps && s.upsampler && ckpt.arch.upsampler && s.upsampler !== ckpt.arch.upsampler) {
+      throw new FcnError(`${s.init}: the checkpoint's upsamplers are ${ckpt.arch.upsampler}, not ${s.upsampler} (leave ${name('upsampler')} out to continue with them)`);
+    }
     if (labels.source === vocLabels().source) return { arch: ckpt.arch, weights: ckpt.weights, card: cardOf(ckpt), init };
     const card: ModelCard = { ...cardOf(ckpt), classes: datasetCard(labels).classes, colors: datasetCard(labels).colors };
     if (ckpt.arch.numClasses === labels.classes.length) return { arch: ckpt.arch, weights: ckpt.weights, card, init };
     // another label space: keep the body (at its widths), start the class layers afresh
     const arch = isTorchvisionNetwork(ckpt.arch.name)
       ? torchvisionNetwork(ckpt.arch.name, { ...(ckpt.arch as TorchvisionArchitecture).options, numClasses: labels.classes.length })
-      : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
-    const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)));
+      : bookNetwork(s, labels.classes.length, log, name);
+    const adapted = adaptClassLayers(ckpt.weights, arch, initParameters(arch, seededRandom(s.seed)), ckpt.arch);
     log(`the checkpoint has ${ckpt.arch.numClasses} classes, the dataset ${labels.classes.length} (${labels.source}): kept the body, ` +
       `re-initialised the class layers (${adapted.reinitialised.join(', ')})`);
     return { arch, weights: adapted.weights, card, init };
   }
   const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
   const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: labels.classes.length })
-    : fcnResNet18({ numClasses: labels.classes.length, variant: bookVariant(s) });
+    : bookNetwork(s, labels.classes.length, log, name);
   const weights = initParameters(arch, seededRandom(s.seed));
   const card = datasetCard(labels);
   // the cached ResNet-18 is the book's body only: torchvision's networks take ResNet-50/101 as backbone

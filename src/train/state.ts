@@ -2,14 +2,20 @@
 // stopped: the options that define the run, the last completed epoch, the data RNG's state at that
 // epoch boundary, the per-epoch history (metrics.jsonl and curves.png are rebuilt from it) and the
 // best epoch so far. It travels as one JSON string in the checkpoint's metadata under TRAIN_STATE_KEY;
-// the momentum buffers travel as extra tensors named MOMENTUM_PREFIX + parameter name.
+// the optimiser's state travels as extra tensors: per slot '<slot>.<parameter>' (SGD's momentum
+// buffers: MOMENTUM_PREFIX + parameter; AdamW's 'exp_avg.' and 'exp_avg_sq.'), and AdamW's update count
+// as OPTIMIZER_STEP_KEY (one float32: exact to 2^24 updates).
 import { FcnError } from '../util/errors.js';
 import type { TensorMap } from '../model/params.js';
+import type { OptimizerSlot } from '../graph/train.js';
+import type { OptimizerState } from './step.js';
 import { TRAIN_OPTIONS, type OptionNamer, type TrainOptionKey, type TrainSettings } from './options.js';
 
 export const TRAIN_STATE_KEY = 'fcn.train';
 export const TRAIN_STATE_VERSION = 1;
 export const MOMENTUM_PREFIX = 'momentum.';
+export const OPTIMIZER_STEP_KEY = 'optimizer.step';
+const SLOTS: readonly OptimizerSlot[] = ['momentum', 'exp_avg', 'exp_avg_sq'];
 
 type RunKey = { [K in TrainOptionKey]: (typeof TRAIN_OPTIONS)[K]['role'] extends 'invocation' ? never : K }[TrainOptionKey];
 
@@ -126,18 +132,28 @@ export function checkResumable(saved: RunConfig, requested: RunConfig, source: s
   }
 }
 
-/** Momentum buffers as checkpoint extras (names prefixed) and back. */
-export function momentumToExtra(buffers: TensorMap | undefined): TensorMap {
+/** The optimiser's state as checkpoint extras ('<slot>.<parameter>', and AdamW's update count, which its bias correction needs) and back. */
+export function optimizerToExtra(state: OptimizerState | undefined): TensorMap {
   const out: TensorMap = new Map();
-  if (buffers) for (const [name, t] of buffers) out.set(MOMENTUM_PREFIX + name, t);
+  if (!state) return out;
+  for (const [slot, buffers] of state.slots) for (const [name, t] of buffers) out.set(`${slot}.${name}`, t);
+  if (state.slots.has('exp_avg')) out.set(OPTIMIZER_STEP_KEY, Float32Array.of(state.step));
   return out;
 }
 
-export function momentumFromExtra(extra: TensorMap | undefined): TensorMap | undefined {
+/** The optimiser state in a checkpoint's extras; undefined when it has none (a run without momentum, or not a run's checkpoint). */
+export function optimizerFromExtra(extra: TensorMap | undefined): OptimizerState | undefined {
   if (!extra) return undefined;
-  const out: TensorMap = new Map();
-  for (const [name, t] of extra) if (name.startsWith(MOMENTUM_PREFIX)) out.set(name.slice(MOMENTUM_PREFIX.length), t);
-  return out.size > 0 ? out : undefined;
+  const slots = new Map<OptimizerSlot, TensorMap>();
+  for (const [name, t] of extra) {
+    const slot = SLOTS.find((s) => name.startsWith(`${s}.`));
+    if (!slot) continue;
+    if (!slots.has(slot)) slots.set(slot, new Map());
+    slots.get(slot)!.set(name.slice(slot.length + 1), t);
+  }
+  if (slots.size === 0) return undefined;
+  const step = extra.get(OPTIMIZER_STEP_KEY)?.[0] ?? 0;
+  return { slots, step };
 }
 
 /** metrics.jsonl's content for a history: one JSON object per epoch, one per line. */

@@ -1,8 +1,11 @@
-// One SGD step at a time on the compiled training-step graph: owns the session, the current weights,
-// running statistics and momentum buffers, feeds them with each batch and keeps what comes back.
+// One optimiser step at a time on the compiled training-step graph: owns the session, the current
+// weights, running statistics and optimiser state (SGD's momentum buffers, AdamW's moments and update
+// count), feeds them with each batch and keeps what comes back.
 import type { FcnArchitecture } from '../model/fcn.js';
 import { checkParameters, fcnParameters, numel, seededRandom, type TensorMap } from '../model/params.js';
-import { compileTrainStep, momentumName, TRAIN_IO, updatedName, IGNORE_LABEL, type TrainGraph, type TrainGraphOptions } from '../graph/train.js';
+import {
+  compileTrainStep, slotName, TRAIN_IO, updatedName, IGNORE_LABEL, type OptimizerSlot, type TrainGraph, type TrainGraphOptions,
+} from '../graph/train.js';
 import { Session, tensor, type EngineTensor, type SessionOptions } from '../engine/session.js';
 
 /** A label the network has no class for; `index` is its position in the N·H·W labels (so callers can name the image). */
@@ -30,6 +33,13 @@ export function keepMask(seed: number, index: number, n: number, p: number): Uin
   return mask;
 }
 
+/** What an optimiser carries from step to step, to save and resume: per slot, a tensor per parameter; the updates done. */
+export interface OptimizerState {
+  slots: Map<OptimizerSlot, TensorMap>;
+  /** Updates done so far (AdamW's bias correction uses it; PyTorch's state['step']). */
+  step: number;
+}
+
 export interface StepResult {
   /**
    * The batch's loss as the architecture defines it: 'book', Σ over images of the mean cross-entropy
@@ -52,15 +62,19 @@ export class TrainStep {
     private readonly graph: Omit<TrainGraph, 'bytes'>,
     private readonly session: Session,
     private readonly current: TensorMap,
+    /** Optimiser state by slot input name (slotName(param, slot)). */
     private readonly buffers: TensorMap,
+    /** Updates done, resumed ones included. */
+    private updates: number,
   ) {}
 
   /**
-   * Compiles the step for `opts` (mode, batch, crop, weight decay, momentum) and loads it. `weights`
-   * must hold every parameter and running statistic; `momentumBuffers` resumes SGD momentum (zeros
-   * otherwise, which with dampening 0 is PyTorch's first step exactly).
+   * Compiles the step for `opts` (mode, batch, crop, weight decay, optimiser) and loads it. `weights`
+   * must hold every parameter and running statistic; `resume` continues an optimiser's state (zeros
+   * and step 0 otherwise, which is PyTorch's first step exactly: SGD's buffer with dampening 0 and
+   * AdamW's moments both start at zero).
    */
-  static async create(arch: FcnArchitecture, weights: TensorMap, opts: TrainStepOptions, momentumBuffers?: TensorMap): Promise<TrainStep> {
+  static async create(arch: FcnArchitecture, weights: TensorMap, opts: TrainStepOptions, resume?: OptimizerState): Promise<TrainStep> {
     checkParameters(arch, weights, 'training weights');
     const { bytes, ...graph } = compileTrainStep(arch, opts, opts.mode === 'head' ? weights : undefined);
     // Tensors the step updates are copied; frozen ones (baked into the graph) are only referenced, for weights().
@@ -71,20 +85,24 @@ export class TrainStep {
       current.set(spec.name, frozen.has(spec.name) ? t : Float32Array.from(t));
     }
     const buffers: TensorMap = new Map();
-    for (const t of graph.momentum) {
-      const given = momentumBuffers?.get(t.name);
-      if (given && given.length !== numel(t.shape)) {
-        throw new Error(`momentum buffer '${t.name}' has ${given.length} values, expected [${t.shape.join(', ')}]`);
+    for (const slot of graph.slots) {
+      for (const t of graph.momentum) {
+        const given = resume?.slots.get(slot)?.get(t.name);
+        if (given && given.length !== numel(t.shape)) {
+          throw new Error(`optimizer state ${slot} of '${t.name}' has ${given.length} values, expected [${t.shape.join(', ')}]`);
+        }
+        buffers.set(slotName(t.name, slot), given ? Float32Array.from(given) : new Float32Array(numel(t.shape)));
       }
-      buffers.set(t.name, given ? Float32Array.from(given) : new Float32Array(numel(t.shape)));
     }
+    const updates = resume?.step ?? 0;
+    if (!Number.isInteger(updates) || updates < 0) throw new Error(`optimizer state: step must be a whole number >= 0, got ${updates}`);
     // Memory pattern off: ORT's pre-planned block for this graph is ~0.7 GB larger than allocating from
     // its arena as it goes (full, b4 320x480). Full mode at level 'extended': its weights are inputs, so
     // 'all' has no NCHWc convolutions to gain (and would convert the 'tapconv' form's constant kernels).
     const session = await Session.create(bytes, {
       memPattern: false, optimization: opts.mode === 'full' ? 'extended' : 'all', ...opts.session, threads: opts.threads,
     });
-    return new TrainStep(arch, graph, session, current, buffers);
+    return new TrainStep(arch, graph, session, current, buffers, updates);
   }
 
   get options(): TrainGraphOptions {
@@ -92,7 +110,7 @@ export class TrainStep {
   }
 
   /**
-   * One SGD step on a batch; keeps the updated weights, running statistics and momentum buffers.
+   * One optimiser step on a batch; keeps the updated weights, running statistics and optimiser state.
    * `seed` draws the step's dropout masks (keepMask): give each step its own (e.g. the run's seed
    * mixed with the global step number) and a resumed run repeats them. Without it, the number of
    * steps this TrainStep has run (masks differ per step, but a resumed run starts over at 0).
@@ -115,13 +133,15 @@ export class TrainStep {
       [TRAIN_IO.lr]: tensor('float32', [], Float32Array.of(lr)),
     };
     for (const t of [...this.graph.trained, ...this.graph.state]) feeds[t.name] = tensor('float32', t.shape, this.current.get(t.name)!);
-    for (const t of this.graph.momentum) feeds[momentumName(t.name)] = tensor('float32', t.shape, this.buffers.get(t.name)!);
+    for (const [name, t] of this.buffers) feeds[name] = tensor('float32', this.shapeOfSlot(name), t);
+    if (this.graph.options.optimizer === 'adamw') feeds[TRAIN_IO.step] = tensor('float32', [], Float32Array.of(this.updates + 1));
     this.graph.stepInputs.forEach((d, i) => {
       feeds[d.name] = tensor('bool', d.shape, keepMask(maskSeed, i, numel(d.shape), d.keepMask.p));
     });
     const out = await this.session.run(feeds);
     for (const t of [...this.graph.trained, ...this.graph.state]) this.current.set(t.name, out[updatedName(t.name)]!.data as Float32Array);
-    for (const t of this.graph.momentum) this.buffers.set(t.name, out[updatedName(momentumName(t.name))]!.data as Float32Array);
+    for (const name of [...this.buffers.keys()]) this.buffers.set(name, out[updatedName(name)]!.data as Float32Array);
+    this.updates++;
     return {
       loss: (out[TRAIN_IO.loss]!.data as Float32Array)[0]!,
       correct: Number((out[TRAIN_IO.correct]!.data as BigInt64Array)[0]!),
@@ -134,9 +154,23 @@ export class TrainStep {
     return new Map([...this.current].map(([k, v]) => [k, Float32Array.from(v)]));
   }
 
-  /** Momentum buffers by parameter name; empty when momentum is 0. */
+  private shapeOfSlot(name: string): number[] {
+    const param = name.slice(0, name.lastIndexOf(':'));
+    return this.graph.momentum.find((t) => t.name === param)!.shape;
+  }
+
+  /** The optimiser's state (copies): per slot, a tensor per trained parameter; and the updates done. */
+  optimizerState(): OptimizerState {
+    const slots = new Map<OptimizerSlot, TensorMap>();
+    for (const slot of this.graph.slots) {
+      slots.set(slot, new Map(this.graph.momentum.map((t) => [t.name, Float32Array.from(this.buffers.get(slotName(t.name, slot))!)])));
+    }
+    return { slots, step: this.updates };
+  }
+
+  /** SGD's momentum buffers by parameter name; empty when momentum is 0 (and for AdamW). */
   momentumBuffers(): TensorMap {
-    return new Map([...this.buffers].map(([k, v]) => [k, Float32Array.from(v)]));
+    return this.optimizerState().slots.get('momentum') ?? new Map();
   }
 
   async dispose(): Promise<void> {

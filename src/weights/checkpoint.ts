@@ -4,7 +4,7 @@
 // backbone, torchvision's ResNet-18; names are mapped to the declaration's and every shape is
 // checked against it, so a bad file fails here with the tensor named, never inside the runtime.
 import { readFile } from 'node:fs/promises';
-import { fcnResNet18, parseArchitectureName, type FcnArchitecture, type FcnVariant } from '../model/fcn.js';
+import { fcnResNet18, parseArchitectureName, type FcnArchitecture, type FcnVariant, type Upsampler } from '../model/fcn.js';
 import { TORCHVISION_NETWORKS } from '../model/torchvision.js';
 import { fcnParameters, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { defaultClasses, defaultColors, defaultNormalization, type Color, type Normalization } from '../model/card.js';
@@ -141,9 +141,9 @@ function displayName(layout: WeightLayout): (canonical: string) => string {
   return layout === 'fcn-sequential' ? sequentialName : (n) => n;
 }
 
-function architecture(variant: FcnVariant, numClasses: number, file: string): FcnArchitecture {
+function architecture(variant: FcnVariant, numClasses: number, file: string, upsampler: Upsampler): FcnArchitecture {
   try {
-    return fcnResNet18({ variant, numClasses });
+    return fcnResNet18({ variant, numClasses, upsampler });
   } catch (err) {
     throw new FcnError(`${file}: ${errorMessage(err)}`);
   }
@@ -156,7 +156,10 @@ export function inferArchitecture(tensors: ReadonlyMap<string, Tensor>, file: st
   if (!head || head.shape.length === 0) {
     throw new FcnError(`${file}: missing tensor 'final_conv.weight', so the number of classes is unknown (expected an FCN state_dict)`);
   }
-  return architecture(variant, head.shape[0]!, file);
+  // a per-class (grouped) upsampler's weight is [C, 1, k, k]; the book's full one [C, C, k, k]
+  const up = tensors.get('transpose_conv.weight');
+  const upsampler: Upsampler = head.shape[0]! > 1 && up?.shape.length === 4 && up.shape[1] === 1 ? 'grouped' : 'full';
+  return architecture(variant, head.shape[0]!, file, upsampler);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +246,8 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
   if (md['formatVersion'] !== CHECKPOINT_FORMAT_VERSION) {
     throw new FcnError(`${file}: checkpoint format version ${md['formatVersion'] ?? '(none)'} is not supported (this fcn reads version ${CHECKPOINT_FORMAT_VERSION})`);
   }
-  const variant = parseArchitectureName(md['architecture'] ?? '');
+  const parsed = parseArchitectureName(md['architecture'] ?? '');
+  const variant = parsed?.variant;
   const numClasses = Number(md['numClasses']);
   if (!Number.isInteger(numClasses)) throw new FcnError(`${file}: metadata 'numClasses' is not an integer`);
   // torchvision's networks: the widths come from the tensors' shapes, the name must agree
@@ -252,7 +256,7 @@ function fromOurFormat(file: string, st: WeightFile): Checkpoint {
     throw new FcnError(`${file}: unknown architecture '${md['architecture'] ?? ''}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
       `or one of torchvision's ${TORCHVISION_NETWORKS.join(', ')})`);
   }
-  const arch = tv ?? architecture(variant!, numClasses, file);
+  const arch = tv ?? architecture(variant!, numClasses, file, parsed!.upsampler);
   const classes = parseJson(file, 'classes', md['classes']);
   const colors = parseJson(file, 'colors', md['colors']);
   const normalization = parseJson(file, 'normalization', md['normalization']) as Normalization;

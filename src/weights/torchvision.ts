@@ -269,8 +269,9 @@ export function asTorchvision(arch: FcnArchitecture): TorchvisionArchitecture | 
 /** The book's names (`fcn32s` stands for `fcn32s-resnet18`) and torchvision's. */
 export const KNOWN_NETWORKS: readonly string[] = Object.freeze(['fcn32s', 'fcn16s', 'fcn8s', ...TORCHVISION_NETWORKS]);
 
+/** The network a name denotes: the book's short names in full; its upsampler's kind ('-grouped') is not another network. */
 function fullName(name: string): string {
-  return /^fcn(32|16|8)s$/.test(name) ? `${name}-resnet18` : name;
+  return /^fcn(32|16|8)s$/.test(name) ? `${name}-resnet18` : name.replace(/^(fcn(?:32|16|8)s-resnet18)-grouped$/, '$1');
 }
 
 /** Checks that a file holding network `actual` is the `expected` one; one line naming both otherwise. */

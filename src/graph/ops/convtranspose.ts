@@ -1,10 +1,14 @@
-// Transposed convolution (the FCN's upsamplers), weight [in, out, k, k] as PyTorch stores it. When
-// the kernel is a multiple of the stride (k = m·s: the book's 64/32, FCN-16s/8s's 4/2) both graphs use
-// backward.ts's block GEMM (blockUpsample) instead of ORT's ConvTranspose, which is much slower here.
+// Transposed convolution (the FCN's upsamplers), weight [in, out/groups, k, k] as PyTorch stores it.
+// When the kernel is a multiple of the stride (k = m·s: the book's 64/32, FCN-16s/8s's 4/2) both graphs
+// use backward.ts's block GEMM (blockUpsample) instead of ORT's ConvTranspose, which is much slower
+// here. A per-channel (grouped, groups = channels) upsampler is ORT's grouped ConvTranspose: its work
+// is C·k² per pixel where the full form's GEMM is C²·k²; its backward is a grouped Conv (dx) and the
+// depthwise weight gradient.
 import type { ConvTransposeLayer } from '../../model/layers.js';
 import {
   biasGrad, blockFormApplies, blockUpsample, convTransposeBlocks, convTransposeBlocksGradInput, convTransposeBlocksGradOutput,
-  convTransposeBlocksGradWeight, convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, type BlockConvTransposeSaved,
+  convTransposeBlocksGradWeight, convTransposeGradInput, convTransposeGradWeight, convTransposeGradWeightDepthwise, convTransposeOutSize,
+  type BlockConvTransposeSaved,
 } from '../backward.js';
 import { op } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
@@ -34,15 +38,29 @@ export function blockWeights(layer: ConvTransposeLayer, W: Float32Array, bias: F
   return { data: wb, rows, cols };
 }
 
+const groupsOf = (layer: ConvTransposeLayer): number => layer.groups ?? 1;
+
+function checkGroups(layer: ConvTransposeLayer): void {
+  const groups = groupsOf(layer);
+  if (groups !== 1 && (groups !== layer.inChannels || groups !== layer.outChannels)) {
+    throw new Error(`${layer.name}: a grouped transposed conv must have one channel per group (groups ${groups}, ${layer.inChannels} -> ${layer.outChannels} channels)`);
+  }
+}
+
 function plain(g: GraphBuilder, layer: ConvTransposeLayer, param: (name: string) => string): void {
+  checkGroups(layer);
   const inputs = [layer.input, param(`${layer.name}.weight`)];
   if (layer.bias) inputs.push(param(`${layer.name}.bias`));
+  const groups = groupsOf(layer);
   g.node('ConvTranspose', inputs, {
     kernel_shape: [layer.kernel, layer.kernel], strides: [layer.stride, layer.stride], pads: [layer.pad, layer.pad, layer.pad, layer.pad],
+    group: groups > 1 ? groups : undefined,
   }, layer.output);
 }
 
-const useBlocks = (ctx: TrainContext, layer: ConvTransposeLayer): boolean => ctx.tuning.convTranspose === 'blocks' && blockFormApplies(layer);
+/** The block GEMM is the full (class-to-class) form; grouped layers use ORT's grouped ConvTranspose. */
+const blocksFit = (layer: ConvTransposeLayer): boolean => groupsOf(layer) === 1 && blockFormApplies(layer);
+const useBlocks = (ctx: TrainContext, layer: ConvTransposeLayer): boolean => ctx.tuning.convTranspose === 'blocks' && blocksFit(layer);
 
 export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSaved | undefined> = {
   op: 'convtranspose',
@@ -56,7 +74,7 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
 
   emitEval(ctx, layer) {
     const W = ctx.weight(`${layer.name}.weight`);
-    if (ctx.upsample !== 'blocks' || !blockFormApplies(layer) || !W) {
+    if (ctx.upsample !== 'blocks' || !blocksFit(layer) || !W) {
       plain(ctx.g, layer, ctx.param);
       return;
     }
@@ -113,9 +131,11 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
       if (ctx.needsGrad(layer.input)) ctx.accumulate(layer.input, convTransposeBlocksGradInput(g, dD, saved, layer, ctx.shape(layer.input), layer.name));
       return;
     }
-    ctx.paramGrad(`${layer.name}.weight`, convTransposeGradWeight(g, layer.input, dy, layer, ctx.shape(layer.input), ctx.shape(layer.output), layer.name));
+    const groups = groupsOf(layer);
+    const gradWeight = groups > 1 ? convTransposeGradWeightDepthwise : convTransposeGradWeight;
+    ctx.paramGrad(`${layer.name}.weight`, gradWeight(g, layer.input, dy, layer, ctx.shape(layer.input), ctx.shape(layer.output), layer.name));
     if (layer.bias) ctx.paramGrad(`${layer.name}.bias`, biasGrad(g, dy, layer.name));
-    if (ctx.needsGrad(layer.input)) ctx.accumulate(layer.input, convTransposeGradInput(g, dy, ctx.param(`${layer.name}.weight`), layer, layer.name));
+    if (ctx.needsGrad(layer.input)) ctx.accumulate(layer.input, convTransposeGradInput(g, dy, ctx.param(`${layer.name}.weight`), layer, layer.name, groups));
   },
 };
 
