@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { readOnnxSummary } from '../graph/onnx.js';
 import { fcnResNet18, parseArchitectureName, type FcnArchitecture } from '../model/fcn.js';
-import { isTorchvisionNetwork, torchvisionNetwork, type TorchvisionOptions } from '../model/torchvision.js';
+import { TORCHVISION_NETWORKS, isTorchvisionNetwork, torchvisionNetwork, type TorchvisionOptions } from '../model/torchvision.js';
 import type { Color, ModelCard } from '../model/card.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
@@ -108,5 +108,5 @@ function architectureOf(file: string, md: Record<string, string>, numClasses: nu
     }
   }
   throw new FcnError(`${file}: ONNX metadata names an unknown architecture '${name}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
-    "or one of torchvision's fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101)");
+    `or one of torchvision's ${TORCHVISION_NETWORKS.join(', ')})`);
 }
