@@ -141,8 +141,7 @@ export function readiness(state: ServerState): { ready: boolean; reason?: string
   return { ready: true };
 }
 
-export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, ortWeb = false): ModelInfo {
-  const graph = pageGraph(model, opts);
+export function modelInfo(model: SegmentationModel, opts: ServerOptions = {}, ortWeb = false, graph = pageGraph(model, opts)): ModelInfo {
   return {
     architecture: model.arch.name,
     numClasses: model.arch.numClasses,
@@ -404,7 +403,8 @@ export function createServer(model: SegmentationModel, opts: ServerOptions = {})
   STATES.set(app, state);
   installBodyHandling(app, state, limits.maxBodyMb);
   installResponses(app, limits.maxBodyMb, opts.log);
-  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined), pageGraph(model, opts), limits);
+  const graph = pageGraph(model, opts);
+  registerApi(app, model, state, modelInfo(model, opts, ortDir !== undefined, graph), graph, limits);
   registerPage(app, ortDir);
   return app;
 }
