@@ -4,12 +4,15 @@
 // last), weighted by the distance. It upsamples, downsamples, and from a 1x1 input broadcasts.
 // ONNX's Resize (linear, half_pixel) is the same map; being linear, y = A_h·x·A_wᵀ per plane with
 // the interpolation matrices A, so the backward is dx = A_hᵀ·dy·A_w (static shapes in training).
-// The inference graph (symbolic sizes) takes the two axes one after the other, y = A_h·(x·A_wᵀ):
+// Our own inference sessions (symbolic sizes, EvalContext.resize 'separable') take the two axes one
+// after the other, y = A_h·(x·A_wᵀ):
 // the width as a MatMul with A_wᵀ built inside the graph from the sizes, on the small input; the
 // height by ORT's Resize of that viewed as [N·C, h, 1, W] to [N·C, H, 1, W]: with only axis 1 scaled
 // ORT takes it for NHWC and interpolates whole rows of W contiguous values, where its NCHW kernel
 // gathers four scalars for every output pixel (the final 65→520 resize of LR-ASPP was a fifth of
 // its time). Both passes use the same half-pixel map, so this equals the 2-D bilinear to rounding.
+// Exported graphs keep the plain 2-D Resize: the one-axis view relies on ORT's CPU kernel choice, and
+// onnxruntime-web's WebGPU backend gets it wrong.
 import type { ResizeLayer } from '../../model/layers.js';
 import { op } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
@@ -84,13 +87,19 @@ export const resize: LayerKind<ResizeLayer, void> = {
   },
 
 
-  emitEval({ g, shape }, layer) {
+  emitEval({ g, shape, resize }, layer) {
     const [x, like] = [shape(layer.input), shape(layer.like)];
     if (x && like) {
       emit(g, layer, g.constant([x[0], x[1], like[2], like[3]], 'int64'));
       return;
     }
-    emitSeparable(g, layer);
+    if (resize === 'separable') {
+      emitSeparable(g, layer);
+      return;
+    }
+    const part = (value: string, a: number, b: number) =>
+      op(g, 'Slice', [op(g, 'Shape', [value], `${layer.output}:shape`), g.constant([a], 'int64'), g.constant([b], 'int64')], `${layer.output}:dims`);
+    emit(g, layer, op(g, 'Concat', [part(layer.input, 0, 2), part(layer.like, 2, 4)], `${layer.output}:sizes`, { axis: 0 }));
   },
 
   forward(ctx, layer) {
