@@ -28,6 +28,11 @@ export interface InferenceGraphOptions {
    */
   upsample?: 'convtranspose' | 'blocks';
   /**
+   * Bilinear resizes as ONNX's Resize, or 'separable' (the default): a MatMul and a one-axis Resize,
+   * faster on ORT's CPU kernels (ops/resize.ts). Graphs for other runtimes take 'onnx'.
+   */
+  resize?: 'onnx' | 'separable';
+  /**
    * Accept any height and width: pad the input with zeros (the mean colour, once normalised) at the
    * bottom and right to a multiple of the network's stride inside the graph, and crop the logits back,
    * as `fcn predict` does. Off for our own sessions (they pad in JavaScript, and tile); on for export.
@@ -63,6 +68,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     weight,
     shape: () => undefined,
     upsample: opts.upsample ?? 'blocks',
+    resize: opts.resize ?? 'separable',
     blockOutputs: new Map<string, BlockValue>(),
   };
   // values left in a block layout are placed in NCHW on first read (ORT runs every node, read or not)
@@ -136,10 +142,11 @@ export interface ExportMeta {
 
 /**
  * The graph `fcn export` writes and the web page runs: any height and width (padded inside to the
- * stride, logits cropped back), logits and mask outputs, classes/colours/normalisation as metadata.
+ * stride, logits cropped back), logits and mask outputs, classes/colours/normalisation as metadata;
+ * bilinear resizes as the plain ONNX Resize, which every runtime (onnxruntime-web on WebGPU too) reads alike.
  */
 export function compileExport(arch: FcnArchitecture, weights: TensorMap, meta: ExportMeta): Uint8Array {
-  return compileInference(arch, weights, { padToStride: true, metadata: exportMetadata(arch, meta) });
+  return compileInference(arch, weights, { padToStride: true, resize: 'onnx', metadata: exportMetadata(arch, meta) });
 }
 
 /**

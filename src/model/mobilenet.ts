@@ -8,6 +8,7 @@
 // - lraspp_mobilenet_v3_large: LRASPPHead(40, 960, classes, 128): cbr = 1x1 conv - BN - ReLU on the
 //   high features, gated by scale = sigmoid(1x1 conv(global average of high)), resized bilinearly to
 //   the low features' size; the logits are low_classifier(low) + high_classifier(gated); no aux head.
+//   (high_classifier is applied before that resize, which it commutes with: see lrasppHead.)
 // - deeplabv3_mobilenet_v3_large: DeepLabHead(960, classes) on the high features and the optional
 //   FCNHead(40, classes) aux head on the low ones (torchvision's published weights carry it).
 // Both bring the logits back to the input's size bilinearly and run at the image's own size.
@@ -250,9 +251,13 @@ export function lrasppHead(prefix: string, body: MobileNetBody, numClasses: numb
     headConv(`${prefix}.scale.1`, p('scale0'), p('scale1'), body.highChannels, inter, false),
     { op: 'sigmoid', input: p('scale1'), output: p('scale') },
     { op: 'mul', inputs: [p('cbr'), p('scale')], output: p('gated') },
-    { op: 'resize', input: p('gated'), like: body.low, output: p('up') },
+    // high_classifier(resize(gated)) taken as resize(high_classifier(gated)): the resize mixes each
+    // channel's pixels with weights summing to 1 and the 1x1 conv mixes channels per pixel (its bias
+    // passes through), so they commute; this way the conv runs at the high features' size and the
+    // resize moves the classes (21), not the 128 channels
     headConv(`${prefix}.low_classifier`, body.low, p('low'), body.lowChannels, numClasses, true),
-    headConv(`${prefix}.high_classifier`, p('up'), p('high'), inter, numClasses, true),
+    headConv(`${prefix}.high_classifier`, p('gated'), p('high_small'), inter, numClasses, true),
+    { op: 'resize', input: p('high_small'), like: body.low, output: p('high') },
     { op: 'add', inputs: [p('low'), p('high')], output },
   ];
 }

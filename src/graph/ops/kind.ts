@@ -20,6 +20,11 @@ export interface EvalContext {
   /** Transposed convolutions as block GEMMs (default) or ORT's ConvTranspose. */
   upsample: 'convtranspose' | 'blocks';
   /**
+   * Bilinear resizes at symbolic sizes: ONNX's Resize as it is (default; what every runtime reads
+   * alike), or 'separable': a MatMul and a one-axis Resize that ORT's CPU kernels run faster (resize.ts).
+   */
+  resize?: 'onnx' | 'separable';
+  /**
    * Inference only: a block-form upsampler may leave its output in the GEMM's block layout, recorded
    * here under the output's name; the compiler places it in NCHW only where something reads it
    * (placeBlocks), and takes the mask's argmax in the block layout (argmaxBlocks).

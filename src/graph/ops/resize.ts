@@ -4,6 +4,15 @@
 // last), weighted by the distance. It upsamples, downsamples, and from a 1x1 input broadcasts.
 // ONNX's Resize (linear, half_pixel) is the same map; being linear, y = A_h·x·A_wᵀ per plane with
 // the interpolation matrices A, so the backward is dx = A_hᵀ·dy·A_w (static shapes in training).
+// Our own inference sessions (symbolic sizes, EvalContext.resize 'separable') take the two axes one
+// after the other, y = A_h·(x·A_wᵀ):
+// the width as a MatMul with A_wᵀ built inside the graph from the sizes, on the small input; the
+// height by ORT's Resize of that viewed as [N·C, h, 1, W] to [N·C, H, 1, W]: with only axis 1 scaled
+// ORT takes it for NHWC and interpolates whole rows of W contiguous values, where its NCHW kernel
+// gathers four scalars for every output pixel (the final 65→520 resize of LR-ASPP was a fifth of
+// its time). Both passes use the same half-pixel map, so this equals the 2-D bilinear to rounding.
+// Exported graphs keep the plain 2-D Resize: the one-axis view relies on ORT's CPU kernel choice, and
+// onnxruntime-web's WebGPU backend gets it wrong.
 import type { ResizeLayer } from '../../model/layers.js';
 import { op } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
@@ -25,6 +34,46 @@ export function interpolationMatrix(inSize: number, outSize: number): Float32Arr
   return a;
 }
 
+/**
+ * A_ᵀ [in, out] of interpolationMatrix built in the graph from the sizes (int64 [1] values), with the
+ * same float32 operations: src = max((i + ½)·(in/out) − ½, 0), i0 = min(⌊src⌋, in − 1),
+ * i1 = min(i0 + 1, in − 1), weights 1 − (src − i0) at row i0 and src − i0 at row i1.
+ */
+function interpolationMatrixT(g: GraphBuilder, inSize: string, outSize: string, hint: string): string {
+  const h = `${hint}:interp`;
+  const scalar = (v: string) => op(g, 'Squeeze', [v, g.constant([0], 'int64')], h);
+  const float = (v: string) => op(g, 'Cast', [v], h, { to: 1 /* FLOAT */ });
+  const range = (n: string) => float(op(g, 'Range', [g.constant(0, 'int64'), scalar(n), g.constant(1, 'int64')], h));
+  const last = op(g, 'Sub', [float(inSize), g.constant(1)], h);
+  const scale = op(g, 'Div', [float(inSize), float(outSize)], h);
+  const centre = op(g, 'Mul', [op(g, 'Add', [range(outSize), g.constant(0.5)], h), scale], h);
+  const src = op(g, 'Max', [op(g, 'Sub', [centre, g.constant(0.5)], h), g.constant(0)], h);
+  const i0 = op(g, 'Min', [op(g, 'Floor', [src], h), last], h);
+  const i1 = op(g, 'Min', [op(g, 'Add', [i0, g.constant(1)], h), last], h);
+  const l1 = op(g, 'Sub', [src, i0], h);
+  const l0 = op(g, 'Sub', [g.constant(1), l1], h);
+  // rows j of the input against columns i of the output: [in, 1] == [out] → [in, out]
+  const j = op(g, 'Unsqueeze', [range(inSize), g.constant([1], 'int64')], h);
+  const at = (i: string, l: string) => op(g, 'Mul', [float(op(g, 'Equal', [j, i], h)), l], h);
+  return op(g, 'Add', [at(i0, l0), at(i1, l1)], `${hint}:AwT`);
+}
+
+/** The inference form (see the top of this file): width by MatMul, then height by a one-axis Resize. */
+function emitSeparable(g: GraphBuilder, layer: ResizeLayer): void {
+  const o = layer.output;
+  const dims = (value: string, a: number, b: number) =>
+    op(g, 'Slice', [op(g, 'Shape', [value], `${o}:shape`), g.constant([a], 'int64'), g.constant([b], 'int64')], `${o}:dims`);
+  const [nc, h, w] = [dims(layer.input, 0, 2), dims(layer.input, 2, 3), dims(layer.input, 3, 4)];
+  const [H, W] = [dims(layer.like, 2, 3), dims(layer.like, 3, 4)];
+  const wide = op(g, 'MatMul', [layer.input, interpolationMatrixT(g, w, W, o)], `${o}:wide`);
+  const one = g.constant([1], 'int64');
+  const rows = op(g, 'Reshape', [wide, op(g, 'Concat', [g.constant([-1], 'int64'), h, one, W], `${o}:rowshape`, { axis: 0 })], `${o}:rows`);
+  const planes = op(g, 'Slice', [op(g, 'Shape', [rows], `${o}:shape`), g.constant([0], 'int64'), one], `${o}:dims`);
+  const sizes = op(g, 'Concat', [planes, H, one, W], `${o}:sizes`, { axis: 0 });
+  const tall = op(g, 'Resize', [rows, '', '', sizes], `${o}:tall`, { mode: 'linear', coordinate_transformation_mode: 'half_pixel' });
+  g.node('Reshape', [tall, op(g, 'Concat', [nc, H, W], `${o}:outshape`, { axis: 0 })], {}, o);
+}
+
 function emit(g: GraphBuilder, layer: ResizeLayer, sizes: string): void {
   g.node('Resize', [layer.input, '', '', sizes], { mode: 'linear', coordinate_transformation_mode: 'half_pixel' }, layer.output);
 }
@@ -38,10 +87,14 @@ export const resize: LayerKind<ResizeLayer, void> = {
   },
 
 
-  emitEval({ g, shape }, layer) {
+  emitEval({ g, shape, resize }, layer) {
     const [x, like] = [shape(layer.input), shape(layer.like)];
     if (x && like) {
       emit(g, layer, g.constant([x[0], x[1], like[2], like[3]], 'int64'));
+      return;
+    }
+    if (resize === 'separable') {
+      emitSeparable(g, layer);
       return;
     }
     const part = (value: string, a: number, b: number) =>
