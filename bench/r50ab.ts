@@ -1,0 +1,106 @@
+// Variants of torchvision's ResNet-50 networks' forward timed against each other in ONE process, runs
+// interleaved (A, B, C, A, B, C, ...) so load on a shared machine hits all alike; best of N each, as
+// ratios to the first. A variant is a graph form and/or ORT session options. Run by hand:
+//   node dist/bench/r50ab.js [--net fcn_resnet50] [--size 520] [--batch 1] [--rounds 3] [--threads 2]
+//        [--variants base,static,...] [--profile] [--dump DIR]
+// --profile: one profiled run per variant after the timed ones, kernel time by op kind.
+// --dump DIR: ORT's optimised graph of each variant, in DIR/<variant>/ (the graph cache's files).
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initParameters, seededRandom } from '../src/model/index.js';
+import { torchvisionNetwork, type TorchvisionNetwork } from '../src/model/torchvision.js';
+import { compileInference, type InferenceGraphOptions } from '../src/graph/inference.js';
+import { Session, type SessionOptions } from '../src/engine/session.js';
+import { readProfile } from './ceiling.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1]! : fallback; };
+const net = flag('--net', 'fcn_resnet50') as TorchvisionNetwork;
+const size = Number(flag('--size', '520'));
+const batch = Number(flag('--batch', '1'));
+const rounds = Number(flag('--rounds', '3'));
+const threads = Number(flag('--threads', '2'));
+const dump = flag('--dump', '');
+const names = flag('--variants', 'base,static').split(',');
+
+interface Variant { graph?: InferenceGraphOptions; session?: SessionOptions }
+const VARIANTS: Record<string, Variant> = {
+  base: {},
+  nohint: { graph: { sizeHints: false } },
+  static: { graph: { height: size, width: size } as InferenceGraphOptions },
+  nospin: { session: { spinning: false } as SessionOptions },
+  extended: { session: { optimization: 'extended' } },
+  t1: { session: { threads: 1 } },
+  pwmatmul: { graph: { pointwise: 'matmul' } as InferenceGraphOptions },
+  pwin: { graph: { pointwise: 'matmulUnsummed' } },
+  pwmatmulstatic: { graph: { pointwise: 'matmul', height: size, width: size } as InferenceGraphOptions },
+};
+
+const arch = torchvisionNetwork(net, { numClasses: 21 });
+const weights = initParameters(arch, seededRandom(0));
+const x = new Float32Array(batch * 3 * size * size).map((_, i) => Math.sin(i * 0.37) * 1.5);
+const feeds = { image: { dtype: 'float32' as const, dims: [batch, 3, size, size], data: x } };
+
+async function open(name: string, extra: SessionOptions = {}): Promise<Session> {
+  const v = VARIANTS[name];
+  if (!v) throw new Error(`unknown variant '${name}' (have ${Object.keys(VARIANTS).join(', ')})`);
+  const graph = compileInference(arch, weights, { batch, argmax: false, ...v.graph });
+  return Session.create(graph, { threads, ...v.session, ...extra });
+}
+
+process.stdout.write(`${net} ${size}x${size} b${batch}, ${threads} threads; load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+const sessions = [];
+for (const n of names) sessions.push(await open(n, dump ? { graphCache: join(dump, n) } : {}));
+const times: number[][] = names.map(() => []);
+let ref: Float32Array | undefined;
+for (let r = 0; r < rounds + 1; r++) {
+  for (let k = 0; k < names.length; k++) {
+    const t = performance.now();
+    const out = await sessions[k]!.run(feeds, ['logits']);
+    const ms = performance.now() - t;
+    if (r > 0) times[k]!.push(ms);
+    const y = out.logits!.data as Float32Array;
+    if (r === 0) {
+      if (!ref) ref = y;
+      else {
+        let d = 0;
+        for (let i = 0; i < y.length; i++) d = Math.max(d, Math.abs(y[i]! - ref[i]!));
+        process.stdout.write(`${names[k]}: max |logits - ${names[0]}'s| = ${d.toExponential(2)}\n`);
+      }
+    }
+  }
+}
+const best = times.map((t) => Math.min(...t));
+for (let k = 0; k < names.length; k++) {
+  process.stdout.write(`${names[k]!.padEnd(16)} best ${best[k]!.toFixed(0)} ms  (${times[k]!.map((t) => t.toFixed(0)).join(' ')})  ${(best[k]! / best[0]!).toFixed(3)}x of ${names[0]}\n`);
+}
+process.stdout.write(`load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+for (const s of sessions) await s.dispose();
+
+if (argv.includes('--profile')) {
+  for (const n of names) {
+    const dir = mkdtempSync(join(tmpdir(), 'r50ab-'));
+    const s = await open(n, { profilePrefix: join(dir, 'p') });
+    for (let i = 0; i < 2; i++) await s.run(feeds, ['logits']);
+    s.endProfiling();
+    await s.dispose();
+    const file = readdirSync(dir).find((f) => f.endsWith('.json'))!;
+    const { runMs, nodes } = readProfile(join(dir, file));
+    rmSync(dir, { recursive: true, force: true });
+    const byOp = new Map<string, { us: number; n: number; flop: number }>();
+    for (const nd of nodes) {
+      // convolutions split by kernel size (1x1 vs the rest) from the FLOP key
+      const kind = nd.key ? `${nd.op} ${/ k(\d+) /.exec(nd.key)?.[1]}x` : nd.op;
+      const e = byOp.get(kind) ?? { us: 0, n: 0, flop: 0 };
+      e.us += nd.us; e.n++; e.flop += nd.flop;
+      byOp.set(kind, e);
+    }
+    const total = nodes.reduce((a, nd) => a + nd.us, 0);
+    process.stdout.write(`\nprofile ${n}: run ${runMs.toFixed(0)} ms, kernels ${(total / 1000).toFixed(0)} ms\n`);
+    for (const [op, e] of [...byOp].sort((a, b) => b[1].us - a[1].us)) {
+      process.stdout.write(`  ${op.padEnd(22)} ${String(e.n).padStart(4)} nodes ${(e.us / 1000).toFixed(1).padStart(8)} ms ${(100 * e.us / total).toFixed(1).padStart(5)}%` +
+        (e.flop ? ` ${(e.flop / 1e9 / (e.us / 1e6)).toFixed(0).padStart(5)} GFLOP/s` : '') + '\n');
+    }
+  }
+}
