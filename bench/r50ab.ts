@@ -22,19 +22,18 @@ const batch = Number(flag('--batch', '1'));
 const rounds = Number(flag('--rounds', '3'));
 const threads = Number(flag('--threads', '2'));
 const dump = flag('--dump', '');
-const names = flag('--variants', 'base,static').split(',');
+const names = flag('--variants', 'conv,matmul').split(',');
 
 interface Variant { graph?: InferenceGraphOptions; session?: SessionOptions }
 const VARIANTS: Record<string, Variant> = {
   base: {},
-  nohint: { graph: { sizeHints: false } },
-  static: { graph: { height: size, width: size } as InferenceGraphOptions },
-  nospin: { session: { spinning: false } as SessionOptions },
+  conv: { graph: { pointwise: 'conv' } },
+  nohint: { graph: { sizeHints: false, pointwise: 'conv' } },
+  static: { graph: { height: size, width: size } },
+  nospin: { session: { spinning: false } },
   extended: { session: { optimization: 'extended' } },
   t1: { session: { threads: 1 } },
-  pwmatmul: { graph: { pointwise: 'matmul' } as InferenceGraphOptions },
-  pwin: { graph: { pointwise: 'matmulUnsummed' } },
-  pwmatmulstatic: { graph: { pointwise: 'matmul', height: size, width: size } as InferenceGraphOptions },
+  matmul: { graph: { pointwise: 'matmul' } },
 };
 
 const arch = torchvisionNetwork(net, { numClasses: 21 });
@@ -55,7 +54,9 @@ for (const n of names) sessions.push(await open(n, dump ? { graphCache: join(dum
 const times: number[][] = names.map(() => []);
 let ref: Float32Array | undefined;
 for (let r = 0; r < rounds + 1; r++) {
-  for (let k = 0; k < names.length; k++) {
+  // every other round in reverse order (A B C, C B A, ...), so a load that drifts within a round favours none
+  const order = names.map((_, k) => (r % 2 ? names.length - 1 - k : k));
+  for (const k of order) {
     const t = performance.now();
     const out = await sessions[k]!.run(feeds, ['logits']);
     const ms = performance.now() - t;
@@ -72,8 +73,12 @@ for (let r = 0; r < rounds + 1; r++) {
   }
 }
 const best = times.map((t) => Math.min(...t));
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
 for (let k = 0; k < names.length; k++) {
-  process.stdout.write(`${names[k]!.padEnd(16)} best ${best[k]!.toFixed(0)} ms  (${times[k]!.map((t) => t.toFixed(0)).join(' ')})  ${(best[k]! / best[0]!).toFixed(3)}x of ${names[0]}\n`);
+  // the paired ratio: each round's time over the first variant's in the same round, median over rounds
+  const paired = median(times[k]!.map((t, r) => t / times[0]![r]!));
+  process.stdout.write(`${names[k]!.padEnd(16)} best ${best[k]!.toFixed(0)} ms  (${times[k]!.map((t) => t.toFixed(0)).join(' ')})  best ${(best[k]! / best[0]!).toFixed(3)}x, ` +
+    `median paired ${paired.toFixed(3)}x of ${names[0]}\n`);
 }
 process.stdout.write(`load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
 for (const s of sessions) await s.dispose();

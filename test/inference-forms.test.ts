@@ -78,16 +78,17 @@ test('symbolic sizes: windows that keep the size keep the symbol (dilated ones t
   assert.deepEqual(symbolicSizes(layers, 'x', 29, 43).get('s1'), [15, 22]);
 });
 
-test('fcn_resnet50 (width-reduced): size hints, 1x1 convs as MatMuls, both or neither give the same logits; the hints fuse every residual sum', async () => {
+test('fcn_resnet50 (width-reduced): size hints, 1x1 convs as MatMuls (its default), both or neither give the same logits; the hints fuse every residual sum', async () => {
   const plain = await run({ sizeHints: false, pointwise: 'conv' });
   const hinted = await run({ sizeHints: true, pointwise: 'conv' });
   const matmul = await run({ pointwise: 'matmul' });
-  const unsummed = await run({ pointwise: 'matmulUnsummed' });
-  for (const [what, r] of [['hinted', hinted], ['matmul', matmul], ['matmulUnsummed', unsummed]] as const) {
+  const both = await run({});
+  for (const [what, r] of [['hinted', hinted], ['matmul', matmul], ['default', both]] as const) {
     const d = relDiff(r.logits, plain.logits);
     assert.ok(d < 1e-5, `${what}: max |logits - plain| / max |plain| = ${d}`);
   }
   assert.ok((matmul.ops.MatMul ?? 0) > 0, 'the MatMul form has MatMuls');
+  assert.deepEqual(both.ops, matmul.ops, 'torchvision\'s ResNet networks default to the MatMul form');
   // where the machine has NCHWc kernels (x86), the dilated stages' sums are left unfused without the hints only
   if ((plain.ops.ReorderOutput ?? 0) > 0) {
     assert.ok((plain.ops.Add ?? 0) > 0, `without hints ORT could not fuse the dilated blocks' sums: ${JSON.stringify(plain.ops)}`);

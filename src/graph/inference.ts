@@ -2,7 +2,7 @@
 // statistics), weights as initializers (so ORT folds Conv+BN and picks its fast NCHWc kernels),
 // and symbolic batch, height and width. Outputs the logits and, optionally, their per-pixel argmax.
 import { inferenceLayers, type FcnArchitecture } from '../model/fcn.js';
-import { layerInputs, type ConvLayer, type Layer } from '../model/layers.js';
+import { layerInputs, type Layer } from '../model/layers.js';
 import { fcnParameters, numel, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
 import { kindOf, type EvalContext } from './ops/index.js';
@@ -10,7 +10,7 @@ import type { BlockValue } from './ops/kind.js';
 import { argmaxBlocks, placeBlocks } from './ops/convtranspose.js';
 import { symbolicSizes } from './sizes.js';
 import { foldBatchNorms, type FoldedTensor } from './fold.js';
-import { pointwiseApplies } from './pointwise.js';
+import { defaultPointwiseForm, pointwiseApplies } from './pointwise.js';
 
 export interface InferenceGraphOptions {
   /** Also output `mask` = argmax over classes (int64, N x H x W). Default true. */
@@ -50,8 +50,11 @@ export interface InferenceGraphOptions {
    * residual sums of dilated stages into their convolutions. Off only to measure what it buys.
    */
   sizeHints?: boolean;
-  /** 1x1 stride-1 convolutions as ORT's Conv or as MatMuls (pointwise.ts; batch-norm folded into them first). */
-  pointwise?: 'conv' | 'matmul' | 'matmulUnsummed';
+  /**
+   * 1x1 stride-1 convolutions as ORT's Conv or as MatMuls (pointwise.ts; batch-norm folded into them
+   * first). Default: the form measured faster for the network (defaultPointwiseForm).
+   */
+  pointwise?: 'conv' | 'matmul';
 }
 
 /** Compiles the network for inference with `weights` baked in; only the layers the main output needs (no auxiliary head). */
@@ -107,14 +110,9 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     l.output = inner(l.output);
     return l;
   });
-  const form = opts.pointwise ?? 'conv';
-  if (form !== 'conv') {
-    const summed = new Set(layers.flatMap((l) => (l.op === 'add' ? l.inputs : [])));
-    const bnOut = new Map(layers.flatMap((l) => (l.op === 'batchnorm' ? [[l.input, l.output] as const] : [])));
-    const which = (l: ConvLayer) => pointwiseApplies(l) && (form === 'matmul' || (!summed.has(l.output) && !summed.has(bnOut.get(l.output) ?? '')));
-    ({ layers, tensors: folded } = foldBatchNorms(layers, weight, which, new Set([inner(arch.output)])));
-    const chosen = new Set(layers.filter((l) => l.op === 'conv' && which(l)).map((l) => (l as ConvLayer).name));
-    ctx.pointwise = (l) => chosen.has(l.name);
+  if ((opts.pointwise ?? defaultPointwiseForm(arch)) === 'matmul') {
+    ({ layers, tensors: folded } = foldBatchNorms(layers, weight, pointwiseApplies, new Set([inner(arch.output)])));
+    ctx.pointwise = pointwiseApplies;
   }
   for (const l of layers) {
     for (const v of layerInputs(l)) place(v);

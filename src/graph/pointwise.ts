@@ -1,6 +1,8 @@
 // 1x1 stride-1 convolutions as one MatMul: y[n] = W·x[n] with x[n] seen as a [Cin, H·W] matrix and
 // W as [Cout, Cin] (no copy: NCHW rows are already the matrix's rows), plus the bias per row.
 import type { ConvLayer } from '../model/layers.js';
+import type { FcnArchitecture } from '../model/fcn.js';
+import { isResNetNetwork } from '../model/torchvision.js';
 import type { EvalContext } from './ops/kind.js';
 
 /** Whether `layer` is a convolution the MatMul form computes: 1x1 kernel, stride 1, no padding, one group. */
@@ -22,4 +24,16 @@ export function emitPointwise({ g, weight }: EvalContext, layer: ConvLayer): voi
   const hw = g.node('Slice', [g.node('Shape', [layer.input]), g.constant([2], 'int64'), g.constant([4], 'int64')]);
   const shape = g.node('Concat', [g.constant([0, layer.outChannels], 'int64'), hw], { axis: 0 });
   g.node('Reshape', [y, shape], {}, layer.output);
+}
+
+/**
+ * The 1x1 form measured faster for `arch`: MatMuls for torchvision's ResNet-50/101 networks, whose
+ * bottleneck 1x1 convolutions at 65x65 (520x520 input, output stride 8) with 256-2048 channels ran at
+ * about a third of their 3x3 convolutions' rate in ORT's NCHWc kernel (a 65-pixel row of 1024-2048
+ * channels outgrows the core's L2 and is re-read for every 32 output channels), while the GEMM blocks
+ * for the cache (the forward at 520x520 0.82x the time, interleaved A/B under load; bench/r50ab.ts);
+ * ORT's Conv for the rest (not measured otherwise).
+ */
+export function defaultPointwiseForm(arch: FcnArchitecture): 'conv' | 'matmul' {
+  return isResNetNetwork(arch.name) ? 'matmul' : 'conv';
 }
