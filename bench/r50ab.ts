@@ -5,6 +5,11 @@
 //        [--variants base,static,...] [--profile] [--dump DIR]
 // --profile: one profiled run per variant after the timed ones, kernel time by op kind.
 // --dump DIR: ORT's optimised graph of each variant, in DIR/<variant>/ (the graph cache's files).
+// Variant 'torch': PyTorch 1.13's forward of the same network (/usr/bin/python3, eval mode, no aux
+// head, as bench/torch_bench.py), in a child process that runs one forward per request, so it takes
+// its turn in the interleaving too (its time is measured inside the child).
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +46,45 @@ const weights = initParameters(arch, seededRandom(0));
 const x = new Float32Array(batch * 3 * size * size).map((_, i) => Math.sin(i * 0.37) * 1.5);
 const feeds = { image: { dtype: 'float32' as const, dims: [batch, 3, size, size], data: x } };
 
+/** A forward runner: ours (an ORT session) or PyTorch's child. */
+interface Runner { run(): Promise<{ ms: number; logits?: Float32Array }>; dispose(): Promise<void> }
+
+const TORCH = `
+import sys, time, torch
+from torchvision.models import segmentation
+torch.set_num_threads(int(sys.argv[2])); torch.manual_seed(0)
+net = getattr(segmentation, sys.argv[1])(weights=None, weights_backbone=None, num_classes=21, aux_loss=False).eval()
+x = torch.randn(int(sys.argv[3]), 3, int(sys.argv[4]), int(sys.argv[4]))
+print('ready', flush=True)
+for line in sys.stdin:
+    with torch.no_grad():
+        t = time.perf_counter(); net(x); print((time.perf_counter() - t) * 1000, flush=True)
+`;
+
+async function torchRunner(): Promise<Runner> {
+  const child = spawn('/usr/bin/python3', ['-c', TORCH, net, String(threads), String(batch), String(size)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => { const r = await lines.next(); if (r.done) throw new Error('PyTorch child exited'); return r.value as string; };
+  if ((await next()) !== 'ready') throw new Error('PyTorch child did not start');
+  return {
+    async run() { child.stdin.write('go\n'); return { ms: Number(await next()) }; },
+    async dispose() { child.stdin.end(); },
+  };
+}
+
+async function runner(name: string, extra: SessionOptions = {}): Promise<Runner> {
+  if (name === 'torch') return torchRunner();
+  const s = await open(name, extra);
+  return {
+    async run() {
+      const t = performance.now();
+      const out = await s.run(feeds, ['logits']);
+      return { ms: performance.now() - t, logits: out.logits!.data as Float32Array };
+    },
+    dispose: () => s.dispose(),
+  };
+}
+
 async function open(name: string, extra: SessionOptions = {}): Promise<Session> {
   const v = VARIANTS[name];
   if (!v) throw new Error(`unknown variant '${name}' (have ${Object.keys(VARIANTS).join(', ')})`);
@@ -49,20 +93,17 @@ async function open(name: string, extra: SessionOptions = {}): Promise<Session> 
 }
 
 process.stdout.write(`${net} ${size}x${size} b${batch}, ${threads} threads; load average before: ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
-const sessions = [];
-for (const n of names) sessions.push(await open(n, dump ? { graphCache: join(dump, n) } : {}));
+const sessions: Runner[] = [];
+for (const n of names) sessions.push(await runner(n, dump ? { graphCache: join(dump, n) } : {}));
 const times: number[][] = names.map(() => []);
 let ref: Float32Array | undefined;
 for (let r = 0; r < rounds + 1; r++) {
   // every other round in reverse order (A B C, C B A, ...), so a load that drifts within a round favours none
   const order = names.map((_, k) => (r % 2 ? names.length - 1 - k : k));
   for (const k of order) {
-    const t = performance.now();
-    const out = await sessions[k]!.run(feeds, ['logits']);
-    const ms = performance.now() - t;
+    const { ms, logits: y } = await sessions[k]!.run();
     if (r > 0) times[k]!.push(ms);
-    const y = out.logits!.data as Float32Array;
-    if (r === 0) {
+    if (r === 0 && y) {
       if (!ref) ref = y;
       else {
         let d = 0;
@@ -84,7 +125,7 @@ process.stdout.write(`load average after: ${loadavg().map((l) => l.toFixed(1)).j
 for (const s of sessions) await s.dispose();
 
 if (argv.includes('--profile')) {
-  for (const n of names) {
+  for (const n of names.filter((v) => v !== 'torch')) {
     const dir = mkdtempSync(join(tmpdir(), 'r50ab-'));
     const s = await open(n, { profilePrefix: join(dir, 'p') });
     for (let i = 0; i < 2; i++) await s.run(feeds, ['logits']);
