@@ -26,10 +26,13 @@ for (const [name, data] of weights) {
 const [H, W] = [29, 43];
 const x = new Float32Array(3 * H * W).map((_, i) => Math.sin(i * 0.37) * 1.5);
 
-/** Logits, and the op counts of ORT's optimised graph (read back from the graph cache's file). */
+/**
+ * Logits, and the op counts of ORT's optimised graph (read back from the graph cache's file); the final
+ * resize as ONNX's Resize, so that the only Add nodes can be residual sums.
+ */
 async function run(opts: InferenceGraphOptions): Promise<{ logits: Float32Array; ops: Record<string, number> }> {
   const dir = tempDir('graph');
-  const s = await Session.create(compileInference(arch, weights, { argmax: false, ...opts }), { threads: 1, graphCache: dir });
+  const s = await Session.create(compileInference(arch, weights, { argmax: false, resize: 'onnx', ...opts }), { threads: 1, graphCache: dir });
   try {
     const out = await s.run({ image: { dtype: 'float32', dims: [1, 3, H, W], data: x } }, ['logits']);
     const file = fs.readdirSync(dir).find((f) => f.endsWith('.onnx'));

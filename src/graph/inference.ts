@@ -193,10 +193,11 @@ export interface ExportMeta {
 /**
  * The graph `fcn export` writes and the web page runs: any height and width (padded inside to the
  * stride, logits cropped back), logits and mask outputs, classes/colours/normalisation as metadata;
- * bilinear resizes as the plain ONNX Resize, which every runtime (onnxruntime-web on WebGPU too) reads alike.
+ * bilinear resizes as the plain ONNX Resize and 1x1 convolutions as Conv, which every runtime
+ * (onnxruntime-web on WebGPU too) reads alike (the MatMul form is measured for ORT's CPU kernels only).
  */
 export function compileExport(arch: FcnArchitecture, weights: TensorMap, meta: ExportMeta): Uint8Array {
-  return compileInference(arch, weights, { padToStride: true, resize: 'onnx', metadata: exportMetadata(arch, meta) });
+  return compileInference(arch, weights, { padToStride: true, resize: 'onnx', pointwise: 'conv', metadata: exportMetadata(arch, meta) });
 }
 
 /**
