@@ -30,6 +30,11 @@ export interface SessionOptions {
   profilePrefix?: string;
   /** Let ORT reuse memory patterns between runs of the same shapes (default true). */
   memPattern?: boolean;
+  /**
+   * Whether ORT's intra-op worker threads spin while waiting for work (ORT's default, true): spinning
+   * saves the wake-up between kernels, and costs the CPU time it burns when others share the cores.
+   */
+  spinning?: boolean;
   /** ORT's CPU memory arena (default true); off returns freed blocks to the system. */
   memArena?: boolean;
   /** Where the graph runs (default: the process default, see setDefaultDevice; 'cpu' unless changed). */
@@ -171,6 +176,7 @@ export class Session {
       enableMemPattern: opts.memPattern ?? true,
       enableCpuMemArena: opts.memArena ?? true,
     };
+    if (opts.spinning === false) options.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
     if (opts.profilePrefix) {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profilePrefix;

@@ -8,6 +8,9 @@ import { GraphBuilder } from './onnx.js';
 import { kindOf, type EvalContext } from './ops/index.js';
 import type { BlockValue } from './ops/kind.js';
 import { argmaxBlocks, placeBlocks } from './ops/convtranspose.js';
+import { symbolicSizes } from './sizes.js';
+import { foldBatchNorms, type FoldedTensor } from './fold.js';
+import { defaultPointwiseForm, pointwiseApplies } from './pointwise.js';
 
 export interface InferenceGraphOptions {
   /** Also output `mask` = argmax over classes (int64, N x H x W). Default true. */
@@ -19,6 +22,9 @@ export interface InferenceGraphOptions {
   logits?: boolean;
   /** Fixed batch size instead of a symbolic 'N'. */
   batch?: number;
+  /** Fixed height and width instead of symbolic 'H', 'W'. */
+  height?: number;
+  width?: number;
   /** Strings stored in the model's metadata_props (classes, colours, normalisation for other runtimes). */
   metadata?: Record<string, string>;
   /**
@@ -39,15 +45,28 @@ export interface InferenceGraphOptions {
    * Nothing to do for networks of stride 1 (torchvision's run at the image's own size).
    */
   padToStride?: boolean;
+  /**
+   * Declare the inner values' symbolic shapes (default true; see sizes.ts): lets ONNX Runtime fuse the
+   * residual sums of dilated stages into their convolutions. Off only to measure what it buys.
+   */
+  sizeHints?: boolean;
+  /**
+   * 1x1 stride-1 convolutions as ORT's Conv or as MatMuls (pointwise.ts; batch-norm folded into them
+   * first). Default: the form measured faster for the network (defaultPointwiseForm).
+   */
+  pointwise?: 'conv' | 'matmul';
 }
 
 /** Compiles the network for inference with `weights` baked in; only the layers the main output needs (no auxiliary head). */
 export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts: InferenceGraphOptions = {}): Uint8Array {
   const g = new GraphBuilder(arch.name);
   const batch = opts.batch ?? 'N';
-  g.input(arch.input, 'float32', [batch, 3, 'H', 'W']);
+  g.input(arch.input, 'float32', [batch, 3, opts.height ?? 'H', opts.width ?? 'W']);
   const specs = new Map(fcnParameters(arch).map((s) => [s.name, s]));
+  let folded = new Map<string, FoldedTensor>();
   const weight = (name: string): Float32Array => {
+    const f = folded.get(name);
+    if (f) return f.data;
     const data = weights.get(name);
     const spec = specs.get(name);
     if (!spec) throw new Error(`compileInference: no parameter '${name}'`);
@@ -61,7 +80,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     g,
     param(name) {
       const data = weight(name);
-      if (!added.has(name)) g.initializer(name, 'float32', specs.get(name)!.shape, data);
+      if (!added.has(name)) g.initializer(name, 'float32', folded.get(name)?.shape ?? specs.get(name)!.shape, data);
       added.add(name);
       return name;
     },
@@ -83,15 +102,24 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
   // with padToStride the declaration's input and output become inner values between Pad and Slice
   const inner = (name: string) => (pad && (name === arch.input || name === arch.output) ? `${name}_padded` : name);
   const hw = pad ? emitPadToStride(g, arch.input, arch.stride, inner(arch.input)) : '';
-  for (const layer of inferenceLayers(arch)) {
+  let layers = inferenceLayers(arch).map((layer) => {
     const l = { ...layer } as Layer;
     if ('input' in l) l.input = inner(l.input);
     if ('like' in l) l.like = inner(l.like);
     if ('inputs' in l) l.inputs = l.inputs.map(inner) as typeof l.inputs;
     l.output = inner(l.output);
+    return l;
+  });
+  if ((opts.pointwise ?? defaultPointwiseForm(arch)) === 'matmul') {
+    ({ layers, tensors: folded } = foldBatchNorms(layers, weight, pointwiseApplies, new Set([inner(arch.output)])));
+    ctx.pointwise = pointwiseApplies;
+  }
+  for (const l of layers) {
     for (const v of layerInputs(l)) place(v);
     kindOf(l).emitEval(ctx, l);
   }
+  if (opts.sizeHints ?? true) declareSizes(g, layers, inner(arch.input), batch, pad ? ['H_padded', 'W_padded'] : [opts.height ?? 'H', opts.width ?? 'W'],
+    new Set([...ctx.blockOutputs!.keys(), arch.output, inner(arch.output)]));
   const wantLogits = opts.logits ?? true;
   const wantMask = opts.argmax ?? true;
   if (!wantLogits && !wantMask) throw new Error('compileInference: neither logits nor mask asked for');
@@ -100,7 +128,7 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     place(inner(arch.output));
     if (pad) emitCropBack(g, inner(arch.output), hw, arch.output);
   }
-  if (wantLogits) g.output(arch.output, 'float32', [batch, arch.numClasses, 'H', 'W']);
+  if (wantLogits) g.output(arch.output, 'float32', [batch, arch.numClasses, opts.height ?? 'H', opts.width ?? 'W']);
   if (wantMask) {
     if (blocks) {
       const mask = pad ? 'mask_padded' : 'mask';
@@ -109,9 +137,31 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     } else {
       g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
     }
-    g.output('mask', 'int64', [batch, 'H', 'W']);
+    g.output('mask', 'int64', [batch, opts.height ?? 'H', opts.width ?? 'W']);
   }
   return g.encode(`${arch.name}, ${arch.numClasses} classes, eval mode`, opts.metadata);
+}
+
+/**
+ * Declares the shape of every layer output whose spatial size is known symbolically (sizes.ts: so
+ * ORT's NCHWc pass can fuse the residual sums of dilated stages), except `skip` (graph outputs,
+ * values left in a block layout). Channels come from the kinds' shape rules at a probe size.
+ */
+function declareSizes(g: GraphBuilder, layers: Layer[], input: string, batch: number | string, hw: [number | string, number | string], skip: Set<string>): void {
+  const sizes = symbolicSizes(layers, input, hw[0], hw[1]);
+  const probe = new Map<string, number[]>([[input, [1, 3, 256, 256]]]);
+  for (const l of layers) {
+    let shape: number[] | undefined;
+    try {
+      const ins = layerInputs(l).map((v) => probe.get(v));
+      if (ins.every((s) => s)) shape = kindOf(l).outputShape(l, ins as [number, number, number, number][]);
+    } catch {
+      shape = undefined; // a network the probe size does not fit: no channel count, no declaration
+    }
+    if (shape) probe.set(l.output, shape);
+    const size = sizes.get(l.output);
+    if (shape && size && !skip.has(l.output)) g.valueInfo(l.output, 'float32', [batch, shape[1]!, size[0], size[1]]);
+  }
 }
 
 /**
@@ -143,10 +193,11 @@ export interface ExportMeta {
 /**
  * The graph `fcn export` writes and the web page runs: any height and width (padded inside to the
  * stride, logits cropped back), logits and mask outputs, classes/colours/normalisation as metadata;
- * bilinear resizes as the plain ONNX Resize, which every runtime (onnxruntime-web on WebGPU too) reads alike.
+ * bilinear resizes as the plain ONNX Resize and 1x1 convolutions as Conv, which every runtime
+ * (onnxruntime-web on WebGPU too) reads alike (the MatMul form is measured for ORT's CPU kernels only).
  */
 export function compileExport(arch: FcnArchitecture, weights: TensorMap, meta: ExportMeta): Uint8Array {
-  return compileInference(arch, weights, { padToStride: true, resize: 'onnx', metadata: exportMetadata(arch, meta) });
+  return compileInference(arch, weights, { padToStride: true, resize: 'onnx', pointwise: 'conv', metadata: exportMetadata(arch, meta) });
 }
 
 /**

@@ -79,6 +79,7 @@ export class GraphBuilder {
   private readonly initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
+  private readonly annotations: ValueInfo[] = [];
   private readonly names = new Set<string>();
   private counter = 0;
   private readonly constCache = new Map<string, string>();
@@ -101,6 +102,11 @@ export class GraphBuilder {
 
   output(name: string, dtype: DType, dims: (number | string)[]): void {
     this.outputs.push({ name, dtype, dims });
+  }
+
+  /** Declares the type and (possibly symbolic) shape of an inner value, for the runtime's shape-based passes. */
+  valueInfo(name: string, dtype: DType, dims: (number | string)[]): void {
+    this.annotations.push({ name, dtype, dims });
   }
 
   initializer(name: string, dtype: DType, dims: number[], data: TensorData): string {
@@ -173,6 +179,7 @@ export class GraphBuilder {
         initializer: this.initializers,
         input: this.inputs.map(valueInfo),
         output: this.outputs.map(valueInfo),
+        valueInfo: this.annotations.map(valueInfo),
       },
     });
     return onnx.ModelProto.encode(model).finish();

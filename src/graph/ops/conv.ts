@@ -3,6 +3,7 @@
 import type { ConvLayer } from '../../model/layers.js';
 import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type Shape4 } from '../backward.js';
 import type { LayerKind } from './kind.js';
+import { emitPointwise } from '../pointwise.js';
 
 function attrs(layer: ConvLayer) {
   const d = layer.dilation ?? 1;
@@ -33,8 +34,9 @@ export const conv: LayerKind<ConvLayer, void> = {
   },
 
 
-  emitEval({ g, param }, layer) {
-    g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
+  emitEval(ctx, layer) {
+    if (ctx.pointwise?.(layer)) return emitPointwise(ctx, layer);
+    ctx.g.node('Conv', inputs(layer, ctx.param), attrs(layer), layer.output);
   },
 
   forward({ g, param }, layer) {

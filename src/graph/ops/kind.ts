@@ -2,7 +2,7 @@
 // inference emission, its training forward (and what it saves) and its backward; its parameters and
 // their initialisers are the declaration's side (model/params.ts, PARAMS). The compilers
 // (../inference.ts, ../train.ts) only walk the declaration and ask the kind.
-import type { Layer } from '../../model/layers.js';
+import type { ConvLayer, Layer } from '../../model/layers.js';
 import type { TensorMap } from '../../model/params.js';
 import type { GraphBuilder } from '../onnx.js';
 import type { Shape4 } from '../backward.js';
@@ -19,6 +19,8 @@ export interface EvalContext {
   shape(value: string): Shape4 | undefined;
   /** Transposed convolutions as block GEMMs (default) or ORT's ConvTranspose. */
   upsample: 'convtranspose' | 'blocks';
+  /** Inference only: whether a convolution is emitted as a MatMul (pointwise.ts) instead of ORT's Conv. */
+  pointwise?: (layer: ConvLayer) => boolean;
   /**
    * Bilinear resizes at symbolic sizes: ONNX's Resize as it is (default; what every runtime reads
    * alike), or 'separable': a MatMul and a one-axis Resize that ORT's CPU kernels run faster (resize.ts).
