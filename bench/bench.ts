@@ -49,7 +49,8 @@ async function int8Graph(arch: FcnArchitecture, weights: Map<string, Float32Arra
     h.add(v === arch.input ? one : out[v]!.data as Float32Array);
     return [v, h.range({ method: 'minmax', percentile: 100 })] as const;
   }));
-  return compileQuantized(plan, ranges, { padToStride: false });
+  // the same outputs as the float32 row's graph (logits only, no argmax): ORT runs every node, fetched or not
+  return compileQuantized(plan, ranges, { padToStride: false, argmax: false });
 }
 
 function caseArch(c: Case): FcnArchitecture {
