@@ -155,6 +155,31 @@ test('the book\'s FCN (stride 32) as int8: the graph pads any size inside and cr
   await model.dispose();
 });
 
+test('a grouped-upsampler book FCN (36 classes) as int8: the grouped transposed conv stays float, logits close; argmax false drops only the mask', async () => {
+  const arch = fcnResNet18({ numClasses: 36 });
+  assert.equal(arch.upsampler, 'grouped');
+  const weights = initParameters(arch, seededRandom(12));
+  const H = 64, W = 96;
+  const x = input(3 * H * W, 13);
+  const ranges = await minmaxRanges(arch, weights, x, H, W);
+  const plan = planQuantization(arch, weights);
+  assert.equal(plan.intConvs.size, 20);
+  assert.ok(!plan.intConvs.has('final_conv'));
+  const ref = await logits(compileInference(arch, weights, { argmax: false }), arch, x, H, W);
+  const withMask = compileQuantized(plan, ranges, { padToStride: false });
+  const logitsOnly = compileQuantized(plan, ranges, { padToStride: false, argmax: false });
+  assert.deepEqual(readOnnxSummary(withMask).outputs, ['logits', 'mask']);
+  assert.deepEqual(readOnnxSummary(logitsOnly).outputs, ['logits']);
+  const got = await logits(withMask, arch, x, H, W);
+  assert.deepEqual(await logits(logitsOnly, arch, x, H, W), got);
+  let maxRef = 0, maxDiff = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+    maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - got[i]!));
+  }
+  assert.ok(maxDiff < 0.05 * maxRef, `max |Δlogit| ${maxDiff} against max |logit| ${maxRef}`);
+});
+
 test('per-channel weights: symmetric, 127 at each channel\'s largest magnitude; an all-zero channel stays zero', () => {
   const { q, scale } = quantizeWeightsPerChannel(Float32Array.of(0.5, -1, 0.25, 0, 0, 0), 2);
   assert.deepEqual([...q], [64, -127, 32, 0, 0, 0]);
