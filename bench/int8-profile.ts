@@ -1,7 +1,12 @@
 // The book's FCN (random weights, ranges from the timed input itself, as bench.ts's int8 rows) as
-// float32 and int8 graphs: timed interleaved in this process, then one profiled run of each grouped by
-// op kind, and optionally the optimised int8 graph written out. Run by hand (never part of the tests):
-//   node dist/bench/int8-profile.js [--batch 4] [--size 320x480] [--rounds 3] [--threads 2] [--optimized FILE] [--nodes N]
+// float32 and int8 graphs in one process: timed interleaved (A, B, A, B, ...), best of N, in wall time
+// and in CPU time (the process's user + system time: on a loaded shared machine, with --threads 1,
+// the work a run did, whatever share of the cores it got); then both profiled, runs interleaved, each
+// node's shortest time over the profiled runs, grouped by op kind. --bench: the bench rows' graphs
+// (no padding, logits only, logits fetched); otherwise the exported files' (padding, logits and
+// mask, mask fetched). Run by hand (never part of the tests):
+//   node dist/bench/int8-profile.js [--batch 4] [--size 320x480] [--rounds 3] [--threads 2] [--bench]
+//     [--classes 21] [--no-profile] [--profile-runs 3] [--nodes 15] [--optimized FILE (ORT's optimised int8 graph)]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
