@@ -10,17 +10,17 @@ import { conv, bn, type FcnArchitecture } from '../src/model/fcn.js';
 import type { Layer } from '../src/model/layers.js';
 import { initParameters, seededRandom, type TensorMap } from '../src/model/params.js';
 import { torchvisionNetwork } from '../src/model/torchvision.js';
-import { compileInference, exportMetadata } from '../src/graph/inference.js';
+import { compileExport, compileInference, exportMetadata } from '../src/graph/inference.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
 import { SegmentationModel } from '../src/infer/model.js';
 import { activationQuant, calibratedValues, compileCalibration, compileQuantized, planQuantization, quantizeWeightsPerChannel, type ValueRange } from '../src/graph/quant.js';
 import { Session } from '../src/engine/session.js';
 import { GrowingHistogram } from '../src/quantize/ranges.js';
 import { spreadIds } from '../src/quantize/calibrate.js';
-import { decodeFcnOnnx } from '../src/infer/onnx-file.js';
+import { decodeFcnOnnx, floatExportWeights } from '../src/infer/onnx-file.js';
 import { loadModel } from '../src/infer/model.js';
 import { readOnnxSummary } from '../src/graph/onnx.js';
-import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/weights/checkpoint.js';
 import { generateSynthVoc } from '../src/data/synth.js';
 import { defaultColors, defaultNormalization } from '../src/model/card.js';
 import { miniNet } from './helpers/mininet.js';
@@ -180,6 +180,17 @@ test('a grouped-upsampler book FCN (36 classes) as int8: the grouped transposed 
   assert.ok(maxDiff < 0.05 * maxRef, `max |Δlogit| ${maxDiff} against max |logit| ${maxRef}`);
 });
 
+test('the parameters of a float32 export read back: every inference parameter, the block-form upsampler put back into [Cin, Cout, k, k] and its bias', () => {
+  const arch = fcnResNet18({ numClasses: 5, variant: 'fcn8s' });
+  const weights = initParameters(arch, seededRandom(14));
+  const card = { classes: ['a', 'b', 'c', 'd', 'e'], colors: defaultColors(5), normalization: defaultNormalization() };
+  const file = decodeFcnOnnx(compileExport(arch, weights, card), 'book.onnx');
+  const got = floatExportWeights(file, 'book.onnx');
+  assert.equal(got.size, weights.size);
+  for (const [name, w] of weights) assert.deepEqual(got.get(name), w, name);
+  assert.throws(() => floatExportWeights({ ...file, precision: 'int8' }, 'x.onnx'), /^FcnError: x\.onnx: precision int8, not a float32 export/);
+});
+
 test('per-channel weights: symmetric, 127 at each channel\'s largest magnitude; an all-zero channel stays zero', () => {
   const { q, scale } = quantizeWeightsPerChannel(Float32Array.of(0.5, -1, 0.25, 0, 0, 0), 2);
   assert.deepEqual([...q], [64, -127, 32, 0, 0, 0]);
@@ -241,6 +252,17 @@ test('fcn quantize: int8 ONNX with the export\'s metadata, loaded by eval and pr
   const seg = await model.segment({ width: 50, height: 37, data: new Uint8Array(50 * 37 * 3).fill(90) });
   assert.equal(seg.mask.length, 50 * 37);
   await model.dispose();
+
+  // from the float32 file fcn export wrote: the same int8 file as from the checkpoint
+  const exported = path.join(dir, 'net.onnx');
+  const ck = await loadCheckpoint(ckpt);
+  fs.writeFileSync(exported, compileExport(ck.arch, ck.weights, ck));
+  const fromOnnx = path.join(dir, 'net.from-onnx.int8.onnx');
+  const qo = await runCli(['quantize', '--model', exported, '--data', data, '--calib', '2', '--out', fromOnnx, '--threads', '1'], {}, 60_000);
+  assert.equal(qo.status, 0, qo.stderr);
+  assert.match(qo.stdout, /wrote .*net\.from-onnx\.int8\.onnx .* of the float32 export's .* MB\): fcn_resnet50, \d+ int8 convolutions/);
+  assert.match(qo.stdout, /masks agree on \d+\.\d\d% of val pixels/);
+  assert.ok(fs.readFileSync(fromOnnx).equals(bytes), 'quantising the export gives the checkpoint\'s int8 file');
 
   const ev = await runCli(['eval', '--model', out, '--data', data, '--threads', '1'], {}, 60_000);
   assert.equal(ev.status, 0, ev.stderr);
