@@ -49,7 +49,8 @@ async function int8Graph(arch: FcnArchitecture, weights: Map<string, Float32Arra
     h.add(v === arch.input ? one : out[v]!.data as Float32Array);
     return [v, h.range({ method: 'minmax', percentile: 100 })] as const;
   }));
-  return compileQuantized(plan, ranges, { padToStride: false });
+  // the same outputs as the float32 row's graph (logits only, no argmax): ORT runs every node, fetched or not
+  return compileQuantized(plan, ranges, { padToStride: false, argmax: false });
 }
 
 function caseArch(c: Case): FcnArchitecture {
@@ -117,7 +118,11 @@ async function profileCase(c: Case, arch: FcnArchitecture, weights: ReturnType<t
   try {
     const prefix = join(dir, 'profile');
     if (c.task === 'forward') {
-      const session = await Session.create(compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false }), { threads, profilePrefix: prefix });
+      // the graph the timed runs ran: the int8 rows profile their int8 graph
+      const graph = c.int8
+        ? await int8Graph(arch, weights, x, c.height, c.width, threads)
+        : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false });
+      const session = await Session.create(graph, { threads, profilePrefix: prefix });
       for (let i = 0; i < 2; i++) await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
       session.endProfiling();
       await session.dispose();

@@ -8,7 +8,9 @@
 // with a committed fixture) runs in the browser on WebAssembly threads and, where Chromium has a
 // WebGPU adapter (SwiftShader's, with --enable-unsafe-webgpu), on WebGPU, with the server's mask;
 // the page is cross-origin isolated and its threads are the cores the browser reports; a WebGPU
-// that fails is reported, never replaced. Times and backends go to the test output (# lines).
+// that fails is reported, never replaced. An int8 file (fcn quantize's graph, a width-reduced
+// fcn_resnet50) served as it is runs on WebAssembly with the server's mask. Times and backends go to
+// the test output (# lines).
 // FCN_BROWSER_FULL=1 adds the README's timing: every full-size network light enough for a page
 // (under 20 M parameters) at 520x520, in the browser and on the server (minutes on 2 cores).
 // Skips when /usr/bin/chromium is missing. FCN_UPDATE_SCREENSHOT=1 writes docs/screenshot.png
@@ -32,6 +34,13 @@ import { TORCHVISION_NETWORKS, torchvisionNetwork } from '../src/model/torchvisi
 import { fcnParameters } from '../src/model/params.js';
 import { compileExport } from '../src/graph/inference.js';
 import { fixturesRoot, repoRoot } from './helpers/fixtures.js';
+import { calibratedValues, compileCalibration, compileQuantized, planQuantization } from '../src/graph/quant.js';
+import { GrowingHistogram } from '../src/quantize/ranges.js';
+import { Session } from '../src/engine/session.js';
+import { normalizeWindow } from '../src/infer/preprocess.js';
+import { decodeFcnOnnx } from '../src/infer/onnx-file.js';
+import { exportMetadata } from '../src/graph/inference.js';
+import { defaultColors, defaultNormalization } from '../src/model/card.js';
 
 // The page's globals, for the callbacks run inside the browser (the project compiles without the DOM lib).
 declare const document: any;
@@ -459,6 +468,70 @@ test('full-size networks light enough for a page, 520x520: time per image in the
     }
   } finally {
     await browser.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('an int8 file (fcn quantize\'s) runs in the browser on WebAssembly with the server\'s mask', { skip, timeout: 240_000 }, async () => {
+  // a width-reduced fcn_resnet50 with random weights, ranges calibrated (min/max) on the test scene
+  const arch = torchvisionNetwork('fcn_resnet50', { numClasses: 21, width: 4, aux: false });
+  const weights = initParameters(arch, seededRandom(5));
+  const [W, H] = [120, 88];
+  const image = renderSynthExample(new Rng(7), W, H).image;
+  const card = { classes: Array.from({ length: 21 }, (_, i) => `c${i}`), colors: defaultColors(21), normalization: defaultNormalization() };
+  const plan = planQuantization(arch, weights);
+  const values = calibratedValues(plan);
+  const x = normalizeWindow(image, card.normalization, 0, 0, H, W, arch.stride);
+  const cal = await Session.create(compileCalibration(plan), { threads: 2 });
+  const out = await cal.run({ [arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, values.filter((v) => v !== arch.input));
+  await cal.dispose();
+  const ranges = new Map(values.map((v) => {
+    const h = new GrowingHistogram();
+    h.add(v === arch.input ? x.data : out[v]!.data as Float32Array);
+    return [v, h.range({ method: 'minmax', percentile: 100 })] as const;
+  }));
+  const bytes = compileQuantized(plan, ranges, { metadata: { ...exportMetadata(arch, card), precision: 'int8' } });
+  const model = await SegmentationModel.fromOnnx(decodeFcnOnnx(bytes, 'net.int8.onnx'), { threads: 2 });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-browser-int8-'));
+  const imagePath = path.join(tmp, 'scene.png');
+  fs.writeFileSync(imagePath, await testImage(W, H));
+  const app = createServer(model, { onnx: bytes });
+  let browser: Browser | undefined;
+  try {
+    const url = await listen(app);
+    const graph = await app.inject({ method: 'GET', url: '/api/model.onnx' });
+    assert.ok(graph.rawPayload.equals(Buffer.from(bytes)), 'the page gets the int8 file itself');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
+    const downloaded = async (): Promise<Uint8Array> => decodeMask(Buffer.from(await page.evaluate(async () => {
+      const link = document.querySelector('#download');
+      return [...new Uint8Array(await (await fetch(link.href)).arrayBuffer())];
+    }))).data;
+    const finished = async (backend: string): Promise<number> => {
+      await page.waitForSelector(`#result[data-state="done"][data-backend="${backend}"], #result[data-state="error"]`, { timeout: 120_000 });
+      if (await page.getAttribute('#result', 'data-state') === 'error') assert.fail(`${backend}: ${await page.textContent('#error')}`);
+      return Number(await page.getAttribute('#result', 'data-elapsed-ms'));
+    };
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.setInputFiles('#file', imagePath);
+    const serverMs = await finished('server');
+    const serverMask = await downloaded();
+    const classes = new Set(serverMask).size;
+    assert.ok(classes > 1, 'the mask has more than one class (a comparison worth making)');
+    await page.check('#in-browser');
+    const wasmMs = await finished('wasm');
+    const diff = compareMasks(await downloaded(), serverMask, await model.logits(image));
+    assert.deepEqual(diff.unexplained, [], 'pixels differ between the server and WebAssembly in the browser where the server\'s logits do not tie');
+    assert.deepEqual(problems, []);
+    console.log(`# int8 fcn_resnet50 (width-reduced, ${classes} classes in the mask) ${W}x${H}: server ${serverMs} ms; browser WebAssembly ${wasmMs} ms (${diff.differing} pixels differ, all ties)`);
+  } finally {
+    await browser?.close();
+    await app.close();
+    await model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -10,17 +10,17 @@ import { conv, bn, type FcnArchitecture } from '../src/model/fcn.js';
 import type { Layer } from '../src/model/layers.js';
 import { initParameters, seededRandom, type TensorMap } from '../src/model/params.js';
 import { torchvisionNetwork } from '../src/model/torchvision.js';
-import { compileInference, exportMetadata } from '../src/graph/inference.js';
+import { compileExport, compileInference, exportMetadata } from '../src/graph/inference.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
 import { SegmentationModel } from '../src/infer/model.js';
 import { activationQuant, calibratedValues, compileCalibration, compileQuantized, planQuantization, quantizeWeightsPerChannel, type ValueRange } from '../src/graph/quant.js';
 import { Session } from '../src/engine/session.js';
 import { GrowingHistogram } from '../src/quantize/ranges.js';
 import { spreadIds } from '../src/quantize/calibrate.js';
-import { decodeFcnOnnx } from '../src/infer/onnx-file.js';
+import { decodeFcnOnnx, floatExportWeights } from '../src/infer/onnx-file.js';
 import { loadModel } from '../src/infer/model.js';
 import { readOnnxSummary } from '../src/graph/onnx.js';
-import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/weights/checkpoint.js';
 import { generateSynthVoc } from '../src/data/synth.js';
 import { defaultColors, defaultNormalization } from '../src/model/card.js';
 import { miniNet } from './helpers/mininet.js';
@@ -155,6 +155,42 @@ test('the book\'s FCN (stride 32) as int8: the graph pads any size inside and cr
   await model.dispose();
 });
 
+test('a grouped-upsampler book FCN (36 classes) as int8: the grouped transposed conv stays float, logits close; argmax false drops only the mask', async () => {
+  const arch = fcnResNet18({ numClasses: 36 });
+  assert.equal(arch.upsampler, 'grouped');
+  const weights = initParameters(arch, seededRandom(12));
+  const H = 64, W = 96;
+  const x = input(3 * H * W, 13);
+  const ranges = await minmaxRanges(arch, weights, x, H, W);
+  const plan = planQuantization(arch, weights);
+  assert.equal(plan.intConvs.size, 20);
+  assert.ok(!plan.intConvs.has('final_conv'));
+  const ref = await logits(compileInference(arch, weights, { argmax: false }), arch, x, H, W);
+  const withMask = compileQuantized(plan, ranges, { padToStride: false });
+  const logitsOnly = compileQuantized(plan, ranges, { padToStride: false, argmax: false });
+  assert.deepEqual(readOnnxSummary(withMask).outputs, ['logits', 'mask']);
+  assert.deepEqual(readOnnxSummary(logitsOnly).outputs, ['logits']);
+  const got = await logits(withMask, arch, x, H, W);
+  assert.deepEqual(await logits(logitsOnly, arch, x, H, W), got);
+  let maxRef = 0, maxDiff = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+    maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - got[i]!));
+  }
+  assert.ok(maxDiff < 0.05 * maxRef, `max |Δlogit| ${maxDiff} against max |logit| ${maxRef}`);
+});
+
+test('the parameters of a float32 export read back: every inference parameter, the block-form upsampler put back into [Cin, Cout, k, k] and its bias', () => {
+  const arch = fcnResNet18({ numClasses: 5, variant: 'fcn8s' });
+  const weights = initParameters(arch, seededRandom(14));
+  const card = { classes: ['a', 'b', 'c', 'd', 'e'], colors: defaultColors(5), normalization: defaultNormalization() };
+  const file = decodeFcnOnnx(compileExport(arch, weights, card), 'book.onnx');
+  const got = floatExportWeights(file, 'book.onnx');
+  assert.equal(got.size, weights.size);
+  for (const [name, w] of weights) assert.deepEqual(got.get(name), w, name);
+  assert.throws(() => floatExportWeights({ ...file, precision: 'int8' }, 'x.onnx'), /^FcnError: x\.onnx: precision int8, not a float32 export/);
+});
+
 test('per-channel weights: symmetric, 127 at each channel\'s largest magnitude; an all-zero channel stays zero', () => {
   const { q, scale } = quantizeWeightsPerChannel(Float32Array.of(0.5, -1, 0.25, 0, 0, 0), 2);
   assert.deepEqual([...q], [64, -127, 32, 0, 0, 0]);
@@ -216,6 +252,17 @@ test('fcn quantize: int8 ONNX with the export\'s metadata, loaded by eval and pr
   const seg = await model.segment({ width: 50, height: 37, data: new Uint8Array(50 * 37 * 3).fill(90) });
   assert.equal(seg.mask.length, 50 * 37);
   await model.dispose();
+
+  // from the float32 file fcn export wrote: the same int8 file as from the checkpoint
+  const exported = path.join(dir, 'net.onnx');
+  const ck = await loadCheckpoint(ckpt);
+  fs.writeFileSync(exported, compileExport(ck.arch, ck.weights, ck));
+  const fromOnnx = path.join(dir, 'net.from-onnx.int8.onnx');
+  const qo = await runCli(['quantize', '--model', exported, '--data', data, '--calib', '2', '--out', fromOnnx, '--threads', '1'], {}, 60_000);
+  assert.equal(qo.status, 0, qo.stderr);
+  assert.match(qo.stdout, /wrote .*net\.from-onnx\.int8\.onnx .* of the float32 export's .* MB\): fcn_resnet50, \d+ int8 convolutions/);
+  assert.match(qo.stdout, /masks agree on \d+\.\d\d% of val pixels/);
+  assert.ok(fs.readFileSync(fromOnnx).equals(bytes), 'quantising the export gives the checkpoint\'s int8 file');
 
   const ev = await runCli(['eval', '--model', out, '--data', data, '--threads', '1'], {}, 60_000);
   assert.equal(ev.status, 0, ev.stderr);

@@ -1,10 +1,10 @@
 // fcn quantize --model FILE --data DIR [--split train] [--calib 100] --out FILE.onnx
 import { Command, Option } from 'commander';
-import { loadCheckpoint } from '../weights/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import { compileExport } from '../graph/inference.js';
 import { modelPath } from '../infer/named.js';
 import { SegmentationModel } from '../infer/model.js';
-import { decodeFcnOnnx, isOnnxPath, readFcnOnnx } from '../infer/onnx-file.js';
+import { decodeFcnOnnx, floatExportWeights, isOnnxPath, readFcnOnnx, type FcnOnnxFile } from '../infer/onnx-file.js';
 import { quantizeCheckpoint, compareModels, CALIBRATION_METHODS, DEFAULT_CALIBRATION, type CalibrationMethod } from '../quantize/index.js';
 import { SplitNotFoundError } from '../data/layouts.js';
 import { metricsReport } from '../eval/confusion.js';
@@ -25,7 +25,7 @@ export function command(): Command {
   const cmd = new Command('quantize')
     .description('post-training int8 quantisation: calibrate activation ranges on full images of a split, int8 weights per output channel; ' +
       'writes an ONNX file (QDQ form) that predict, eval, show and serve load with --model, and compares it with float32 on the val split')
-    .requiredOption('--model <file|name>', "the trained network: checkpoint (.safetensors), the book's or torchvision's .pth, or a downloaded network's name")
+    .requiredOption('--model <file|name>', "the trained network: checkpoint (.safetensors), the book's or torchvision's .pth, a float32 .onnx that fcn export wrote, or a downloaded network's name")
     .option('--arch <name>', ARCH_HELP, parseArch)
     .requiredOption('--data <dir>', 'the dataset whose images calibrate the ranges (any layout)')
     .option('--split <name>', 'the split calibrated on', 'train')
@@ -38,12 +38,17 @@ export function command(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1));
   return addDataOptions(cmd, false).action(async (o: QuantizeFlags) => {
     if (o.percentile > 100) throw new UsageError(`--percentile expects a number between 50 and 100, got ${o.percentile}`);
+    // a float32 file fcn export wrote: its parameters read back from the graph (the reference model is the file itself)
+    let floatFile: FcnOnnxFile | undefined;
+    let ckpt: Checkpoint;
     if (isOnnxPath(o.model)) {
-      const file = await readFcnOnnx(o.model);
-      if (file.precision === 'int8') throw new FcnError(`${o.model}: already int8 (written by fcn quantize); quantise the checkpoint it was made from`);
-      throw new FcnError(`${o.model}: a float32 ONNX export; fcn quantize reads the checkpoint it was exported from (.safetensors or .pth)`);
+      floatFile = await readFcnOnnx(o.model);
+      if (floatFile.precision === 'int8') throw new FcnError(`${o.model}: already int8 (written by fcn quantize); quantise the checkpoint or float32 export it was made from`);
+      if (o.arch !== undefined) throw new UsageError(`--arch: ${o.model} names its architecture (${floatFile.arch.name}); leave --arch out`);
+      ckpt = { arch: floatFile.arch, weights: floatExportWeights(floatFile, o.model), ...floatFile.card, metadata: {}, extra: new Map() };
+    } else {
+      ckpt = await loadCheckpoint(modelPath(o.model), { arch: o.arch });
     }
-    const ckpt = await loadCheckpoint(modelPath(o.model), { arch: o.arch });
     const labels = modelLabels(ckpt, o.model);
     const ds = await openDataFromFlags(o.data, o.split, o, { maxPixels: o.maxPixels, defaultLabels: labels });
     if (ds.ids.length === 0) throw new FcnError(`${o.data}: the '${o.split}' split has no images to calibrate on (choose another with --split)`);
@@ -53,7 +58,7 @@ export function command(): Command {
     const result = await quantizeCheckpoint(ckpt, ds, { calib: n, settings, threads: o.threads, onProgress: (done) => bar.update(done) });
     bar.finish();
     await writeFileAtomic(o.out, result.bytes);
-    const floatBytes = compileExport(ckpt.arch, ckpt.weights, ckpt).length;
+    const floatBytes = floatFile ? floatFile.bytes.length : compileExport(ckpt.arch, ckpt.weights, ckpt).length;
     const how = settings.method === 'percentile' ? `percentile ${settings.percentile}` : 'min/max';
     process.stdout.write(`wrote ${o.out} (${mb(result.bytes.length)} MB, ${(100 * result.bytes.length / floatBytes).toFixed(0)}% of the float32 export's ${mb(floatBytes)} MB): ` +
       `${ckpt.arch.name}, ${result.plan.intConvs.size} int8 convolutions, ${how} ranges from ${result.calibration.images} ${o.split} images\n`);
@@ -69,7 +74,7 @@ export function command(): Command {
     }
     const ids = o.valLimit !== undefined ? val.ids.slice(0, o.valLimit) : val.ids;
     if (ids.length === 0) return;
-    const reference = await SegmentationModel.fromCheckpoint(ckpt, { threads: o.threads });
+    const reference = floatFile ? await SegmentationModel.fromOnnx(floatFile, { threads: o.threads }) : await SegmentationModel.fromCheckpoint(ckpt, { threads: o.threads });
     const candidate = await SegmentationModel.fromOnnx(decodeFcnOnnx(result.bytes, o.out), { threads: o.threads });
     try {
       const vbar = new Progress({ total: ids.length, label: 'compare val', unit: 'img' });

@@ -216,3 +216,18 @@ export function readOnnxSummary(bytes: Uint8Array): OnnxSummary {
     ops,
   };
 }
+
+/** The float32 initializers of an ONNX model by name, with their dims (raw or float_data storage). */
+export function readOnnxFloatInitializers(bytes: Uint8Array): Map<string, { dims: number[]; data: Float32Array }> {
+  const model = onnx.ModelProto.decode(bytes);
+  const out = new Map<string, { dims: number[]; data: Float32Array }>();
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || !t.name) continue;
+    const dims = (t.dims ?? []).map(Number);
+    const raw = t.rawData;
+    // copied: the decoded bytes may be unaligned for a Float32Array view
+    const data = raw && raw.length > 0 ? new Float32Array(Uint8Array.from(raw).buffer) : Float32Array.from(t.floatData ?? []);
+    out.set(t.name, { dims, data });
+  }
+  return out;
+}

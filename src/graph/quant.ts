@@ -244,13 +244,19 @@ export interface QuantizedGraphOptions {
   padToStride?: boolean;
   /** Weights in −63..63 (7 bits; safe on x86 without VNNI, see the header) instead of −127..127. Default true. */
   reduceRange?: boolean;
+  /**
+   * Also output `mask` = argmax over classes (int64, N x H x W). Default true (the file fcn quantize
+   * writes has both outputs, as the export's); false for a logits-only graph, the like of
+   * compileInference's `argmax: false` (ORT runs every node whether its output is fetched or not).
+   */
+  argmax?: boolean;
   metadata?: Record<string, string>;
 }
 
 /**
  * The int8 graph: the plan's layers with Q/DQ pairs on its quantised values (parameters from
  * `ranges`, one per calibrated value), int8 weights for its integer convolutions, float weights
- * for the rest. Inputs and outputs as the export's: image → logits and mask.
+ * for the rest. Inputs and outputs as the export's: image → logits and mask (see `argmax`).
  */
 export function compileQuantized(plan: QuantPlan, ranges: ReadonlyMap<string, ValueRange>, opts: QuantizedGraphOptions = {}): Uint8Array {
   const { arch } = plan;
@@ -296,8 +302,10 @@ export function compileQuantized(plan: QuantPlan, ranges: ReadonlyMap<string, Va
   }
   if (pad) emitCropBack(g, inner(arch.output), hw, arch.output);
   g.output(arch.output, 'float32', ['N', arch.numClasses, 'H', 'W']);
-  g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
-  g.output('mask', 'int64', ['N', 'H', 'W']);
+  if (opts.argmax ?? true) {
+    g.node('ArgMax', [arch.output], { axis: 1, keepdims: 0 }, 'mask');
+    g.output('mask', 'int64', ['N', 'H', 'W']);
+  }
   return g.encode(`${arch.name}, ${arch.numClasses} classes, int8 (QDQ)`, opts.metadata);
 }
 

@@ -2,8 +2,9 @@
 // into a model card and an architecture, checked, so such a file loads like a checkpoint. A file
 // without fcn's metadata is refused with what it lacks.
 import { readFile } from 'node:fs/promises';
-import { readOnnxSummary } from '../graph/onnx.js';
-import { fcnResNet18, parseArchitectureName, type FcnArchitecture } from '../model/fcn.js';
+import { readOnnxFloatInitializers, readOnnxSummary } from '../graph/onnx.js';
+import { fcnResNet18, inferenceLayers, parseArchitectureName, type FcnArchitecture } from '../model/fcn.js';
+import { fcnParameters, layerParams, numel, type TensorMap } from '../model/params.js';
 import { TORCHVISION_NETWORKS, isTorchvisionNetwork, torchvisionNetwork, type TorchvisionOptions } from '../model/torchvision.js';
 import type { Color, ModelCard } from '../model/card.js';
 import { FcnError, errorMessage } from '../util/errors.js';
@@ -109,4 +110,50 @@ function architectureOf(file: string, md: Record<string, string>, numClasses: nu
   }
   throw new FcnError(`${file}: ONNX metadata names an unknown architecture '${name}' (expected fcn32s-resnet18, fcn16s-resnet18, fcn8s-resnet18 ` +
     `or one of torchvision's ${TORCHVISION_NETWORKS.join(', ')})`);
+}
+
+/**
+ * The parameters of a float32 file that `fcn export` wrote, under their canonical names, read back
+ * from its initializers: the graph stores each parameter of the layers the main output needs under
+ * its own name, except a block-form transposed convolution, stored as its GEMM's weights
+ * `<layer>.blocks` [m²·Cin (+1), Cout·s²] (rows (di, dj, ci), then the bias row; columns (co, u, v),
+ * where W[ci, co, di·s + u, dj·s + v] sits), which is put back into [Cin, Cout, k, k] and the bias.
+ * Parameters no inference layer reads (an auxiliary head) are absent. FcnError naming the file when
+ * a parameter is missing or has the wrong size.
+ */
+export function floatExportWeights(file: FcnOnnxFile, name: string): TensorMap {
+  if (file.precision !== 'float32') throw new FcnError(`${name}: precision ${file.precision}, not a float32 export: its float32 parameters are not in it`);
+  const inits = readOnnxFloatInitializers(file.bytes);
+  const specs = new Map(fcnParameters(file.arch).map((s) => [s.name, s.shape]));
+  const weights: TensorMap = new Map();
+  const take = (param: string): void => {
+    const t = inits.get(param);
+    const shape = specs.get(param)!;
+    if (!t) throw new FcnError(`${name}: the graph has no initializer '${param}' (expected a file written by fcn export)`);
+    if (t.data.length !== numel(shape)) throw new FcnError(`${name}: initializer '${param}' has ${t.data.length} values, expected [${shape.join(', ')}]`);
+    weights.set(param, t.data);
+  };
+  for (const layer of inferenceLayers(file.arch)) {
+    if (layer.op === 'convtranspose' && !inits.has(`${layer.name}.weight`) && inits.has(`${layer.name}.blocks`)) {
+      const { kernel: k, stride: s, inChannels: Cin, outChannels: Cout } = layer;
+      const m = k / s;
+      const blocks = inits.get(`${layer.name}.blocks`)!;
+      const rows = m * m * Cin + (layer.bias ? 1 : 0);
+      const cols = Cout * s * s;
+      if (blocks.data.length !== rows * cols) throw new FcnError(`${name}: initializer '${layer.name}.blocks' has ${blocks.data.length} values, expected [${rows}, ${cols}]`);
+      const W = new Float32Array(Cin * Cout * k * k);
+      for (let di = 0; di < m; di++) for (let dj = 0; dj < m; dj++) for (let ci = 0; ci < Cin; ci++) {
+        const row = ((di * m + dj) * Cin + ci) * cols;
+        for (let co = 0; co < Cout; co++) for (let u = 0; u < s; u++) {
+          const dst = ((ci * Cout + co) * k + di * s + u) * k + dj * s;
+          W.set(blocks.data.subarray(row + (co * s + u) * s, row + (co * s + u) * s + s), dst);
+        }
+      }
+      weights.set(`${layer.name}.weight`, W);
+      if (layer.bias) weights.set(`${layer.name}.bias`, Float32Array.from({ length: Cout }, (_, co) => blocks.data[(rows - 1) * cols + co * s * s]!));
+      continue;
+    }
+    if ('name' in layer) for (const d of layerParams(layer)) take(`${layer.name}.${d.suffix}`);
+  }
+  return weights;
 }
