@@ -86,7 +86,7 @@ async function runCase(c: Case, runs: number, warmup: number, threads: number, p
   if (c.task === 'forward') {
     const graph = c.int8
       ? await int8Graph(arch, weights, x, c.height, c.width, threads)
-      : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false });
+      : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false, winograd: true });
     const session = await Session.create(graph, { threads });
     for (let i = 0; i < warmup + runs; i++) {
       const t = performance.now();
@@ -121,7 +121,7 @@ async function profileCase(c: Case, arch: FcnArchitecture, weights: ReturnType<t
       // the graph the timed runs ran: the int8 rows profile their int8 graph
       const graph = c.int8
         ? await int8Graph(arch, weights, x, c.height, c.width, threads)
-        : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false });
+        : compileInference(arch, weights, { batch: c.batch, upsample: c.upsample, argmax: false, winograd: true });
       const session = await Session.create(graph, { threads, profilePrefix: prefix });
       for (let i = 0; i < 2; i++) await session.run({ image: { dtype: 'float32', dims: [c.batch, 3, c.height, c.width], data: x } }, ['logits']);
       session.endProfiling();

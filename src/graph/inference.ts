@@ -11,6 +11,8 @@ import { argmaxBlocks, placeBlocks } from './ops/convtranspose.js';
 import { symbolicSizes } from './sizes.js';
 import { foldBatchNorms, type FoldedTensor } from './fold.js';
 import { defaultPointwiseForm, pointwiseApplies } from './pointwise.js';
+import { winogradApplies, WINOGRAD_MIN_IN_CHANNELS } from './winograd.js';
+import type { ConvLayer } from '../model/layers.js';
 
 export interface InferenceGraphOptions {
   /** Also output `mask` = argmax over classes (int64, N x H x W). Default true. */
@@ -55,6 +57,14 @@ export interface InferenceGraphOptions {
    * first). Default: the form measured faster for the network (defaultPointwiseForm).
    */
   pointwise?: 'conv' | 'matmul';
+  /**
+   * The stride-1 3x3 convolutions winogradApplies() picks (undilated, ≥ WINOGRAD_MIN_IN_CHANNELS
+   * input channels: where the gain was measured to pay for its memory; a number sets that threshold)
+   * as Winograd F(4x4,3x3) in ONNX ops (graph/winograd.ts), batch norm folded in: for our own CPU
+   * sessions. Off by default and never for export: other runtimes (the browser, GPUs) run a plain
+   * Conv better, and int8 graphs quantise plain Convs.
+   */
+  winograd?: boolean | number;
 }
 
 /** Compiles the network for inference with `weights` baked in; only the layers the main output needs (no auxiliary head). */
@@ -110,9 +120,14 @@ export function compileInference(arch: FcnArchitecture, weights: TensorMap, opts
     l.output = inner(l.output);
     return l;
   });
-  if ((opts.pointwise ?? defaultPointwiseForm(arch)) === 'matmul') {
-    ({ layers, tensors: folded } = foldBatchNorms(layers, weight, pointwiseApplies, new Set([inner(arch.output)])));
-    ctx.pointwise = pointwiseApplies;
+  const matmul = (opts.pointwise ?? defaultPointwiseForm(arch)) === 'matmul';
+  const wino = opts.winograd === true ? WINOGRAD_MIN_IN_CHANNELS : opts.winograd === false ? undefined : opts.winograd;
+  // both forms end in ops ORT cannot fuse a following batch norm into: it is folded in here
+  if (matmul || wino !== undefined) {
+    const which = (l: ConvLayer) => (matmul && pointwiseApplies(l)) || (wino !== undefined && winogradApplies(l, wino));
+    ({ layers, tensors: folded } = foldBatchNorms(layers, weight, which, new Set([inner(arch.output)])));
+    if (matmul) ctx.pointwise = pointwiseApplies;
+    ctx.winograd = wino;
   }
   for (const l of layers) {
     for (const v of layerInputs(l)) place(v);

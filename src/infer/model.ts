@@ -7,7 +7,7 @@ import type { FcnArchitecture } from '../model/fcn.js';
 import { fcnResNet18, type FcnVariant } from '../model/fcn.js';
 import { initParameters, seededRandom, type TensorMap } from '../model/params.js';
 import { compileInference } from '../graph/inference.js';
-import { Session } from '../engine/session.js';
+import { Session, getDefaultDevice } from '../engine/session.js';
 import { defaultGraphCacheDir } from '../engine/graphcache.js';
 import { decodeImage, type LabelMap, type RgbImage } from '../data/image.js';
 import { VOC_PALETTE, type Rgb } from '../data/voc.js';
@@ -79,7 +79,7 @@ export class SegmentationModel {
     const full = { ...defaultCard(arch.numClasses), ...meta };
     const graphCache = opts.graphCache === false ? undefined : opts.graphCache;
     // the mask alone: a block-form upsampler's logits then never leave the GEMM's layout (graph/inference.ts)
-    const session = await Session.create(compileInference(arch, weights, { logits: false }), { threads: opts.threads, graphCache });
+    const session = await Session.create(compileInference(arch, weights, { logits: false, winograd: onCpu() }), { threads: opts.threads, graphCache });
     return new SegmentationModel(arch, full, session, weights, opts);
   }
 
@@ -116,7 +116,7 @@ export class SegmentationModel {
     const x = normalizeWindow(image, this.meta.normalization, 0, 0, height, width, this.arch.stride);
     // an ONNX file's graph outputs the logits beside the mask; a compiled model's mask-only session does not
     this.logitsSession ??= this.weights
-      ? Session.create(compileInference(this.arch, this.weights, { argmax: false }), { threads: this.opts.threads })
+      ? Session.create(compileInference(this.arch, this.weights, { argmax: false, winograd: onCpu() }), { threads: this.opts.threads })
       : Promise.resolve(this.session);
     const out = await (await this.logitsSession).run(
       { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, [this.arch.output]);
@@ -200,4 +200,9 @@ export async function loadModel(source: string | Checkpoint | FreshModelOptions,
   const fresh = source as FreshModelOptions;
   const arch = fcnResNet18({ numClasses: fresh.numClasses, variant: fresh.variant });
   return SegmentationModel.fromWeights(arch, initParameters(arch, seededRandom(fresh.seed ?? 0)), undefined, opts);
+}
+
+/** Winograd convolutions pay on ONNX Runtime's CPU provider only (GPU providers have their own). */
+function onCpu(): boolean {
+  return getDefaultDevice().name === 'cpu';
 }

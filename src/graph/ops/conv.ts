@@ -4,6 +4,7 @@ import type { ConvLayer } from '../../model/layers.js';
 import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type Shape4 } from '../backward.js';
 import type { LayerKind } from './kind.js';
 import { emitPointwise } from '../pointwise.js';
+import { emitWinogradConv, winogradApplies } from '../winograd.js';
 
 function attrs(layer: ConvLayer) {
   const d = layer.dilation ?? 1;
@@ -36,6 +37,12 @@ export const conv: LayerKind<ConvLayer, void> = {
 
   emitEval(ctx, layer) {
     if (ctx.pointwise?.(layer)) return emitPointwise(ctx, layer);
+    const w = ctx.winograd !== undefined && winogradApplies(layer, ctx.winograd) ? ctx.weight(`${layer.name}.weight`) : undefined;
+    if (w) {
+      const b = layer.bias ? ctx.weight(`${layer.name}.bias`) : undefined;
+      emitWinogradConv(ctx.g, layer.input, w, b, { inChannels: layer.inChannels, outChannels: layer.outChannels }, layer.name, 4, layer.output);
+      return;
+    }
     ctx.g.node('Conv', inputs(layer, ctx.param), attrs(layer), layer.output);
   },
 

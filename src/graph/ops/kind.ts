@@ -21,6 +21,8 @@ export interface EvalContext {
   upsample: 'convtranspose' | 'blocks';
   /** Inference only: whether a convolution is emitted as a MatMul (pointwise.ts) instead of ORT's Conv. */
   pointwise?: (layer: ConvLayer) => boolean;
+  /** Inference only: the 3x3 convolutions with at least this many input channels that winogradApplies() accepts run as Winograd F(4x4,3x3) (../winograd.ts); undefined: none. */
+  winograd?: number;
   /**
    * Bilinear resizes at symbolic sizes: ONNX's Resize as it is (default; what every runtime reads
    * alike), or 'separable': a MatMul and a one-axis Resize that ORT's CPU kernels run faster (resize.ts).
