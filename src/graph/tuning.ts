@@ -10,9 +10,12 @@ export interface TrainGraphTuning {
    * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto' / 'autotap':
    * im2col / tapconv, except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49
    * tiny slices cost more). tapconv's one-hot kernels are constants: run the graph at ORT's 'extended'
-   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
+   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders. 'autotapall': as
+   * 'autotap', with tapconvall where the columns of all k² taps of one image have at most
+   * TAPS_AT_ONCE values (the book's layer2-4 at 320x480, not layer1, whose 22 MB per image would
+   * raise the step's peak memory).
    */
-  convGradWeight?: GradWeightForm | 'auto' | 'autotap';
+  convGradWeight?: GradWeightForm | 'auto' | 'autotap' | 'autotapall';
   /**
    * The weight gradients' GEMMs over the batch: 'auto' folds the batch into one GEMM where the
    * per-image products would be larger than the columns (more output channels than pixels);
@@ -36,7 +39,10 @@ export interface TrainGraphTuning {
   depthwise?: 'grouped' | 'split';
 }
 
+/** Most im2col values per image (C·k²·h·w) that 'autotapall' makes in one Conv: 4 Mi floats, 16 MiB. */
+export const TAPS_AT_ONCE = 1 << 22;
+
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
-  convGradInput: 'conv', convGradWeight: 'autotap', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
+  convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'affine', convTranspose: 'blocks', lossLayout: 'blocks',
   depthwise: 'grouped',
 };
