@@ -58,7 +58,7 @@ export const conv: LayerKind<ConvLayer, void> = {
     const cin = layer.inChannels / (layer.groups ?? 1);
     const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
       : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv')
-        : tuning.convGradWeight === 'autotapall' ? (cin < 8 ? 'dilated' : cin * layer.kernel ** 2 * dyShape[2] * dyShape[3] <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv')
+        : tuning.convGradWeight === 'autotapall' ? (cin < 8 ? 'dilated' : xShape[0] * cin * layer.kernel ** 2 * dyShape[2] * dyShape[3] <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv')
           : tuning.convGradWeight;
     const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
     const foldBatch = tuning.gradWeightBatch === 'auto';
