@@ -36,6 +36,7 @@ const CHANGES: Record<string, Variant> = {
   im2col: { tuning: { convGradWeight: 'im2col' } },
   tapconv: { tuning: { convGradWeight: 'tapconv' } },
   autotap: { tuning: { convGradWeight: 'autotap' } },
+  autotapall: { tuning: { convGradWeight: 'autotapall' } },
   blocks: { tuning: { convTranspose: 'blocks' } },
   upconvT: { tuning: { convTranspose: 'convtranspose' } },
   nchwloss: { tuning: { lossLayout: 'nchw' } }, // the loss on NCHW logits: a Transpose each way around the block GEMMs
@@ -45,6 +46,7 @@ const CHANGES: Record<string, Variant> = {
   dwfold: { tuning: { gradWeightBatch: 'auto' } },
   bnexplicit: { tuning: { batchNorm: 'explicit' } },
   bncentered: { tuning: { batchNorm: 'centered' } },
+  bnaffine: { tuning: { batchNorm: 'affine' } },
   noopt: { session: { optimization: 'basic' } },
   optextended: { session: { optimization: 'extended' } },
   optall: { session: { optimization: 'all' } },

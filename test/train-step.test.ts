@@ -136,6 +136,7 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { lossLayout: 'nchw' },
     { lossLayout: 'blocksLast' },
     { gradWeightBatch: 'auto' },
+    { convGradWeight: 'autotap', batchNorm: 'affine' }, // the taps one kernel row at a time; batch-norm's affine passes by BatchNormalization
   ];
   for (const tuning of tunings) {
     const { out, trained } = await stepWithGradients('full', tuning);

@@ -26,16 +26,29 @@ export type GradInputForm = 'convtranspose' | 'conv';
  * channels) with dy as a kernel dilated by the stride; 'shifts' = per kernel tap a strided slice of
  * the padded x and a batched MatMul with dy; 'im2col' = the same slices concatenated per kernel row,
  * one MatMul per row; 'tapconv' = the im2col columns made by Convs of each input plane with one-hot
- * k x k kernels (per kernel row, one MatMul per row).
+ * k x k kernels (per kernel row, one MatMul per row); 'tapconvall' = the same with all k² one-hot
+ * kernels in one Conv and one MatMul (ORT's Conv builds each plane's k x k im2col once instead of k
+ * times; the columns of all taps are alive at once).
  */
-export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv';
+export type GradWeightForm = 'dilated' | 'shifts' | 'im2col' | 'tapconv' | 'tapconvall';
 
 /**
- * Train-mode batch-norm: 'explicit' = normalise by hand, keep x̂; 'centered' = keep x − mean, scale it
- * with ORT's (inference) BatchNormalization. (ORT's BatchNormalization with training_mode=1 is not
- * used: its batch-statistics outputs alias its mean/var inputs, so shared constants get overwritten.)
+ * Train-mode batch-norm: 'explicit' = normalise by hand, keep x̂; 'affine' = the same with each
+ * per-channel a·t + b pass (γ·x̂ + β forward; x̂·a + b in dx) done by ORT's inference
+ * BatchNormalization with mean 0, variance 1 and epsilon 0 (so its scale is a and its shift b
+ * exactly): one pass where Mul and Add took two; 'centered' = keep x − mean, scale it with ORT's
+ * (inference) BatchNormalization. (ORT's BatchNormalization with training_mode=1 is not used: its
+ * batch-statistics outputs alias its mean/var inputs, so shared constants get overwritten.)
  */
-export type BatchNormForm = 'explicit' | 'centered';
+export type BatchNormForm = 'explicit' | 'affine' | 'centered';
+
+/** a·t + b per channel of NCHW t, a and b given as [C] or [1, C, 1, 1], in one pass (see BatchNormForm 'affine'). */
+function channelAffine(g: GraphBuilder, t: string, a: string, b: string, C: number, hint: string, output?: string): string {
+  const zeros = g.constant(new Array<number>(C).fill(0), 'float32', [C]);
+  const ones = g.constant(new Array<number>(C).fill(1), 'float32', [C]);
+  const inputs = [t, flatten1(g, a, `${hint}:a1`), flatten1(g, b, `${hint}:b1`), zeros, ones];
+  return output ? g.node('BatchNormalization', inputs, { epsilon: f(0) }, output) : op(g, 'BatchNormalization', inputs, hint, { epsilon: f(0) });
+}
 
 export function convOutSize(size: number, w: Window): number {
   return Math.floor((size + 2 * w.pad - (w.dilation ?? 1) * (w.kernel - 1) - 1) / w.stride) + 1;
@@ -188,7 +201,7 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C] = xShape;
   const [, O, h, w] = dyShape;
-  if (k > 1 && form === 'tapconv') return convGradWeightTapConv(g, x, dy, win, xShape, dyShape, hint, foldBatch);
+  if (k > 1 && (form === 'tapconv' || form === 'tapconvall')) return convGradWeightTapConv(g, x, dy, win, xShape, dyShape, hint, foldBatch, form === 'tapconvall');
   if (k > 1 && form !== 'dilated') return convGradWeightSlices(g, x, dy, win, xShape, dyShape, hint, form === 'im2col', foldBatch);
   if (k === 1 && p === 0) {
     const xs = s > 1
@@ -217,22 +230,35 @@ export function convGradWeight(g: GraphBuilder, x: string, dy: string, win: Wind
 /**
  * dW = Σ_n dy[n] · cols[n]ᵀ with the im2col columns made by Convs: every input plane (N·C of them, as
  * a batch of 1-channel images) against one-hot k x k kernels, with the layer's stride and padding.
- * One kernel row at a time (cols [N, C·k, h·w]), so only k of the k² taps' copies are alive at once.
+ * One kernel row at a time (cols [N, C·k, h·w]), so only k of the k² taps' copies are alive at once;
+ * or with `allRows` every tap in one Conv (cols [N, C·k², h·w], columns in dW's (c, u, v) order).
+ * Either way each dW element is the same per-image dot product over the pixels.
  */
 function convGradWeightTapConv(g: GraphBuilder, x: string, dy: string, win: Window, xShape: Shape4, dyShape: Shape4, hint: string,
-  foldBatch: boolean): string {
+  foldBatch: boolean, allRows = false): string {
   const { kernel: k, stride: s, pad: p } = win;
   const [N, C, H, W] = xShape;
   const [, O, h, w] = dyShape;
+  const d = win.dilation ?? 1;
   const planes = op(g, 'Reshape', [x, int64s(g, [N * C, 1, H, W])], `${hint}:planes`);
   const dy2 = op(g, 'Reshape', [dy, int64s(g, [N, O, h * w])], `${hint}:dy2`);
   const dyRows = lazyRows(g, dy2, [N, O, h * w], hint);
+  if (allRows) {
+    // kernel t picks tap t = u·k + v
+    const onehot = new Array<number>(k ** 4).fill(0);
+    for (let t = 0; t < k * k; t++) onehot[t * k * k + t] = 1;
+    const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k * k, 1, k, k])], `${hint}:taps`, {
+      kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: d > 1 ? [d, d] : undefined,
+    });
+    const cols = op(g, 'Reshape', [taps, int64s(g, [N, C * k * k, h * w])], `${hint}:cols`);
+    const sum = gemmOverBatch(g, dy2, dyRows, cols, [N, O, C * k * k, h * w], hint, foldBatch);
+    return op(g, 'Reshape', [sum, int64s(g, [O, C, k, k])], `${hint}:dW`);
+  }
   const rows: string[] = [];
   for (let u = 0; u < k; u++) {
     // kernel v picks tap (u, v)
     const onehot = new Array<number>(k * k * k).fill(0);
     for (let v = 0; v < k; v++) onehot[v * k * k + u * k + v] = 1;
-    const d = win.dilation ?? 1;
     const taps = op(g, 'Conv', [planes, g.constant(onehot, 'float32', [k, 1, k, k])], `${hint}:taps`, {
       kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: d > 1 ? [d, d] : undefined,
     });
@@ -513,6 +539,7 @@ export interface BatchNormSaved {
   invstd: string;
   /** Elements per channel: N*H*W. */
   count: number;
+  channels: number;
 }
 
 export interface BatchNormTrainOut {
@@ -538,12 +565,15 @@ export function batchNormTrain(g: GraphBuilder, x: string, gamma: string, beta: 
     const C = xShape[1];
     g.node('BatchNormalization', [xc, gamma, beta, g.constant(new Array<number>(C).fill(0), 'float32', [C]), flatten1(g, variance, `${hint}:var1`)],
       { epsilon: f(eps) }, output);
-    return { saved: { form, saved: xc, invstd, count }, mean, variance };
+    return { saved: { form, saved: xc, invstd, count, channels: xShape[1] }, mean, variance };
   }
   const xhat = op(g, 'Mul', [xc, invstd], `${hint}:xhat`);
-  const scaled = op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4`)], `${hint}:scaled`);
-  g.node('Add', [scaled, perChannel(g, beta, `${hint}:beta4`)], {}, output);
-  return { saved: { form, saved: xhat, invstd, count }, mean, variance };
+  if (form === 'affine') channelAffine(g, xhat, gamma, beta, xShape[1], `${hint}:affine`, output);
+  else {
+    const scaled = op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4`)], `${hint}:scaled`);
+    g.node('Add', [scaled, perChannel(g, beta, `${hint}:beta4`)], {}, output);
+  }
+  return { saved: { form, saved: xhat, invstd, count, channels: xShape[1] }, mean, variance };
 }
 
 /** PyTorch's running-statistics update: momentum m, unbiased variance. Returns [newMean, newVar] ([C]). */
@@ -565,7 +595,7 @@ export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved
   const db4 = reduceNHW(g, dy, `${hint}:db4`);
   // Σ dy·x̂ directly, or invstd·Σ dy·(x − mean)
   const dsaved = reduceNHW(g, op(g, 'Mul', [dy, saved.saved], `${hint}:dysaved`), `${hint}:dsaved`);
-  const dg4 = saved.form === 'explicit' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
+  const dg4 = saved.form !== 'centered' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
   const dbeta = flatten1(g, db4, `${hint}:dbeta`);
   const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
   if (!needInput) return { dgamma, dbeta };
@@ -573,9 +603,14 @@ export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved
   const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
   // per-channel terms first (tiny), then the full-size passes: dy·k − saved·a − b, with a = k·dγ/M (x̂) or k·invstd·dγ/M (x − mean)
   let a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
-  if (saved.form !== 'explicit') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
+  if (saved.form === 'centered') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
   const b = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), invM], `${hint}:b`);
   const t1 = op(g, 'Mul', [dy, k], `${hint}:dyk`);
+  if (saved.form === 'affine') {
+    // dy·k − (x̂·a + b): the per-channel affine of x̂ in one pass
+    const C = saved.channels;
+    return { dx: op(g, 'Sub', [t1, channelAffine(g, saved.saved, a, b, C, `${hint}:xab`)], `${hint}:dx`), dgamma, dbeta };
+  }
   const t2 = op(g, 'Mul', [saved.saved, a], `${hint}:xa`);
   const dx = op(g, 'Sub', [op(g, 'Sub', [t1, t2], `${hint}:dx1`), b], `${hint}:dx`);
   return { dx, dgamma, dbeta };
@@ -644,6 +679,14 @@ export interface CrossEntropyReduction {
   weight?: number;
   /** Prefix of intermediate names (a second loss in the same graph needs another). */
   hint?: string;
+  /**
+   * Receives the nodes writing the scalar outputs (loss, counts) instead of emitting them here, for the
+   * caller to emit after everything else. ONNX Runtime orders nodes by a depth-first walk back from the
+   * graph's last leaf node: with these leaves last, the loss and the counts are computed first, so the
+   * logit-sized values only they read (the shifted logits for ArgMax and the target's logit) are freed
+   * before the backward starts, not held through it.
+   */
+  defer?: (emit: () => void) => void;
 }
 
 /**
@@ -682,14 +725,24 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
   const target = op(g, 'Where', [valid, lab, g.constant(0, 'int64')], `${hint}:target`);
   const vf = op(g, 'Cast', [valid], `${hint}:vf`, { to: 1 /* FLOAT */ });
   const withClassAxis = (v: string, h: string): string => (classLast ? op(g, 'Unsqueeze', [v, int64s(g, [axis])], h) : v);
-  // pixel accuracy counts, from the argmax of `scores` (any per-pixel increasing map of the logits)
-  const counts = (scores: string): void => {
+  const late = reduction.defer ?? ((emit: () => void) => emit());
+  // pixel accuracy counts: a hit is a valid pixel whose target's score is the largest, from the argmax
+  // of `scores` (any per-pixel increasing map of the logits), or with `targetMax` from a bool per pixel
+  // saying the target's score equals the maximum (an exact tie then counts as a hit, where ArgMax
+  // would pick the first class)
+  const counts = (scores: string, targetMax?: string): void => {
     if (outputs.correct) {
-      const pred = op(g, 'ArgMax', [scores], `${hint}:argmax`, { axis, keepdims: classLast ? 0 : 1 });
-      const hit = op(g, 'And', [op(g, 'Equal', [pred, target], `${hint}:hit0`), valid], `${hint}:hit`);
-      g.node('ReduceSum', [op(g, 'Cast', [hit], `${hint}:hit64`, { to: 7 })], { keepdims: 0 }, outputs.correct);
+      const correct = outputs.correct;
+      const hit0 = targetMax ?? op(g, 'Equal', [op(g, 'ArgMax', [scores], `${hint}:argmax`, { axis, keepdims: classLast ? 0 : 1 }), target], `${hint}:hit0`);
+      const hit = op(g, 'And', [hit0, valid], `${hint}:hit`);
+      const hit64 = op(g, 'Cast', [hit], `${hint}:hit64`, { to: 7 });
+      late(() => g.node('ReduceSum', [hit64], { keepdims: 0 }, correct));
     }
-    if (outputs.valid) g.node('ReduceSum', [op(g, 'Cast', [valid], `${hint}:valid64`, { to: 7 })], { keepdims: 0 }, outputs.valid);
+    if (outputs.valid) {
+      const validOut = outputs.valid;
+      const valid64 = op(g, 'Cast', [valid], `${hint}:valid64`, { to: 7 });
+      late(() => g.node('ReduceSum', [valid64], { keepdims: 0 }, validOut));
+    }
   };
   // per pixel: nll = log Σ exp(z) − z_target with z = logits − max (stable); p = softmax. dlogits =
   // (p − onehot)·scale with scale = weight·valid/count: p·scale, then −scale added at each pixel's
@@ -712,21 +765,28 @@ export function softmaxCrossEntropy(g: GraphBuilder, logits: string, labels: str
     const p = op(g, 'Exp', [logp], `${hint}:p`);
     pScale = (scale) => op(g, 'Mul', [p, withClassAxis(scale, `${hint}:scale1`)], `${hint}:q`);
   } else {
-    // The order keeps few logit-sized tensors alive at once: logits are dead after z (argmax of z =
-    // argmax of the logits), z after Exp.
+    // Few logit-sized tensors alive at once: logits are dead after z, z after Exp, which can then
+    // write over it (ORT runs element-wise ops in place on an input read by nothing later). ORT's
+    // depth-first order takes a node's later-emitted input first, so zt, emitted after log s, is
+    // computed before Exp reads z.
     const mx = op(g, 'ReduceMax', [logits], `${hint}:max`, { axes: [axis], keepdims: 1 });
     const z = op(g, 'Sub', [logits, mx], `${hint}:z`);
-    counts(z);
     const zt = op(g, 'GatherElements', [z, target], `${hint}:zt`, { axis });
+    // z = 0 exactly where the logit is the maximum (x − y = 0 ⟺ x = y): no ArgMax over the strided class axis
+    counts(z, op(g, 'Equal', [zt, g.constant(0)], `${hint}:hit0`));
     const e = op(g, 'Exp', [z], `${hint}:e`);
     const s = op(g, 'ReduceSum', [e, int64s(g, [axis])], `${hint}:s`, { keepdims: 1 });
-    nll = op(g, 'Sub', [op(g, 'Log', [s], `${hint}:logs`), zt], `${hint}:nll`);
+    const logs = op(g, 'Log', [s], `${hint}:logs`);
+    nll = op(g, 'Sub', [logs, zt], `${hint}:nll`);
     pScale = (scale) => op(g, 'Mul', [e, op(g, 'Div', [scale, s], `${hint}:scale_s`)], `${hint}:q`);
   }
   const count = op(g, 'Max', [op(g, 'ReduceSum', [vf, int64s(g, pixelAxes)], `${hint}:cnt`, { keepdims: 1 }), g.constant(1)], `${hint}:cnt1`);
   const perImage = op(g, 'Div', [op(g, 'ReduceSum', [op(g, 'Mul', [nll, vf], `${hint}:nllv`), int64s(g, pixelAxes)], `${hint}:sum`, { keepdims: 1 }), count], `${hint}:mean`);
-  if (weight === 1) g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss);
-  else g.node('Mul', [op(g, 'ReduceSum', [perImage], `${hint}:loss1`, { keepdims: 0 }), g.constant(weight)], {}, outputs.loss);
+  if (weight === 1) late(() => g.node('ReduceSum', [perImage], { keepdims: 0 }, outputs.loss));
+  else {
+    const loss1 = op(g, 'ReduceSum', [perImage], `${hint}:loss1`, { keepdims: 0 });
+    late(() => g.node('Mul', [loss1, g.constant(weight)], {}, outputs.loss));
+  }
   const scale = op(g, 'Div', [weight === 1 ? vf : op(g, 'Mul', [vf, g.constant(weight)], `${hint}:vfw`), count], `${hint}:scale`);
   const dl = op(g, 'ScatterElements', [pScale(scale), withClassAxis(target, `${hint}:target1`), withClassAxis(op(g, 'Neg', [scale], `${hint}:negscale`), `${hint}:negscale1`)],
     `${hint}:dlogits`, { axis, reduction: 'add' });

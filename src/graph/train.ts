@@ -168,15 +168,15 @@ function declareParameters(g: GraphBuilder, specs: readonly ParamSpec[], isFroze
 }
 
 /** The loss of the main output (with pixel counts), plus the auxiliary output's; returns the logits' gradients. */
-function emitLoss(g: GraphBuilder, arch: FcnArchitecture, lossForm: LossForm | undefined): Map<string, string> {
+function emitLoss(g: GraphBuilder, arch: FcnArchitecture, lossForm: LossForm | undefined, defer: (emit: () => void) => void): Map<string, string> {
   const perBatch = arch.loss === 'torchvision';
   const main = softmaxCrossEntropy(g, arch.output, TRAIN_IO.labels, IGNORE_LABEL,
-    { loss: arch.auxOutput ? 'loss:main' : TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, lossForm?.pad ?? 0, lossForm?.blocks, { perBatch });
+    { loss: arch.auxOutput ? 'loss:main' : TRAIN_IO.loss, correct: TRAIN_IO.correct, valid: TRAIN_IO.valid }, lossForm?.pad ?? 0, lossForm?.blocks, { perBatch, defer });
   const grads = new Map<string, string>([[arch.output, main.dlogits]]);
   if (arch.auxOutput) {
     const aux = softmaxCrossEntropy(g, arch.auxOutput, TRAIN_IO.labels, IGNORE_LABEL, { loss: 'loss:aux' }, 0, undefined,
-      { perBatch, weight: AUX_LOSS_WEIGHT, hint: 'ce_aux' });
-    g.node('Add', [main.loss, aux.loss], {}, TRAIN_IO.loss);
+      { perBatch, weight: AUX_LOSS_WEIGHT, hint: 'ce_aux', defer });
+    defer(() => g.node('Add', [main.loss, aux.loss], {}, TRAIN_IO.loss));
     grads.set(arch.auxOutput, aux.dlogits);
   }
   return grads;
@@ -316,7 +316,10 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     else saved.set(layer, kind.forward(layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx, layer));
   }
 
-  const grads = emitLoss(g, arch, lossForm);
+  // the loss's scalar outputs are emitted last (see CrossEntropyReduction.defer): ONNX Runtime then
+  // computes them before the backward
+  const lateNodes: (() => void)[] = [];
+  const grads = emitLoss(g, arch, lossForm, (emit) => lateNodes.push(emit));
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const paramGrads = new Map<string, string>();
@@ -340,6 +343,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   else emitSgd(g, opts, trained, paramGrads);
   const slots = optimizerSlots(optimizer, momentum);
   const momentumTensors = slots.length > 0 ? trained : [];
+  for (const emit of lateNodes) emit();
   for (const t of state) g.output(updatedName(t.name), 'float32', t.shape);
   g.output(TRAIN_IO.loss, 'float32', []);
   g.output(TRAIN_IO.correct, 'int64', []);

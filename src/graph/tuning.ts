@@ -10,9 +10,13 @@ export interface TrainGraphTuning {
    * Weight gradient of k x k convolutions (1x1 ones are always one batched MatMul). 'auto' / 'autotap':
    * im2col / tapconv, except the dilated form for inputs with < 8 channels (the 7x7 stem on RGB: 49
    * tiny slices cost more). tapconv's one-hot kernels are constants: run the graph at ORT's 'extended'
-   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders.
+   * optimisation level, or 'all' converts them to NCHWc and pays for the reorders. 'autotapall': as
+   * 'autotap', with tapconvall where the columns of all k² taps of the batch have at most
+   * TAPS_AT_ONCE values (at 320x480 the book's layer1-4 at batch 4, layer2-4 at 8, layer4 at 32:
+   * larger transients raised the step's peak memory, b8 1375 -> 1510 MB with layer1's, b32 4681 ->
+   * 5609 MB with layer2-4's).
    */
-  convGradWeight?: GradWeightForm | 'auto' | 'autotap';
+  convGradWeight?: GradWeightForm | 'auto' | 'autotap' | 'autotapall';
   /**
    * The weight gradients' GEMMs over the batch: 'auto' folds the batch into one GEMM where the
    * per-image products would be larger than the columns (more output channels than pixels);
@@ -23,6 +27,10 @@ export interface TrainGraphTuning {
    * faster: bench/train-step.ts --ab --variants base,dwfold, wall median 4753 vs 5207 ms, load 5-6.)
    */
   gradWeightBatch?: 'auto' | 'perImage';
+  /**
+   * 'affine' is not the default: at batch 32 (320x480, full) it raised the peak RSS from 4681 to
+   * 5654 MB (at b8 1447 vs 1457, no difference), for about a pass less per layer.
+   */
   batchNorm?: BatchNormForm;
   /** Trained transposed convolutions whose kernel is a multiple of the stride: ORT's ConvTranspose, or block GEMMs. */
   convTranspose?: 'convtranspose' | 'blocks';
@@ -36,7 +44,10 @@ export interface TrainGraphTuning {
   depthwise?: 'grouped' | 'split';
 }
 
+/** Most im2col values of a batch (N·C·k²·h·w) that 'autotapall' makes in one Conv: 24 Mi floats, 96 MiB. */
+export const TAPS_AT_ONCE = 24 << 20;
+
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
-  convGradInput: 'conv', convGradWeight: 'autotap', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
+  convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
   depthwise: 'grouped',
 };

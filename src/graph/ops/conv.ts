@@ -5,6 +5,7 @@ import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrad
 import type { LayerKind } from './kind.js';
 import { emitPointwise } from '../pointwise.js';
 import { emitWinogradConv, winogradApplies } from '../winograd.js';
+import { TAPS_AT_ONCE } from '../tuning.js';
 
 function attrs(layer: ConvLayer) {
   const d = layer.dilation ?? 1;
@@ -56,7 +57,9 @@ export const conv: LayerKind<ConvLayer, void> = {
     const xShape = ctx.shape(layer.input);
     const cin = layer.inChannels / (layer.groups ?? 1);
     const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
-      : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv') : tuning.convGradWeight;
+      : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv')
+        : tuning.convGradWeight === 'autotapall' ? (cin < 8 ? 'dilated' : xShape[0] * cin * layer.kernel ** 2 * dyShape[2] * dyShape[3] <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv')
+          : tuning.convGradWeight;
     const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
     const foldBatch = tuning.gradWeightBatch === 'auto';
     const w = ctx.param(`${layer.name}.weight`);

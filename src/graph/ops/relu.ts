@@ -11,8 +11,16 @@ export const relu: LayerKind<ReluLayer, string | undefined> = {
     g.node('Relu', [layer.input], {}, layer.output);
   },
   forward(ctx, layer) {
-    ctx.g.node('Relu', [layer.input], {}, layer.output);
-    return ctx.needsGrad(layer.input) && !ctx.kept(layer.output) ? reluMask(ctx.g, layer.output, layer.output) : undefined;
+    if (!ctx.needsGrad(layer.input) || ctx.kept(layer.output)) {
+      ctx.g.node('Relu', [layer.input], {}, layer.output);
+      return undefined;
+    }
+    // the mask first (x > 0 ⟺ relu(x) > 0), the output selected by it: ONNX Runtime orders nodes by a
+    // depth-first walk back from the outputs, and a mask read only by the backward would otherwise be
+    // computed there, keeping the full-size output alive through the rest of the forward
+    const mask = reluMask(ctx.g, layer.input, layer.output);
+    ctx.g.node('Where', [mask, layer.input, ctx.g.constant(0)], {}, layer.output);
+    return mask;
   },
   backward(ctx, layer, mask, dy) {
     ctx.accumulate(layer.input, reluGrad(ctx.g, layer.output, dy, layer.output, mask));
