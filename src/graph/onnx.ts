@@ -156,6 +156,11 @@ export class GraphBuilder {
   }
 
   /** Adds a node with one output; `output` names it. */
+  /** Dimensions start … end − 1 of `value`'s runtime shape, as an int64 [end − start] value (Slice of Shape). */
+  dims(value: string, start: number, end: number): string {
+    return this.node('Slice', [this.node('Shape', [value]), this.constant([start], 'int64'), this.constant([end], 'int64')]);
+  }
+
   node(opType: string, inputs: string[], attrs: Record<string, Attr | undefined> = {}, output?: string): string {
     return this.nodeN(opType, inputs, attrs, output ? [output] : 1)[0]!;
   }

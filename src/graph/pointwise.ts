@@ -21,8 +21,7 @@ export function emitPointwise({ g, weight }: EvalContext, layer: ConvLayer): voi
     const b = weight(`${layer.name}.bias`)!;
     y = g.node('Add', [y, g.initializer(`${layer.name}.bias:column`, 'float32', [layer.outChannels, 1], b)]);
   }
-  const hw = g.node('Slice', [g.node('Shape', [layer.input]), g.constant([2], 'int64'), g.constant([4], 'int64')]);
-  const shape = g.node('Concat', [g.constant([0, layer.outChannels], 'int64'), hw], { axis: 0 });
+  const shape = g.node('Concat', [g.constant([0, layer.outChannels], 'int64'), g.dims(layer.input, 2, 4)], { axis: 0 });
   g.node('Reshape', [y, shape], {}, layer.output);
 }
 

@@ -167,7 +167,7 @@ export function emitWinogradConv(g: GraphBuilder, x: string, weight: Float32Arra
   // [th, tw]: constants when the shape is static, else read off the transform's output
   const tiles = s.height !== undefined && s.width !== undefined
     ? i64([Math.ceil(s.height / m), Math.ceil(s.width / m)])
-    : g.node('Slice', [g.node('Shape', [vc]), i64([2]), i64([4])]);
+    : g.dims(vc, 2, 4);
   const vt = g.node('Transpose', [g.node('Reshape', [vc, i64([0, C, a2, -1])])], { perm: [0, 2, 1, 3] });
   const v = g.node('Reshape', [vt, g.node('Concat', [i64([0, a2 * C]), tiles], { axis: 0 })]);
   const inputs = [v, g.initializer(`${name}.winograd_u`, 'float32', [a2 * K, C, 1, 1], winogradWeights(weight, K, C, mat))];
@@ -186,6 +186,6 @@ export function emitWinogradConv(g: GraphBuilder, x: string, weight: Float32Arra
     return g.node('DepthToSpace', [blocks], { blocksize: m, mode: 'DCR' }, output);
   }
   const y = g.node('DepthToSpace', [blocks], { blocksize: m, mode: 'DCR' });
-  const hw = s.height !== undefined && s.width !== undefined ? i64([s.height, s.width]) : g.node('Slice', [g.node('Shape', [x]), i64([2]), i64([4])]);
+  const hw = s.height !== undefined && s.width !== undefined ? i64([s.height, s.width]) : g.dims(x, 2, 4);
   return g.node('Slice', [y, i64([0, 0]), hw, i64([2, 3])], {}, output);
 }

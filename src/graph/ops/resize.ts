@@ -61,15 +61,12 @@ function interpolationMatrixT(g: GraphBuilder, inSize: string, outSize: string, 
 /** The inference form (see the top of this file): width by MatMul, then height by a one-axis Resize. */
 function emitSeparable(g: GraphBuilder, layer: ResizeLayer): void {
   const o = layer.output;
-  const dims = (value: string, a: number, b: number) =>
-    op(g, 'Slice', [op(g, 'Shape', [value], `${o}:shape`), g.constant([a], 'int64'), g.constant([b], 'int64')], `${o}:dims`);
-  const [nc, h, w] = [dims(layer.input, 0, 2), dims(layer.input, 2, 3), dims(layer.input, 3, 4)];
-  const [H, W] = [dims(layer.like, 2, 3), dims(layer.like, 3, 4)];
+  const [nc, h, w] = [g.dims(layer.input, 0, 2), g.dims(layer.input, 2, 3), g.dims(layer.input, 3, 4)];
+  const [H, W] = [g.dims(layer.like, 2, 3), g.dims(layer.like, 3, 4)];
   const wide = op(g, 'MatMul', [layer.input, interpolationMatrixT(g, w, W, o)], `${o}:wide`);
   const one = g.constant([1], 'int64');
   const rows = op(g, 'Reshape', [wide, op(g, 'Concat', [g.constant([-1], 'int64'), h, one, W], `${o}:rowshape`, { axis: 0 })], `${o}:rows`);
-  const planes = op(g, 'Slice', [op(g, 'Shape', [rows], `${o}:shape`), g.constant([0], 'int64'), one], `${o}:dims`);
-  const sizes = op(g, 'Concat', [planes, H, one, W], `${o}:sizes`, { axis: 0 });
+  const sizes = op(g, 'Concat', [g.dims(rows, 0, 1), H, one, W], `${o}:sizes`, { axis: 0 });
   const tall = op(g, 'Resize', [rows, '', '', sizes], `${o}:tall`, { mode: 'linear', coordinate_transformation_mode: 'half_pixel' });
   g.node('Reshape', [tall, op(g, 'Concat', [nc, H, W], `${o}:outshape`, { axis: 0 })], {}, o);
 }
@@ -97,9 +94,7 @@ export const resize: LayerKind<ResizeLayer, void> = {
       emitSeparable(g, layer);
       return;
     }
-    const part = (value: string, a: number, b: number) =>
-      op(g, 'Slice', [op(g, 'Shape', [value], `${layer.output}:shape`), g.constant([a], 'int64'), g.constant([b], 'int64')], `${layer.output}:dims`);
-    emit(g, layer, op(g, 'Concat', [part(layer.input, 0, 2), part(layer.like, 2, 4)], `${layer.output}:sizes`, { axis: 0 }));
+    emit(g, layer, op(g, 'Concat', [g.dims(layer.input, 0, 2), g.dims(layer.like, 2, 4)], `${layer.output}:sizes`, { axis: 0 }));
   },
 
   forward(ctx, layer) {
