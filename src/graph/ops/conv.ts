@@ -1,11 +1,11 @@
 // Convolution (torchvision's Conv2d): any kernel, stride, padding, dilation (atrous) and channel
 // groups. Weight [out, in/groups, k, k], optional bias [out].
 import type { ConvLayer } from '../../model/layers.js';
-import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type Shape4 } from '../backward.js';
+import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type GradWeightForm, type Shape4 } from '../backward.js';
 import type { LayerKind } from './kind.js';
 import { emitPointwise } from '../pointwise.js';
 import { emitWinogradConv, winogradApplies } from '../winograd.js';
-import { TAPS_AT_ONCE } from '../tuning.js';
+import { TAPS_AT_ONCE, type TrainGraphTuning } from '../tuning.js';
 
 function attrs(layer: ConvLayer) {
   const d = layer.dilation ?? 1;
@@ -20,6 +20,17 @@ function inputs(layer: ConvLayer, param: (name: string) => string): string[] {
   const list = [layer.input, param(`${layer.name}.weight`)];
   if (layer.bias) list.push(param(`${layer.name}.bias`));
   return list;
+}
+
+/**
+ * The weight-gradient form of a convolution with `cin` input channels per group whose batch's im2col
+ * columns of all k² taps hold `columns` values: the 'auto…' choices of TrainGraphTuning resolved.
+ */
+function weightGradForm(form: Required<TrainGraphTuning>['convGradWeight'], cin: number, columns: number): GradWeightForm {
+  if (form !== 'auto' && form !== 'autotap' && form !== 'autotapall') return form;
+  if (cin < 8) return 'dilated';
+  if (form === 'auto') return 'im2col';
+  return form === 'autotapall' && columns <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv';
 }
 
 export const conv: LayerKind<ConvLayer, void> = {
@@ -56,10 +67,7 @@ export const conv: LayerKind<ConvLayer, void> = {
     const dyShape = ctx.shape(layer.output);
     const xShape = ctx.shape(layer.input);
     const cin = layer.inChannels / (layer.groups ?? 1);
-    const wForm = tuning.convGradWeight === 'auto' ? (cin < 8 ? 'dilated' : 'im2col')
-      : tuning.convGradWeight === 'autotap' ? (cin < 8 ? 'dilated' : 'tapconv')
-        : tuning.convGradWeight === 'autotapall' ? (cin < 8 ? 'dilated' : xShape[0] * cin * layer.kernel ** 2 * dyShape[2] * dyShape[3] <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv')
-          : tuning.convGradWeight;
+    const wForm = weightGradForm(tuning.convGradWeight, cin, xShape[0] * cin * layer.kernel ** 2 * dyShape[2] * dyShape[3]);
     const dxForm = layer.stride === 1 ? tuning.convGradInput : 'convtranspose';
     const foldBatch = tuning.gradWeightBatch === 'auto';
     const w = ctx.param(`${layer.name}.weight`);
