@@ -412,6 +412,25 @@ def train_batch():
     return x, labels_np
 
 
+def optimiser_steps(mode, make_optimiser, steps, x, labels):
+    """`steps` updates of the book FCN (formula weights) on one batch, in 'full' mode (train-mode BN, every
+    parameter) or 'head' mode (frozen eval-mode body): the net after, the losses computed before each
+    update, and the loss of the weights after the last update (a further forward, no update)."""
+    net = formula_fcn(NUM_CLASSES)
+    trained = backbone_eval(net) if mode == 'head' else list(net.train().parameters())
+    opt = make_optimiser(trained)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = book_loss(net(x), labels)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    with torch.no_grad():
+        final_loss = float(book_loss(net(x), labels))
+    return net, losses, final_loss
+
+
 def make_train_step():
     fx = Fixture('train_step', 'Loss, gradients, BN running statistics and SGD steps of the book FCN (formula weights) '
                  'on one batch, in full mode (train-mode BN, all parameters) and head mode (frozen eval-mode body).')
@@ -482,18 +501,8 @@ def make_train_step():
 
     # (c) three SGD steps in each mode
     for mode, tensors in (('full', STEP_TENSORS), ('head', HEAD_TENSORS)):
-        net = formula_fcn(NUM_CLASSES)
-        trained = backbone_eval(net) if mode == 'head' else list(net.train().parameters())
-        opt = torch.optim.SGD(trained, lr=lr, momentum=momentum, weight_decay=wd)
-        losses = []
-        for _ in range(3):
-            opt.zero_grad()
-            loss = book_loss(net(x), labels)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-        with torch.no_grad():
-            final_loss = float(book_loss(net(x), labels))
+        net, losses, final_loss = optimiser_steps(
+            mode, lambda trained: torch.optim.SGD(trained, lr=lr, momentum=momentum, weight_decay=wd), 3, x, labels)
         params = dict(canonical_params(net))
         for name in tensors:
             fx.add_sampled(f'steps_{mode}/{name}', params[name], file=f'steps_{mode}')
@@ -520,18 +529,8 @@ def make_train_adamw():
     }
     results = fx.meta['results']
     for mode, tensors in (('head', HEAD_TENSORS), ('full', STEP_TENSORS)):
-        net = formula_fcn(NUM_CLASSES)
-        trained = backbone_eval(net) if mode == 'head' else list(net.train().parameters())
-        opt = torch.optim.AdamW(trained, lr=lr, weight_decay=wd)
-        losses = []
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = book_loss(net(x), labels)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-        with torch.no_grad():
-            final_loss = float(book_loss(net(x), labels))
+        net, losses, final_loss = optimiser_steps(
+            mode, lambda trained: torch.optim.AdamW(trained, lr=lr, weight_decay=wd), steps, x, labels)
         params = dict(canonical_params(net))
         for name in tensors:
             fx.add_sampled(f'{mode}/{name}', params[name], file=mode)
