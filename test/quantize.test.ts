@@ -191,6 +191,17 @@ test('the parameters of a float32 export read back: every inference parameter, t
   assert.throws(() => floatExportWeights({ ...file, precision: 'int8' }, 'x.onnx'), /^FcnError: x\.onnx: precision int8, not a float32 export/);
 });
 
+test('a grouped-upsampler export (36 classes, ConvTranspose with its own weight) reads back whole', () => {
+  const arch = fcnResNet18({ numClasses: 36 });
+  assert.equal(arch.upsampler, 'grouped');
+  const weights = initParameters(arch, seededRandom(15));
+  const classes = Array.from({ length: 36 }, (_, i) => `c${i}`);
+  const file = decodeFcnOnnx(compileExport(arch, weights, { classes, colors: defaultColors(36), normalization: defaultNormalization() }), 'grouped.onnx');
+  const got = floatExportWeights(file, 'grouped.onnx');
+  assert.equal(got.size, weights.size);
+  for (const [name, w] of weights) assert.deepEqual(got.get(name), w, name);
+});
+
 test('per-channel weights: symmetric, 127 at each channel\'s largest magnitude; an all-zero channel stays zero', () => {
   const { q, scale } = quantizeWeightsPerChannel(Float32Array.of(0.5, -1, 0.25, 0, 0, 0), 2);
   assert.deepEqual([...q], [64, -127, 32, 0, 0, 0]);
