@@ -205,24 +205,11 @@ export class Session {
     return this.session.outputNames;
   }
 
-  /**
-   * Runs the graph; `fetches` limits the outputs computed (default: all). `into`: tensors of the
-   * outputs' exact shapes that ORT writes those outputs into (no allocation of its own for them).
-   */
-  async run(feeds: Record<string, EngineTensor>, fetches?: string[], into?: Record<string, EngineTensor>): Promise<Record<string, EngineTensor>> {
+  /** Runs the graph; `fetches` limits the outputs computed (default: all). */
+  async run(feeds: Record<string, EngineTensor>, fetches?: string[]): Promise<Record<string, EngineTensor>> {
     const ortFeeds: Record<string, Ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
-    let results: Ort.InferenceSession.OnnxValueMapType;
-    if (into) {
-      const outs: Record<string, Ort.Tensor | null> = {};
-      for (const name of fetches ?? this.session.outputNames) {
-        const t = into[name];
-        outs[name] = t ? new ort.Tensor(t.dtype, t.data, t.dims) : null;
-      }
-      results = await this.session.run(ortFeeds, outs as Ort.InferenceSession.FetchesType);
-    } else {
-      results = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
-    }
+    const results = fetches ? await this.session.run(ortFeeds, fetches) : await this.session.run(ortFeeds);
     const out: Record<string, EngineTensor> = {};
     for (const [name, t] of Object.entries(results)) {
       out[name] = { dtype: t.type as EngineDType, dims: [...t.dims], data: t.data as EngineData };
