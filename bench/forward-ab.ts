@@ -25,6 +25,7 @@ const FORMS: Record<string, Form> = {
   blocks: { graph: { ...base, upsample: 'blocks' } },
   convtranspose: { graph: { ...base, upsample: 'convtranspose' } },
   phases: { graph: { ...base, upsample: 'phases' } },
+  phaserows: { graph: { ...base, upsample: 'phaserows' } },
   'blocks-per-image': { graph: { ...base, upsample: 'blocks' }, perImage: true },
 };
 

@@ -33,10 +33,10 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-for (const [k, s, p, C] of [[64, 32, 16, 3], [32, 16, 8, 4], [8, 8, 0, 3], [48, 16, 16, 2]] as const) {
-  test(`phase GEMM equals ConvTranspose: k${k} s${s} p${p}, ${C} channels`, async () => {
+for (const [k, s, p, C, wholeCols] of [[64, 32, 16, 3, false], [64, 32, 16, 3, true], [32, 16, 8, 4, false], [32, 16, 8, 4, true], [8, 8, 0, 3, false], [48, 16, 16, 2, true]] as const) {
+  test(`phase GEMM equals ConvTranspose: k${k} s${s} p${p}, ${C} channels${wholeCols ? ', columns whole' : ''}`, async () => {
     const layer = layerOf(k, s, p, C);
-    const geo = phaseGeometry(layer);
+    const geo = phaseGeometry(layer, wholeCols);
     assert.ok(geo, 'applies');
     const W = new Float32Array(C * C * k * k).map((_, i) => Math.sin(i * 0.61) * 0.3);
     const bias = new Float32Array(C).map((_, i) => 0.1 * (i + 1));
@@ -55,7 +55,7 @@ for (const [k, s, p, C] of [[64, 32, 16, 3], [32, 16, 8, 4], [8, 8, 0, 3], [48, 
     const g = new GraphBuilder('phases');
     g.input('x', 'float32', ['N', C, 'H', 'W']);
     const pw = phaseWeights(layer, geo, W, bias);
-    g.initializer('wp', 'float32', [geo.phases ** 2, pw.rows, pw.cols], pw.data);
+    g.initializer('wp', 'float32', [geo.rows.phases * geo.cols.phases, pw.rows, pw.cols], pw.data);
     emitPhaseGemm(g, 'x', 'wp', layer, geo, true, 'phased');
     placePhases(g, 'phased', s, 'y');
     argmaxPhases(g, 'phased', s, 'mask');
@@ -77,11 +77,14 @@ test('phase GEMM: geometries it does not take', () => {
   assert.equal(phaseGeometry(layerOf(16, 8, 4, 3)), undefined, 'sub-blocks of 4 pixels');
   assert.equal(phaseGeometry(layerOf(64, 32, 8, 3)), undefined, 'output not s times the input');
   assert.equal(phaseGeometry(layerOf(64, 32, 16, 3, 3)), undefined, 'grouped');
-  assert.deepEqual(phaseGeometry(layerOf(64, 32, 16, 3)), { size: 16, phases: 2, taps: 2, zlo: [0, -1] });
+  // the book's: row offsets 0..15 read input rows A and A − 1 (z 0, 1), 16..31 rows A + 1 and A (z −1, 0)
+  const phased = { phases: 2, size: 16, taps: [[0, 1], [-1, 0]] };
+  assert.deepEqual(phaseGeometry(layerOf(64, 32, 16, 3)), { rows: phased, cols: phased });
+  assert.deepEqual(phaseGeometry(layerOf(64, 32, 16, 3), true), { rows: phased, cols: { phases: 1, size: 32, taps: [[-1, 0, 1]] } });
 });
 
-for (const variant of ['fcn32s', 'fcn16s'] as const) {
-  test(`${variant}: upsample 'phases' logits and mask-only graphs equal ConvTranspose's`, async () => {
+for (const [variant, upsample] of [['fcn32s', 'phases'], ['fcn16s', 'phases'], ['fcn32s', 'phaserows']] as const) {
+  test(`${variant}: upsample '${upsample}' logits and mask-only graphs equal ConvTranspose's`, async () => {
     const arch = fcnResNet18({ numClasses: 5, variant });
     const w = initParameters(arch, seededRandom(2));
     // upsamplers away from their bilinear start (not per-class separable), skip scorers away from zero
@@ -100,8 +103,8 @@ for (const variant of ['fcn32s', 'fcn16s'] as const) {
         }
       };
       const ref = await run({ upsample: 'convtranspose' }, ['logits', 'mask']);
-      const logits = await run({ upsample: 'phases', argmax: false }, ['logits']);
-      const mask = await run({ upsample: 'phases', logits: false }, ['mask']);
+      const logits = await run({ upsample, argmax: false }, ['logits']);
+      const mask = await run({ upsample, logits: false }, ['mask']);
       assert.deepEqual(logits.logits!.dims, [2, 5, H, W]);
       const d = maxDiff(ref.logits!.data as Float32Array, logits.logits!.data as Float32Array);
       assert.ok(d < 1e-5, `${H}x${W} logits differ by ${d}`);

@@ -34,9 +34,11 @@ export interface InferenceGraphOptions {
    * FCN-16s/8s x2 ones): ORT's ConvTranspose, or 'blocks' (the default): one GEMM over s x s output
    * blocks, as the training step does (about twice as fast on 2 cores; see the README), or 'phases':
    * a batched GEMM over blocks aligned to the cropped output where the output is exactly s times the
-   * input (phaseupsample.ts: no crop, no border blocks; block GEMMs elsewhere).
+   * input (phaseupsample.ts: no crop, no border blocks; block GEMMs elsewhere); 'phaserows': the same
+   * with the columns kept whole (zero weights, longer runs for the placing Transpose). Both measured
+   * no faster than 'blocks' for the book's FCN (README).
    */
-  upsample?: 'convtranspose' | 'blocks' | 'phases';
+  upsample?: 'convtranspose' | 'blocks' | 'phases' | 'phaserows';
   /**
    * Bilinear resizes as ONNX's Resize, or 'separable' (the default): a MatMul and a one-axis Resize,
    * faster on ORT's CPU kernels (ops/resize.ts). Graphs for other runtimes take 'onnx'.

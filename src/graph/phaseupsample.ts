@@ -18,74 +18,100 @@ import { op } from './backward.js';
 /** Sub-blocks narrower than this would make the placing Transpose move runs of too few floats. */
 export const MIN_PHASE_BLOCK = 8;
 
-export interface PhaseGeometry {
-  /** Sub-block side g = gcd(s, p). */
-  size: number;
-  /** Phases per axis q = s/g. */
+/** One axis of the phase form: `phases` x `size` = s, and for each phase the z = A − i of its taps. */
+export interface PhaseAxis {
   phases: number;
-  /** Taps per axis m = k/s. */
-  taps: number;
-  /** zlo(a) for each phase a: the first z = A − i of its m taps. */
-  zlo: number[];
+  size: number;
+  /** taps[a]: the z of phase a's taps (the same count for every phase). */
+  taps: number[][];
+}
+
+export interface PhaseGeometry {
+  rows: PhaseAxis;
+  cols: PhaseAxis;
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
-/** The phase form's geometry, or undefined where it does not apply (grouped, output not s times the input, sub-blocks under MIN_PHASE_BLOCK). */
-export function phaseGeometry(layer: ConvTransposeLayer): PhaseGeometry | undefined {
-  const { kernel: k, stride: s, pad: p } = layer;
-  if ((layer.groups ?? 1) !== 1 || k % s !== 0 || p < 0 || k - s - 2 * p !== 0) return undefined;
+/**
+ * One axis split into q = s/g phases of g (`phased`): m taps each, no zero weights; or kept whole (one
+ * phase of s): the union of the phases' taps (m + q − 1 at most), zero weights where a tap misses an
+ * offset, in exchange for runs of s floats instead of g in the placing Transpose.
+ */
+function phaseAxis(k: number, s: number, p: number, phased: boolean): PhaseAxis {
   const g = gcd(s, p);
-  if (g < MIN_PHASE_BLOCK) return undefined;
   const q = s / g;
   const r = p / g;
-  const zlo = Array.from({ length: q }, (_, a) => Math.ceil(-(a + r) / q) + 0); // + 0: no -0
-  return { size: g, phases: q, taps: k / s, zlo };
+  const m = k / s;
+  // + 0: no -0
+  const zlo = Array.from({ length: q }, (_, a) => Math.ceil(-(a + r) / q) + 0);
+  if (phased) return { phases: q, size: g, taps: zlo.map((z) => Array.from({ length: m }, (_, j) => z + j)) };
+  const lo = Math.min(...zlo);
+  const hi = Math.max(...zlo) + m - 1;
+  return { phases: 1, size: s, taps: [Array.from({ length: hi - lo + 1 }, (_, j) => lo + j)] };
 }
 
-/** W [Cin, Cout, k, k] (+ bias) rearranged to the batched GEMM's [q², m²·Cin (+1), Cout·g²]. */
+/**
+ * The phase form's geometry, or undefined where it does not apply (grouped, output not s times the
+ * input, sub-blocks under MIN_PHASE_BLOCK). `wholeCols`: the columns kept whole (see phaseAxis).
+ */
+export function phaseGeometry(layer: ConvTransposeLayer, wholeCols = false): PhaseGeometry | undefined {
+  const { kernel: k, stride: s, pad: p } = layer;
+  if ((layer.groups ?? 1) !== 1 || k % s !== 0 || p < 0 || k - s - 2 * p !== 0) return undefined;
+  if (gcd(s, p) < MIN_PHASE_BLOCK) return undefined;
+  return { rows: phaseAxis(k, s, p, true), cols: phaseAxis(k, s, p, !wholeCols) };
+}
+
+const tapCount = (geo: PhaseGeometry) => geo.rows.taps[0]!.length * geo.cols.taps[0]!.length;
+
+/**
+ * W [Cin, Cout, k, k] (+ bias) rearranged to the batched GEMM's [Pr·Pc, Tr·Tc·Cin (+1), Cout·gr·gc]:
+ * for output offset u = a·g + o in its block and tap z the kernel index is s·z + u + p (zero outside k).
+ */
 export function phaseWeights(layer: ConvTransposeLayer, geo: PhaseGeometry, W: Float32Array, bias: Float32Array | undefined): { data: Float32Array; rows: number; cols: number } {
   const { kernel: k, stride: s, pad: p, inChannels: Cin, outChannels: Cout } = layer;
-  const { size: g, phases: q, taps: m, zlo } = geo;
-  const r = p / g;
-  void s;
-  const rows = m * m * Cin + (bias ? 1 : 0);
-  const cols = Cout * g * g;
-  const out = new Float32Array(q * q * rows * cols);
-  for (let a = 0; a < q; a++) {
-    for (let c = 0; c < q; c++) {
-      const base = (a * q + c) * rows * cols;
-      for (let jy = 0; jy < m; jy++) {
-        const ty = g * (q * (zlo[a]! + jy) + a + r); // kernel row of offset b = 0
-        for (let jx = 0; jx < m; jx++) {
-          const tx = g * (q * (zlo[c]! + jx) + c + r);
+  const { rows: R, cols: C } = geo;
+  const taps = tapCount(geo);
+  const rows = taps * Cin + (bias ? 1 : 0);
+  const cols = Cout * R.size * C.size;
+  const out = new Float32Array(R.phases * C.phases * rows * cols);
+  for (let a = 0; a < R.phases; a++) {
+    for (let c = 0; c < C.phases; c++) {
+      const base = (a * C.phases + c) * rows * cols;
+      R.taps[a]!.forEach((zy, jy) => {
+        C.taps[c]!.forEach((zx, jx) => {
           for (let ci = 0; ci < Cin; ci++) {
-            const row = base + ((jy * m + jx) * Cin + ci) * cols;
+            const row = base + ((jy * C.taps[c]!.length + jx) * Cin + ci) * cols;
             for (let co = 0; co < Cout; co++) {
-              for (let b = 0; b < g; b++) {
-                const src = ((ci * Cout + co) * k + ty + b) * k + tx;
-                out.set(W.subarray(src, src + g), row + (co * g + b) * g);
+              for (let oy = 0; oy < R.size; oy++) {
+                const ty = s * zy + a * R.size + oy + p;
+                if (ty < 0 || ty >= k) continue;
+                for (let ox = 0; ox < C.size; ox++) {
+                  const tx = s * zx + c * C.size + ox + p;
+                  if (tx >= 0 && tx < k) out[row + (co * R.size + oy) * C.size + ox] = W[((ci * Cout + co) * k + ty) * k + tx]!;
+                }
               }
             }
           }
-        }
-      }
-      if (bias) for (let co = 0; co < Cout; co++) out.fill(bias[co]!, base + (rows - 1) * cols + co * g * g, base + (rows - 1) * cols + (co + 1) * g * g);
+        });
+      });
+      if (bias) for (let co = 0; co < Cout; co++) out.fill(bias[co]!, base + (rows - 1) * cols + co * R.size * C.size, base + (rows - 1) * cols + (co + 1) * R.size * C.size);
     }
   }
   return { data: out, rows, cols };
 }
 
 /**
- * Writes `output` = the phase GEMM's result [q, q, N, h, w, Cout, g, g] of x [N, Cin, h, w] (any N, h,
- * w) against `weights` (phaseWeights' initializer, `ones`: with the bias row).
+ * Writes `output` = the phase GEMM's result [Pr, Pc, N, h, w, Cout, gr, gc] of x [N, Cin, h, w] (any
+ * N, h, w) against `weights` (phaseWeights' initializer, `ones`: with the bias row).
  */
 export function emitPhaseGemm(g: GraphBuilder, x: string, weights: string, layer: ConvTransposeLayer, geo: PhaseGeometry, ones: boolean, output: string): void {
   const { inChannels: Cin, outChannels: Cout, name } = layer;
-  const { size, phases: q, taps: m, zlo } = geo;
-  const K = m * m * Cin;
-  const zmin = Math.min(...zlo);
-  const zmax = Math.max(...zlo) + m - 1;
+  const { rows: R, cols: C } = geo;
+  const K = tapCount(geo) * Cin;
+  const all = [...R.taps.flat(), ...C.taps.flat()];
+  const zmin = Math.min(...all);
+  const zmax = Math.max(...all);
   // x[A − z] for z in zmin … zmax: x padded by zmax before and −zmin after, sliced from zmax − z
   const padBefore = Math.max(zmax, 0);
   const padAfter = Math.max(-zmin, 0);
@@ -105,21 +131,22 @@ export function emitPhaseGemm(g: GraphBuilder, x: string, weights: string, layer
     return v;
   };
   const parts: string[] = [];
-  for (let a = 0; a < q; a++) {
-    for (let c = 0; c < q; c++) {
-      for (let jy = 0; jy < m; jy++) for (let jx = 0; jx < m; jx++) parts.push(tap(zlo[a]! + jy, zlo[c]! + jx));
+  for (let a = 0; a < R.phases; a++) {
+    for (let c = 0; c < C.phases; c++) {
+      for (const zy of R.taps[a]!) for (const zx of C.taps[c]!) parts.push(tap(zy, zx));
     }
   }
-  // [N, q²·K, h, w] -> [N, q², K, h·w] -> [q², N, h·w, K] -> [q², N·h·w, K]
+  // [N, P·K, h, w] -> [N, P, K, h·w] -> [P, N, h·w, K] -> [P, N·h·w, K]   (P = Pr·Pc)
+  const P = R.phases * C.phases;
   const cat = parts.length > 1 ? op(g, 'Concat', parts, `${name}:x4c`, { axis: 1 }) : parts[0]!;
-  const four = op(g, 'Reshape', [cat, g.constant([0, q * q, K, -1], 'int64')], `${name}:x4`);
-  let lhs = op(g, 'Reshape', [op(g, 'Transpose', [four], `${name}:x4T`, { perm: [1, 0, 3, 2] }), g.constant([q * q, -1, K], 'int64')], `${name}:lhs`);
+  const four = op(g, 'Reshape', [cat, g.constant([0, P, K, -1], 'int64')], `${name}:x4`);
+  let lhs = op(g, 'Reshape', [op(g, 'Transpose', [four], `${name}:x4T`, { perm: [1, 0, 3, 2] }), g.constant([P, -1, K], 'int64')], `${name}:lhs`);
   if (ones) {
     const shape = op(g, 'Concat', [g.dims(lhs, 0, 2), g.constant([1], 'int64')], `${name}:onesshape`, { axis: 0 });
     lhs = op(g, 'Concat', [lhs, op(g, 'Expand', [g.constant([1], 'float32', [1, 1, 1]), shape], `${name}:ones`)], `${name}:lhsb`, { axis: 2 });
   }
   const prod = op(g, 'MatMul', [lhs, weights], `${name}:gemm`);
-  const dims = op(g, 'Concat', [g.constant([q, q], 'int64'), g.dims(x, 0, 1), g.dims(x, 2, 4), g.constant([Cout, size, size], 'int64')], `${name}:phdims`, { axis: 0 });
+  const dims = op(g, 'Concat', [g.constant([R.phases, C.phases], 'int64'), g.dims(x, 0, 1), g.dims(x, 2, 4), g.constant([Cout, R.size, C.size], 'int64')], `${name}:phdims`, { axis: 0 });
   g.node('Reshape', [prod, dims], {}, output);
 }
 

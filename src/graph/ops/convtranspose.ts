@@ -81,10 +81,10 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
     }
     // the block and phase forms carry their own rearranged copy of the weights
     const bias = layer.bias ? ctx.weight(`${layer.name}.bias`) : undefined;
-    const geo = ctx.upsample === 'phases' ? phaseGeometry(layer) : undefined;
+    const geo = ctx.upsample === 'phases' || ctx.upsample === 'phaserows' ? phaseGeometry(layer, ctx.upsample === 'phaserows') : undefined;
     if (geo) {
       const pw = phaseWeights(layer, geo, W, bias);
-      const name = ctx.g.initializer(`${layer.name}.phases`, 'float32', [geo.phases ** 2, pw.rows, pw.cols], pw.data);
+      const name = ctx.g.initializer(`${layer.name}.phases`, 'float32', [geo.rows.phases * geo.cols.phases, pw.rows, pw.cols], pw.data);
       const phased = `${layer.output}:phases`;
       emitPhaseGemm(ctx.g, layer.input, name, layer, geo, bias !== undefined, phased);
       // left in the GEMM's layout: the compiler places it (or only its argmax) where it is read

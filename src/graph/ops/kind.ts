@@ -19,9 +19,10 @@ export interface EvalContext {
   shape(value: string): Shape4 | undefined;
   /**
    * Transposed convolutions as block GEMMs (default), ORT's ConvTranspose, or (inference only) the
-   * phase GEMM of ../phaseupsample.ts where it applies (block GEMMs elsewhere).
+   * phase GEMM of ../phaseupsample.ts where it applies (block GEMMs elsewhere; 'phaserows': its
+   * columns kept whole).
    */
-  upsample: 'convtranspose' | 'blocks' | 'phases';
+  upsample: 'convtranspose' | 'blocks' | 'phases' | 'phaserows';
   /** Inference only: whether a convolution is emitted as a MatMul (pointwise.ts) instead of ORT's Conv. */
   pointwise?: (layer: ConvLayer) => boolean;
   /** Inference only: the 3x3 convolutions with at least this many input channels that winogradApplies() accepts run as Winograd F(4x4,3x3) (../winograd.ts); undefined: none. */
