@@ -31,7 +31,7 @@ const FORMS: Record<string, Form> = {
 
 interface Event { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } }
 
-function profileByOp(dir: string): { byOp: Map<string, number>; total: number; run: number } {
+function profileByOp(dir: string): { byOp: Map<string, number>; total: number; run: number; runs: number[] } {
   const events = JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as Event[];
   const timed = events.filter((e) => e.name === 'model_run').slice(1);
   const best = new Map<string, { op: string; us: number }>();
@@ -45,7 +45,7 @@ function profileByOp(dir: string): { byOp: Map<string, number>; total: number; r
   }
   const byOp = new Map<string, number>();
   for (const { op, us } of best.values()) byOp.set(op, (byOp.get(op) ?? 0) + us / 1000);
-  return { byOp, total: [...byOp.values()].reduce((a, b) => a + b, 0), run: Math.min(...timed.map((r) => r.dur)) / 1000 };
+  return { byOp, total: [...byOp.values()].reduce((a, b) => a + b, 0), run: Math.min(...timed.map((r) => r.dur)) / 1000, runs: timed.map((r) => r.dur / 1000) };
 }
 
 const argv = process.argv.slice(2);
@@ -114,6 +114,9 @@ for (const batch of batches) {
       process.stdout.write(`  | all kernels | ${results.map((r) => r.total.toFixed(1)).join(' | ')} |\n`);
       process.stdout.write(`  | best model_run (ORT) | ${results.map((r) => r.run.toFixed(1)).join(' | ')} |\n`);
       process.stdout.write(`  | best wall (session.run) | ${times.map((t) => Math.min(...t).toFixed(1)).join(' | ')} |\n`);
+      // paired per run: what session.run took beyond ORT's own run (feeds in, outputs copied out)
+      const beyond = results.map((r, k) => (r.runs.length === times[k]!.length ? median(times[k]!.map((t, i) => t - r.runs[i]!)).toFixed(1) : 'n/a'));
+      process.stdout.write(`  | median wall − model_run, paired | ${beyond.join(' | ')} |\n`);
     }
   } finally {
     for (const d of dirs) if (d) rmSync(d, { recursive: true, force: true });
