@@ -10,7 +10,11 @@
 // B − zx], zero outside) times Cin, columns = Cout·g²; the q² phase pairs are one batched MatMul. Its
 // [q, q, N, h, w, Cout, g, g] result is placed in NCHW by one Transpose, with nothing to crop (unlike
 // the block GEMM of backward.ts, whose s x s blocks straddle the crop and are cut by a Slice), and it
-// computes no border blocks: h·w·m² taps against (h + m − 1)(w + m − 1)·m² there.
+// computes no border blocks: h·w·m² taps against (h + m − 1)(w + m − 1)·m² there. An axis may instead
+// be kept whole (one phase of s offsets reading the union of the phases' taps, zero weights where a
+// tap misses an offset): a larger GEMM, and runs of s floats instead of g for the Transpose (ORT's is
+// several times slower on runs of 16 than of 32). Neither form measured faster than the block GEMM
+// for the book's FCN (README), so 'blocks' stays the default.
 import type { ConvTransposeLayer } from '../model/layers.js';
 import type { GraphBuilder } from './onnx.js';
 import { op } from './backward.js';
