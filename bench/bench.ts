@@ -27,7 +27,7 @@ const here = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('../../bench/torch_bench.py', import.meta.url));
 
 interface Case {
-  task: 'forward' | 'train' | 'ceiling'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks';
+  task: 'forward' | 'train' | 'ceiling'; mode: 'full' | 'head'; batch: number; height: number; width: number; upsample?: 'convtranspose' | 'blocks' | 'phases' | 'phaserows';
   /** One of torchvision's networks (21 classes, aux head) instead of the book's FCN. */
   net?: TorchvisionNetwork;
   /** Forward of the int8 graph (calibrated min/max on the timed input itself: the speed does not depend on the ranges). */
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
   const flag = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`usage: npm run bench [-- --only forward|train|torchvision|int8] [--runs N] [--threads N] [--no-torch] [--no-torchvision]
-                       [--no-profile] [--upsample convtranspose|blocks] [--net NAME,...] [--no-b32]
+                       [--no-profile] [--upsample convtranspose|blocks|phases|phaserows] [--net NAME,...] [--no-b32]
   forward and training-step times of our graphs next to PyTorch 1.13 (/usr/bin/python3 with torch), in
   the same run, each case in its own process; rows for the book's FCN at 320x480 and torchvision's
   fcn_resnet50 / deeplabv3_resnet50 (forward 520x520, training step 320x320 batch 4),
@@ -212,7 +212,8 @@ async function main(): Promise<void> {
   --threads N   ONNX Runtime / PyTorch threads (default: all cores)
   --no-torch    skip the PyTorch column    --no-torchvision  skip torchvision's networks
   --no-profile  skip the profiled run and its tables
-  --upsample    the inference graph's transposed convolutions: ORT's ConvTranspose or the block GEMM (default)
+  --upsample    the inference graph's transposed convolutions: ORT's ConvTranspose, the block GEMM (default)
+                or the phase GEMM (graph/phaseupsample.ts; phaserows: columns kept whole)
   --net         only these torchvision networks' rows (comma-separated)
   --no-b32      skip the batch-32 full training step (the book's batch; at most 2 runs after 1 warm-up, not profiled)
 `);
@@ -233,7 +234,9 @@ async function main(): Promise<void> {
   const S = { height: 320, width: 480 };
   const cases: Case[] = [];
   const upsample = flag('--upsample') as Case['upsample'];
-  if (upsample && upsample !== 'convtranspose' && upsample !== 'blocks') throw new Error(`--upsample expects convtranspose or blocks, got '${upsample}'`);
+  if (upsample && !['convtranspose', 'blocks', 'phases', 'phaserows'].includes(upsample)) {
+    throw new Error(`--upsample expects convtranspose, blocks, phases or phaserows, got '${upsample}'`);
+  }
   if (only !== undefined && !['forward', 'train', 'torchvision', 'int8'].includes(only)) throw new Error(`--only expects forward, train, torchvision or int8, got '${only}'`);
   const book = only !== 'torchvision' && only !== 'int8';
   if (only === 'int8') {

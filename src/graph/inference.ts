@@ -32,9 +32,13 @@ export interface InferenceGraphOptions {
   /**
    * Transposed convolutions whose kernel is a multiple of the stride (the book's 64/32 upsampler, the
    * FCN-16s/8s x2 ones): ORT's ConvTranspose, or 'blocks' (the default): one GEMM over s x s output
-   * blocks, as the training step does (about twice as fast on 2 cores; see the README).
+   * blocks, as the training step does (about twice as fast on 2 cores; see the README), or 'phases':
+   * a batched GEMM over blocks aligned to the cropped output where the output is exactly s times the
+   * input (phaseupsample.ts: no crop, no border blocks; block GEMMs elsewhere); 'phaserows': the same
+   * with the columns kept whole (zero weights, longer runs for the placing Transpose). Both measured
+   * no faster than 'blocks' for the book's FCN (README).
    */
-  upsample?: 'convtranspose' | 'blocks';
+  upsample?: 'convtranspose' | 'blocks' | 'phases' | 'phaserows';
   /**
    * Bilinear resizes as ONNX's Resize, or 'separable' (the default): a MatMul and a one-axis Resize,
    * faster on ORT's CPU kernels (ops/resize.ts). Graphs for other runtimes take 'onnx'.

@@ -13,6 +13,7 @@ import {
 import { op } from '../backward.js';
 import type { GraphBuilder } from '../onnx.js';
 import type { BlockValue, LayerKind, LossForm, TrainContext } from './kind.js';
+import { argmaxPhases, emitPhaseGemm, phaseGeometry, phaseWeights, placePhases } from '../phaseupsample.js';
 
 /** W [Cin, Cout, k, k] (+ bias) rearranged to the block GEMM's [m²·Cin (+1), Cout·s²] (see blockUpsample). */
 export function blockWeights(layer: ConvTransposeLayer, W: Float32Array, bias: Float32Array | undefined): { data: Float32Array; rows: number; cols: number } {
@@ -74,12 +75,23 @@ export const convtranspose: LayerKind<ConvTransposeLayer, BlockConvTransposeSave
 
   emitEval(ctx, layer) {
     const W = ctx.weight(`${layer.name}.weight`);
-    if (ctx.upsample !== 'blocks' || !blocksFit(layer) || !W) {
+    if (ctx.upsample === 'convtranspose' || !blocksFit(layer) || !W) {
       plain(ctx.g, layer, ctx.param);
       return;
     }
-    // the block form carries its own rearranged copy of the weights
+    // the block and phase forms carry their own rearranged copy of the weights
     const bias = layer.bias ? ctx.weight(`${layer.name}.bias`) : undefined;
+    const geo = ctx.upsample === 'phases' || ctx.upsample === 'phaserows' ? phaseGeometry(layer, ctx.upsample === 'phaserows') : undefined;
+    if (geo) {
+      const pw = phaseWeights(layer, geo, W, bias);
+      const name = ctx.g.initializer(`${layer.name}.phases`, 'float32', [geo.rows.phases * geo.cols.phases, pw.rows, pw.cols], pw.data);
+      const phased = `${layer.output}:phases`;
+      emitPhaseGemm(ctx.g, layer.input, name, layer, geo, bias !== undefined, phased);
+      // left in the GEMM's layout: the compiler places it (or only its argmax) where it is read
+      if (ctx.blockOutputs) ctx.blockOutputs.set(layer.output, { blocks: phased, stride: layer.stride, pad: 0, phased: true });
+      else placePhases(ctx.g, phased, layer.stride, layer.output);
+      return;
+    }
     const wb = blockWeights(layer, W, bias);
     const name = ctx.g.initializer(`${layer.name}.blocks`, 'float32', [wb.rows, wb.cols], wb.data);
     if (ctx.blockOutputs) {
@@ -154,6 +166,7 @@ function crop(g: GraphBuilder, value: string, pad: number, axes: [number, number
 
 /** Writes `output` = the block value in NCHW: [N, Hf, Wf, C, s, s] -> [N, C, Hf, s, Wf, s] -> [N, C, Hf·s, Wf·s], cropped. */
 export function placeBlocks(g: GraphBuilder, v: BlockValue, output: string): void {
+  if (v.phased) return placePhases(g, v.blocks, v.stride, output);
   const s = v.stride;
   const six = op(g, 'Transpose', [v.blocks], `${output}:placed6`, { perm: [0, 3, 1, 4, 2, 5] });
   const shape = op(g, 'Shape', [v.blocks], `${output}:bshape`);
@@ -170,6 +183,7 @@ export function placeBlocks(g: GraphBuilder, v: BlockValue, output: string): voi
  * NCHW, so the same index wins ties), then only the int64 indices moved into place, not the logits.
  */
 export function argmaxBlocks(g: GraphBuilder, v: BlockValue, output: string): void {
+  if (v.phased) return argmaxPhases(g, v.blocks, v.stride, output);
   const s = v.stride;
   const idx = op(g, 'ArgMax', [v.blocks], `${output}:bargmax`, { axis: 3, keepdims: 0 }); // [N, Hf, Wf, s, s]
   const five = op(g, 'Transpose', [idx], `${output}:placed5`, { perm: [0, 1, 3, 2, 4] }); // [N, Hf, s, Wf, s]

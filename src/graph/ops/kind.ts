@@ -17,8 +17,12 @@ export interface EvalContext {
   weight(name: string): Float32Array | undefined;
   /** Static shape of a value when the graph has static shapes (training), else undefined (symbolic N, H, W). */
   shape(value: string): Shape4 | undefined;
-  /** Transposed convolutions as block GEMMs (default) or ORT's ConvTranspose. */
-  upsample: 'convtranspose' | 'blocks';
+  /**
+   * Transposed convolutions as block GEMMs (default), ORT's ConvTranspose, or (inference only) the
+   * phase GEMM of ../phaseupsample.ts where it applies (block GEMMs elsewhere; 'phaserows': its
+   * columns kept whole).
+   */
+  upsample: 'convtranspose' | 'blocks' | 'phases' | 'phaserows';
   /** Inference only: whether a convolution is emitted as a MatMul (pointwise.ts) instead of ORT's Conv. */
   pointwise?: (layer: ConvLayer) => boolean;
   /** Inference only: the 3x3 convolutions with at least this many input channels that winogradApplies() accepts run as Winograd F(4x4,3x3) (../winograd.ts); undefined: none. */
@@ -36,11 +40,15 @@ export interface EvalContext {
   blockOutputs?: Map<string, BlockValue>;
 }
 
-/** A value left in a block GEMM's layout [N, Hf, Wf, C, s, s] (uncropped by `pad` on each side). */
+/**
+ * A value left in a block GEMM's layout [N, Hf, Wf, C, s, s] (uncropped by `pad` on each side), or with
+ * `phased`, in the phase GEMM's [q, q, N, h, w, C, g, g] (../phaseupsample.ts; nothing to crop).
+ */
 export interface BlockValue {
   blocks: string;
   stride: number;
   pad: number;
+  phased?: boolean;
 }
 
 /** The logits' layout handed to the loss by the layer that computes them (see convtranspose.ts). */
