@@ -48,12 +48,6 @@ export interface BatchOptions {
   padColor?: readonly number[];
   /** Rescale each example by a random factor in [lo, hi] before cropping (augment.ts; what comes out smaller is padded, whatever `small` says). */
   scale?: [number, number];
-  /**
-   * Builds one batch from its planned examples (default: buildBatch here, on this thread); the
-   * trainer passes a worker thread's builder (train/batchworker.ts), whose reading, decoding and
-   * normalising then overlap the step that blocks this thread.
-   */
-  build?: (plan: PlannedExample[]) => Promise<Batch>;
 }
 
 /** How many examples are read at once when listing sizes (bounded, so huge splits don't open every file at once). */
@@ -99,14 +93,13 @@ export function batchesPerEpoch(n: number, batchSize: number, dropLast: boolean)
   return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
 }
 
-export interface PlannedExample {
+interface Planned {
   id: string;
   /** Seeds the example's own crop/flip draws, fixed when the epoch starts. */
   seed: number;
 }
 
-/** The batch of `plan`'s examples: each read, cropped (rescaled, flipped) with its own seed, then normalised. */
-export async function buildBatch(ds: VocDataset, plan: PlannedExample[], opts: Omit<BatchOptions, 'rng' | 'build'>): Promise<Batch> {
+async function buildBatch(ds: VocDataset, plan: Planned[], opts: BatchOptions): Promise<Batch> {
   const [height, width] = opts.crop;
   const examples = await Promise.all(plan.map((p) => readVocExample(ds, p.id)));
   const images: RgbImage[] = [];
@@ -149,17 +142,16 @@ export async function* epochBatches(ds: VocDataset, ids: string[], opts: BatchOp
   const dropLast = opts.dropLast ?? opts.shuffle;
   const count = batchesPerEpoch(ids.length, opts.batchSize, dropLast);
   const order = opts.shuffle ? opts.rng.shuffle([...ids]) : [...ids];
-  const plan: PlannedExample[] = order.map((id) => ({ id, seed: opts.rng.nextUint32() }));
-  const batchPlan = (b: number): PlannedExample[] => plan.slice(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, plan.length));
+  const plan: Planned[] = order.map((id) => ({ id, seed: opts.rng.nextUint32() }));
+  const batchPlan = (b: number): Planned[] => plan.slice(b * opts.batchSize, Math.min((b + 1) * opts.batchSize, plan.length));
 
   if (count === 0) return;
-  const build = opts.build ?? ((p: PlannedExample[]) => buildBatch(ds, p, opts));
-  let pending: Promise<Batch> = build(batchPlan(0));
+  let pending: Promise<Batch> = buildBatch(ds, batchPlan(0), opts);
   try {
     for (let b = 0; b < count; b++) {
       const batch = await pending;
       if (b + 1 < count) {
-        pending = build(batchPlan(b + 1));
+        pending = buildBatch(ds, batchPlan(b + 1), opts);
         // If the caller stops early, the prefetched batch is abandoned: its failure is not theirs.
         pending.catch(() => {});
       }

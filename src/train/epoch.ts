@@ -54,7 +54,6 @@ export async function trainOneEpoch(run: Run, epoch: number): Promise<EpochTrain
     for await (const batch of epochBatches(run.trainDs, run.ids, {
       batchSize: s.batchSize, crop: s.crop, shuffle: true, rng: run.rng, flip: s.flip, small: s.small, dropLast: true, scale: s.scale,
       normalize: (images) => normalizeBatch(images, run.card.normalization), padColor: meanColor(run.card.normalization),
-      build: run.batches ? (plan) => run.batches!.build(plan) : undefined,
     })) {
       const step = (epoch - 1) * run.stepsPerEpoch + batchIndex++;
       const res = await runStep(run, batch, scheduledLr(s.lr, s.lrSchedule, step, s.epochs * run.stepsPerEpoch), step);

@@ -20,8 +20,6 @@ import { trainOneEpoch, type EpochTraining } from './epoch.js';
 import { evaluate, writeGrid, type EpochEvaluation } from './evaluate.js';
 import { formatEpoch, formatStart, formatSummary } from './report.js';
 import { TrainStep } from './step.js';
-import { BatchWorker } from './batchworker.js';
-import { meanColor } from '../data/transforms.js';
 import type { TensorMap } from '../model/params.js';
 import type { Run } from './run.js';
 
@@ -159,28 +157,16 @@ async function trainIn(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
     return result(state, 0);
   }
   opened.log(formatStart(opened, dropped));
-  // started first: the thread loads its modules while ONNX Runtime optimises the step's graph
-  const batches = new BatchWorker({
-    data: s.data, split: s.split, open: { layout: s.layout, labels: s.classes ? opened.trainDs.labels : undefined, valFraction: s.valFraction },
-    batch: { batchSize: s.batchSize, crop: s.crop, flip: s.flip, small: s.small, scale: s.scale, padColor: meanColor(start.card.normalization) },
-    normalization: start.card.normalization,
-  });
-  let step: TrainStep;
-  try {
-    step = await TrainStep.create(start.arch, start.weights, {
-      mode: s.freezeBackbone ? 'head' : 'full', batch: s.batchSize, height: s.crop[0], width: s.crop[1],
-      weightDecay: s.weightDecay, momentum: s.momentum, optimizer: s.optimizer, threads: s.threads,
-    }, start.optimizer);
-  } catch (err) {
-    await batches.close();
-    throw err;
-  }
-  const run: Run = { ...opened, step, batches };
+  const step = await TrainStep.create(start.arch, start.weights, {
+    mode: s.freezeBackbone ? 'head' : 'full', batch: s.batchSize, height: s.crop[0], width: s.crop[1],
+    weightDecay: s.weightDecay, momentum: s.momentum, optimizer: s.optimizer, threads: s.threads,
+  }, start.optimizer);
+  const run: Run = { ...opened, step };
   let done;
   try {
     done = await runEpochs(run, o, config, state);
   } finally {
-    await Promise.all([step.dispose(), batches.close()]);
+    await step.dispose();
   }
   const eps = done.seconds > 0 ? done.examples / done.seconds : 0;
   for (const line of formatSummary(done.state.history[done.state.history.length - 1]!, eps, s.threads)) run.log(line);

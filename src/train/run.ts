@@ -7,7 +7,6 @@ import type { ModelCard } from '../model/card.js';
 import type { OptionNamer, TrainSettings } from './options.js';
 import type { RunFiles } from './checkpoints.js';
 import type { TrainStep } from './step.js';
-import type { BatchWorker } from './batchworker.js';
 
 export interface Run {
   settings: TrainSettings;
@@ -25,8 +24,6 @@ export interface Run {
   ids: string[];
   stepsPerEpoch: number;
   step: TrainStep;
-  /** Builds the training batches on a worker thread (the main thread's step blocks it); absent: built here. */
-  batches?: BatchWorker;
   /** The data RNG: order, crops and flips; its state at an epoch boundary is saved for resume. */
   rng: Rng;
 }
