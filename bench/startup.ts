@@ -10,8 +10,9 @@
 // bench/process.ts's train section): when the first step is done (from the process's start), boot, modules, opening the data and initialising the weights,
 // listing the usable examples, compiling the step graph, creating its session (ORT's optimisation;
 // compiled again, subtracted), the first and second step (the first pays the first-run allocations),
-// copying the weights out, compiling and creating the val session, scoring 8 val images, and writing
-// a checkpoint's bytes.
+// copying the weights out, compiling and creating the val session, scoring 8 val images, writing
+// a checkpoint's bytes; then the weights' initialisation again on one thread (initParameters) and on
+// two (initParametersParallel, what `fcn train` does), for comparison.
 const boot = performance.now();
 const lap = (() => { let t = performance.now(); return () => { const now = performance.now(); const d = now - t; t = now; return Math.round(d); }; })();
 const argv = process.argv.slice(2);
@@ -50,6 +51,7 @@ async function trainPhases(data: string, threads: number | undefined, head: bool
   const { Rng } = await import('../src/data/rng.js');
   const { fcnResNet18 } = await import('../src/model/fcn.js');
   const { initParameters, seededRandom } = await import('../src/model/params.js');
+  const { initParametersParallel } = await import('../src/train/initworker.js');
   const { compileTrainStep } = await import('../src/graph/train.js');
   const { TrainStep } = await import('../src/train/step.js');
   const { SegmentationModel } = await import('../src/infer/model.js');
@@ -62,7 +64,7 @@ async function trainPhases(data: string, threads: number | undefined, head: bool
   const trainDs = await openDataset(data, 'train');
   const valDs = await openDataset(data, 'val', { defaultLabels: trainDs.labels });
   const arch = fcnResNet18({ numClasses: trainDs.labels.classes.length });
-  const weights = initParameters(arch, seededRandom(0));
+  const weights = await initParametersParallel(arch, 0);
   const open = lap();
   const { ids } = await prepareSplit(trainDs, [320, 480], 'filter');
   const split = lap();
@@ -93,11 +95,17 @@ async function trainPhases(data: string, threads: number | undefined, head: bool
   await model.dispose();
   encodeCheckpoint({ arch, weights: trained, ...card, metadata: {}, extra: new Map() });
   const encode = lap();
+  // the weights' initialisation again, on one thread and on two (as above), for comparison
+  initParameters(arch, seededRandom(0));
+  const initOneThread = lap();
+  await initParametersParallel(arch, 0);
+  const initTwoThreads = lap();
   return {
     firstStepDoneAtMs: firstStepDone,
     bootMs: Math.round(boot), modulesMs: modules, openAndInitMs: open, listSplitMs: split, compileStepMs: compileStep,
     stepSessionMs: stepAgain - compileStep, firstBatchMs: firstBatch, firstStepMs: firstStep, secondStepWithBatchMs: secondStep,
     copyWeightsMs: copyWeights, valModelMs: valModel, val8Ms: val8, encodeCheckpointMs: encode,
+    initOneThreadMs: initOneThread, initTwoThreadsMs: initTwoThreads,
   };
 }
 
