@@ -62,3 +62,11 @@ test('initParametersParallel: the book FCN (ResNet-18, two threads by default)',
   const arch = fcnResNet18({ numClasses: 6, variant: 'fcn8s' });
   assertSameWeights(await initParametersParallel(arch, 0), initParameters(arch, seededRandom(0)), 'fcn8s-resnet18');
 });
+
+test('initParameters: seededRandom\'s fast path draws what any generator with the same values draws', () => {
+  for (const [what, make] of [...small, ['fcn32s-resnet18', () => fcnResNet18({ numClasses: 6 })] as [string, () => FcnArchitecture]]) {
+    const arch = make();
+    const r = seededRandom(11);
+    assertSameWeights(initParameters(arch, seededRandom(11)), initParameters(arch, () => r()), what);
+  }
+});

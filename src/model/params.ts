@@ -49,6 +49,19 @@ function uniform(n: number, bound: number, random: () => number): Float32Array {
 /** n values N(0, std²): kaiming_normal_(mode='fan_out', nonlinearity='relu') has std √(2/fan_out). */
 function normal(n: number, std: number, random: () => number): Float32Array {
   const t = new Float32Array(n);
+  const seeded = SEEDED.get(random);
+  if (seeded) {
+    // gaussian(random) with seededRandom's steps inline: the same values, the state kept in a local
+    let a = seeded.a;
+    for (let i = 0; i < n; i++) {
+      a = (a + MULBERRY32_STEP) >>> 0;
+      const u = 1 - mulberry32(a);
+      a = (a + MULBERRY32_STEP) >>> 0;
+      t[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * mulberry32(a)) * std;
+    }
+    seeded.a = a;
+    return t;
+  }
   for (let i = 0; i < n; i++) t[i] = gaussian(random) * std;
   return t;
 }
@@ -150,16 +163,26 @@ export type TensorMap = Map<string, Float32Array>;
 /** mulberry32's state advances by this constant per draw. */
 const MULBERRY32_STEP = 0x6d2b79f5;
 
+/** mulberry32's output in [0, 1) for the (already advanced) state `a`. */
+function mulberry32(a: number): number {
+  let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/** The state of each generator seededRandom made, so that normal() can draw many values with the state in a local (~20% faster). */
+const SEEDED = new WeakMap<() => number, { a: number }>();
+
 /** A small seeded generator (mulberry32) so fresh networks are reproducible without a runtime. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + MULBERRY32_STEP) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  const state = { a: seed >>> 0 };
+  const random = (): number => {
+    state.a = (state.a + MULBERRY32_STEP) >>> 0;
+    return mulberry32(state.a);
   };
+  SEEDED.set(random, state);
+  return random;
 }
 
 /**
