@@ -12,7 +12,8 @@
 //             per-image time; fcn twice in a row (the second with whatever the first left cached); fcn's
 //             start-up split into phases by bench/startup.ts.
 //   train     one epoch of `fcn train` on 32 images at 320x480, batch 4, full and --freeze-backbone,
-//             against finetune_torch.py's book FCN; the time to the first step from each side's own log.
+//             against finetune_torch.py's book FCN; then fcn train's start-up, steps, val and saving
+//             split into phases by bench/startup.ts (one process per mode).
 // Both sides get the same thread count; `fcn train` runs with --grid 0 (the PyTorch side draws no grid).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -178,6 +179,11 @@ async function trainProcess(a: Args): Promise<void> {
   }
   say(table(['', 'whole process s', 'training s', 'val scoring s', 'start-up and saving s'], rows));
   say(`  fcn/PyTorch whole process: ${ratios.join('; ')}; load ${load()}`);
+  for (const mode of ['full', 'head'] as const) {
+    const args = [STARTUP, 'train', data, String(a.threads), ...(mode === 'head' ? ['--freeze-backbone'] : [])];
+    const phases = lastJson<Record<string, number>>((await timed(process.execPath, args)).stdout);
+    say(`  fcn train's phases, ${mode === 'head' ? '--freeze-backbone' : 'full'}, ms (bench/startup.js train, one process): ${Object.entries(phases).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
 }
 
 async function main(): Promise<void> {

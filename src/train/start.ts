@@ -16,6 +16,7 @@ import type { OptionNamer, TrainSettings } from './options.js';
 import { checkResumable, decodeTrainState, optimizerFromExtra, runConfig, type TrainState } from './state.js';
 import type { OptimizerState } from './step.js';
 import { exists } from './checkpoints.js';
+import { initParametersParallel } from './initworker.js';
 
 /** VOC's 21 classes: the class count of a fresh network. */
 const DEFAULT_NUM_CLASSES = 21;
@@ -106,7 +107,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
   const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
   const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: labels.classes.length })
     : bookNetwork(s, labels.classes.length, log, name);
-  const weights = initParameters(arch, seededRandom(s.seed));
+  const weights = await initParametersParallel(arch, s.seed);
   const card = datasetCard(labels);
   // the cached ResNet-18 is the book's body only: torchvision's networks take ResNet-50/101 as backbone
   const backbone = s.backbone ?? (s.scratch || torchvision ? undefined : findCachedBackbone());
