@@ -16,55 +16,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
-import { TrainStep, type TrainStepOptions } from '../src/train/step.js';
-
-interface Variant {
-  tuning?: TrainStepOptions['tuning'];
-  session?: TrainStepOptions['session'];
-}
-
-// Named changes; a variant is one name or several joined by '+' (e.g. im2col+dxconv+noarena).
-const CHANGES: Record<string, Variant> = {
-  base: {}, // the defaults of compileTrainStep and TrainStep
-  // the prototype's formulation (shared/prototype): dilated-conv dW, ConvTranspose dX and upsampler, ORT's memory pattern
-  prototype: { tuning: { convGradWeight: 'dilated', convGradInput: 'convtranspose', convTranspose: 'convtranspose' }, session: { memPattern: true, optimization: 'all' } },
-  dxconv: { tuning: { convGradInput: 'conv' } },
-  dxconvT: { tuning: { convGradInput: 'convtranspose' } },
-  dilated: { tuning: { convGradWeight: 'dilated' } },
-  autodw: { tuning: { convGradWeight: 'auto' } },
-  shifts: { tuning: { convGradWeight: 'shifts' } },
-  im2col: { tuning: { convGradWeight: 'im2col' } },
-  tapconv: { tuning: { convGradWeight: 'tapconv' } },
-  autotap: { tuning: { convGradWeight: 'autotap' } },
-  autotapall: { tuning: { convGradWeight: 'autotapall' } },
-  blocks: { tuning: { convTranspose: 'blocks' } },
-  upconvT: { tuning: { convTranspose: 'convtranspose' } },
-  nchwloss: { tuning: { lossLayout: 'nchw' } }, // the loss on NCHW logits: a Transpose each way around the block GEMMs
-  blockloss: { tuning: { lossLayout: 'blocks' } }, // the loss in the block GEMM's layout, classes on axis 3
-  lastloss: { tuning: { lossLayout: 'blocksLast' } }, // ... classes innermost, LogSoftmax
-  dwperimage: { tuning: { gradWeightBatch: 'perImage' } }, // weight-gradient GEMMs one per image, summed
-  dwfold: { tuning: { gradWeightBatch: 'auto' } },
-  bnexplicit: { tuning: { batchNorm: 'explicit' } },
-  bncentered: { tuning: { batchNorm: 'centered' } },
-  bnaffine: { tuning: { batchNorm: 'affine' } },
-  noopt: { session: { optimization: 'basic' } },
-  optextended: { session: { optimization: 'extended' } },
-  optall: { session: { optimization: 'all' } },
-  nomempattern: { session: { memPattern: false } },
-  mempattern: { session: { memPattern: true } },
-  noarena: { session: { memArena: false } },
-};
-
-function variantOf(name: string): Variant {
-  const out: Variant = {};
-  for (const part of name.split('+')) {
-    const c = CHANGES[part];
-    if (!c) throw new Error(`unknown change '${part}' (known: ${Object.keys(CHANGES).join(', ')})`);
-    out.tuning = { ...out.tuning, ...c.tuning };
-    out.session = { ...out.session, ...c.session };
-  }
-  return out;
-}
+import { TrainStep } from '../src/train/step.js';
+import { variantOf } from './train-variants.js';
 
 interface Config {
   engine: 'ort' | 'torch';
