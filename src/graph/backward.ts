@@ -683,10 +683,18 @@ export function maxPoolWithIndices(g: GraphBuilder, x: string, win: Window, outp
   return indices;
 }
 
-/** Routes dy back to each window's argmax: ScatterElements with reduction 'add' (overlapping windows) into runtime zeros. */
-export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape: Shape4, hint = 'pool'): string {
+/**
+ * Routes dy back to each window's argmax: ScatterElements with reduction 'add' (overlapping windows)
+ * into zeros. With `zero` (a scalar computed at run time) the zeros are Expand(zero), which ONNX
+ * Runtime cannot fold into a constant: ConstantOfShape of a constant shape becomes an initializer of
+ * x's size held for the session's life, which the scatter must then copy; a run-time tensor is
+ * allocated only here and scattered into in place.
+ */
+export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape: Shape4, hint = 'pool', zero?: string): string {
   const total = xShape.reduce((a, b) => a * b, 1);
-  const zeros = op(g, 'ConstantOfShape', [int64s(g, [total])], `${hint}:zeros`);
+  const zeros = zero
+    ? op(g, 'Expand', [zero, int64s(g, [total])], `${hint}:zeros`)
+    : op(g, 'ConstantOfShape', [int64s(g, [total])], `${hint}:zeros`);
   const flatIdx = op(g, 'Reshape', [indices, int64s(g, [-1])], `${hint}:idx1`);
   const flatDy = op(g, 'Reshape', [dy, int64s(g, [-1])], `${hint}:dy1`);
   const scattered = op(g, 'ScatterElements', [zeros, flatIdx, flatDy], `${hint}:dx1`, { axis: 0, reduction: 'add' });

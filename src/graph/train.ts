@@ -379,6 +379,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const paramGrads = new Map<string, string>();
+  let zero: string | undefined;
   const back: BackwardContext = {
     ...ctx,
     accumulate(value, grad) {
@@ -387,6 +388,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       grads.set(value, prev ? op(g, 'Add', [prev, grad], `${value}:dsum`) : grad);
     },
     paramGrad: (name, grad) => paramGrads.set(name, grad),
+    // 0 from the learning rate (finite: TrainStep checks it), so ORT cannot fold what is built from it
+    runtimeZero: () => (zero ??= op(g, 'Mul', [TRAIN_IO.lr, g.constant(0)], 'step:zero')),
   };
   for (let j = layers.length - 1; j >= 0; j--) {
     const { layer, index } = layers[j]!;

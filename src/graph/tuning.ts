@@ -69,5 +69,5 @@ export const RECOMPUTE_AT = 32 << 20;
 
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
   convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
-  depthwise: 'grouped', relu: 'where', reluPool: 'declared', stemRecompute: 'off',
+  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto',
 };
