@@ -5,6 +5,7 @@
 //
 //   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
 //        [--rounds 2] [--variants base,...] [--threads 2] [--momentum 0] [--torch] [--profile DIR] [--ab]
+//   with --ab and --profile DIR: also per op kind the sum of each node's best kernel time, per variant
 //   e.g. node dist/bench/train-step.js --batches 4,8 --variants base,prototype --torch --runs 3 --rounds 2
 //
 // SGD with weight decay 1e-3 and momentum 0 (the book's settings, and bench/torch_bench.py's).
@@ -13,58 +14,12 @@
 // --ab loads all variants of a mode into ONE process and alternates their steps (A B A B ...): the
 // fairest speed comparison on a busy machine (peak RSS is then shared, so not reported).
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
-import { TrainStep, type TrainStepOptions } from '../src/train/step.js';
-
-interface Variant {
-  tuning?: TrainStepOptions['tuning'];
-  session?: TrainStepOptions['session'];
-}
-
-// Named changes; a variant is one name or several joined by '+' (e.g. im2col+dxconv+noarena).
-const CHANGES: Record<string, Variant> = {
-  base: {}, // the defaults of compileTrainStep and TrainStep
-  // the prototype's formulation (shared/prototype): dilated-conv dW, ConvTranspose dX and upsampler, ORT's memory pattern
-  prototype: { tuning: { convGradWeight: 'dilated', convGradInput: 'convtranspose', convTranspose: 'convtranspose' }, session: { memPattern: true, optimization: 'all' } },
-  dxconv: { tuning: { convGradInput: 'conv' } },
-  dxconvT: { tuning: { convGradInput: 'convtranspose' } },
-  dilated: { tuning: { convGradWeight: 'dilated' } },
-  autodw: { tuning: { convGradWeight: 'auto' } },
-  shifts: { tuning: { convGradWeight: 'shifts' } },
-  im2col: { tuning: { convGradWeight: 'im2col' } },
-  tapconv: { tuning: { convGradWeight: 'tapconv' } },
-  autotap: { tuning: { convGradWeight: 'autotap' } },
-  autotapall: { tuning: { convGradWeight: 'autotapall' } },
-  blocks: { tuning: { convTranspose: 'blocks' } },
-  upconvT: { tuning: { convTranspose: 'convtranspose' } },
-  nchwloss: { tuning: { lossLayout: 'nchw' } }, // the loss on NCHW logits: a Transpose each way around the block GEMMs
-  blockloss: { tuning: { lossLayout: 'blocks' } }, // the loss in the block GEMM's layout, classes on axis 3
-  lastloss: { tuning: { lossLayout: 'blocksLast' } }, // ... classes innermost, LogSoftmax
-  dwperimage: { tuning: { gradWeightBatch: 'perImage' } }, // weight-gradient GEMMs one per image, summed
-  dwfold: { tuning: { gradWeightBatch: 'auto' } },
-  bnexplicit: { tuning: { batchNorm: 'explicit' } },
-  bncentered: { tuning: { batchNorm: 'centered' } },
-  bnaffine: { tuning: { batchNorm: 'affine' } },
-  noopt: { session: { optimization: 'basic' } },
-  optextended: { session: { optimization: 'extended' } },
-  optall: { session: { optimization: 'all' } },
-  nomempattern: { session: { memPattern: false } },
-  mempattern: { session: { memPattern: true } },
-  noarena: { session: { memArena: false } },
-};
-
-function variantOf(name: string): Variant {
-  const out: Variant = {};
-  for (const part of name.split('+')) {
-    const c = CHANGES[part];
-    if (!c) throw new Error(`unknown change '${part}' (known: ${Object.keys(CHANGES).join(', ')})`);
-    out.tuning = { ...out.tuning, ...c.tuning };
-    out.session = { ...out.session, ...c.session };
-  }
-  return out;
-}
+import { TrainStep } from '../src/train/step.js';
+import { variantOf } from './train-variants.js';
 
 interface Config {
   engine: 'ort' | 'torch';
@@ -134,6 +89,29 @@ async function childAB(c: Config, variants: string[]): Promise<Record<string, { 
   return times;
 }
 
+interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } }
+
+/**
+ * Per op kind, the sum over a profiled step's nodes of each node's best kernel time across the timed
+ * runs (the warm-up excluded), from the profile a variant's session wrote under `prefix`.
+ */
+function bestKernelTimes(prefix: string): Map<string, number> {
+  const dir = path.dirname(prefix);
+  const file = readdirSync(dir).filter((f) => f.startsWith(`${path.basename(prefix)}_`) && f.endsWith('.json')).map((f) => path.join(dir, f)).pop();
+  if (!file) throw new Error(`no profile under ${prefix}`);
+  const events = JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[];
+  const runs = events.filter((e) => e.name === 'model_run').slice(1);
+  const best = new Map<string, { op: string; us: number }>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !runs.some((r) => e.ts >= r.ts && e.ts <= r.ts + r.dur)) continue;
+    const b = best.get(e.name);
+    if (!b || e.dur < b.us) best.set(e.name, { op: e.args?.op_name ?? '?', us: e.dur });
+  }
+  const byOp = new Map<string, number>();
+  for (const { op, us } of best.values()) byOp.set(op, (byOp.get(op) ?? 0) + us / 1000);
+  return byOp;
+}
+
 async function child(c: Config): Promise<Measurement> {
   const { images, labels } = batchData(c);
   const t0 = performance.now();
@@ -191,7 +169,7 @@ async function main(): Promise<void> {
     const variants = arg('variants', 'base').split(',');
     for (const batch of arg('batches', '4').split(',').map(Number)) {
       for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
-        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads, momentum };
+        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads, momentum, profile };
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child-ab', JSON.stringify({ config, variants })], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`child failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
         const times = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { wall: number[]; cpu: number[] }>;
@@ -199,6 +177,14 @@ async function main(): Promise<void> {
         for (const v of variants) {
           const t = times[v]!;
           console.log(`  ${v.padEnd(14)} wall median ${median(t.wall).toFixed(0)} ms [${t.wall.map((x) => x.toFixed(0)).join(' ')}]  CPU median ${median(t.cpu).toFixed(0)} ms [${t.cpu.map((x) => x.toFixed(0)).join(' ')}]`);
+        }
+        if (profile) {
+          // with --profile: per op kind, Σ over nodes of each node's best kernel time (less sensitive to load than wall time)
+          const tables = variants.map((v) => bestKernelTimes(path.join(profile, `${mode}_b${batch}_${v}`)));
+          const ops = [...new Set(tables.flatMap((t) => [...t.keys()]))].sort((a, b) => (tables[0]!.get(b) ?? 0) - (tables[0]!.get(a) ?? 0));
+          console.log(`  best kernel ms by op (Σ over nodes of each node's best run): ${variants.join(' | ')}`);
+          console.log(`    ${'total'.padEnd(22)} ${tables.map((t) => [...t.values()].reduce((a, b) => a + b, 0).toFixed(0).padStart(8)).join(' ')}`);
+          for (const op of ops) console.log(`    ${op.padEnd(22)} ${tables.map((t) => (t.get(op) ?? 0).toFixed(0).padStart(8)).join(' ')}`);
         }
       }
     }

@@ -137,6 +137,8 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { lossLayout: 'blocksLast' },
     { gradWeightBatch: 'auto' },
     { convGradWeight: 'autotap', batchNorm: 'affine' }, // the taps one kernel row at a time; batch-norm's affine passes by BatchNormalization
+    { relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'on' }, // ReLU masks by Mul; the stem pooled before its ReLU, its x̂ and argmax recomputed
+    { relu: 'where', reluPool: 'declared', stemRecompute: 'off' },
   ];
   for (const tuning of tunings) {
     const { out, trained } = await stepWithGradients('full', tuning);

@@ -540,6 +540,8 @@ export interface BatchNormSaved {
   /** Elements per channel: N*H*W. */
   count: number;
   channels: number;
+  /** The batch mean, [1, C, 1, 1] (to recompute x̂ from x in the backward). */
+  mean: string;
 }
 
 export interface BatchNormTrainOut {
@@ -565,7 +567,7 @@ export function batchNormTrain(g: GraphBuilder, x: string, gamma: string, beta: 
     const C = xShape[1];
     g.node('BatchNormalization', [xc, gamma, beta, g.constant(new Array<number>(C).fill(0), 'float32', [C]), flatten1(g, variance, `${hint}:var1`)],
       { epsilon: f(eps) }, output);
-    return { saved: { form, saved: xc, invstd, count, channels: xShape[1] }, mean, variance };
+    return { saved: { form, saved: xc, invstd, count, channels: xShape[1], mean }, mean, variance };
   }
   const xhat = op(g, 'Mul', [xc, invstd], `${hint}:xhat`);
   if (form === 'affine') channelAffine(g, xhat, gamma, beta, xShape[1], `${hint}:affine`, output);
@@ -573,7 +575,28 @@ export function batchNormTrain(g: GraphBuilder, x: string, gamma: string, beta: 
     const scaled = op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4`)], `${hint}:scaled`);
     g.node('Add', [scaled, perChannel(g, beta, `${hint}:beta4`)], {}, output);
   }
-  return { saved: { form, saved: xhat, invstd, count, channels: xShape[1] }, mean, variance };
+  return { saved: { form, saved: xhat, invstd, count, channels: xShape[1], mean }, mean, variance };
+}
+
+/**
+ * The batch-norm's saved tensor (x̂, or x − mean for 'centered') and its output γ·x̂ + β recomputed from
+ * the convolution that feeds it: y = Conv(x, W) + b again, then (y − mean)·invstd with the forward's
+ * batch statistics, so the values are the forward's exactly (same kernels, same inputs). For a
+ * convolution whose input is kept anyway (the image), this trades one convolution and a few passes in
+ * the backward for not holding x̂ (and what is derived from the output) through the whole step.
+ * The Conv states its dilations explicitly where the forward's leaves them out: ONNX Runtime's
+ * common-subexpression elimination would otherwise merge it with the forward's.
+ */
+export function recomputeConvBatchNorm(g: GraphBuilder, x: string, w: string, bias: string | undefined, win: Window,
+  bn: BatchNormSaved, gamma: string, beta: string, hint: string): { saved: BatchNormSaved; output: string } {
+  const { kernel: k, stride: s, pad: p } = win;
+  const d = win.dilation ?? 1;
+  const y = op(g, 'Conv', bias ? [x, w, bias] : [x, w], `${hint}:yre`, { kernel_shape: [k, k], strides: [s, s], pads: [p, p, p, p], dilations: [d, d] });
+  const xc = op(g, 'Sub', [y, bn.mean], `${hint}:xcre`);
+  const xhat = op(g, 'Mul', [xc, bn.invstd], `${hint}:xhatre`);
+  const output = op(g, 'Add', [op(g, 'Mul', [xhat, perChannel(g, gamma, `${hint}:gamma4re`)], `${hint}:scaledre`),
+    perChannel(g, beta, `${hint}:beta4re`)], `${hint}:outre`);
+  return { saved: { ...bn, saved: bn.form === 'centered' ? xc : xhat }, output };
 }
 
 /** PyTorch's running-statistics update: momentum m, unbiased variance. Returns [newMean, newVar] ([C]). */
@@ -623,9 +646,32 @@ export function reluMask(g: GraphBuilder, y: string, hint = 'relu'): string {
   return op(g, 'Greater', [y, g.constant(0)], `${hint}:mask`);
 }
 
+/**
+ * How ReLU's pass-through is applied: 'where' = Where(mask, t, 0); 'mul' = t times the mask as 0/1
+ * floats (Sign(y) of the output y ≥ 0, or the bool mask cast). Same values (up to the sign of a
+ * zero); ONNX Runtime's CPU Where writes two full-size selections (t where true, 0 where false) and
+ * merges them, three passes and two transient tensors of t's size, where Sign or Cast and Mul take two
+ * passes and one.
+ */
+export type ReluForm = 'where' | 'mul';
+
+/** t where `mask` holds, else 0 (see ReluForm). */
+export function applyReluMask(g: GraphBuilder, mask: string, t: string, hint: string, form: ReluForm = 'where', output?: string): string {
+  if (form === 'where') {
+    const inputs = [mask, t, g.constant(0)];
+    return output ? g.node('Where', inputs, {}, output) : op(g, 'Where', inputs, hint);
+  }
+  const inputs = [t, op(g, 'Cast', [mask], `${hint}:maskf`, { to: 1 /* FLOAT */ })];
+  return output ? g.node('Mul', inputs, {}, output) : op(g, 'Mul', inputs, hint);
+}
+
 /** dL/dx of y = relu(x), from y or its mask: dy where y > 0, else 0. */
-export function reluGrad(g: GraphBuilder, y: string, dy: string, hint = 'relu', mask?: string): string {
-  return op(g, 'Where', [mask ?? reluMask(g, y, hint), dy, g.constant(0)], `${hint}:dx`);
+export function reluGrad(g: GraphBuilder, y: string, dy: string, hint = 'relu', mask?: string, form: ReluForm = 'where'): string {
+  if (form === 'mul' && !mask) {
+    // y ≥ 0, so Sign(y) is 1 where y > 0 and 0 elsewhere
+    return op(g, 'Mul', [dy, op(g, 'Sign', [y], `${hint}:sign`)], `${hint}:dx`);
+  }
+  return applyReluMask(g, mask ?? reluMask(g, y, hint), dy, `${hint}:dx`, form);
 }
 
 /** MaxPool with its argmax indices (ONNX: flat over N·C·H·W). */
@@ -637,10 +683,18 @@ export function maxPoolWithIndices(g: GraphBuilder, x: string, win: Window, outp
   return indices;
 }
 
-/** Routes dy back to each window's argmax: ScatterElements with reduction 'add' (overlapping windows) into runtime zeros. */
-export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape: Shape4, hint = 'pool'): string {
+/**
+ * Routes dy back to each window's argmax: ScatterElements with reduction 'add' (overlapping windows)
+ * into zeros. With `zero` (a scalar computed at run time) the zeros are Expand(zero), which ONNX
+ * Runtime cannot fold into a constant: ConstantOfShape of a constant shape becomes an initializer of
+ * x's size held for the session's life, which the scatter must then copy; a run-time tensor is
+ * allocated only here and scattered into in place.
+ */
+export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape: Shape4, hint = 'pool', zero?: string): string {
   const total = xShape.reduce((a, b) => a * b, 1);
-  const zeros = op(g, 'ConstantOfShape', [int64s(g, [total])], `${hint}:zeros`);
+  const zeros = zero
+    ? op(g, 'Expand', [zero, int64s(g, [total])], `${hint}:zeros`)
+    : op(g, 'ConstantOfShape', [int64s(g, [total])], `${hint}:zeros`);
   const flatIdx = op(g, 'Reshape', [indices, int64s(g, [-1])], `${hint}:idx1`);
   const flatDy = op(g, 'Reshape', [dy, int64s(g, [-1])], `${hint}:dy1`);
   const scattered = op(g, 'ScatterElements', [zeros, flatIdx, flatDy], `${hint}:dx1`, { axis: 0, reduction: 'add' });

@@ -6,12 +6,12 @@
 // kind emits its backward in reverse (gradients of values used twice are summed), then the optimiser's
 // update (PyTorch's SGD or AdamW rule), its state (momentum, moments) passed in and out like the weights.
 import { AUX_LOSS_WEIGHT, layersFor, type FcnArchitecture } from '../model/fcn.js';
-import { layerInputs, type Layer } from '../model/layers.js';
+import { layerInputs, type BatchNormLayer, type ConvLayer, type Layer, type MaxPoolLayer } from '../model/layers.js';
 import { fcnParameters, layerParams, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
-import { op, softmaxCrossEntropy, type Shape4 } from './backward.js';
+import { maxPoolWithIndices, op, recomputeConvBatchNorm, uniqueName, softmaxCrossEntropy, type BatchNormSaved, type Shape4 } from './backward.js';
 import { kindOf, type BackwardContext, type LossForm, type StepInputDecl, type TrainContext } from './ops/index.js';
-import { DEFAULT_TUNING, type TrainGraphTuning } from './tuning.js';
+import { DEFAULT_TUNING, RECOMPUTE_AT, type TrainGraphTuning } from './tuning.js';
 
 export type { TrainGraphTuning } from './tuning.js';
 export type { StepInputDecl } from './ops/index.js';
@@ -106,20 +106,44 @@ export const momentumName = (name: string): string => slotName(name, 'momentum')
 export const gradientName = (name: string): string => `${name}:grad`;
 
 /** The layers a training step computes (those the main and auxiliary outputs need) with their index in the declaration. */
-function trainLayers(arch: FcnArchitecture): { layer: Layer; index: number }[] {
+function trainLayers(arch: FcnArchitecture, reluPool: Required<TrainGraphTuning>['reluPool'] = 'declared'): { layer: Layer; index: number }[] {
   const used = new Set(layersFor(arch, arch.auxOutput ? [arch.output, arch.auxOutput] : [arch.output]));
-  return arch.layers.map((layer, index) => ({ layer, index })).filter(({ layer }) => used.has(layer));
+  const layers = arch.layers.map((layer, index) => ({ layer, index })).filter(({ layer }) => used.has(layer));
+  return reluPool === 'poolFirst' ? poolBeforeRelu(arch, layers) : layers;
+}
+
+/**
+ * Each relu → max-pool pair whose ReLU output nothing else reads, swapped: the pool reads the ReLU's
+ * input and the ReLU writes the pool's output (see TrainGraphTuning.reluPool). Indices stay with their
+ * position, so frozen ranges are unchanged.
+ */
+function poolBeforeRelu(arch: FcnArchitecture, layers: { layer: Layer; index: number }[]): { layer: Layer; index: number }[] {
+  const readers = new Map<string, number>();
+  for (const { layer } of layers) for (const v of layerInputs(layer)) readers.set(v, (readers.get(v) ?? 0) + 1);
+  const out = [...layers];
+  for (let i = 0; i + 1 < out.length; i++) {
+    const relu = out[i]!.layer;
+    const pool = out[i + 1]!.layer;
+    if (relu.op !== 'relu' || pool.op !== 'maxpool' || pool.input !== relu.output || readers.get(relu.output) !== 1) continue;
+    if (relu.output === arch.output || relu.output === arch.auxOutput) continue;
+    const pooled = `${pool.output}:prerelu`;
+    out[i] = { layer: { ...pool, input: relu.input, output: pooled }, index: out[i]!.index };
+    out[i + 1] = { layer: { ...relu, input: pooled, output: pool.output }, index: out[i + 1]!.index };
+    i++;
+  }
+  return out;
 }
 
 /** Static shapes of every value of the declaration for an N x 3 x H x W input. */
-export function inferShapes(arch: FcnArchitecture, batch: number, height: number, width: number): Map<string, Shape4> {
+export function inferShapes(arch: FcnArchitecture, batch: number, height: number, width: number,
+  reluPool: Required<TrainGraphTuning>['reluPool'] = 'declared'): Map<string, Shape4> {
   const shapes = new Map<string, Shape4>([[arch.input, [batch, 3, height, width]]]);
   const get = (name: string): Shape4 => {
     const s = shapes.get(name);
     if (!s) throw new Error(`${arch.name}: value '${name}' is used before it is computed`);
     return s;
   };
-  for (const { layer } of trainLayers(arch)) {
+  for (const { layer } of trainLayers(arch, reluPool)) {
     try {
       shapes.set(layer.output, kindOf(layer).outputShape(layer, layerInputs(layer).map(get)));
     } catch (err) {
@@ -261,18 +285,48 @@ function gradientSets(layers: readonly { layer: Layer; index: number }[], frozen
   return { needsGrad, kept };
 }
 
+/** A stem whose x̂ and pool argmax the backward recomputes (TrainGraphTuning.stemRecompute). */
+interface RecomputedStem {
+  conv: ConvLayer;
+  bn: BatchNormLayer;
+  pool: MaxPoolLayer;
+}
+
+/**
+ * The conv → batch-norm → max-pool chain on the image that stemRecompute applies to, if the step has
+ * one and it is trained: the conv reads the image (kept anyway), plain (no groups, no dilation), each
+ * output read by the next layer only; batch-norm in its 'explicit' form.
+ */
+function recomputedStem(arch: FcnArchitecture, layers: readonly { layer: Layer; index: number }[], tuning: Required<TrainGraphTuning>,
+  frozenLayer: (i: number) => boolean, shape: (v: string) => Shape4): RecomputedStem | undefined {
+  if (tuning.stemRecompute === 'off' || tuning.batchNorm !== 'explicit') return undefined;
+  const readers = new Map<string, number>();
+  for (const { layer } of layers) for (const v of layerInputs(layer)) readers.set(v, (readers.get(v) ?? 0) + 1);
+  for (let i = 0; i + 2 < layers.length; i++) {
+    const [a, b, c] = [layers[i]!, layers[i + 1]!, layers[i + 2]!];
+    if (a.layer.op !== 'conv' || b.layer.op !== 'batchnorm' || c.layer.op !== 'maxpool') continue;
+    const [conv, bn, pool] = [a.layer, b.layer, c.layer];
+    if (conv.input !== arch.input || bn.input !== conv.output || pool.input !== bn.output) continue;
+    if ((conv.groups ?? 1) !== 1 || (conv.dilation ?? 1) !== 1 || readers.get(conv.output) !== 1 || readers.get(bn.output) !== 1) continue;
+    if ([a, b, c].some(({ index }) => frozenLayer(index))) continue;
+    if (tuning.stemRecompute === 'auto' && shape(bn.output).reduce((x, y) => x * y, 1) < RECOMPUTE_AT) return undefined;
+    return { conv, bn, pool };
+  }
+  return undefined;
+}
+
 /** Compiles one training step (SGD or AdamW). In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
 export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
   checkStepOptions(arch, opts);
   const { mode, batch, height, width, momentum } = opts;
   const tuning: Required<TrainGraphTuning> = { ...DEFAULT_TUNING, ...opts.tuning };
-  const shapes = inferShapes(arch, batch, height, width);
+  const shapes = inferShapes(arch, batch, height, width, tuning.reluPool);
   const shape = (v: string): Shape4 => {
     const s = shapes.get(v);
     if (!s) throw new Error(`compileTrainStep: no shape for '${v}'`);
     return s;
   };
-  const layers = trainLayers(arch);
+  const layers = trainLayers(arch, tuning.reluPool);
   const specs = fcnParameters(arch);
   const specByName = new Map(specs.map((s) => [s.name, s]));
   const frozenLayer = (i: number): boolean => mode === 'head' && i <= arch.backboneEnd;
@@ -309,10 +363,12 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
     ? kindOf(outEntry.layer).lossForm?.(ctx, outEntry.layer) : undefined;
 
   // ---- forward (train mode where trained, eval mode where frozen)
+  const stem = recomputedStem(arch, layers, tuning, frozenLayer, shape);
   const saved = new Map<Layer, unknown>();
   for (const { layer, index } of layers) {
     const kind = kindOf(layer);
     if (frozenLayer(index)) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer);
+    else if (layer === stem?.pool) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer); // argmax recomputed
     else saved.set(layer, kind.forward(layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx, layer));
   }
 
@@ -323,6 +379,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
 
   // ---- backward: reverse layer order; a value's gradient is complete once all its consumers are done
   const paramGrads = new Map<string, string>();
+  let zero: string | undefined;
   const back: BackwardContext = {
     ...ctx,
     accumulate(value, grad) {
@@ -331,11 +388,21 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
       grads.set(value, prev ? op(g, 'Add', [prev, grad], `${value}:dsum`) : grad);
     },
     paramGrad: (name, grad) => paramGrads.set(name, grad),
+    // 0 from the learning rate (finite: TrainStep checks it), so ORT cannot fold what is built from it
+    runtimeZero: () => (zero ??= op(g, 'Mul', [TRAIN_IO.lr, g.constant(0)], 'step:zero')),
   };
   for (let j = layers.length - 1; j >= 0; j--) {
     const { layer, index } = layers[j]!;
     const dy = grads.get(layer.output);
     if (!dy || frozenLayer(index)) continue;
+    if (layer === stem?.pool) {
+      // the stem's x̂ and the pool's argmax from the image again, just before the backward reads them
+      const { conv, bn, pool } = stem;
+      const re = recomputeConvBatchNorm(g, conv.input, param(`${conv.name}.weight`), conv.bias ? param(`${conv.name}.bias`) : undefined, conv,
+        saved.get(bn) as BatchNormSaved, param(`${bn.name}.weight`), param(`${bn.name}.bias`), bn.name);
+      saved.set(bn, re.saved);
+      saved.set(pool, maxPoolWithIndices(g, re.output, pool, uniqueName(g, `${pool.output}:repooled`), `${pool.output}:re`));
+    }
     kindOf(layer).backward(layer === outEntry.layer && lossForm ? { ...back, lossForm } : back, layer, saved.get(layer), dy);
   }
   const optimizer = opts.optimizer ?? 'sgd';

@@ -1,6 +1,6 @@
 // The one switch for formulation alternatives of the training step: the defaults are the measured
 // best (bench/train-step.ts compares the others); product code never sets it.
-import type { BatchNormForm, GradInputForm, GradWeightForm } from './backward.js';
+import type { BatchNormForm, GradInputForm, GradWeightForm, ReluForm } from './backward.js';
 
 /** Formulation switches, for benchmarking alternatives; defaults are the measured best. */
 export interface TrainGraphTuning {
@@ -40,6 +40,23 @@ export interface TrainGraphTuning {
    * on axis 3 of [N, rows, cols, C, s, s]; 'blocksLast': classes innermost, [N, rows, cols, s, s, C]).
    */
   lossLayout?: 'nchw' | 'blocks' | 'blocksLast';
+  /** ReLU's pass-through in the forward (where a mask is kept) and the backward: see ReluForm. */
+  relu?: ReluForm;
+  /**
+   * A ReLU whose output only a max-pool reads: 'poolFirst' pools first and applies the ReLU to the
+   * pooled values (max and ReLU commute: both keep order, so max(relu(x)) = relu(max(x)), and the
+   * pooled argmax differs only in windows with no positive value, whose gradient the ReLU zeroes
+   * either way), a quarter of the elements for the ReLU and its mask at a 3x3 stride-2 pool;
+   * 'declared': as the declaration orders them.
+   */
+  reluPool?: 'declared' | 'poolFirst';
+  /**
+   * A convolution reading the image, its batch-norm and a max-pool of that (the ResNet stem, with
+   * reluPool 'poolFirst'): 'on' saves neither x̂ nor the pool's argmax for the backward but recomputes
+   * both there from the image (one more stem convolution and a few passes); 'auto' where x̂ has at
+   * least RECOMPUTE_AT values; 'off' keeps them.
+   */
+  stemRecompute?: 'auto' | 'on' | 'off';
   /** Depthwise convolutions' gradients: one grouped op each ('grouped'), or one convolution per channel ('split', as other grouped convs). */
   depthwise?: 'grouped' | 'split';
 }
@@ -47,7 +64,10 @@ export interface TrainGraphTuning {
 /** Most im2col values of a batch (N·C·k²·h·w) that 'autotapall' makes in one Conv: 24 Mi floats, 96 MiB. */
 export const TAPS_AT_ONCE = 24 << 20;
 
+/** Fewest values of the stem's x̂ at which 'auto' recomputes it: 32 Mi floats, 128 MiB (batch 14 at 320x480). */
+export const RECOMPUTE_AT = 32 << 20;
+
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
   convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
-  depthwise: 'grouped',
+  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto',
 };

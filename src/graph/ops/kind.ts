@@ -91,6 +91,11 @@ export interface BackwardContext extends TrainContext {
   accumulate(value: string, grad: string): void;
   /** Records the gradient of parameter `name` (`${layer.name}.${suffix}`). */
   paramGrad(name: string, grad: string): void;
+  /**
+   * A float32 scalar 0 computed at run time: a tensor built from it is not constant-folded by ONNX
+   * Runtime into an initializer that lives as long as the session (see maxPoolGrad).
+   */
+  runtimeZero?(): string;
 }
 
 export interface LayerKind<L extends Layer = Layer, S = unknown> {

@@ -21,6 +21,6 @@ export const maxpool: LayerKind<MaxPoolLayer, string | undefined> = {
     return maxPoolWithIndices(ctx.g, layer.input, layer, layer.output, layer.output);
   },
   backward(ctx, layer, indices, dy) {
-    ctx.accumulate(layer.input, maxPoolGrad(ctx.g, dy, indices!, ctx.shape(layer.input), layer.output));
+    ctx.accumulate(layer.input, maxPoolGrad(ctx.g, dy, indices!, ctx.shape(layer.input), layer.output, ctx.runtimeZero?.()));
   },
 };

@@ -1,7 +1,7 @@
 // ReLU. The backward needs where the output is positive: from the output itself when a trained
 // convolution keeps it anyway, else from a bool mask (a quarter of the bytes).
 import type { ReluLayer } from '../../model/layers.js';
-import { reluGrad, reluMask } from '../backward.js';
+import { applyReluMask, reluGrad, reluMask } from '../backward.js';
 import type { LayerKind } from './kind.js';
 
 export const relu: LayerKind<ReluLayer, string | undefined> = {
@@ -19,10 +19,10 @@ export const relu: LayerKind<ReluLayer, string | undefined> = {
     // depth-first walk back from the outputs, and a mask read only by the backward would otherwise be
     // computed there, keeping the full-size output alive through the rest of the forward
     const mask = reluMask(ctx.g, layer.input, layer.output);
-    ctx.g.node('Where', [mask, layer.input, ctx.g.constant(0)], {}, layer.output);
+    applyReluMask(ctx.g, mask, layer.input, layer.output, ctx.tuning.relu, layer.output);
     return mask;
   },
   backward(ctx, layer, mask, dy) {
-    ctx.accumulate(layer.input, reluGrad(ctx.g, layer.output, dy, layer.output, mask));
+    ctx.accumulate(layer.input, reluGrad(ctx.g, layer.output, dy, layer.output, mask, ctx.tuning.relu));
   },
 };
