@@ -208,6 +208,28 @@ export function readProfile(path: string): { runMs: number; nodes: ProfiledNode[
   return { runMs: last.dur / 1000, nodes };
 }
 
+/**
+ * Per op kind, the sum over nodes of each node's best kernel time (ms) across the profile's timed runs
+ * (every `model_run` but the first, a warm-up): on a crowded machine this separates graph changes of a few
+ * percent long before wall times do. Also the sum over kinds, and each timed run's `model_run` time (ms).
+ */
+export function bestKernelsByOp(path: string): { byOp: Map<string, number>; total: number; runs: number[] } {
+  const events = JSON.parse(readFileSync(path, 'utf8')) as ProfileEvent[];
+  const timed = events.filter((e) => e.name === 'model_run').slice(1);
+  const best = new Map<string, { op: string; us: number }>();
+  for (const run of timed) {
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
+      const node = best.get(e.name) ?? { op: e.args?.op_name ?? '?', us: Infinity };
+      node.us = Math.min(node.us, e.dur);
+      best.set(e.name, node);
+    }
+  }
+  const byOp = new Map<string, number>();
+  for (const { op, us } of best.values()) byOp.set(op, (byOp.get(op) ?? 0) + us / 1000);
+  return { byOp, total: [...byOp.values()].reduce((a, b) => a + b, 0), runs: timed.map((r) => r.dur / 1000) };
+}
+
 /** One row of a profile table. */
 export interface ProfileRow { what: string; nodes: number; ms: number; share: number; gflop: number; ceilingMs?: number }
 

@@ -7,12 +7,13 @@
 //        [--rounds 7] [--threads 2] [--profile]
 // A form is a graph option set and a fetch mode (FORMS below); the first is the reference the others'
 // logits are checked against (max |diff| printed).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { compileInference, type InferenceGraphOptions } from '../src/graph/inference.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
+import { bestKernelsByOp } from './ceiling.js';
 
 interface Form {
   graph: InferenceGraphOptions;
@@ -29,23 +30,10 @@ const FORMS: Record<string, Form> = {
   'blocks-per-image': { graph: { ...base, upsample: 'blocks' }, perImage: true },
 };
 
-interface Event { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } }
-
+/** The profile in `dir` (one session's file), per op kind (bestKernelsByOp), and its best model_run. */
 function profileByOp(dir: string): { byOp: Map<string, number>; total: number; run: number; runs: number[] } {
-  const events = JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as Event[];
-  const timed = events.filter((e) => e.name === 'model_run').slice(1);
-  const best = new Map<string, { op: string; us: number }>();
-  for (const run of timed) {
-    for (const e of events) {
-      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
-      const node = best.get(e.name) ?? { op: e.args?.op_name ?? '?', us: Infinity };
-      node.us = Math.min(node.us, e.dur);
-      best.set(e.name, node);
-    }
-  }
-  const byOp = new Map<string, number>();
-  for (const { op, us } of best.values()) byOp.set(op, (byOp.get(op) ?? 0) + us / 1000);
-  return { byOp, total: [...byOp.values()].reduce((a, b) => a + b, 0), run: Math.min(...timed.map((r) => r.dur)) / 1000, runs: timed.map((r) => r.dur / 1000) };
+  const p = bestKernelsByOp(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!));
+  return { ...p, run: Math.min(...p.runs) };
 }
 
 const argv = process.argv.slice(2);

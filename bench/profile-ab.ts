@@ -13,8 +13,7 @@ import { readOnnxSummary } from '../src/graph/onnx.js';
 import { compileInference } from '../src/graph/inference.js';
 import { initParameters, seededRandom } from '../src/model/index.js';
 import { torchvisionNetwork, type TorchvisionNetwork } from '../src/model/torchvision.js';
-
-interface Event { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } }
+import { bestKernelsByOp } from './ceiling.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1]! : fallback; };
@@ -50,20 +49,8 @@ try {
   }
   for (const s of sessions) { s.endProfiling(); await s.dispose(); }
   const results = dirs.map((dir) => {
-    const events = JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as Event[];
-    const timed = events.filter((e) => e.name === 'model_run').slice(1);
-    const best = new Map<string, { op: string; us: number }>();
-    for (const run of timed) {
-      for (const e of events) {
-        if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
-        const node = best.get(e.name) ?? { op: e.args?.op_name ?? '?', us: Infinity };
-        node.us = Math.min(node.us, e.dur);
-        best.set(e.name, node);
-      }
-    }
-    const byOp = new Map<string, number>();
-    for (const { op, us } of best.values()) byOp.set(op, (byOp.get(op) ?? 0) + us / 1000);
-    return { byOp, total: [...byOp.values()].reduce((a, b) => a + b, 0), bestRun: Math.min(...timed.map((r) => r.dur)) / 1000 };
+    const p = bestKernelsByOp(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!));
+    return { ...p, bestRun: Math.min(...p.runs) };
   });
   const ops = [...new Set(results.flatMap((r) => [...r.byOp.keys()]))]
     .sort((a, b) => Math.max(...results.map((r) => r.byOp.get(b) ?? 0)) - Math.max(...results.map((r) => r.byOp.get(a) ?? 0)));

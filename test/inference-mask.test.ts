@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
-import { compileInference, type InferenceGraphOptions } from '../src/graph/inference.js';
-import { Session, type EngineTensor } from '../src/engine/session.js';
+import { compileInference } from '../src/graph/inference.js';
+import { forEachFormSize } from './helpers/inference-forms.js';
 
 for (const variant of ['fcn32s', 'fcn8s'] as const) {
   test(`${variant}: mask-only graph and block-placed logits agree with ConvTranspose`, async () => {
@@ -14,16 +14,7 @@ for (const variant of ['fcn32s', 'fcn8s'] as const) {
     const w = initParameters(arch, seededRandom(1));
     // the skip scorers start at zero: give them values so the 8s skips matter
     for (const v of w.values()) if (v.every((x) => x === 0)) v.forEach((_, i) => (v[i] = Math.sin(i) * 0.01));
-    for (const [H, W, padToStride] of [[64, 96, false], [50, 70, true]] as const) {
-      const x: EngineTensor = { dtype: 'float32', dims: [2, 3, H, W], data: new Float32Array(2 * 3 * H * W).map((_, i) => Math.sin(i * 0.37)) };
-      const run = async (o: InferenceGraphOptions, fetch: string[]) => {
-        const s = await Session.create(compileInference(arch, w, { padToStride, ...o }), { threads: 1 });
-        try {
-          return await s.run({ image: x }, fetch);
-        } finally {
-          await s.dispose();
-        }
-      };
+    await forEachFormSize(arch, w, async (H, W, run) => {
       const ref = await run({ upsample: 'convtranspose' }, ['logits', 'mask']);
       const maskOnly = await run({ logits: false }, ['mask']);
       const logitsOnly = await run({ argmax: false }, ['logits']);
@@ -37,7 +28,7 @@ for (const variant of ['fcn32s', 'fcn8s'] as const) {
       assert.ok(worst < 1e-5, `${H}x${W} logits differ by ${worst}`);
       // the masks are not trivially constant
       assert.ok(new Set(maskOnly.mask!.data as BigInt64Array).size > 1);
-    }
+    });
   });
 }
 

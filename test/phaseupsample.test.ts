@@ -10,7 +10,7 @@ import { GraphBuilder } from '../src/graph/onnx.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
 import { argmaxPhases, emitPhaseGemm, phaseGeometry, phaseWeights, placePhases } from '../src/graph/phaseupsample.js';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
-import { compileInference, type InferenceGraphOptions } from '../src/graph/inference.js';
+import { forEachFormSize } from './helpers/inference-forms.js';
 import type { ConvTransposeLayer } from '../src/model/layers.js';
 
 const layerOf = (k: number, s: number, p: number, C: number, groups?: number): ConvTransposeLayer => ({
@@ -92,16 +92,7 @@ for (const [variant, upsample] of [['fcn32s', 'phases'], ['fcn16s', 'phases'], [
       if (name.endsWith('transpose_conv.weight') || name.startsWith('upscore')) v.forEach((x, i) => (v[i] = x + Math.sin(i * 0.13) * 0.05));
       else if (v.every((x) => x === 0)) v.forEach((_, i) => (v[i] = Math.sin(i) * 0.01));
     }
-    for (const [H, W, padToStride] of [[64, 96, false], [50, 70, true]] as const) {
-      const x: EngineTensor = { dtype: 'float32', dims: [2, 3, H, W], data: new Float32Array(2 * 3 * H * W).map((_, i) => Math.sin(i * 0.37)) };
-      const run = async (o: InferenceGraphOptions, fetch: string[]) => {
-        const s = await Session.create(compileInference(arch, w, { padToStride, ...o }), { threads: 1 });
-        try {
-          return await s.run({ image: x }, fetch);
-        } finally {
-          await s.dispose();
-        }
-      };
+    await forEachFormSize(arch, w, async (H, W, run) => {
       const ref = await run({ upsample: 'convtranspose' }, ['logits', 'mask']);
       const logits = await run({ upsample, argmax: false }, ['logits']);
       const mask = await run({ upsample, logits: false }, ['mask']);
@@ -110,6 +101,6 @@ for (const [variant, upsample] of [['fcn32s', 'phases'], ['fcn16s', 'phases'], [
       assert.ok(d < 1e-5, `${H}x${W} logits differ by ${d}`);
       assert.deepEqual(mask.mask!.dims, [2, H, W]);
       assert.deepEqual(mask.mask!.data, ref.mask!.data, `${H}x${W} masks`);
-    }
+    });
   });
 }
