@@ -112,14 +112,20 @@ function trainLayers(arch: FcnArchitecture, reluPool: Required<TrainGraphTuning>
   return reluPool === 'poolFirst' ? poolBeforeRelu(arch, layers) : layers;
 }
 
+/** How many of `layers` read each value. */
+function readerCounts(layers: readonly { layer: Layer }[]): Map<string, number> {
+  const readers = new Map<string, number>();
+  for (const { layer } of layers) for (const v of layerInputs(layer)) readers.set(v, (readers.get(v) ?? 0) + 1);
+  return readers;
+}
+
 /**
  * Each relu → max-pool pair whose ReLU output nothing else reads, swapped: the pool reads the ReLU's
  * input and the ReLU writes the pool's output (see TrainGraphTuning.reluPool). Indices stay with their
  * position, so frozen ranges are unchanged.
  */
 function poolBeforeRelu(arch: FcnArchitecture, layers: { layer: Layer; index: number }[]): { layer: Layer; index: number }[] {
-  const readers = new Map<string, number>();
-  for (const { layer } of layers) for (const v of layerInputs(layer)) readers.set(v, (readers.get(v) ?? 0) + 1);
+  const readers = readerCounts(layers);
   const out = [...layers];
   for (let i = 0; i + 1 < out.length; i++) {
     const relu = out[i]!.layer;
@@ -300,8 +306,7 @@ interface RecomputedStem {
 function recomputedStem(arch: FcnArchitecture, layers: readonly { layer: Layer; index: number }[], tuning: Required<TrainGraphTuning>,
   frozenLayer: (i: number) => boolean, shape: (v: string) => Shape4): RecomputedStem | undefined {
   if (tuning.stemRecompute === 'off' || tuning.batchNorm !== 'explicit') return undefined;
-  const readers = new Map<string, number>();
-  for (const { layer } of layers) for (const v of layerInputs(layer)) readers.set(v, (readers.get(v) ?? 0) + 1);
+  const readers = readerCounts(layers);
   for (let i = 0; i + 2 < layers.length; i++) {
     const [a, b, c] = [layers[i]!, layers[i + 1]!, layers[i + 2]!];
     if (a.layer.op !== 'conv' || b.layer.op !== 'batchnorm' || c.layer.op !== 'maxpool') continue;
@@ -367,8 +372,8 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   const saved = new Map<Layer, unknown>();
   for (const { layer, index } of layers) {
     const kind = kindOf(layer);
-    if (frozenLayer(index)) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer);
-    else if (layer === stem?.pool) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer); // argmax recomputed
+    // frozen layers in eval mode; the recomputed stem's pool without its argmax (taken again in the backward)
+    if (frozenLayer(index) || layer === stem?.pool) kind.emitEval({ g, param, weight: () => undefined, shape, upsample: 'convtranspose' }, layer);
     else saved.set(layer, kind.forward(layer === outEntry.layer && lossForm ? { ...ctx, lossForm } : ctx, layer));
   }
 
