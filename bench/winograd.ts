@@ -16,8 +16,8 @@
 import { loadavg } from 'node:os';
 import { readdirSync, rmSync } from 'node:fs';
 import { GraphBuilder } from '../src/graph/onnx.js';
-import { Session } from '../src/engine/session.js';
-import { readProfile } from './ceiling.js';
+import { Session, type EngineTensor } from '../src/engine/session.js';
+import { readProfile, type ProfiledNode } from './ceiling.js';
 import { emitWinogradConv } from '../src/graph/winograd.js';
 import { compileInference } from '../src/graph/inference.js';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
@@ -54,6 +54,30 @@ const r50: Shape[] = [
   { name: 'r50 head 2048>512 65x65', n: 1, c: 2048, k: 512, h: 65, w: 65, d: 1 },
 ];
 const shapes = (only === 'book' ? book : only === 'r50' ? r50 : [...book, ...r50]).filter((s) => s.name.includes(shapeFilter));
+
+/** ORT's profile of the second of two runs of `graph` (level 'all') on `feeds`, its file removed after. */
+async function profiledRun(graph: Uint8Array, feeds: Record<string, EngineTensor>, fetch: string): Promise<{ runMs: number; nodes: ProfiledNode[] }> {
+  const ps = await Session.create(graph, { threads, optimization: 'all', profilePrefix: `/tmp/wino-prof-${process.pid}` });
+  for (let r = 0; r < 2; r++) await ps.run(feeds, [fetch]);
+  ps.endProfiling();
+  await ps.dispose();
+  const file = readdirSync('/tmp').filter((n) => n.startsWith(`wino-prof-${process.pid}`)).sort().pop()!;
+  const profiled = readProfile(`/tmp/${file}`);
+  rmSync(`/tmp/${file}`);
+  return profiled;
+}
+
+/** Kernel time (µs) and node count summed per key. */
+function sumBy(nodes: ProfiledNode[], key: (nd: ProfiledNode) => string): Map<string, { us: number; n: number }> {
+  const sums = new Map<string, { us: number; n: number }>();
+  for (const nd of nodes) {
+    const e = sums.get(key(nd)) ?? { us: 0, n: 0 };
+    e.us += nd.us;
+    e.n++;
+    sums.set(key(nd), e);
+  }
+  return sums;
+}
 
 function wave(n: number, phase: number, scale: number): Float32Array {
   const a = new Float32Array(n);
@@ -115,16 +139,9 @@ for (const s of net ? [] : shapes) {
   for (const ss of sessions) await ss.dispose();
   if (!profile) continue;
   for (const f of forms) {
-    const ps = await Session.create(graph(s, f, weight, bias), { threads, optimization: 'all', profilePrefix: `/tmp/wino-prof-${process.pid}` });
-    for (let r = 0; r < 2; r++) await ps.run({ x: { dtype: 'float32', dims: [s.n, s.c, s.h, s.w], data: x } }, ['y']);
-    ps.endProfiling();
-    await ps.dispose();
-    const file = readdirSync('/tmp').filter((n) => n.startsWith(`wino-prof-${process.pid}`)).sort().pop()!;
-    const { runMs, nodes } = readProfile(`/tmp/${file}`);
-    rmSync(`/tmp/${file}`);
-    const byOp = new Map<string, { us: number; n: number }>();
-    for (const nd of nodes) { const e = byOp.get(nd.op) ?? { us: 0, n: 0 }; e.us += nd.us; e.n++; byOp.set(nd.op, e); }
-    for (const nd of nodes) if (nd.op === 'Conv' || nd.op === 'Transpose') { const e = byOp.get(`${nd.op}:${nd.name}`) ?? { us: 0, n: 0 }; e.us += nd.us; e.n++; byOp.set(`${nd.op}:${nd.name}`, e); }
+    const { runMs, nodes } = await profiledRun(graph(s, f, weight, bias), { x: { dtype: 'float32', dims: [s.n, s.c, s.h, s.w], data: x } }, 'y');
+    const byOp = sumBy(nodes, (nd) => nd.op);
+    for (const [key, e] of sumBy(nodes.filter((nd) => nd.op === 'Conv' || nd.op === 'Transpose'), (nd) => `${nd.op}:${nd.name}`)) byOp.set(key, e);
     const parts = [...byOp.entries()].sort((a, b) => b[1].us - a[1].us).map(([op, e]) => `${op}x${e.n} ${(e.us / 1000).toFixed(1)}`);
     process.stdout.write(`  profile ${f}: run ${runMs.toFixed(1)} ms: ${parts.join(', ')}\n`);
   }
@@ -164,18 +181,8 @@ async function netAB(name: string): Promise<void> {
     for (const ss of sessions) await ss.dispose();
     if (!profile) continue;
     for (let k = 0; k < forms.length; k++) {
-      const ps = await Session.create(graphs[k]!, { threads, optimization: 'all', profilePrefix: `/tmp/wino-prof-${process.pid}` });
-      for (let r = 0; r < 2; r++) await ps.run({ [arch.input]: { dtype: 'float32', dims: [n, 3, H, W], data: x } }, [arch.output]);
-      ps.endProfiling();
-      await ps.dispose();
-      const file = readdirSync('/tmp').filter((f) => f.startsWith(`wino-prof-${process.pid}`)).sort().pop()!;
-      const { runMs, nodes } = readProfile(`/tmp/${file}`);
-      rmSync(`/tmp/${file}`);
-      const byOp = new Map<string, { us: number; n: number }>();
-      for (const nd of nodes) {
-        const key = nd.op === 'Conv' ? `Conv ${nd.key ?? '?'}` : nd.op;
-        const e = byOp.get(key) ?? { us: 0, n: 0 }; e.us += nd.us; e.n++; byOp.set(key, e);
-      }
+      const { runMs, nodes } = await profiledRun(graphs[k]!, { [arch.input]: { dtype: 'float32', dims: [n, 3, H, W], data: x } }, arch.output);
+      const byOp = sumBy(nodes, (nd) => (nd.op === 'Conv' ? `Conv ${nd.key ?? '?'}` : nd.op));
       const parts = [...byOp.entries()].sort((a, b) => b[1].us - a[1].us).map(([op, e]) => `${op} x${e.n} ${(e.us / 1000).toFixed(1)}`);
       process.stdout.write(`  profile ${k ? `winograd ${forms[k]}` : 'direct'}: run ${runMs.toFixed(0)} ms:\n    ${parts.join('\n    ')}\n`);
     }

@@ -14,6 +14,7 @@ import { readOnnxSummary } from '../src/graph/onnx.js';
 import { Session } from '../src/engine/session.js';
 import type { Layer } from '../src/model/layers.js';
 import { tempDirs } from './helpers/tmp.js';
+import { maxRelDiff } from './helpers/fixtures.js';
 
 const { tempDir } = tempDirs('fcn-inference-forms-');
 const arch = torchvisionNetwork('fcn_resnet50', { numClasses: 5, width: 16, aux: false });
@@ -41,18 +42,6 @@ async function run(opts: InferenceGraphOptions): Promise<{ logits: Float32Array;
   } finally {
     await s.dispose();
   }
-}
-
-/** max |a - b| over max |b|: random weights with made-up running statistics give logits in the 1e4s. */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
 }
 
 test('symbolic sizes: windows that keep the size keep the symbol (dilated ones too); a strided 3x3 and its strided 1x1 shortcut agree', () => {
@@ -87,7 +76,7 @@ test('fcn_resnet50 (width-reduced): size hints, 1x1 convs as MatMuls (its defaul
   const matmul = await run({ pointwise: 'matmul' });
   const both = await run({});
   for (const [what, r] of [['hinted', hinted], ['matmul', matmul], ['default', both]] as const) {
-    const d = relDiff(r.logits, plain.logits);
+    const d = maxRelDiff(r.logits, plain.logits);
     assert.ok(d < 1e-5, `${what}: max |logits - plain| / max |plain| = ${d}`);
   }
   assert.ok((matmul.ops.MatMul ?? 0) > 0, 'the MatMul form has MatMuls');

@@ -12,6 +12,7 @@ import { argmaxPhases, emitPhaseGemm, phaseGeometry, phaseWeights, placePhases }
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { forEachFormSize } from './helpers/inference-forms.js';
 import type { ConvTransposeLayer } from '../src/model/layers.js';
+import { maxAbsDiff } from './helpers/fixtures.js';
 
 const layerOf = (k: number, s: number, p: number, C: number, groups?: number): ConvTransposeLayer => ({
   op: 'convtranspose', name: 'up', input: 'x', output: 'y', inChannels: C, outChannels: C, kernel: k, stride: s, pad: p, bias: true, init: 'bilinear',
@@ -25,12 +26,6 @@ async function runGraph(g: GraphBuilder, x: EngineTensor): Promise<Record<string
   } finally {
     await s.dispose();
   }
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
 }
 
 for (const [k, s, p, C, wholeCols] of [[64, 32, 16, 3, false], [64, 32, 16, 3, true], [32, 16, 8, 4, false], [32, 16, 8, 4, true], [8, 8, 0, 3, false], [48, 16, 16, 2, true]] as const) {
@@ -65,7 +60,7 @@ for (const [k, s, p, C, wholeCols] of [[64, 32, 16, 3, false], [64, 32, 16, 3, t
     const [a, b] = [await runGraph(ref, x), await runGraph(g, x)];
     assert.deepEqual(b.y!.dims, [N, C, h * s, w * s]);
     assert.deepEqual(b.y!.dims, a.y!.dims);
-    const d = maxDiff(a.y!.data as Float32Array, b.y!.data as Float32Array);
+    const d = maxAbsDiff(a.y!.data as Float32Array, b.y!.data as Float32Array);
     assert.ok(d < 1e-5, `max |diff| ${d}`);
     assert.deepEqual(b.mask!.data, a.mask!.data);
     assert.ok(new Set(a.mask!.data as BigInt64Array).size > 1);
@@ -97,7 +92,7 @@ for (const [variant, upsample] of [['fcn32s', 'phases'], ['fcn16s', 'phases'], [
       const logits = await run({ upsample, argmax: false }, ['logits']);
       const mask = await run({ upsample, logits: false }, ['mask']);
       assert.deepEqual(logits.logits!.dims, [2, 5, H, W]);
-      const d = maxDiff(ref.logits!.data as Float32Array, logits.logits!.data as Float32Array);
+      const d = maxAbsDiff(ref.logits!.data as Float32Array, logits.logits!.data as Float32Array);
       assert.ok(d < 1e-5, `${H}x${W} logits differ by ${d}`);
       assert.deepEqual(mask.mask!.dims, [2, H, W]);
       assert.deepEqual(mask.mask!.data, ref.mask!.data, `${H}x${W} masks`);

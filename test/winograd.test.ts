@@ -9,18 +9,9 @@ import { emitWinogradConv, winogradApplies, winogradMatrices } from '../src/grap
 import { compileExport, compileInference } from '../src/graph/inference.js';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import type { ConvLayer } from '../src/model/layers.js';
+import { maxRelDiff } from './helpers/fixtures.js';
 
 const wave = (n: number, phase: number, scale: number) => new Float32Array(n).map((_, i) => Math.sin(i * 0.37 + phase) * scale);
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  let top = 0;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-    top = Math.max(top, Math.abs(b[i]!));
-  }
-  return worst / top;
-}
 
 test('the tables: Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A is the 3x3 correlation of one tile (TypeScript, float64)', () => {
   for (const m of [2, 4] as const) {
@@ -65,8 +56,8 @@ test('emitWinogradConv equals a direct Conv: F(2,3) and F(4,3), bias, odd sizes,
           assert.deepEqual(out.f4!.dims, [2, K, H, W]);
           const f4 = (out.f4!.data as Float32Array).map((v, i) => v + bias[Math.floor(i / (H * W)) % K]!);
           const at = `${C}->${K} ${H}x${W}${symbolic ? ' symbolic' : ''}`;
-          assert.ok(relDiff(out.f2!.data as Float32Array, direct) < 1e-5, `F(2,3) ${at}: ${relDiff(out.f2!.data as Float32Array, direct)}`);
-          assert.ok(relDiff(f4, direct) < 1e-4, `F(4,3) ${at}: ${relDiff(f4, direct)}`);
+          assert.ok(maxRelDiff(out.f2!.data as Float32Array, direct) < 1e-5, `F(2,3) ${at}: ${maxRelDiff(out.f2!.data as Float32Array, direct)}`);
+          assert.ok(maxRelDiff(f4, direct) < 1e-4, `F(4,3) ${at}: ${maxRelDiff(f4, direct)}`);
         } finally {
           await s.dispose();
         }
@@ -118,5 +109,5 @@ test('the book network with winograd: the same logits as the plain graph, its ba
       await s.dispose();
     }
   }
-  assert.ok(relDiff(outs[1]!, outs[0]!) < 1e-4, `logits differ by ${relDiff(outs[1]!, outs[0]!)} of their largest`);
+  assert.ok(maxRelDiff(outs[1]!, outs[0]!) < 1e-4, `logits differ by ${maxRelDiff(outs[1]!, outs[0]!)} of their largest`);
 });

@@ -149,6 +149,18 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** max_i |a_i − b_i| over max_i |b_i| (b is the reference): for values whose scale a test does not fix. */
+export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  checkLengths(a, b, 'maxRelDiff');
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return d / m;
+}
+
 export function l2Norm(a: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
