@@ -9,6 +9,9 @@ import { torchvisionNetwork } from '../src/model/torchvision.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { generateSynthVoc } from '../src/data/synth.js';
 import { defaultColors, defaultNormalization } from '../src/model/card.js';
+import { SegmentationModel } from '../src/infer/model.js';
+import { createServer } from '../src/web/server.js';
+import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
 import { runCli } from './helpers/cli.js';
 
@@ -48,4 +51,20 @@ test('fcn quantize: an --out that is a folder is refused before calibrating', as
   const q = await runCli(['quantize', '--model', ckpt, '--data', data, '--out', out, '--threads', '1'], {}, 60_000);
   assert.equal(q.status, 1);
   assert.equal(q.stderr.trim(), `fcn: ${out}: cannot write (a folder of that name is in the way)`);
+});
+
+test('fcn serve: an upload whose header declares 30000x30000 is 413 (--max-side) like any oversized image, not 400 "unreadable"', async () => {
+  const arch = torchvisionNetwork('fcn_resnet50', { numClasses: 3, width: 4, aux: false });
+  const model = await SegmentationModel.fromWeights(arch, initParameters(arch, seededRandom(1)), undefined, { threads: 1 });
+  const app = createServer(model);
+  try {
+    for (const [w, h] of [[30000, 30000], [5000, 40]] as const) {
+      const res = await app.inject({ method: 'POST', url: '/api/segment', payload: zeroGrayPng(w, h, 64), headers: { 'content-type': 'image/png' } });
+      assert.equal(res.statusCode, 413, res.body);
+      assert.match(res.json<{ error: string }>().error, new RegExp(`image is ${w}x${h}; the largest side accepted is 4096 pixels`));
+    }
+  } finally {
+    await app.close();
+    await model.dispose();
+  }
 });
