@@ -11,6 +11,7 @@ import { generateSynthVoc } from '../src/data/synth.js';
 import { defaultColors, defaultNormalization } from '../src/model/card.js';
 import { SegmentationModel } from '../src/infer/model.js';
 import { createServer } from '../src/web/server.js';
+import { readSafetensors } from '../src/weights/safetensors.js';
 import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
 import { runCli } from './helpers/cli.js';
@@ -18,8 +19,8 @@ import { runCli } from './helpers/cli.js';
 const { tempDir } = tempDirs('fcn-audit-deploy-');
 
 /** A width-reduced torchvision FCN checkpoint with `numClasses` classes. */
-async function tinyCheckpoint(file: string, numClasses: number): Promise<void> {
-  const arch = torchvisionNetwork('fcn_resnet50', { numClasses, width: 4, aux: false });
+async function tinyCheckpoint(file: string, numClasses: number, aux = false): Promise<void> {
+  const arch = torchvisionNetwork('fcn_resnet50', { numClasses, width: 4, aux });
   await saveCheckpoint(file, {
     arch, weights: initParameters(arch, seededRandom(2)), classes: Array.from({ length: numClasses }, (_, i) => `c${i}`),
     colors: defaultColors(numClasses), normalization: defaultNormalization(), metadata: {}, extra: new Map(),
@@ -38,6 +39,12 @@ test('fcn quantize: a model with fewer classes than the dataset is calibrated an
   assert.doesNotMatch(q.stderr, /internal error/);
   assert.match(q.stdout, /the val split has 6 classes \(from .*labelmap\.txt\), the model 3: float32 and int8 not compared/);
   assert.ok(fs.statSync(out).size > 0);
+
+  // an empty val id list leaves out the comparison, not the run's success
+  fs.writeFileSync(path.join(data, 'ImageSets', 'Segmentation', 'val.txt'), '');
+  const again = await runCli(['quantize', '--model', ckpt, '--data', data, '--calib', '1', '--out', out, '--threads', '1'], {}, 60_000);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /val split not read \(.*val\.txt: the 'val' id list is empty .*\): float32 and int8 not compared/);
 });
 
 test('fcn quantize: an --out that is a folder is refused before calibrating', async () => {
@@ -67,4 +74,48 @@ test('fcn serve: an upload whose header declares 30000x30000 is 413 (--max-side)
     await app.close();
     await model.dispose();
   }
+});
+
+test('fcn export --model FILE.onnx (a file fcn export or quantize wrote): --format onnx writes it as it is, --format torchvision reads its weights back; int8 to torchvision is refused', async () => {
+  const dir = tempDir('export-onnx');
+  const ckpt = path.join(dir, 'net.safetensors');
+  await tinyCheckpoint(ckpt, 4, true);
+  const onnx = path.join(dir, 'net.onnx');
+  const e1 = await runCli(['export', '--model', ckpt, '--onnx', onnx]);
+  assert.equal(e1.status, 0, e1.stderr);
+
+  const again = path.join(dir, 'again.onnx');
+  const e2 = await runCli(['export', '--model', onnx, '--onnx', again]);
+  assert.equal(e2.status, 0, e2.stderr);
+  assert.ok(fs.readFileSync(again).equals(fs.readFileSync(onnx)));
+
+  // the state_dict from the ONNX file: the checkpoint's, less the auxiliary head the graph does not hold
+  const fromCkpt = path.join(dir, 'ckpt.tv.safetensors');
+  const fromOnnx = path.join(dir, 'onnx.tv.safetensors');
+  assert.equal((await runCli(['export', '--model', ckpt, '--format', 'torchvision', '--out', fromCkpt])).status, 0);
+  const e3 = await runCli(['export', '--model', onnx, '--format', 'torchvision', '--out', fromOnnx]);
+  assert.equal(e3.status, 0, e3.stderr);
+  assert.match(e3.stdout, /fcn_resnet50, 4 classes, torchvision's key names .*without the auxiliary head.*aux_loss=False/);
+  const a = readSafetensors(fs.readFileSync(fromCkpt), fromCkpt).tensors;
+  const b = readSafetensors(fs.readFileSync(fromOnnx), fromOnnx).tensors;
+  const mainKeys = [...a.keys()].filter((k) => !k.startsWith('aux_classifier.'));
+  assert.ok(mainKeys.length < a.size, 'the checkpoint has an auxiliary head');
+  assert.deepEqual([...b.keys()].sort(), mainKeys.sort());
+  for (const k of mainKeys) {
+    assert.deepEqual(b.get(k)!.shape, a.get(k)!.shape, k);
+    assert.deepEqual(b.get(k)!.data, a.get(k)!.data, k);
+  }
+
+  const wrong = await runCli(['export', '--model', onnx, '--arch', 'deeplabv3_resnet50', '--onnx', path.join(dir, 'x.onnx')]);
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /net\.onnx: holds fcn_resnet50, not deeplabv3_resnet50/);
+
+  const data = path.join(dir, 'data');
+  await generateSynthVoc(data, { train: 1, val: 0, size: [64, 96], spread: 0, seed: 1 });
+  const int8 = path.join(dir, 'net.int8.onnx');
+  assert.equal((await runCli(['quantize', '--model', onnx, '--data', data, '--calib', '1', '--out', int8, '--threads', '1'], {}, 60_000)).status, 0);
+  const q = await runCli(['export', '--model', int8, '--format', 'torchvision', '--out', path.join(dir, 'int8.tv.safetensors')]);
+  assert.equal(q.status, 1);
+  assert.match(q.stderr, /net\.int8\.onnx: an int8 file \(written by fcn quantize\) has no float32 weights to export/);
+  assert.ok(!fs.existsSync(path.join(dir, 'int8.tv.safetensors')) && !fs.existsSync(path.join(dir, 'x.onnx')));
 });

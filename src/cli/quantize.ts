@@ -69,8 +69,14 @@ export function command(): Command {
     try {
       val = await openDataFromFlags(o.data, 'val', o, { maxPixels: o.maxPixels, defaultLabels: labels });
     } catch (err) {
-      if (!(err instanceof SplitNotFoundError)) throw err;
-      process.stdout.write('no val split: float32 and int8 not compared\n');
+      if (err instanceof SplitNotFoundError) {
+        process.stdout.write('no val split: float32 and int8 not compared\n');
+        return;
+      }
+      // the int8 file is written whole by now; a val split that cannot be read (an empty id list)
+      // only leaves out the comparison
+      if (!(err instanceof FcnError)) throw err;
+      process.stdout.write(`val split not read (${err.message}): float32 and int8 not compared\n`);
       return;
     }
     const ids = o.valLimit !== undefined ? val.ids.slice(0, o.valLimit) : val.ids;
