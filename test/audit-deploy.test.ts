@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { initParameters, seededRandom } from '../src/model/params.js';
 import { torchvisionNetwork } from '../src/model/torchvision.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
@@ -14,6 +15,7 @@ import { createServer } from '../src/web/server.js';
 import { readSafetensors } from '../src/weights/safetensors.js';
 import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
+import { encode, picture } from './helpers/web.js';
 import { runCli } from './helpers/cli.js';
 
 const { tempDir } = tempDirs('fcn-audit-deploy-');
@@ -118,4 +120,32 @@ test('fcn export --model FILE.onnx (a file fcn export or quantize wrote): --form
   assert.equal(q.status, 1);
   assert.match(q.stderr, /net\.int8\.onnx: an int8 file \(written by fcn quantize\) has no float32 weights to export/);
   assert.ok(!fs.existsSync(path.join(dir, 'int8.tv.safetensors')) && !fs.existsSync(path.join(dir, 'x.onnx')));
+});
+
+test('fcn predict on a batch with a folder, an empty file and a truncated PNG: each named for what it is, the good masks whole, exit 1', async () => {
+  const dir = tempDir('batch');
+  const ckpt = path.join(dir, 'net.safetensors');
+  await tinyCheckpoint(ckpt, 3);
+  const good = path.join(dir, 'good.png');
+  const png = await encode(picture(47, 33), 'png');
+  fs.writeFileSync(good, png);
+  const cut = path.join(dir, 'cut.png');
+  fs.writeFileSync(cut, png.subarray(0, Math.floor(png.length / 2)));
+  const empty = path.join(dir, 'empty.jpg');
+  fs.writeFileSync(empty, '');
+  const folder = path.join(dir, 'folder.png');
+  fs.mkdirSync(folder);
+  const out = path.join(dir, 'out');
+  const r = await runCli(['predict', '--model', ckpt, '--out', out, '--threads', '1', good, folder, empty, cut], {}, 60_000);
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.ok(lines.includes(`fcn: ${folder}: a folder, not an image file (JPEG/PNG/WebP expected)`), r.stderr);
+  assert.ok(lines.includes(`fcn: ${empty}: the file is empty (JPEG/PNG/WebP expected)`), r.stderr);
+  assert.ok(lines.some((l) => l.startsWith(`fcn: ${cut}: not a readable image (JPEG/PNG/WebP expected)`)), r.stderr);
+  assert.equal(lines.at(-1), 'fcn: 3 of 4 images could not be read (each named above); 1 segmented');
+  assert.deepEqual(fs.readdirSync(out), ['good.png']);
+  const mask = await sharp(path.join(out, 'good.png')).metadata();
+  assert.equal(mask.width, 47);
+  assert.equal(mask.height, 33);
+  assert.equal(mask.format, 'png');
 });

@@ -4,7 +4,7 @@
 // Every decoder reads the declared width and height from the file's header first and refuses more
 // pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
-import { access, open, readFile } from 'node:fs/promises';
+import { access, constants as fsConstants, open, readFile, stat } from 'node:fs/promises';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import type Sharp from 'sharp';
 import { requireCjs } from '../util/cjs.js';
@@ -75,11 +75,17 @@ async function declaredSize(input: Uint8Array | string, name: string, maxPixels:
   } catch (err) {
     // for a path, say why it cannot be read (sharp's own words for a missing file are "Input file is missing")
     if (typeof input === 'string') {
+      let size: number;
       try {
-        await access(input);
+        const st = await stat(input);
+        if (st.isDirectory()) throw new FcnError(`${name}: a folder, not an image file (JPEG/PNG/WebP expected)`);
+        size = st.size;
+        await access(input, fsConstants.R_OK);
       } catch (e) {
+        if (e instanceof FcnError) throw e;
         throw new FcnError(`${name}: cannot read an image (${readFailure(e)})`);
       }
+      if (size === 0) throw new FcnError(`${name}: the file is empty (JPEG/PNG/WebP expected)`);
     }
     throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
   }
