@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import sharp from 'sharp';
 import { initParameters, seededRandom } from '../src/model/params.js';
@@ -13,6 +15,7 @@ import { defaultColors, defaultNormalization } from '../src/model/card.js';
 import { SegmentationModel } from '../src/infer/model.js';
 import { createServer } from '../src/web/server.js';
 import { readSafetensors } from '../src/weights/safetensors.js';
+import { downloadPublished, resolveNamedWeights } from '../src/net/download.js';
 import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
 import { encode, picture } from './helpers/web.js';
@@ -148,4 +151,25 @@ test('fcn predict on a batch with a folder, an empty file and a truncated PNG: e
   assert.equal(mask.width, 47);
   assert.equal(mask.height, 33);
   assert.equal(mask.format, 'png');
+});
+
+test('fcn download NAME --url --sha256 (a mirror serving another file), then --model NAME finds that verified download', async () => {
+  const dir = tempDir('mirror');
+  const body = Buffer.from('pretend weights: any bytes the user vouches for with --sha256');
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  const server = http.createServer((_req, res) => res.end(body));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const { port } = server.address() as { port: number };
+    const got = await downloadPublished('lraspp_mobilenet_v3_large', { dir, url: `http://127.0.0.1:${port}/my-net.pth`, sha256 });
+    assert.equal(path.basename(got.path), `lraspp_mobilenet_v3_large-${sha256.slice(0, 8)}.pth`);
+    assert.equal(resolveNamedWeights('lraspp_mobilenet_v3_large', dir), got.path);
+    // another network's name does not match it
+    assert.throws(() => resolveNamedWeights('deeplabv3_mobilenet_v3_large', dir), /deeplabv3_mobilenet_v3_large-fc3c493d\.pth is not in/);
+    // a file changed since it was verified is not trusted
+    fs.appendFileSync(got.path, 'x');
+    assert.throws(() => resolveNamedWeights('lraspp_mobilenet_v3_large', dir), /lraspp_mobilenet_v3_large-d234d4ea\.pth is not in/);
+  } finally {
+    server.close();
+  }
 });
