@@ -173,3 +173,33 @@ test('fcn download NAME --url --sha256 (a mirror serving another file), then --m
     server.close();
   }
 });
+
+test('fcn predict never writes a mask or overlay over one of its input images (--out the images\' own folder): usage error, nothing written', async () => {
+  const dir = tempDir('over');
+  const ckpt = path.join(dir, 'net.safetensors');
+  await tinyCheckpoint(ckpt, 3);
+  const png = await encode(picture(20, 12), 'png');
+  const jpg = await encode(picture(20, 12, 1), 'jpeg');
+  const photos = path.join(dir, 'photos');
+  fs.mkdirSync(photos);
+  fs.writeFileSync(path.join(photos, 'x.png'), png);
+  fs.writeFileSync(path.join(photos, 'y.jpg'), jpg);
+  fs.writeFileSync(path.join(photos, 'y.overlay.png'), png);
+  const before = fs.readdirSync(photos).sort();
+
+  const r = await runCli(['predict', '--model', ckpt, '--out', photos, '--threads', '1', path.join(photos, 'y.jpg'), path.join(photos, 'x.png')]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim(), `fcn: ${path.join(photos, 'x.png')}: an output (${path.join(photos, 'x.png')}) would overwrite this input image; write the masks to another folder`);
+  // the overlay of y.jpg is y.overlay.png, another input: refused too (relative paths alike)
+  const o = await runCli(['predict', '--model', ckpt, '--out', path.relative(process.cwd(), photos), '--overlay', '--threads', '1',
+    path.join(photos, 'y.jpg'), path.join(photos, 'y.overlay.png')]);
+  assert.equal(o.status, 2, o.stderr);
+  assert.match(o.stderr, /y\.overlay\.png: an output \(.*y\.overlay\.png\) would overwrite this input image/);
+  assert.deepEqual(fs.readdirSync(photos).sort(), before);
+  assert.ok(fs.readFileSync(path.join(photos, 'x.png')).equals(png));
+
+  // a JPEG input in its own folder is fine: its mask is another file
+  const ok = await runCli(['predict', '--model', ckpt, '--out', photos, '--threads', '1', path.join(photos, 'y.jpg')]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.ok(fs.existsSync(path.join(photos, 'y.png')));
+});
