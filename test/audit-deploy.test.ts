@@ -203,3 +203,11 @@ test('fcn predict never writes a mask or overlay over one of its input images (-
   assert.equal(ok.status, 0, ok.stderr);
   assert.ok(fs.existsSync(path.join(photos, 'y.png')));
 });
+
+test('fcn predict/serve --tile: the smallest value the flag accepts is one the model accepts (193: more than twice the 96-pixel margin)', async () => {
+  for (const cmd of ['predict', 'serve']) {
+    const r = await runCli([cmd, '--model', 'nonexistent.safetensors', '--tile', '64', ...(cmd === 'predict' ? ['x.png'] : [])]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim(), "fcn: --tile expects an integer >= 193, got '64'");
+  }
+});
