@@ -18,6 +18,8 @@ import { readSafetensors } from '../src/weights/safetensors.js';
 import { downloadPublished, resolveNamedWeights } from '../src/net/download.js';
 import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
+import { fixturesRoot } from './helpers/fixtures.js';
+import { readImage } from '../src/data/image.js';
 import { encode, picture } from './helpers/web.js';
 import { runCli } from './helpers/cli.js';
 
@@ -210,4 +212,16 @@ test('fcn predict/serve --tile: the smallest value the flag accepts is one the m
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stderr.trim(), "fcn: --tile expects an integer >= 193, got '64'");
   }
+});
+
+test('a CMYK JPEG without an ICC profile decodes to the RGB PIL (torchvision\'s loaders) gives, not through a stand-in press profile', async () => {
+  // made by scripts/make_cmyk_fixture.py: K from 0 to 255; PIL's RGB saved losslessly beside it
+  const dir = path.join(fixturesRoot, 'cmyk');
+  const got = await readImage(path.join(dir, 'cmyk.jpg'));
+  const { data, info } = await sharp(path.join(dir, 'rgb.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.equal(got.width, info.width);
+  assert.equal(got.height, info.height);
+  let worst = 0;
+  for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - data[i]!));
+  assert.equal(worst, 0, 'every channel of every pixel equals PIL\'s');
 });
