@@ -20,10 +20,13 @@ import { zeroGrayPng } from './helpers/badfiles.js';
 import { tempDirs } from './helpers/tmp.js';
 import { fixturesRoot } from './helpers/fixtures.js';
 import { readImage } from '../src/data/image.js';
+import type OnnxProto from 'onnx-proto';
+import { requireCjs } from '../src/util/cjs.js';
 import { encode, picture } from './helpers/web.js';
 import { runCli } from './helpers/cli.js';
 
 const { tempDir } = tempDirs('fcn-audit-deploy-');
+const { onnx } = requireCjs('onnx-proto') as typeof OnnxProto;
 
 /** A width-reduced torchvision FCN checkpoint with `numClasses` classes. */
 async function tinyCheckpoint(file: string, numClasses: number, aux = false): Promise<void> {
@@ -224,4 +227,26 @@ test('a CMYK JPEG without an ICC profile decodes to the RGB PIL (torchvision\'s 
   let worst = 0;
   for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - data[i]!));
   assert.equal(worst, 0, 'every channel of every pixel equals PIL\'s');
+});
+
+test('an ONNX file whose metadata names fewer classes than its logits have is refused, not run with nameless class ids', async () => {
+  const dir = tempDir('onnx-classes');
+  const ckpt = path.join(dir, 'net.safetensors');
+  await tinyCheckpoint(ckpt, 3);
+  const good = path.join(dir, 'net.onnx');
+  assert.equal((await runCli(['export', '--model', ckpt, '--onnx', good])).status, 0);
+  const model = onnx.ModelProto.decode(fs.readFileSync(good));
+  for (const p of model.metadataProps ?? []) {
+    if (p.key === 'classes') p.value = JSON.stringify(['a', 'b']);
+    if (p.key === 'colors') p.value = JSON.stringify([[0, 0, 0], [1, 1, 1]]);
+  }
+  const bad = path.join(dir, 'tampered.onnx');
+  fs.writeFileSync(bad, onnx.ModelProto.encode(model).finish());
+  const img = path.join(dir, 'x.png');
+  fs.writeFileSync(img, await encode(picture(20, 12), 'png'));
+  const r = await runCli(['predict', '--model', bad, '--out', path.join(dir, 'out'), '--threads', '1', img]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.trim(), `fcn: ${bad}: the graph's 'logits' has 3 channels, but its metadata names 2 classes`);
+  assert.ok(!fs.existsSync(path.join(dir, 'out')));
+  assert.equal((await runCli(['predict', '--model', good, '--out', path.join(dir, 'out'), '--threads', '1', img])).status, 0);
 });
