@@ -97,7 +97,8 @@ async function declaredSize(input: Uint8Array | string, name: string, maxPixels:
 /**
  * A CMYK JPEG without an ICC profile, converted as browsers and PIL (hence torchvision's loaders) do:
  * R = (255 − C)(255 − K)/255, likewise G from M and B from Y, rounded. libvips would convert it
- * through a stand-in press profile instead, which shifts colours by up to ~20 levels.
+ * through a stand-in press profile instead, which shifts colours by tens of levels (over 100 where K
+ * is high).
  * Undefined when the image is not plain 4-channel CMYK.
  */
 async function decodeProfilelessCmyk(bytes: Uint8Array, max: number): Promise<RgbImage | undefined> {

@@ -19,6 +19,11 @@ import { modelPath } from './named.js';
 import { isOnnxPath, readFcnOnnx, type FcnOnnxFile, type Precision } from './onnx-file.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
+/** Context kept around each tile's core, in pixels. */
+export const DEFAULT_TILE_MARGIN = 96;
+/** The smallest tile size: more than twice the margin, so every tile has a core. */
+export const MIN_TILE = 2 * DEFAULT_TILE_MARGIN + 1;
+
 export interface SegmentationModelOptions {
   /** ORT intra-op threads (default: all cores). */
   threads?: number;
@@ -210,8 +215,3 @@ export async function loadModel(source: string | Checkpoint | FreshModelOptions,
 function onCpu(): boolean {
   return getDefaultDevice().name === 'cpu' && process.env['FCN_WINOGRAD'] !== '0';
 }
-/** Context kept around each tile's core, in pixels. */
-export const DEFAULT_TILE_MARGIN = 96;
-/** The smallest tile size: more than twice the margin, so every tile has a core. */
-export const MIN_TILE = 2 * DEFAULT_TILE_MARGIN + 1;
-
