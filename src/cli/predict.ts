@@ -2,8 +2,8 @@
 // A batch segments every readable image; each unreadable one is named on its own line on stderr as
 // it is met, and the run exits 1 at the end with the count (--fail-fast: stop at the first).
 import { Command } from 'commander';
-import { loadModel } from '../infer/model.js';
-import { checkStems, failureSummary, predictFiles, probeImageFiles, stemOf } from '../infer/predict.js';
+import { loadModel, MIN_TILE } from '../infer/model.js';
+import { checkOutputsSpareInputs, checkStems, failureSummary, predictFiles, probeImageFiles, stemOf } from '../infer/predict.js';
 import type { ClassShare } from '../infer/model.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
 import { printable } from '../util/text.js';
@@ -21,7 +21,7 @@ export function command(): Command {
     .option('--out <dir>', 'output folder', 'predictions')
     .option('--overlay', 'also write <stem>.overlay.png (image blended with the colour mask)')
     .option('--fail-fast', 'stop at the first unreadable image instead of skipping it')
-    .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', 64), 1024)
+    .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', MIN_TILE), 1024)
     .option('--max-pixels <n>', 'largest image accepted, in pixels (default 100000000; env FCN_MAX_PIXELS)', parseMaxPixels)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--queue <url>', QUEUE_HELP, queueFlag)
@@ -31,6 +31,7 @@ export function command(): Command {
     .action(async (all: string[], o: { model: string; arch?: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number; queue?: string; queueName: string; shard?: Shard }) => {
       const images = o.shard ? selectShard(all, o.shard, stemOf) : all;
       checkStems(images);
+      checkOutputsSpareInputs(images, o.out, o.overlay);
       const line = (file: string, r: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => {
         const top = r.classes.slice(0, 4).map((c) => `${printable(c.name)} ${(c.fraction * 100).toFixed(1)}%`).join(', ');
         process.stdout.write(`${printable(file)} -> ${printable(r.maskPath)} (${r.width}x${r.height}): ${top}\n`);

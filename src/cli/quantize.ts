@@ -9,7 +9,7 @@ import { quantizeCheckpoint, compareModels, CALIBRATION_METHODS, DEFAULT_CALIBRA
 import { SplitNotFoundError } from '../data/layouts.js';
 import { metricsReport } from '../eval/confusion.js';
 import { Progress } from '../util/progress.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { FcnError, UsageError } from '../util/errors.js';
 import { addDataOptions, openDataFromFlags, modelLabels, type DataFlags } from './data.js';
 import { ARCH_HELP, parseArch, parseFloatFlag, parseIntFlag, parseMaxPixels } from './options.js';
@@ -38,6 +38,7 @@ export function command(): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1));
   return addDataOptions(cmd, false).action(async (o: QuantizeFlags) => {
     if (o.percentile > 100) throw new UsageError(`--percentile expects a number between 50 and 100, got ${o.percentile}`);
+    checkOutputFile(o.out);
     // a float32 file fcn export wrote: its parameters read back from the graph (the reference model is the file itself)
     let floatFile: FcnOnnxFile | undefined;
     let ckpt: Checkpoint;
@@ -68,12 +69,24 @@ export function command(): Command {
     try {
       val = await openDataFromFlags(o.data, 'val', o, { maxPixels: o.maxPixels, defaultLabels: labels });
     } catch (err) {
-      if (!(err instanceof SplitNotFoundError)) throw err;
-      process.stdout.write('no val split: float32 and int8 not compared\n');
+      if (err instanceof SplitNotFoundError) {
+        process.stdout.write('no val split: float32 and int8 not compared\n');
+        return;
+      }
+      // the int8 file is written whole by now; a val split that cannot be read (an empty id list)
+      // only leaves out the comparison
+      if (!(err instanceof FcnError)) throw err;
+      process.stdout.write(`val split not read (${err.message}): float32 and int8 not compared\n`);
       return;
     }
     const ids = o.valLimit !== undefined ? val.ids.slice(0, o.valLimit) : val.ids;
     if (ids.length === 0) return;
+    // scores need the val masks' class ids to be the model's; calibration itself reads only images
+    const valClasses = val.labels.classes.length;
+    if (valClasses !== ckpt.arch.numClasses) {
+      process.stdout.write(`the val split has ${valClasses} classes (from ${val.labels.source}), the model ${ckpt.arch.numClasses}: float32 and int8 not compared\n`);
+      return;
+    }
     const reference = floatFile ? await SegmentationModel.fromOnnx(floatFile, { threads: o.threads }) : await SegmentationModel.fromCheckpoint(ckpt, { threads: o.threads });
     const candidate = await SegmentationModel.fromOnnx(decodeFcnOnnx(result.bytes, o.out), { threads: o.threads });
     try {

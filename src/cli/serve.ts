@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { serve } from '../web/serve.js';
 import { UsageError } from '../util/errors.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseFloatFlag, parseIntFlag } from './options.js';
+import { MIN_TILE } from '../infer/model.js';
 import { modelPath } from '../infer/named.js';
 
 interface ServeFlags {
@@ -59,7 +60,7 @@ export function command(): Command {
     .option('--body-timeout <seconds>', 'time a client has to send its whole request; slower ones get 408', rangeFlag('--body-timeout', 0.1, 86400, false), 60)
     .option('--max-uploads <n>', 'request bodies received at once; more get 503', rangeFlag('--max-uploads', 1, 100000, true), 16)
     .option('--drain-timeout <seconds>', 'on SIGTERM/SIGINT, time to finish the requests in flight before closing them', rangeFlag('--drain-timeout', 0, 86400, false), 25)
-    .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', 64), 1024)
+    .option('--tile <n>', 'images with a side longer than this are predicted in overlapping tiles', parseIntFlag('--tile', MIN_TILE), 1024)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', parseIntFlag('--threads', 1))
     .option('--quiet', 'do not print a line per request')
     .action(async (o: ServeFlags) => {

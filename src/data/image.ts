@@ -4,7 +4,7 @@
 // Every decoder reads the declared width and height from the file's header first and refuses more
 // pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
-import { access, open, readFile } from 'node:fs/promises';
+import { access, constants as fsConstants, open, readFile, stat } from 'node:fs/promises';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';
 import type Sharp from 'sharp';
 import { requireCjs } from '../util/cjs.js';
@@ -68,31 +68,69 @@ export function checkPixelCount(name: string, width: number, height: number, lim
  * An image's declared size, from its header alone (sharp reads it without decoding a pixel),
  * checked against the pixel limit. `input`: the encoded bytes, or a path.
  */
-async function declaredSize(input: Uint8Array | string, name: string, maxPixels: number): Promise<{ width: number; height: number }> {
-  let meta: { width?: number; height?: number };
+async function declaredSize(input: Uint8Array | string, name: string, maxPixels: number): Promise<{ width: number; height: number; space?: string; icc: boolean }> {
+  let meta: { width?: number; height?: number; space?: string; icc?: unknown };
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
     // for a path, say why it cannot be read (sharp's own words for a missing file are "Input file is missing")
     if (typeof input === 'string') {
+      let size: number;
       try {
-        await access(input);
+        const st = await stat(input);
+        if (st.isDirectory()) throw new FcnError(`${name}: a folder, not an image file (JPEG/PNG/WebP expected)`);
+        size = st.size;
+        await access(input, fsConstants.R_OK);
       } catch (e) {
+        if (e instanceof FcnError) throw e;
         throw new FcnError(`${name}: cannot read an image (${readFailure(e)})`);
       }
+      if (size === 0) throw new FcnError(`${name}: the file is empty (JPEG/PNG/WebP expected)`);
     }
     throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
   }
   if (!meta.width || !meta.height) throw new FcnError(`${name}: not a readable image (JPEG/PNG/WebP expected): no size in its header`);
   checkPixelCount(name, meta.width, meta.height, { maxPixels });
-  return { width: meta.width, height: meta.height };
+  return { width: meta.width, height: meta.height, space: meta.space, icc: meta.icc !== undefined };
+}
+
+/**
+ * A CMYK JPEG without an ICC profile, converted as browsers and PIL (hence torchvision's loaders) do:
+ * R = (255 − C)(255 − K)/255, likewise G from M and B from Y, rounded. libvips would convert it
+ * through a stand-in press profile instead, which shifts colours by tens of levels (over 100 where K
+ * is high).
+ * Undefined when the image is not plain 4-channel CMYK.
+ */
+async function decodeProfilelessCmyk(bytes: Uint8Array, max: number): Promise<RgbImage | undefined> {
+  const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: max })
+    .rotate()
+    .pipelineColourspace('cmyk')
+    .toColourspace('cmyk')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 4) return undefined;
+  const n = info.width * info.height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const k = 255 - data[4 * i + 3]!;
+    for (let c = 0; c < 3; c++) {
+      // (a·b)/255 rounded, exactly (PIL's MULDIV255)
+      const t = (255 - data[4 * i + c]!) * k + 128;
+      rgb[3 * i + c] = (t + (t >> 8)) >> 8;
+    }
+  }
+  return { width: info.width, height: info.height, data: rgb };
 }
 
 /** Decodes any image sharp reads (JPEG, PNG, WebP, ...) to 8-bit RGB. `name` is used in errors. */
 export async function decodeImage(bytes: Uint8Array, name = 'image', limits: DecodeLimits = {}): Promise<RgbImage> {
   const max = maxPixelsLimit(limits);
-  await declaredSize(bytes, name, max);
+  const meta = await declaredSize(bytes, name, max);
   try {
+    if (meta.space === 'cmyk' && !meta.icc) {
+      const cmyk = await decodeProfilelessCmyk(bytes, max);
+      if (cmyk) return cmyk;
+    }
     // rotate(): apply the EXIF orientation, as browsers and viewers do, so masks line up with what people see
     const { data, info } = await sharp(bytes, { failOn: 'error', limitInputPixels: max })
       .rotate()

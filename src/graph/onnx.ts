@@ -202,6 +202,8 @@ export interface OnnxSummary {
   metadata: Record<string, string>;
   inputs: string[];
   outputs: string[];
+  /** Each output's declared shape: a number for a fixed dimension, the parameter's name for a symbolic one, null when undeclared. */
+  outputShapes: Record<string, (number | string | null)[]>;
   ops: Record<string, number>;
 }
 
@@ -218,6 +220,8 @@ export function readOnnxSummary(bytes: Uint8Array): OnnxSummary {
     metadata,
     inputs: (model.graph.input ?? []).map((v) => v.name ?? ''),
     outputs: (model.graph.output ?? []).map((v) => v.name ?? ''),
+    outputShapes: Object.fromEntries((model.graph.output ?? []).map((v) => [v.name ?? '',
+      (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue != null ? Number(d.dimValue) : d.dimParam || null))])),
     ops,
   };
 }

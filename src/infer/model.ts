@@ -19,6 +19,11 @@ import { modelPath } from './named.js';
 import { isOnnxPath, readFcnOnnx, type FcnOnnxFile, type Precision } from './onnx-file.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
+/** Context kept around each tile's core, in pixels. */
+export const DEFAULT_TILE_MARGIN = 96;
+/** The smallest tile size: more than twice the margin, so every tile has a core. */
+export const MIN_TILE = 2 * DEFAULT_TILE_MARGIN + 1;
+
 export interface SegmentationModelOptions {
   /** ORT intra-op threads (default: all cores). */
   threads?: number;
@@ -68,9 +73,10 @@ export class SegmentationModel {
     readonly onnx?: Uint8Array,
   ) {
     this.tileSize = opts.tileSize ?? 1024;
-    this.tileMargin = opts.tileMargin ?? 96;
+    this.tileMargin = opts.tileMargin ?? DEFAULT_TILE_MARGIN;
     if (this.tileSize % arch.stride !== 0 || this.tileSize <= 2 * this.tileMargin) {
-      throw new FcnError(`tile size ${this.tileSize} must be a multiple of ${arch.stride} and larger than twice the margin ${this.tileMargin}`, 2);
+      const stride = arch.stride > 1 ? `a multiple of ${arch.name}'s stride ${arch.stride} and ` : '';
+      throw new FcnError(`tile size ${this.tileSize} must be ${stride}larger than twice the tile margin ${this.tileMargin}`, 2);
     }
   }
 

@@ -86,6 +86,11 @@ export function decodeFcnOnnx(bytes: Uint8Array, file: string): FcnOnnxFile {
   }
   for (const name of [arch.input]) if (!summary.inputs.includes(name)) throw new FcnError(`${file}: the graph has no input '${name}'`);
   for (const name of [arch.output, 'mask']) if (!summary.outputs.includes(name)) throw new FcnError(`${file}: the graph has no output '${name}'`);
+  // class ids past the metadata's classes would have no name or colour
+  const channels = summary.outputShapes[arch.output]?.[1];
+  if (typeof channels === 'number' && channels !== n) {
+    throw new FcnError(`${file}: the graph's '${arch.output}' has ${channels} channels, but its metadata names ${n} classes`);
+  }
   return {
     bytes, arch, precision, metadata: md,
     card: {

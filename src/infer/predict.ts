@@ -3,6 +3,7 @@
 // not stop at the 17th: every readable image is segmented, each unreadable one is reported and
 // skipped, and the caller learns which failed (or, with failFast, the first bad input stops the run).
 // Writing is different: an output that cannot be written stops the batch at once.
+import { statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { probeImage, readImage, writeImage, writeMask, type RgbImage } from '../data/image.js';
 import { FcnError } from '../util/errors.js';
@@ -43,6 +44,40 @@ export function checkStems(files: string[]): void {
   }
 }
 
+/** The files a prediction of `file` writes into `outDir`. */
+export function outputsOf(file: string, outDir: string, overlay = false): string[] {
+  const stem = stemOf(file);
+  return overlay ? [join(outDir, `${stem}.png`), join(outDir, `${stem}.overlay.png`)] : [join(outDir, `${stem}.png`)];
+}
+
+/**
+ * Checks that no output would overwrite an input (`--out` the images' own folder, with PNG inputs):
+ * a usage error before anything runs. Files are compared by identity (device and inode), so links
+ * and case-insensitive file systems are caught too.
+ */
+export function checkOutputsSpareInputs(files: string[], outDir: string, overlay = false): void {
+  const identity = (path: string): string | undefined => {
+    try {
+      const st = statSync(path);
+      return `${st.dev}:${st.ino}`;
+    } catch {
+      return undefined;
+    }
+  };
+  const inputs = new Map<string, string>();
+  for (const file of files) {
+    const id = identity(file);
+    if (id !== undefined) inputs.set(id, file);
+  }
+  for (const file of files) {
+    for (const out of outputsOf(file, outDir, overlay)) {
+      const id = identity(out);
+      const input = id !== undefined ? inputs.get(id) : undefined;
+      if (input !== undefined) throw new FcnError(`${input}: an output (${out}) would overwrite this input image; write the masks to another folder`, 2);
+    }
+  }
+}
+
 /**
  * Checks every input from its header (cheap, no decoding), before a model is loaded: returns the
  * readable ones and reports each unreadable one through onError (with failFast: throws the first).
@@ -66,6 +101,7 @@ export async function probeImageFiles(files: string[], opts: Pick<PredictFilesOp
 
 export async function predictFiles(model: SegmentationModel, files: string[], opts: PredictFilesOptions): Promise<PredictFilesResult> {
   checkStems(files);
+  checkOutputsSpareInputs(files, opts.outDir, opts.overlay);
   const written: string[] = [];
   const failed: PredictFilesResult['failed'] = [];
   for (const file of files) {

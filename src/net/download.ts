@@ -2,7 +2,7 @@
 // (VOC2012 -> DIR/VOCdevkit/VOC2012, SBD -> DIR/benchmark_RELEASE), weights kept as torchvision
 // names them (DIR/resnet50-0676ba61.pth ...), each verified by its published digest before anything
 // uses it; and the look-ups that find a verified copy again without the network.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { FcnError } from '../util/errors.js';
@@ -216,6 +216,33 @@ function findVerified(p: Published, folders: string[]): Found {
 }
 
 /**
+ * The files `fcn download NAME --url URL --sha256 HEX` saved from a mirror serving another file than
+ * the published one: `<stem>-<8 hex>.pth` whose sidecar records a SHA-256 starting with those digits
+ * and still describes the file (same size and time). Named after the user's digest, they are the
+ * network the user fetched under that name.
+ */
+function findMirrored(p: Published, folders: string[]): string[] {
+  const stem = p.file.replace(/-[0-9a-f]+\.pth$/, '');
+  const pattern = new RegExp(`^${stem}-([0-9a-f]{8})\\.pth$`);
+  const found: string[] = [];
+  for (const folder of folders) {
+    let names: string[];
+    try {
+      names = readdirSync(folder);
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) {
+      const m = pattern.exec(n);
+      if (!m || n === p.file) continue;
+      const file = join(folder, n);
+      if (rememberedDigest(file, 'sha256')?.startsWith(m[1]!)) found.push(file);
+    }
+  }
+  return found;
+}
+
+/**
  * Path of a verified torchvision `resnet18-f37072fd.pth` in `dir`, or (no `dir`) in the default
  * download folder or torch.hub's cache; undefined when there is none. A file with a current
  * sidecar is trusted; otherwise it is hashed (about 45 MB). A file whose hash is wrong is ignored.
@@ -251,6 +278,11 @@ export function resolveNamedWeights(name: string, dir?: string): string {
   const folders = lookupFolders(dir);
   const found = findVerified(p, folders);
   if (found.path) return found.path;
+  const mirrored = findMirrored(p, folders);
+  if (mirrored.length === 1) return mirrored[0]!;
+  if (mirrored.length > 1) {
+    throw new FcnError(`${name}: ${p.file} is not downloaded, and ${mirrored.length} other verified downloads of ${name} are (${mirrored.join(', ')}); name one of them by its path`);
+  }
   const command = `fcn download ${name}${dir !== undefined ? ` --dir ${shellWord(dir)}` : ''}`;
   const where = join(folders[0]!, p.file);
   const why = found.mismatched

@@ -1,5 +1,5 @@
 // File writing that never leaves half-written output: write a sibling temp file, then rename.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { FcnError } from './errors.js';
@@ -40,6 +40,20 @@ export function mkdirFailure(dir: string, err: unknown, mkdirOne: (path: string)
 
 function tempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+}
+
+/**
+ * Refuses, before any long work, an output file path that a folder already holds (writeFileAtomic
+ * would only find out at the end).
+ */
+export function checkOutputFile(path: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    return;
+  }
+  if (isDir) throw writeError(path, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), 'write');
 }
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {

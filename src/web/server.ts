@@ -168,7 +168,8 @@ async function checkImageHeader(bytes: Uint8Array, name: string, maxSide: number
   let width: number | undefined;
   let height: number | undefined;
   try {
-    ({ width, height } = await sharp(bytes).metadata());
+    // the header alone is read: sharp's own pixel limit would turn a huge side into "unreadable" (400)
+    ({ width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (err) {
     throw new HttpError(400, `${name}: not a readable image (JPEG/PNG/WebP expected): ${errorMessage(err)}`);
   }
