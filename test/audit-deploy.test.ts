@@ -250,3 +250,24 @@ test('an ONNX file whose metadata names fewer classes than its logits have is re
   assert.ok(!fs.existsSync(path.join(dir, 'out')));
   assert.equal((await runCli(['predict', '--model', good, '--out', path.join(dir, 'out'), '--threads', '1', img])).status, 0);
 });
+
+test('--variant is --arch\'s alias wherever --arch is (DESIGN: the book\'s fcn16s/fcn8s, "--variant stays as an alias")', async () => {
+  const dir = tempDir('variant');
+  const ckpt = path.join(dir, 'net.safetensors');
+  await tinyCheckpoint(ckpt, 3);
+  for (const cmd of ['predict', 'eval', 'show', 'serve', 'export', 'quantize', 'import']) {
+    const help = await runCli([cmd, '--help']);
+    assert.match(help.stdout, /--variant <name>/, `${cmd} --help lists --variant`);
+  }
+  // the alias reaches the model check as --arch does: a file holding fcn_resnet50 is not fcn16s
+  const png = path.join(dir, 'x.png');
+  fs.writeFileSync(png, await encode(picture(20, 12), 'png'));
+  const wrong = await runCli(['predict', '--model', ckpt, '--variant', 'fcn16s', '--out', path.join(dir, 'out'), '--threads', '1', png]);
+  const viaArch = await runCli(['predict', '--model', ckpt, '--arch', 'fcn16s', '--out', path.join(dir, 'out'), '--threads', '1', png]);
+  assert.equal(wrong.status, 1, wrong.stderr);
+  assert.equal(wrong.stderr, viaArch.stderr);
+  assert.equal((await runCli(['predict', '--model', ckpt, '--variant', 'fcn9s', png])).status, 2);
+  const both = await runCli(['predict', '--model', ckpt, '--variant', 'fcn8s', '--arch', 'fcn16s', png]);
+  assert.equal(both.status, 2);
+  assert.equal(both.stderr.trim(), 'fcn: --variant fcn8s and --arch fcn16s name different networks; give one');
+});

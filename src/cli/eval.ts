@@ -10,7 +10,7 @@ import { Progress } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
-import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
 import { printableLines } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 
@@ -31,6 +31,8 @@ export function command(): Command {
     .description('score a model on a split (full images, one confusion matrix): pixel acc, mean acc, mIoU, fwIoU, per-class IoU')
     .option('--model <file|name>', MODEL_HELP)
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .option('--data <dir>', 'a dataset in any layout (VOC, CVAT export, mmsegmentation, ADE20K), or the folder holding it')
     .option('--split <name>', "the split to score (val: every layout's validation split)", 'val')
     .option('--json <file>', 'also write the metrics as JSON')

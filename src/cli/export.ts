@@ -10,7 +10,7 @@ import { compileExport } from '../graph/inference.js';
 import { modelPath } from '../infer/named.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { FcnError, UsageError } from '../util/errors.js';
-import { ARCH_HELP, MODEL_HELP, parseArch } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant } from './options.js';
 
 interface ExportFlags {
   model: string;
@@ -26,6 +26,8 @@ export function command(): Command {
       "or (--format torchvision) the weights as a .safetensors state_dict with torchvision's key names")
     .requiredOption('--model <file|name>', MODEL_HELP)
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .option('--format <format>', 'onnx or torchvision', 'onnx')
     .option('--onnx <file>', 'output .onnx file (--format onnx)')
     .option('--out <file>', 'output file (either format)')

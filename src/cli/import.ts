@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { importCheckpoint, LAYOUT_DESCRIPTIONS } from '../weights/index.js';
 import { modelPath } from '../infer/named.js';
-import { ARCH_HELP, parseArch } from './options.js';
+import { ARCH_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant } from './options.js';
 
 const FORMATS = { 'fcn-checkpoint': 'fcn checkpoint', safetensors: 'safetensors', pth: 'PyTorch state_dict' } as const;
 
@@ -14,6 +14,8 @@ export function command(): Command {
     .argument('<file>', 'a .pth (torch.save zip or legacy format) or .safetensors file, or a downloaded network\'s name')
     .requiredOption('--out <file>', 'the checkpoint to write (.safetensors with architecture, classes, colours, normalisation)')
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .action(async (file: string, o: { out: string; arch?: string }) => {
       const { checkpoint: c, source, tensors } = await importCheckpoint(modelPath(file), o.out, { arch: o.arch });
       const shown = c.classes.length > 6 ? [...c.classes.slice(0, 5), '…', c.classes[c.classes.length - 1]] : c.classes;

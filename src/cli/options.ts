@@ -59,4 +59,22 @@ export function parseArch(value: string): string {
 }
 
 export const ARCH_HELP = 'the network the model file must hold (recognised from the file otherwise): ' + ARCH_NAMES.join(', ');
+
+const VARIANTS: readonly string[] = ['fcn32s', 'fcn16s', 'fcn8s'];
+
+/** --variant NAME, the book's fcn32s/fcn16s/fcn8s as fcn train names them: an alias of --arch (foldVariant). */
+export function parseVariant(value: string): string {
+  if (!VARIANTS.includes(value)) throw new UsageError(`--variant expects one of ${VARIANTS.join(', ')}, got '${value}'`);
+  return value;
+}
+
+export const VARIANT_HELP = `the book's network (${VARIANTS.join(', ')}): the same as --arch`;
+
+/** A command's preAction hook: --variant given becomes --arch (a different --arch beside it is a usage error). */
+export function foldVariant(cmd: { opts(): Record<string, unknown>; setOptionValue(key: string, value: unknown): unknown }): void {
+  const { arch, variant } = cmd.opts();
+  if (variant === undefined) return;
+  if (arch !== undefined && arch !== variant) throw new UsageError(`--variant ${String(variant)} and --arch ${String(arch)} name different networks; give one`);
+  cmd.setOptionValue('arch', variant);
+}
 export const MODEL_HELP = "checkpoint (.safetensors), the book's or torchvision's PyTorch state_dict (.pth), an .onnx file fcn export or fcn quantize wrote, or a downloaded network's name (fcn_resnet50, ...)";

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { loadModel, MIN_TILE } from '../infer/model.js';
 import { checkOutputsSpareInputs, checkStems, failureSummary, predictFiles, probeImageFiles, stemOf } from '../infer/predict.js';
 import type { ClassShare } from '../infer/model.js';
-import { ARCH_HELP, MODEL_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
 import { printable } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 import { selectShard, type Shard } from '../queue/shard.js';
@@ -18,6 +18,8 @@ export function command(): Command {
       'unreadable images are named on stderr and skipped, and the run exits 1 at the end if any were')
     .requiredOption('--model <file|name>', MODEL_HELP)
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .option('--out <dir>', 'output folder', 'predictions')
     .option('--overlay', 'also write <stem>.overlay.png (image blended with the colour mask)')
     .option('--fail-fast', 'stop at the first unreadable image instead of skipping it')

@@ -12,7 +12,7 @@ import { Progress } from '../util/progress.js';
 import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { FcnError, UsageError } from '../util/errors.js';
 import { addDataOptions, openDataFromFlags, modelLabels, type DataFlags } from './data.js';
-import { ARCH_HELP, parseArch, parseFloatFlag, parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseFloatFlag, parseIntFlag, parseMaxPixels } from './options.js';
 
 interface QuantizeFlags extends DataFlags {
   model: string; arch?: string; data: string; split: string; calib: number; out: string;
@@ -27,6 +27,8 @@ export function command(): Command {
       'writes an ONNX file (QDQ form) that predict, eval, show and serve load with --model, and compares it with float32 on the val split')
     .requiredOption('--model <file|name>', "the trained network: checkpoint (.safetensors), the book's or torchvision's .pth, a float32 .onnx that fcn export wrote, or a downloaded network's name")
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .requiredOption('--data <dir>', 'the dataset whose images calibrate the ranges (any layout)')
     .option('--split <name>', 'the split calibrated on', 'train')
     .option('--calib <n>', 'calibration images, spread evenly over the split', parseIntFlag('--calib', 1), 100)

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { Command } from 'commander';
 import { serve } from '../web/serve.js';
 import { UsageError } from '../util/errors.js';
-import { ARCH_HELP, MODEL_HELP, parseArch, parseFloatFlag, parseIntFlag } from './options.js';
+import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseFloatFlag, parseIntFlag } from './options.js';
 import { MIN_TILE } from '../infer/model.js';
 import { modelPath } from '../infer/named.js';
 
@@ -53,6 +53,8 @@ export function command(): Command {
     .description('web page and HTTP API for segmentation: POST /api/segment (image body) -> classes and mask PNG; GET /healthz (alive), /readyz (ready)')
     .requiredOption('--model <file|name>', MODEL_HELP)
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .option('--host <address>', 'address to bind (0.0.0.0 makes it reachable from other machines)', hostFlag, '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', portFlag, 8080)
     .option('--max-body-mb <mb>', 'largest upload accepted, in MB', parseFloatFlag('--max-body-mb', 0.001), 20)

@@ -9,7 +9,7 @@ import type { Rgb } from '../data/voc.js';
 import { showExamples, type ShowExample } from '../render/pictures.js';
 import { loadModel } from '../infer/model.js';
 import { UsageError } from '../util/errors.js';
-import { ARCH_HELP, parseArch, parseIntFlag, parseMaxPixels } from './options.js';
+import { ARCH_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
 
 export function command(): Command {
   const cmd = new Command('show')
@@ -17,6 +17,8 @@ export function command(): Command {
     .requiredOption('--data <dir>', 'a dataset in any layout (VOC, CVAT export, mmsegmentation, ADE20K), or the folder holding it')
     .option('--model <file|name>', 'also draw a row of predictions by this model')
     .option('--arch <name>', ARCH_HELP, parseArch)
+    .option('--variant <name>', VARIANT_HELP, parseVariant)
+    .hook('preAction', foldVariant)
     .option('--split <name>', 'the split to draw', 'val')
     .option('--n <n>', 'how many examples (columns)', parseIntFlag('--n', 1), 4)
     .requiredOption('--out <file>', 'the picture to write (.png)')
