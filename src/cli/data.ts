@@ -26,6 +26,8 @@ export function addDataOptions(cmd: Command, withFraction = true): Command {
 export function parseClasses(value: string): string[] {
   const names = value.split(',').map((s) => s.trim());
   if (names.length === 0 || names.some((n) => n.length === 0)) throw new UsageError(`--classes expects names separated by commas (e.g. background,road,car), got '${value}'`);
+  const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
+  if (twice >= 0) throw new UsageError(`--classes lists '${names[twice]}' twice (at ${names.indexOf(names[twice]!)} and ${twice}); class names must be unique`);
   return names;
 }
 

@@ -95,6 +95,21 @@ function byStem(names: string[], extensions: readonly string[]): Map<string, str
   return out;
 }
 
+/**
+ * The files of a folder for a list's ids, keyed by id (see byStem). An id with folders in it
+ * (`set1/frame_001`, as CVAT exports images uploaded in folders) is looked up in that sub-folder;
+ * a sub-folder that is not there has no files, and the pairing names the id.
+ */
+async function filesById(dir: string, ids: readonly string[], role: string, extensions: readonly string[]): Promise<Map<string, string>> {
+  const out = byStem(await listFiles(dir, role), extensions);
+  const folders = new Set(ids.filter((id) => id.includes('/')).map((id) => id.slice(0, id.lastIndexOf('/'))));
+  for (const folder of folders) {
+    const names = await listFiles(join(dir, ...folder.split('/')), role).catch(() => []);
+    for (const [stem, name] of byStem(names, extensions)) out.set(`${folder}/${stem}`, `${folder}/${name}`);
+  }
+  return out;
+}
+
 /** What kind of layout a folder is, without looking below it. */
 async function layoutAt(dir: string): Promise<LayoutName | undefined> {
   if (await isDirectory(join(dir, VOC_LISTS))) return (await isFile(join(dir, LABELMAP_FILE))) ? 'cvat' : 'voc';
@@ -219,8 +234,8 @@ async function openVocStyle(root: string, layout: LayoutName, split: string, opt
     (name) => `${join(listDir, `${name}.txt`)}: no such file`);
   const imageDir = join(root, 'JPEGImages');
   const maskDir = join(root, 'SegmentationClass');
-  const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
-  const masks = byStem(await listFiles(maskDir, 'mask'), ['.png']);
+  const images = await filesById(imageDir, ids, 'image', IMAGE_EXTENSIONS);
+  const masks = await filesById(maskDir, ids, 'mask', ['.png']);
   pair(ids, images, masks, imageDir, maskDir, join(listDir, `${lists.includes(split) ? split : lists.includes('default') ? 'default' : split}.txt`));
   return makeDataset(root, split, layout, ids, labels, imageDir, images, maskDir, masks, opts.maxPixels);
 }
@@ -273,7 +288,7 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
       }
       return openVocStyle(root, layout, split, opts);
     case 'mmseg': {
-      const labels = opts.labels ?? (await readLabelFile(root)) ?? (await readLabelFile(dirname(root))) ?? opts.defaultLabels ?? vocLabels();
+      const labels = opts.labels ?? (await mmsegLabelFile(root)) ?? opts.defaultLabels ?? vocLabels();
       return openFolders(root, layout, split, opts, 'img_dir', 'ann_dir', labels, (s) => s);
     }
     case 'ade20k': {
@@ -281,4 +296,26 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
       return openFolders(root, layout, split, opts, 'images', 'annotations', labels, (s) => ADE_SPLITS[s] ?? s);
     }
   }
+}
+
+/** An mmsegmentation folder's class file: beside img_dir/ and ann_dir/, or one folder up. */
+function mmsegLabelFile(root: string): Promise<LabelSpace | undefined> {
+  return readLabelFile(root).then((found) => found ?? readLabelFile(dirname(root)));
+}
+
+/**
+ * The label space of a folder of ground-truth masks as a dataset lays them out, for scoring masks
+ * outside a dataset: a class file in the folder or beside it (VOC or CVAT's SegmentationClass/),
+ * an mmsegmentation folder's for its ann_dir/<split>/, ADE20K's 150 classes (value 0 ignored) for
+ * ADEChallengeData2016's annotations/<split>/; undefined when none of these applies.
+ */
+export async function maskFolderLabels(dir: string): Promise<LabelSpace | undefined> {
+  const own = (await readLabelFile(dir)) ?? (await readLabelFile(dirname(dir)));
+  if (own) return own;
+  const root = dirname(dirname(dir));
+  const parent = basename(dirname(dir));
+  const layout = await layoutAt(root);
+  if (layout === 'mmseg' && parent === 'ann_dir') return mmsegLabelFile(root);
+  if (layout === 'ade20k' && parent === 'annotations') return ade20kLabels();
+  return undefined;
 }

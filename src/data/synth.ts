@@ -353,7 +353,8 @@ async function checkOutDir(outDir: string): Promise<boolean> {
 
 /**
  * Writes a synthetic VOC dataset: `outDir` itself becomes the VOC root (JPEGImages/*.jpg,
- * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt,
+ * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt (a split
+ * of no images has no list),
  * labelmap.txt naming the 6 classes).
  * Built in a temporary sibling folder and renamed into place, so a failure leaves nothing behind.
  * Refuses an existing non-empty `outDir`.
@@ -398,8 +399,9 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
     if (failure !== undefined) throw failure;
     const listText = (ids: string[]) => ids.map((id) => `${id}\n`).join('');
     const listDir = join(tmp, 'ImageSets', 'Segmentation');
-    await writeFile(join(listDir, 'train.txt'), listText(lists.train));
-    await writeFile(join(listDir, 'val.txt'), listText(lists.val));
+    // a split of no images gets no list: an empty list is a broken dataset to every reader (fcn's too)
+    if (lists.train.length > 0) await writeFile(join(listDir, 'train.txt'), listText(lists.train));
+    if (lists.val.length > 0) await writeFile(join(listDir, 'val.txt'), listText(lists.val));
     await writeFile(join(listDir, 'trainval.txt'), listText([...lists.train, ...lists.val]));
     await writeFile(join(tmp, LABELMAP_FILE), formatLabelmap({ classes: [...SYNTH_LABELS.classes], colors: SYNTH_LABELS.colors.map((c) => c) }));
     if (existed) await rmdir(root); // empty (checked above); rename cannot replace it on every platform

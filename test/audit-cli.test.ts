@@ -1,0 +1,190 @@
+// The data and training commands as an acceptance run uses them (DESIGN.md's CLI contract), on
+// datasets laid out as the tools write them: CVAT exports of images uploaded in folders (ids
+// `set1/frame 001`), eval's perClassIoU keyed by the dataset's class names, score finding the
+// classes of an mmsegmentation or ADE20K annotation folder, synth's lists when a split is empty,
+// and duplicated --classes names as a usage error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { encode as encodePng } from 'fast-png';
+import { tempDirs } from './helpers/tmp.js';
+import { runCli } from './helpers/cli.js';
+import { openDataset, maskFolderLabels } from '../src/data/layouts.js';
+import { readExample, readIdList, isImageId } from '../src/data/dataset.js';
+import { encodeImage, type RgbImage } from '../src/data/image.js';
+import { fcnResNet18 } from '../src/model/fcn.js';
+import { initParameters, seededRandom } from '../src/model/params.js';
+import { defaultCard } from '../src/model/card.js';
+import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { FcnError } from '../src/util/errors.js';
+
+const { tempDir } = tempDirs('fcn-audit-');
+
+const NAMES = ['backdrop', 'road', 'car'];
+const COLORS: [number, number, number][] = [[0, 0, 0], [250, 50, 83], [51, 221, 255]];
+
+async function jpeg(width: number, height: number): Promise<Buffer> {
+  const data = new Uint8Array(width * height * 3).map((_, i) => (i * 37) % 251);
+  return encodeImage({ width, height, data } as RgbImage, 'jpeg');
+}
+
+/** Labels (x + y) % 3, with void (255) on the first row. */
+function labels(width: number, height: number): Uint8Array {
+  const data = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[y * width + x] = y === 0 ? 255 : (x + y) % 3;
+  return data;
+}
+
+function colourPng(width: number, height: number): Uint8Array {
+  const l = labels(width, height);
+  const data = new Uint8Array(l.length * 3);
+  l.forEach((v, i) => data.set(v === 255 ? [224, 224, 192] : COLORS[v]!, i * 3));
+  return encodePng({ width, height, data, channels: 3, depth: 8 });
+}
+
+function grayPng(width: number, height: number, data = labels(width, height)): Uint8Array {
+  return encodePng({ width, height, data, channels: 1, depth: 8 });
+}
+
+function write(file: string, bytes: Uint8Array | string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, bytes);
+}
+
+/** CVAT's "Segmentation mask 1.1" export of a task whose images were uploaded in folders (item ids keep them). */
+async function nestedCvatExport(root: string, ids: string[]): Promise<void> {
+  write(path.join(root, 'labelmap.txt'), '# label:color_rgb:parts:actions\n' + NAMES.map((n, i) => `${n}:${COLORS[i]!.join(',')}::`).join('\n') + '\n');
+  write(path.join(root, 'ImageSets/Segmentation/default.txt'), ids.join('\n') + '\n');
+  for (const id of ids) {
+    write(path.join(root, 'JPEGImages', `${id}.jpg`), await jpeg(40, 36));
+    write(path.join(root, 'SegmentationClass', `${id}.png`), colourPng(40, 36));
+    write(path.join(root, 'SegmentationObject', `${id}.png`), colourPng(40, 36));
+  }
+}
+
+test('ids may name sub-folders and hold spaces (CVAT keeps them); .., backslashes and classification lists are refused', async () => {
+  for (const id of ['2007_000032', 'set1/frame_001', 'set 2/IMG 0001', 'a/b/c']) assert.ok(isImageId(id), id);
+  for (const id of ['../x', 'a/../b', 'a//b', '/abs', 'a/', 'a\\b', 'a\tb', 'a/ b', '.', 'x\u001b[31m']) assert.ok(!isImageId(id), id);
+  const dir = tempDir('lists');
+  const good = path.join(dir, 'good.txt');
+  fs.writeFileSync(good, 'set1/frame_001\r\nset 2/IMG 0001\n\n');
+  assert.deepEqual(await readIdList(good), ['set1/frame_001', 'set 2/IMG 0001']);
+  const main = path.join(dir, 'cat_train.txt');
+  fs.writeFileSync(main, '2008_000002 -1\n2008_000003  1\n');
+  await assert.rejects(readIdList(main), (e) => e instanceof FcnError && e.message.includes(main) && e.message.includes('classification list') && !e.message.includes('\n'));
+  const up = path.join(dir, 'up.txt');
+  fs.writeFileSync(up, 'ok\n../../etc/passwd\n');
+  await assert.rejects(readIdList(up), (e) => e instanceof FcnError && e.message.includes('line 2') && e.message.includes('not an image id'));
+});
+
+test('a CVAT export with images in folders: every id pairs with its image and colour mask below the folders', async () => {
+  const root = tempDir('cvat-nested');
+  const ids = ['set1/frame_001', 'set1/frame_002', 'set 2/IMG 0001', 'top'];
+  await nestedCvatExport(root, ids);
+  const ds = await openDataset(root, 'default');
+  assert.equal(ds.layout, 'cvat');
+  assert.deepEqual(ds.ids, ids);
+  assert.deepEqual(ds.labels.classes, NAMES);
+  for (const id of ids) {
+    const ex = await readExample(ds, id);
+    assert.deepEqual([ex.mask.width, ex.mask.height], [40, 36]);
+    assert.deepEqual(Array.from(ex.mask.data.slice(40, 46)), [1, 2, 0, 1, 2, 0]);
+  }
+  const held = await openDataset(root, 'val', { valFraction: 0.5 });
+  assert.equal(held.ids.length, 2);
+  // a listed id whose sub-folder is missing is named, with the folders it was looked for in
+  fs.appendFileSync(path.join(root, 'ImageSets/Segmentation/default.txt'), 'set3/gone\n');
+  await assert.rejects(openDataset(root, 'default'), (e) => e instanceof FcnError && e.message.includes("'set3/gone'") && e.message.includes('JPEGImages'));
+});
+
+test('score: the classes of an mmsegmentation ann_dir/<split> (classes.json two up) and of ADE20K annotations/<split>', async () => {
+  const mm = tempDir('mmseg');
+  write(path.join(mm, 'classes.json'), JSON.stringify({ classes: NAMES, palette: COLORS }));
+  write(path.join(mm, 'img_dir/val/a.jpg'), await jpeg(20, 10));
+  write(path.join(mm, 'ann_dir/val/a.png'), grayPng(20, 10));
+  assert.deepEqual((await maskFolderLabels(path.join(mm, 'ann_dir/val')))?.classes, NAMES);
+  const ade = path.join(tempDir('ade'), 'ADEChallengeData2016');
+  write(path.join(ade, 'images/validation/ADE_val_00000001.jpg'), await jpeg(20, 10));
+  write(path.join(ade, 'annotations/validation/ADE_val_00000001.png'), grayPng(20, 10));
+  const adeLabels = await maskFolderLabels(path.join(ade, 'annotations/validation'));
+  assert.equal(adeLabels?.classes.length, 150);
+  assert.equal(adeLabels?.reduceZeroLabel, true);
+  assert.equal(await maskFolderLabels(tempDir('plain')), undefined);
+
+  // the predictions: the truth itself (mmseg) and truth-1 (ADE20K's class ids), so every score is 1
+  const pred = tempDir('pred');
+  write(path.join(pred, 'a.png'), grayPng(20, 10));
+  const json = path.join(tempDir('out'), 'mm.json');
+  const r = await runCli(['score', '--pred', pred, '--gt', path.join(mm, 'ann_dir/val'), '--json', json]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as { classes: string[]; perClassIoU: Record<string, number | null>; pixelAccuracy: number };
+  assert.deepEqual(report.classes, NAMES);
+  assert.deepEqual(Object.keys(report.perClassIoU), NAMES);
+  assert.equal(report.pixelAccuracy, 1);
+
+  const adePred = tempDir('ade-pred');
+  const truth = labels(20, 10);
+  // ADE's annotation value v is class v-1, 0 ignored: the annotation above (0 = ignored, 255 = void)
+  write(path.join(adePred, 'ADE_val_00000001.png'), grayPng(20, 10, truth.map((v) => (v === 255 || v === 0 ? 7 : v - 1))));
+  const adeJson = path.join(tempDir('out'), 'ade.json');
+  const a = await runCli(['score', '--pred', adePred, '--gt', path.join(ade, 'annotations/validation'), '--json', adeJson]);
+  assert.equal(a.status, 0, a.stderr);
+  const adeReport = JSON.parse(fs.readFileSync(adeJson, 'utf8')) as { classes: string[]; pixelAccuracy: number };
+  assert.equal(adeReport.classes[0], 'wall');
+  assert.equal(adeReport.pixelAccuracy, 1);
+});
+
+test('eval --json keys perClassIoU by the dataset\'s class names (labelmap.txt, --classes), not the checkpoint\'s', async () => {
+  const root = tempDir('eval-names');
+  await nestedCvatExport(root, ['set1/a', 'b']);
+  const arch = fcnResNet18({ numClasses: 3 });
+  const model = path.join(tempDir('model'), 'm.safetensors');
+  const card = defaultCard(3); // the checkpoint's own names: class_0, class_1, class_2
+  await saveCheckpoint(model, { arch, weights: initParameters(arch, seededRandom(1)), ...card, metadata: {}, extra: new Map() });
+  const json = path.join(root, 'out', 'm.json');
+  const r = await runCli(['eval', '--model', model, '--data', root, '--split', 'default', '--threads', '1', '--json', json]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as { classes: string[]; perClassIoU: Record<string, number | null>; confusionMatrix: number[][] };
+  assert.deepEqual(report.classes, NAMES);
+  assert.deepEqual(Object.keys(report.perClassIoU), NAMES);
+  // full images: every non-void pixel of both 40x36 masks is counted
+  assert.equal(report.confusionMatrix.flat().reduce((s, v) => s + v, 0), 2 * 40 * 35);
+  assert.ok(r.stdout.includes('backdrop'), r.stdout);
+  // --classes names the classes of a VOC root with index masks and no class file
+  const voc = tempDir('eval-voc');
+  for (const id of ['a', 'b']) {
+    write(path.join(voc, 'JPEGImages', `${id}.jpg`), await jpeg(40, 36));
+    write(path.join(voc, 'SegmentationClass', `${id}.png`), grayPng(40, 36));
+  }
+  write(path.join(voc, 'ImageSets/Segmentation/val.txt'), 'a\nb\n');
+  const renamed = path.join(voc, 'renamed.json');
+  const c = await runCli(['eval', '--model', model, '--data', voc, '--threads', '1', '--classes', 'x,y,z', '--json', renamed]);
+  assert.equal(c.status, 0, c.stderr);
+  assert.deepEqual(Object.keys((JSON.parse(fs.readFileSync(renamed, 'utf8')) as { perClassIoU: object }).perClassIoU), ['x', 'y', 'z']);
+});
+
+test('synth writes no list for a split of no images, so train names the missing split; duplicated --classes are a usage error', async () => {
+  const root = path.join(tempDir('synth'), 'ds');
+  const s = await runCli(['synth', '--out', root, '--train', '2', '--val', '0', '--size', '80x80']);
+  assert.equal(s.status, 0, s.stderr);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'ImageSets/Segmentation')).sort(), ['train.txt', 'trainval.txt']);
+  assert.ok(s.stdout.includes('{train,trainval}.txt'), s.stdout);
+  const out = path.join(tempDir('run'), 'out');
+  const t = await runCli(['train', '--data', root, '--out', out, '--crop', '32x32', '--batch-size', '1', '--epochs', '1', '--threads', '1']);
+  assert.equal(t.status, 1);
+  assert.ok(t.stderr.includes("no 'val' split") && t.stderr.includes('--val-fraction'), t.stderr);
+  assert.equal(t.stderr.trim().split('\n').length, 1, t.stderr);
+  assert.ok(!fs.existsSync(out));
+  for (const args of [
+    ['train', '--data', root, '--out', out, '--classes', 'a,b,a'],
+    ['eval', '--model', 'x.safetensors', '--data', root, '--classes', 'a, b,b'],
+    ['score', '--pred', root, '--gt', root, '--classes', 'a,a'],
+    ['show', '--data', root, '--out', path.join(out, 'x.png'), '--classes', 'a,b,a'],
+  ]) {
+    const r = await runCli(args);
+    assert.equal(r.status, 2, `${args[0]}: ${r.stderr}`);
+    assert.ok(r.stderr.includes('twice') && r.stderr.trim().split('\n').length === 1, r.stderr);
+  }
+  assert.ok(!fs.existsSync(out));
+});
