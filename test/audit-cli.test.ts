@@ -188,3 +188,27 @@ test('synth writes no list for a split of no images, so train names the missing 
   }
   assert.ok(!fs.existsSync(out));
 });
+
+test('an output path that cannot be written fails before the work: train --out, eval and score --json, show --out', async () => {
+  const dir = tempDir('in-the-way');
+  const data = path.join(dir, 'ds');
+  assert.equal((await runCli(['synth', '--out', data, '--train', '2', '--val', '1', '--size', '80x80'])).status, 0);
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'mine');
+  const runs = [
+    ['train', '--data', data, '--out', path.join(file, 'run'), '--crop', '32x32', '--batch-size', '1', '--epochs', '1', '--threads', '1'],
+    ['eval', '--model', path.join(dir, 'missing.safetensors'), '--data', data, '--json', dir],
+    ['eval', '--model', path.join(dir, 'missing.safetensors'), '--data', data, '--json', path.join(file, 'm.json')],
+    ['score', '--pred', path.join(data, 'SegmentationClass'), '--gt', path.join(data, 'SegmentationClass'), '--json', path.join(file, 'm.json')],
+    ['show', '--data', data, '--out', path.join(file, 'x', 'grid.png')],
+  ];
+  for (const args of runs) {
+    const r = await runCli(args);
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+    // named before anything was read: not the missing model, no epoch, no table
+    assert.match(r.stderr, /^fcn: .*(cannot create the output folder \(a file of that name is in the way|cannot write \(a folder of that name is in the way)/, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal(r.stdout, '', r.stdout);
+  }
+  assert.equal(fs.readFileSync(file, 'utf8'), 'mine');
+});

@@ -9,7 +9,7 @@ import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable, type ConfusionMatrix } from '../eval/confusion.js';
 import { Progress } from '../util/progress.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
@@ -67,6 +67,7 @@ export function command(): Command {
       if (!o.model) throw new UsageError("required option '--model <file>' not specified");
       if (o.queue && o.resize !== undefined) throw new UsageError('--resize is not available with --queue (workers score images at their own size)');
       if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
+      if (o.json) checkOutputFile(o.json);
       // the model's card reads a dataset that has no class file (its classes and colours)
       const model = o.queue ? undefined : await loadModel(o.model, { threads: o.threads, arch: o.arch });
       try {

@@ -8,7 +8,7 @@ import { readIdList } from '../data/dataset.js';
 import { metricsReport, formatMetricsTable } from '../eval/confusion.js';
 import { scoreFolders } from '../infer/score.js';
 import { Progress } from '../util/progress.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { parseMaxPixels } from './options.js';
 
@@ -34,6 +34,7 @@ export function command(): Command {
       }
       if (!o.pred) throw new UsageError("required option '--pred <dir>' not specified");
       if (!o.gt) throw new UsageError("required option '--gt <dir>' not specified");
+      if (o.json) checkOutputFile(o.json);
       const ids = o.list ? await readIdList(o.list) : undefined;
       // the dataset's classes: colour masks (a CVAT export's SegmentationClass) decode through them
       const gt = o.gt;

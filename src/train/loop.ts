@@ -10,6 +10,7 @@ import { labelsFromNames } from '../data/labels.js';
 import { batchesPerEpoch, prepareSplit } from '../data/batches.js';
 import { Rng } from '../data/rng.js';
 import { FcnError } from '../util/errors.js';
+import { makeFolder } from '../util/fs.js';
 import { resolveTrainOptions, trainDefaults, type OptionNamer, type TrainOptions, type TrainSettings } from './options.js';
 import { optimizerToExtra, recordEpoch, runConfig, type BestEpoch, type EpochMetrics, type RunConfig, type TrainState } from './state.js';
 import { startingPoint, type Start } from './start.js';
@@ -138,6 +139,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const s = resolveTrainOptions(options);
   const created = await missingFolders(s.out);
   try {
+    // made before the data is read: an output path that cannot be a folder fails at once, not after an epoch
+    await makeFolder(s.out);
     return await trainIn(s, options, runFiles(s.out));
   } catch (err) {
     await removeIfEmpty(created);
