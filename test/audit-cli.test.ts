@@ -7,11 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 import { tempDirs } from './helpers/tmp.js';
 import { runCli } from './helpers/cli.js';
 import { openDataset, maskFolderLabels } from '../src/data/layouts.js';
-import { readExample, readIdList, isImageId } from '../src/data/dataset.js';
+import { checkVocFiles, readExample, readIdList, isImageId } from '../src/data/dataset.js';
 import { encodeImage, type RgbImage } from '../src/data/image.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
 import { initParameters, seededRandom } from '../src/model/params.js';
@@ -20,6 +21,7 @@ import { saveCheckpoint } from '../src/weights/checkpoint.js';
 import { FcnError } from '../src/util/errors.js';
 
 const { tempDir } = tempDirs('fcn-audit-');
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures');
 
 const NAMES = ['backdrop', 'road', 'car'];
 const COLORS: [number, number, number][] = [[0, 0, 0], [250, 50, 83], [51, 221, 255]];
@@ -211,4 +213,25 @@ test('an output path that cannot be written fails before the work: train --out, 
     assert.equal(r.stdout, '', r.stdout);
   }
   assert.equal(fs.readFileSync(file, 'utf8'), 'mine');
+});
+
+test('eval\'s header check before scoring takes train_aug\'s SBD masks (MAT-files) and still names a broken PNG mask', async () => {
+  const parent = tempDir('aug');
+  const voc = path.join(parent, 'VOCdevkit', 'VOC2012');
+  const sbd = path.join(parent, 'benchmark_RELEASE', 'dataset');
+  const manifest = JSON.parse(fs.readFileSync(path.join(fixtures, 'sbd', 'manifest.json'), 'utf8')) as Record<string, { height: number; width: number }>;
+  const [a, b] = Object.keys(manifest) as [string, string];
+  write(path.join(voc, 'ImageSets/Segmentation/train.txt'), `${a}\n`);
+  write(path.join(voc, 'ImageSets/Segmentation/val.txt'), 'v\n');
+  write(path.join(sbd, 'train.txt'), `${b}\n`);
+  write(path.join(sbd, 'val.txt'), `${b}\n`);
+  write(path.join(voc, 'JPEGImages', `${a}.jpg`), await jpeg(manifest[a]!.width, manifest[a]!.height));
+  write(path.join(voc, 'SegmentationClass', `${a}.png`), grayPng(manifest[a]!.width, manifest[a]!.height, new Uint8Array(manifest[a]!.width * manifest[a]!.height)));
+  write(path.join(sbd, 'img', `${b}.jpg`), await jpeg(manifest[b]!.width, manifest[b]!.height));
+  write(path.join(sbd, 'cls', `${b}.mat`), fs.readFileSync(path.join(fixtures, 'sbd', `${b}.mat`)));
+  const ds = await openDataset(parent, 'train_aug');
+  assert.equal(ds.maskPath(b), path.join(sbd, 'cls', `${b}.mat`));
+  await checkVocFiles(ds);
+  fs.writeFileSync(ds.maskPath(a), fs.readFileSync(ds.maskPath(a)).subarray(0, 10));
+  await assert.rejects(checkVocFiles(ds), (e) => e instanceof FcnError && e.message.startsWith(ds.maskPath(a)));
 });

@@ -4,7 +4,7 @@
 // and loading one example (image and mask, checked to be the same size). The other layouts
 // (CVAT, mmsegmentation, ADE20K, VOC+SBD's train_aug) live in layouts.ts and sbd.ts.
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { FcnError, readFailure } from '../util/errors.js';
 import { binaryOffset, hasControl, printable } from '../util/text.js';
 import { probeImage, probeMask, readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
@@ -132,7 +132,9 @@ export async function openVoc(dir: string, split: string, limits: DecodeLimits =
 export async function checkVocFiles(ds: VocDataset, ids: readonly string[] = ds.ids): Promise<void> {
   const limits = { maxPixels: ds.maxPixels };
   for (const id of ids) {
-    await probeMask(ds.maskPath(id), limits);
+    const mask = ds.maskPath(id);
+    // PNG headers only: train_aug's SBD masks are MAT-files, checked as they are decoded
+    if (extname(mask).toLowerCase() === '.png') await probeMask(mask, limits);
     await probeImage(ds.imagePath(id), limits);
   }
 }
