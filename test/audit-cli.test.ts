@@ -95,6 +95,11 @@ test('a CVAT export with images in folders: every id pairs with its image and co
   }
   const held = await openDataset(root, 'val', { valFraction: 0.5 });
   assert.equal(held.ids.length, 2);
+  // with a held-out fraction, the list named as itself (--split default) is the rest: no val image is trained on
+  for (const split of ['default', 'train']) {
+    const rest = await openDataset(root, split, { valFraction: 0.5 });
+    assert.deepEqual([...rest.ids, ...held.ids].sort(), [...ids].sort(), split);
+  }
   // a listed id whose sub-folder is missing is named, with the folders it was looked for in
   fs.appendFileSync(path.join(root, 'ImageSets/Segmentation/default.txt'), 'set3/gone\n');
   await assert.rejects(openDataset(root, 'default'), (e) => e instanceof FcnError && e.message.includes("'set3/gone'") && e.message.includes('JPEGImages'));

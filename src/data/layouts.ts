@@ -184,11 +184,12 @@ async function chooseIds(
   split: string, available: string[], read: (name: string) => Promise<string[]>, where: string, valFraction: number | undefined,
   missing: (name: string) => string,
 ): Promise<string[]> {
-  if (valFraction !== undefined && (split === 'train' || split === 'val')) {
-    const source = available.includes('default') ? 'default' : available.includes('train') ? 'train' : available.length === 1 ? available[0]! : undefined;
+  const source = available.includes('default') ? 'default' : available.includes('train') ? 'train' : available.length === 1 ? available[0]! : undefined;
+  // with a held-out fraction the source list, by its own name too (CVAT's default), is its training part: never the val images
+  if (valFraction !== undefined && (split === 'train' || split === 'val' || split === source)) {
     if (source === undefined) throw new SplitNotFoundError(`${where}: no list to hold a validation part out of (expected default or train; has ${available.join(', ') || 'none'})`, split, available);
     const parts = holdOut(await read(source), valFraction, `${where}/${source}`);
-    return parts[split];
+    return split === 'val' ? parts.val : parts.train;
   }
   if (available.includes(split)) return read(split);
   const hint = available.length === 1
