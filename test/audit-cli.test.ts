@@ -240,3 +240,20 @@ test('eval\'s header check before scoring takes train_aug\'s SBD masks (MAT-file
   fs.writeFileSync(ds.maskPath(a), fs.readFileSync(ds.maskPath(a)).subarray(0, 10));
   await assert.rejects(checkVocFiles(ds), (e) => e instanceof FcnError && e.message.startsWith(ds.maskPath(a)));
 });
+
+test('train checks every listed file\'s header before the first step: a broken val or train mask fails at once, not an epoch in', async () => {
+  const data = path.join(tempDir('headers'), 'ds');
+  assert.equal((await runCli(['synth', '--out', data, '--train', '3', '--val', '2', '--size', '80x80'])).status, 0);
+  for (const id of ['val_000001', 'train_000002']) {
+    const mask = path.join(data, 'SegmentationClass', `${id}.png`);
+    const good = fs.readFileSync(mask);
+    fs.writeFileSync(mask, '');
+    const out = path.join(tempDir('run'), 'out');
+    const r = await runCli(['train', '--data', data, '--out', out, '--crop', '32x32', '--batch-size', '1', '--epochs', '1', '--threads', '1']);
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(r.stderr.startsWith(`fcn: ${mask}: not a readable PNG mask`) && r.stderr.trim().split('\n').length === 1, r.stderr);
+    assert.equal(r.stdout, '', 'nothing started: no weights, no epoch');
+    assert.ok(!fs.existsSync(out));
+    fs.writeFileSync(mask, good);
+  }
+});

@@ -6,6 +6,7 @@
 // if never stopped. A non-finite loss or weight stops the run before anything of that epoch is
 // written. The options are declared in options.ts; the saved state in state.ts.
 import { openDataset } from '../data/layouts.js';
+import { checkVocFiles } from '../data/dataset.js';
 import { labelsFromNames } from '../data/labels.js';
 import { batchesPerEpoch, prepareSplit } from '../data/batches.js';
 import { Rng } from '../data/rng.js';
@@ -71,6 +72,16 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
   if (valDs.labels.classes.length !== trainDs.labels.classes.length) {
     throw new FcnError(`${valDs.root}: the '${s.valSplit}' split has ${valDs.labels.classes.length} classes but '${s.split}' has ${trainDs.labels.classes.length}`);
   }
+  // with rescaling every image is usable: what comes out smaller than the crop is padded
+  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
+  if (ids.length < s.batchSize) {
+    const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${s.crop[0]}x${s.crop[1]} crop; try a smaller ${name('crop')} or ${name('small')} pad)` : '';
+    throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than ${name('batchSize')} ${s.batchSize}${why}`);
+  }
+  // every file's header before the first step (as fcn eval does): a bad file late in a long split
+  // fails in seconds, not an epoch in, nor (in val) after the epoch's training
+  await checkVocFiles(trainDs, ids);
+  await checkVocFiles(valDs, s.evalLimit !== null ? valDs.ids.slice(0, s.evalLimit) : valDs.ids);
   const start = await startingPoint(s, files.last, log, name, trainDs.labels);
   for (const n of await removeStaleTemps(s.out)) log(`removed ${n}, left in ${s.out} by a run that was stopped while writing`);
   if (!s.resume && (await exists(files.last))) {
@@ -81,12 +92,6 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
     if (s.backbone || s.init) log(`note: ${name(s.backbone ? 'backbone' : 'init')} is ignored: a resumed run continues from the weights in ${files.last}`);
     state = await repairBest(files, state, log);
     log(`resuming after epoch ${state.epoch} of ${s.epochs} from ${files.last}`);
-  }
-  // with rescaling every image is usable: what comes out smaller than the crop is padded
-  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
-  if (ids.length < s.batchSize) {
-    const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${s.crop[0]}x${s.crop[1]} crop; try a smaller ${name('crop')} or ${name('small')} pad)` : '';
-    throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than ${name('batchSize')} ${s.batchSize}${why}`);
   }
   const run = {
     settings: s, name, log, progress: o.progress ?? false, files, arch: start.arch, card: start.card, trainDs, valDs, ids,
