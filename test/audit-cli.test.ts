@@ -257,3 +257,12 @@ test('train checks every listed file\'s header before the first step: a broken v
     fs.writeFileSync(mask, good);
   }
 });
+
+test('--merge refuses pixel counts past 2^53, where sums stop being exact', async () => {
+  const { mergeMetrics } = await import('../src/queue/merge.js');
+  const doc = (v: number) => JSON.stringify({ classes: ['a', 'b'], confusionMatrix: [[v, 1], [2, 3]] });
+  assert.equal(mergeMetrics([{ file: 'x.json', text: doc(5) }, { file: 'y.json', text: doc(7) }]).matrix.counts[0], 12);
+  assert.throws(() => mergeMetrics([{ file: 'big.json', text: doc(1e300) }]), (e) => e instanceof FcnError && e.message.startsWith('big.json:'));
+  const half = { file: 'half.json', text: doc(2 ** 52) };
+  assert.throws(() => mergeMetrics([half, half, half]), (e) => e instanceof FcnError && e.message.includes('2^53'));
+});
