@@ -266,3 +266,23 @@ test('--merge refuses pixel counts past 2^53, where sums stop being exact', asyn
   const half = { file: 'half.json', text: doc(2 ** 52) };
   assert.throws(() => mergeMetrics([half, half, half]), (e) => e instanceof FcnError && e.message.includes('2^53'));
 });
+
+test('class names holding control characters (a terminal escape in labelmap.txt or --classes) are refused, shown escaped', async () => {
+  const { parseLabelmap, parseClassesJson } = await import('../src/data/labels.js');
+  assert.throws(() => parseLabelmap('bg:0,0,0::\n\u001b[2Jroad:1,2,3::\n', 'lm.txt'), (e) => e instanceof FcnError && e.message.includes('lm.txt: class 1') && e.message.includes('\\x1b[2J'));
+  assert.throws(() => parseClassesJson('["bg", "car\\u009b"]', 'c.json'), (e) => e instanceof FcnError && e.message.includes('c.json: class 1'));
+  const data = path.join(tempDir('escapes'), 'ds');
+  assert.equal((await runCli(['synth', '--out', data, '--train', '1', '--val', '1', '--size', '80x80'])).status, 0);
+  fs.writeFileSync(path.join(data, 'labelmap.txt'), fs.readFileSync(path.join(data, 'labelmap.txt'), 'utf8').replace('circle', '\u001b[31mcircle\u001b[0m'));
+  for (const args of [
+    ['train', '--data', data, '--out', path.join(data, 'run'), '--crop', '32x32', '--batch-size', '1'],
+    ['score', '--pred', path.join(data, 'SegmentationClass'), '--gt', path.join(data, 'SegmentationClass')],
+  ]) {
+    const r = await runCli(args);
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(r.stderr.includes('labelmap.txt: class 1') && !r.stderr.includes('\u001b') && !r.stdout.includes('\u001b'), r.stderr);
+  }
+  const c = await runCli(['score', '--pred', data, '--gt', data, '--classes', 'a\u001b[2J,b']);
+  assert.equal(c.status, 2, c.stderr);
+  assert.ok(!c.stderr.includes('\u001b'), c.stderr);
+});

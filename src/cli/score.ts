@@ -11,6 +11,7 @@ import { Progress } from '../util/progress.js';
 import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { parseMaxPixels } from './options.js';
+import { printableLines } from '../util/text.js';
 
 export function command(): Command {
   return new Command('score')
@@ -28,7 +29,7 @@ export function command(): Command {
         const { mergeMetricsFiles } = await import('../queue/merge.js');
         const merged = await mergeMetricsFiles(o.merge);
         const r = metricsReport(merged.matrix, merged.classes);
-        process.stdout.write(formatMetricsTable(r));
+        process.stdout.write(printableLines(formatMetricsTable(r)));
         if (o.json) await writeFileAtomic(o.json, JSON.stringify(r, null, 2) + '\n');
         return;
       }
@@ -51,7 +52,7 @@ export function command(): Command {
       });
       bar?.finish();
       const report = metricsReport(cm, labels.classes);
-      process.stdout.write(formatMetricsTable(report));
+      process.stdout.write(printableLines(formatMetricsTable(report)));
       if (o.json) await writeFileAtomic(o.json, JSON.stringify(report, null, 2) + '\n');
     });
 }

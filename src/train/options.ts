@@ -12,6 +12,7 @@ import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
 import { LAYOUTS, type LayoutName } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
+import { hasControl, printable } from '../util/text.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
 import { ADAMW, OPTIMIZERS, type Optimizer } from '../graph/train.js';
 import type { EpochMetrics } from './state.js';
@@ -182,6 +183,8 @@ export function check(kind: OptionKind, name: string, value: unknown): string | 
       }
       {
         const names = (value as string[]).map((v) => v.trim());
+        const control = names.find(hasControl);
+        if (control !== undefined) return `${name}: '${printable(control)}' holds control characters; expected plain names`;
         const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
         return twice < 0 ? undefined : `${name} lists '${names[twice]}' twice (at ${names.indexOf(names[twice]!)} and ${twice}); class names must be unique`;
       }
