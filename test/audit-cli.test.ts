@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 import { tempDirs } from './helpers/tmp.js';
 import { runCli } from './helpers/cli.js';
-import { openDataset, maskFolderLabels } from '../src/data/layouts.js';
+import { findDataset, openDataset, maskFolderLabels } from '../src/data/layouts.js';
 import { checkVocFiles, readExample, readIdList, isImageId } from '../src/data/dataset.js';
 import { encodeImage, type RgbImage } from '../src/data/image.js';
 import { fcnResNet18 } from '../src/model/fcn.js';
@@ -285,4 +285,11 @@ test('class names holding control characters (a terminal escape in labelmap.txt 
   const c = await runCli(['score', '--pred', data, '--gt', data, '--classes', 'a\u001b[2J,b']);
   assert.equal(c.status, 2, c.stderr);
   assert.ok(!c.stderr.includes('\u001b'), c.stderr);
+});
+
+test('--data naming a file says so (not "no such directory")', async () => {
+  const file = path.join(tempDir('data-file'), 'labelmap.txt');
+  fs.writeFileSync(file, 'bg:0,0,0::\n');
+  await assert.rejects(findDataset(file), (e) => e instanceof FcnError && e.message.startsWith(`${file}: a file, not a directory`));
+  await assert.rejects(findDataset(path.join(file, 'x')), (e) => e instanceof FcnError && e.message.includes('no such directory'));
 });

@@ -138,7 +138,7 @@ const EXPECTED =
  */
 export async function findDataset(dir: string, layout?: LayoutName): Promise<{ root: string; layout: LayoutName }> {
   if (layout !== undefined && !LAYOUTS.includes(layout)) throw new FcnError(`layout '${String(layout)}': expected one of ${LAYOUTS.join(', ')}`, 2);
-  if (!(await isDirectory(dir))) throw new FcnError(`${dir}: no such directory (${EXPECTED})`);
+  if (!(await isDirectory(dir))) throw new FcnError(`${dir}: ${(await isFile(dir)) ? 'a file, not a directory' : 'no such directory'} (${EXPECTED})`);
   for (const candidate of [dir, join(dir, 'VOCdevkit', 'VOC2012'), join(dir, 'VOC2012'), join(dir, ADE_ROOT)]) {
     const found = await layoutAt(candidate);
     if (found !== undefined && compatible(found, layout)) return { root: candidate, layout: layout ?? found };
