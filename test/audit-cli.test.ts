@@ -293,3 +293,13 @@ test('--data naming a file says so (not "no such directory")', async () => {
   await assert.rejects(findDataset(file), (e) => e instanceof FcnError && e.message.startsWith(`${file}: a file, not a directory`));
   await assert.rejects(findDataset(path.join(file, 'x')), (e) => e instanceof FcnError && e.message.includes('no such directory'));
 });
+
+test('--upsampler with one of torchvision\'s networks (which has no transposed convs) is a usage error, not ignored', async () => {
+  const data = path.join(tempDir('upsampler'), 'ds');
+  assert.equal((await runCli(['synth', '--out', data, '--train', '1', '--val', '1', '--size', '80x80'])).status, 0);
+  const out = path.join(data, 'run');
+  const r = await runCli(['train', '--data', data, '--out', out, '--crop', '32x32', '--batch-size', '1', '--arch', 'lraspp_mobilenet_v3_large', '--upsampler', 'grouped']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes('--upsampler grouped is for the book') && r.stderr.trim().split('\n').length === 1, r.stderr);
+  assert.ok(!fs.existsSync(out));
+});
