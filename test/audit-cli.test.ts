@@ -237,6 +237,8 @@ test('eval\'s header check before scoring takes train_aug\'s SBD masks (MAT-file
   const ds = await openDataset(parent, 'train_aug');
   assert.equal(ds.maskPath(b), path.join(sbd, 'cls', `${b}.mat`));
   await checkVocFiles(ds);
+  // a fraction held out of VOC's train would be trained on too (train_aug holds all of it)
+  await assert.rejects(openDataset(parent, 'train_aug', { valFraction: 0.5 }), (e) => e instanceof FcnError && e.exitCode === 2 && e.message.includes('train_aug'));
   fs.writeFileSync(ds.maskPath(a), fs.readFileSync(ds.maskPath(a)).subarray(0, 10));
   await assert.rejects(checkVocFiles(ds), (e) => e instanceof FcnError && e.message.startsWith(ds.maskPath(a)));
 });

@@ -285,6 +285,10 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
     case 'voc':
     case 'cvat':
       if (split === TRAIN_AUG && !(await isFile(join(root, VOC_LISTS, `${TRAIN_AUG}.txt`)))) {
+        // train_aug holds all of VOC's train: a part held out of it for validation would be trained on too
+        if (opts.valFraction !== undefined) {
+          throw new FcnError(`${root}: ${TRAIN_AUG} is scored on VOC's val list; a validation fraction held out of the training list would also be in ${TRAIN_AUG}`, 2);
+        }
         return openTrainAug(dir, root, opts.labels ?? (await readLabelFile(root)) ?? opts.defaultLabels ?? vocLabels(), opts.maxPixels);
       }
       return openVocStyle(root, layout, split, opts);
