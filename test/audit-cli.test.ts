@@ -305,3 +305,13 @@ test('--upsampler with one of torchvision\'s networks (which has no transposed c
   assert.ok(r.stderr.includes('--upsampler grouped is for the book') && r.stderr.trim().split('\n').length === 1, r.stderr);
   assert.ok(!fs.existsSync(out));
 });
+
+test('train refuses a training split that holds the ids --val-fraction held out (e.g. trainval)', async () => {
+  const data = path.join(tempDir('overlap'), 'ds');
+  assert.equal((await runCli(['synth', '--out', data, '--train', '4', '--val', '1', '--size', '80x80'])).status, 0);
+  const out = path.join(data, 'run');
+  const r = await runCli(['train', '--data', data, '--out', out, '--crop', '32x32', '--batch-size', '1', '--split', 'trainval', '--val-fraction', '0.5']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.ok(r.stderr.includes("held-out validation ids") && r.stderr.includes("'trainval'") && r.stderr.trim().split('\n').length === 1, r.stderr);
+  assert.ok(!fs.existsSync(out));
+});

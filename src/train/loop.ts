@@ -72,6 +72,15 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
   if (valDs.labels.classes.length !== trainDs.labels.classes.length) {
     throw new FcnError(`${valDs.root}: the '${s.valSplit}' split has ${valDs.labels.classes.length} classes but '${s.split}' has ${trainDs.labels.classes.length}`);
   }
+  if (s.valFraction !== undefined) {
+    // the held-out ids exist to be unseen: a training split that holds them (trainval) would score its own images
+    const held = new Set(valDs.ids);
+    const seen = trainDs.ids.filter((id) => held.has(id));
+    if (seen.length > 0) {
+      throw new FcnError(`${trainDs.root}: ${seen.length} of the ${held.size} held-out validation ids (e.g. '${seen[0]}') are in the '${s.split}' split too; ` +
+        `train on the list they were held out of, or name a val split instead of ${name('valFraction')}`, 2);
+    }
+  }
   // with rescaling every image is usable: what comes out smaller than the crop is padded
   const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
   if (ids.length < s.batchSize) {
