@@ -196,7 +196,7 @@ test('synth writes no list for a split of no images, so train names the missing 
   assert.ok(!fs.existsSync(out));
 });
 
-test('an output path that cannot be written fails before the work: train --out, eval and score --json, show --out', async () => {
+test('an output path that cannot be written fails before the work: train --out, eval and score --json, show --out, synth --out', async () => {
   const dir = tempDir('in-the-way');
   const data = path.join(dir, 'ds');
   assert.equal((await runCli(['synth', '--out', data, '--train', '2', '--val', '1', '--size', '80x80'])).status, 0);
@@ -208,6 +208,7 @@ test('an output path that cannot be written fails before the work: train --out, 
     ['eval', '--model', path.join(dir, 'missing.safetensors'), '--data', data, '--json', path.join(file, 'm.json')],
     ['score', '--pred', path.join(data, 'SegmentationClass'), '--gt', path.join(data, 'SegmentationClass'), '--json', path.join(file, 'm.json')],
     ['show', '--data', data, '--out', path.join(file, 'x', 'grid.png')],
+    ['synth', '--out', path.join(file, 'ds'), '--train', '1', '--val', '1', '--size', '80x80'],
   ];
   for (const args of runs) {
     const r = await runCli(args);

@@ -13,6 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type Sharp from 'sharp';
 import { requireCjs } from '../util/cjs.js';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { makeFolder } from '../util/fs.js';
 import { writeMask, type LabelMap, type RgbImage } from './image.js';
 import { IGNORE_INDEX, VOC_PALETTE } from './voc.js';
 import { formatLabelmap, LABELMAP_FILE } from './labels.js';
@@ -364,7 +365,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
   const root = resolve(outDir);
   const existed = await checkOutDir(root);
   const parent = dirname(root);
-  await mkdir(parent, { recursive: true });
+  await makeFolder(parent);
   const tmp = join(parent, `.${basename(root)}.synth-${process.pid}-${Date.now()}.tmp`);
   const sizeRange = { height: [Infinity, 0] as [number, number], width: [Infinity, 0] as [number, number] };
   const inFlight: Promise<void>[] = [];
