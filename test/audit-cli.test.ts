@@ -274,6 +274,8 @@ test('class names holding control characters (a terminal escape in labelmap.txt 
   const { parseLabelmap, parseClassesJson } = await import('../src/data/labels.js');
   assert.throws(() => parseLabelmap('bg:0,0,0::\n\u001b[2Jroad:1,2,3::\n', 'lm.txt'), (e) => e instanceof FcnError && e.message.includes('lm.txt: class 1') && e.message.includes('\\x1b[2J'));
   assert.throws(() => parseClassesJson('["bg", "car\\u009b"]', 'c.json'), (e) => e instanceof FcnError && e.message.includes('c.json: class 1'));
+  // too many classes is said as such (it was 'entry 256 has no colour')
+  assert.throws(() => parseClassesJson(JSON.stringify(Array.from({ length: 300 }, (_, i) => `c${i}`)), 'c.json'), (e) => e instanceof FcnError && e.message.includes('300 classes, at most 255'));
   const data = path.join(tempDir('escapes'), 'ds');
   assert.equal((await runCli(['synth', '--out', data, '--train', '1', '--val', '1', '--size', '80x80'])).status, 0);
   fs.writeFileSync(path.join(data, 'labelmap.txt'), fs.readFileSync(path.join(data, 'labelmap.txt'), 'utf8').replace('circle', '\u001b[31mcircle\u001b[0m'));

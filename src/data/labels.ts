@@ -131,6 +131,7 @@ export function parseClassesJson(text: string, path: string): LabelSpace {
   } else {
     throw new FcnError(`${path}: ${expected}`);
   }
+  if (entries.length > MAX_CLASSES) throw new FcnError(`${path}: ${entries.length} classes, at most ${MAX_CLASSES} fit (label ${IGNORE_INDEX} is void)`);
   const classes: string[] = [];
   const colors: Rgb[] = [];
   entries.forEach((e, i) => {
