@@ -118,6 +118,8 @@ test('score: the classes of an mmsegmentation ann_dir/<split> (classes.json two 
   assert.equal(adeLabels?.classes.length, 150);
   assert.equal(adeLabels?.reduceZeroLabel, true);
   assert.equal(await maskFolderLabels(tempDir('plain')), undefined);
+  // ADE20K has its validation folder: a held-out fraction was silently ignored, it is refused
+  await assert.rejects(openDataset(path.dirname(ade), 'train', { valFraction: 0.2 }), (e) => e instanceof FcnError && e.exitCode === 2 && e.message.includes('validation'));
 
   // the predictions: the truth itself (mmseg) and truth-1 (ADE20K's class ids), so every score is 1
   const pred = tempDir('pred');

@@ -297,6 +297,8 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
       return openFolders(root, layout, split, opts, 'img_dir', 'ann_dir', labels, (s) => s);
     }
     case 'ade20k': {
+      // its folders are training and validation: a held-out fraction would have nothing to apply to
+      if (opts.valFraction !== undefined) throw new FcnError(`${root}: ADE20K has its validation split (annotations/validation); a held-out validation fraction is for data without one`, 2);
       const labels: LabelSpace = { ...(opts.labels ?? ade20kLabels()), reduceZeroLabel: true };
       return openFolders(root, layout, split, opts, 'images', 'annotations', labels, (s) => ADE_SPLITS[s] ?? s);
     }
