@@ -320,3 +320,19 @@ test('train refuses a training split that holds the ids --val-fraction held out 
   assert.ok(r.stderr.includes("held-out validation ids") && r.stderr.includes("'trainval'") && r.stderr.trim().split('\n').length === 1, r.stderr);
   assert.ok(!fs.existsSync(out));
 });
+
+test('mmsegmentation splits are read below their sub-folders too (mmseg lists img_dir/ann_dir recursively)', async () => {
+  const mm = tempDir('mmseg-nested');
+  for (const [split, id] of [['train', 'city_a/0001'], ['train', 'city_b/0001'], ['train', 'top'], ['val', 'city_c/deep/0002']] as const) {
+    write(path.join(mm, 'img_dir', split, `${id}.jpg`), await jpeg(20, 10));
+    write(path.join(mm, 'ann_dir', split, `${id}.png`), grayPng(20, 10));
+  }
+  const train = await openDataset(mm, 'train');
+  assert.equal(train.layout, 'mmseg');
+  assert.deepEqual(train.ids, ['city_a/0001', 'city_b/0001', 'top']);
+  for (const id of train.ids) assert.deepEqual([(await readExample(train, id)).mask.width], [20]);
+  assert.deepEqual((await openDataset(mm, 'val')).ids, ['city_c/deep/0002']);
+  // a nested mask without its image is named
+  write(path.join(mm, 'ann_dir', 'train', 'city_a', 'lost.png'), grayPng(20, 10));
+  await assert.rejects(openDataset(mm, 'train'), (e) => e instanceof FcnError && e.message.includes(path.join('city_a', 'lost.png')) && e.message.includes('mask without an image'));
+});

@@ -74,6 +74,28 @@ async function listFiles(dir: string, role: string): Promise<string[]> {
   }
 }
 
+/** How deep listTree looks below a split's folder. */
+const TREE_DEPTH = 8;
+
+/**
+ * The files below a folder as '/'-separated paths relative to it (sub-folders too, as
+ * mmsegmentation lists a split's img_dir and ann_dir recursively); symbolic links are not followed.
+ */
+async function listTree(dir: string, role: string): Promise<string[]> {
+  const out = await listFiles(dir, role);
+  const walk = async (rel: string, depth: number): Promise<void> => {
+    const entries = await readdir(join(dir, ...rel.split('/')), { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isFile() && rel) out.push(path);
+      else if (e.isDirectory() && depth < TREE_DEPTH) await walk(path, depth + 1);
+    }
+  };
+  await walk('', 0);
+  return out;
+}
+
 async function subdirs(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
@@ -251,8 +273,8 @@ async function openFolders(
   const readFolder = async (folder: string): Promise<string[]> => {
     const imageDir = join(root, imagesDir, folder);
     const maskDir = join(root, masksDir, folder);
-    const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
-    const masks = byStem(await listFiles(maskDir, 'mask'), ['.png']);
+    const images = byStem(await listTree(imageDir, 'image'), IMAGE_EXTENSIONS);
+    const masks = byStem(await listTree(maskDir, 'mask'), ['.png']);
     for (const [stem, file] of masks) {
       if (!images.has(stem)) throw new FcnError(`${join(maskDir, file)}: mask without an image (expected ${join(imageDir, stem)} with one of ${IMAGE_EXTENSIONS.join(' ')})`);
     }
