@@ -100,6 +100,11 @@ test('a CVAT export with images in folders: every id pairs with its image and co
     const rest = await openDataset(root, split, { valFraction: 0.5 });
     assert.deepEqual([...rest.ids, ...held.ids].sort(), [...ids].sort(), split);
   }
+  // an export made without "Save images" has no JPEGImages/: said so
+  const bare = tempDir('cvat-no-images');
+  await nestedCvatExport(bare, ['a']);
+  fs.rmSync(path.join(bare, 'JPEGImages'), { recursive: true });
+  await assert.rejects(openDataset(bare, 'default'), (e) => e instanceof FcnError && e.message.includes('JPEGImages') && e.message.includes('Save images'));
   // a listed id whose sub-folder is missing is named, with the folders it was looked for in
   fs.appendFileSync(path.join(root, 'ImageSets/Segmentation/default.txt'), 'set3/gone\n');
   await assert.rejects(openDataset(root, 'default'), (e) => e instanceof FcnError && e.message.includes("'set3/gone'") && e.message.includes('JPEGImages'));

@@ -257,6 +257,9 @@ async function openVocStyle(root: string, layout: LayoutName, split: string, opt
     (name) => `${join(listDir, `${name}.txt`)}: no such file`);
   const imageDir = join(root, 'JPEGImages');
   const maskDir = join(root, 'SegmentationClass');
+  if (layout === 'cvat' && !(await isDirectory(imageDir)) && (await isDirectory(maskDir))) {
+    throw new FcnError(`${imageDir}: no such directory (CVAT's export holds the images only when "Save images" is ticked: export again with it, or put the images there)`);
+  }
   const images = await filesById(imageDir, ids, 'image', IMAGE_EXTENSIONS);
   const masks = await filesById(maskDir, ids, 'mask', ['.png']);
   pair(ids, images, masks, imageDir, maskDir, join(listDir, `${lists.includes(split) ? split : lists.includes('default') ? 'default' : split}.txt`));
