@@ -6,6 +6,7 @@ import { labelsFromNames, type LabelSpace } from '../data/labels.js';
 import { openDataset, SplitNotFoundError, type OpenOptions } from '../data/layouts.js';
 import type { Dataset } from '../data/dataset.js';
 import { FcnError, UsageError } from '../util/errors.js';
+import { hasControl, printable } from '../util/text.js';
 
 export interface DataFlags {
   layout?: LayoutName;
@@ -26,6 +27,10 @@ export function addDataOptions(cmd: Command, withFraction = true): Command {
 export function parseClasses(value: string): string[] {
   const names = value.split(',').map((s) => s.trim());
   if (names.length === 0 || names.some((n) => n.length === 0)) throw new UsageError(`--classes expects names separated by commas (e.g. background,road,car), got '${value}'`);
+  const control = names.find(hasControl);
+  if (control !== undefined) throw new UsageError(`--classes: '${printable(control)}' holds control characters; expected plain names`);
+  const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
+  if (twice >= 0) throw new UsageError(`--classes lists '${names[twice]}' twice (at ${names.indexOf(names[twice]!)} and ${twice}); class names must be unique`);
   return names;
 }
 

@@ -3,11 +3,13 @@
 import { Command } from 'commander';
 import { checkVocFiles } from '../data/dataset.js';
 import { addDataOptions, checkDatasetFitsModel, openDataFromFlags, modelLabels, type DataFlags } from './data.js';
+import { vocLabels } from '../data/labels.js';
+import type { Dataset } from '../data/dataset.js';
 import { loadModel } from '../infer/model.js';
 import { evaluate } from '../infer/evaluate.js';
 import { metricsReport, formatMetricsTable, type ConfusionMatrix } from '../eval/confusion.js';
 import { Progress } from '../util/progress.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
@@ -24,6 +26,16 @@ async function report(cm: ConfusionMatrix, classes: readonly string[], json?: st
   // class names come from the checkpoint: printed with control characters escaped
   process.stdout.write(printableLines(formatMetricsTable(r)) + '\n');
   if (json) await writeFileAtomic(json, JSON.stringify(r, null, 2) + '\n');
+}
+
+/**
+ * The names the report keys its classes by: the dataset's (its labelmap.txt or classes.json, or
+ * --classes), as DESIGN.md's perClassIoU asks; the model's where the dataset declares none.
+ */
+function reportClasses(ds: Dataset, modelClasses: readonly string[], model: string): readonly string[] {
+  if (ds.labels.source === vocLabels().source) return modelClasses;
+  checkDatasetFitsModel(ds, modelClasses.length, model);
+  return ds.labels.classes;
 }
 
 export function command(): Command {
@@ -55,6 +67,7 @@ export function command(): Command {
       if (!o.model) throw new UsageError("required option '--model <file>' not specified");
       if (o.queue && o.resize !== undefined) throw new UsageError('--resize is not available with --queue (workers score images at their own size)');
       if (!o.data) throw new UsageError("required option '--data <dir>' not specified");
+      if (o.json) checkOutputFile(o.json);
       // the model's card reads a dataset that has no class file (its classes and colours)
       const model = o.queue ? undefined : await loadModel(o.model, { threads: o.threads, arch: o.arch });
       try {
@@ -71,11 +84,11 @@ export function command(): Command {
           const r = await evaluateQueued(ds, { queue: o.queue!, name: o.queueName, model: o.model, ids, onProgress: (done) => bar?.update(done) });
           bar?.finish();
           process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
-          return report(r.matrix, r.classes, o.json);
+          return report(r.matrix, reportClasses(ds, r.classes, o.model), o.json);
         }
         const cm = await evaluate(model, ds, { ids, resize: o.resize, onProgress: (done) => bar?.update(done) });
         bar?.finish();
-        await report(cm, model.meta.classes, o.json);
+        await report(cm, reportClasses(ds, model.meta.classes, o.model), o.json);
       } finally {
         await model?.dispose();
       }

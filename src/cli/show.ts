@@ -9,6 +9,7 @@ import type { Rgb } from '../data/voc.js';
 import { showExamples, type ShowExample } from '../render/pictures.js';
 import { loadModel } from '../infer/model.js';
 import { UsageError } from '../util/errors.js';
+import { checkOutputFile } from '../util/fs.js';
 import { ARCH_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
 
 export function command(): Command {
@@ -26,6 +27,7 @@ export function command(): Command {
   return addDataOptions(cmd)
     .action(async (o: DataFlags & { data: string; model?: string; arch?: string; split: string; n: number; out: string; maxPixels?: number }) => {
       if (extname(o.out).toLowerCase() !== '.png') throw new UsageError(`--out expects a .png file, got '${o.out}'`);
+      checkOutputFile(o.out);
       const model = o.model ? await loadModel(o.model, { arch: o.arch }) : undefined;
       try {
         // a dataset without a class file is read in the model's classes and colours

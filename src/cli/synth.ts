@@ -24,11 +24,12 @@ export function command(): Command {
       }
       const result = await generateSynthVoc(opts.out, { train: opts.train, val: opts.val, size: opts.size, seed: opts.seed, colours: opts.colours as SynthColours | undefined });
       const { height, width } = result.sizeRange;
+      const lists = [...(result.train > 0 ? ['train'] : []), ...(result.val > 0 ? ['val'] : []), 'trainval'];
       const shapes = SYNTH_CLASSES.map((c) => `${c.shape}=${c.classId}`).join(', ');
       process.stdout.write(
         `wrote ${result.train} train + ${result.val} val images to ${result.root}\n` +
           `  sizes ${height[0]}..${height[1]} x ${width[0]}..${width[1]} (HxW), classes by shape: ${shapes}\n` +
-          `  lists: ImageSets/Segmentation/{train,val,trainval}.txt; classes: labelmap.txt (background=0)\n`,
+          `  lists: ImageSets/Segmentation/{${lists.join(',')}}.txt; classes: labelmap.txt (background=0)\n`,
       );
     });
 }

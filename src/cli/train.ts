@@ -12,6 +12,7 @@ import { TRAIN_OPTIONS, type OptionSpec, type TrainOptionKey, type TrainOptions 
 import { FcnError, UsageError } from '../util/errors.js';
 import { SplitNotFoundError } from '../data/layouts.js';
 import { parseSize } from './options.js';
+import { printableLines } from '../util/text.js';
 
 /** Flags whose name is not the option's key in kebab case (DESIGN.md's CLI contract). */
 const FLAG_NAMES: Partial<Record<TrainOptionKey, string>> = { weightDecay: 'wd', gridImages: 'grid' };
@@ -69,7 +70,8 @@ export function command(): Command {
     cmd.addOption(opt);
   }
   return cmd.action(async (flags: Record<string, unknown>) => {
-    const out = (line: string) => process.stdout.write(line + '\n');
+    // lines carry names read from files (classes, paths): printed with control characters escaped
+    const out = (line: string) => process.stdout.write(printableLines(line) + '\n');
     const given: Record<string, unknown> = {};
     for (const [key, attr] of attributes) if (flags[attr] !== undefined) given[key] = flags[attr];
     const res = await train({ ...(given as TrainOptions), progress: true, log: out, optionName: flagOf }).catch((err: unknown) => {

@@ -4,7 +4,7 @@
 // and loading one example (image and mask, checked to be the same size). The other layouts
 // (CVAT, mmsegmentation, ADE20K, VOC+SBD's train_aug) live in layouts.ts and sbd.ts.
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { FcnError, readFailure } from '../util/errors.js';
 import { binaryOffset, hasControl, printable } from '../util/text.js';
 import { probeImage, probeMask, readImage, readMask, type DecodeLimits, type LabelMap, type RgbImage } from './image.js';
@@ -80,13 +80,25 @@ export async function readIdList(listPath: string, what = 'the id list'): Promis
   const lines = text.split(/\r?\n/).map((line) => line.trim());
   const ids = lines.filter((line) => line.length > 0);
   if (ids.length === 0) throw new FcnError(`${listPath}: ${what} is empty (expected one image id per line)`);
-  // ids become file names and are printed: control characters (terminal escapes) have no place in them
-  const bad = ids.find((id) => /[\s/\\]/.test(id) || hasControl(id));
+  // VOC's classification lists (ImageSets/Main/<class>_<split>.txt) pair each id with a flag: ' -1', '  0', '  1'
+  const classification = (id: string) => /^\S+( -1|  [01])$/.test(id);
+  const bad = ids.find((id) => !isImageId(id) || classification(id));
   if (bad !== undefined) {
     const line = lines.indexOf(bad) + 1;
-    throw new FcnError(`${listPath}: line ${line}: '${printable(bad)}' is not an image id (expected one id per line, e.g. 2007_000032)`);
+    const flagged = classification(bad) ? '; an id followed by a flag is a classification list (ImageSets/Main), not a segmentation one' : '';
+    throw new FcnError(`${listPath}: line ${line}: '${printable(bad)}' is not an image id (expected one id per line, e.g. 2007_000032 or folder/image_01${flagged})`);
   }
   return ids;
+}
+
+/**
+ * An id names an image and its mask below their folders: CVAT's exports keep the folders an image
+ * was uploaded in (`set1/frame 001`) and the file's own spaces. So '/'-separated names, none empty,
+ * '.' or '..', without backslashes, tabs or control characters (ids are printed: no terminal escapes).
+ */
+export function isImageId(id: string): boolean {
+  if (/[\t\v\f\r\n\\]/.test(id) || hasControl(id)) return false;
+  return id.split('/').every((part) => part.length > 0 && part !== '.' && part !== '..' && part.trim() === part);
 }
 
 /**
@@ -120,7 +132,9 @@ export async function openVoc(dir: string, split: string, limits: DecodeLimits =
 export async function checkVocFiles(ds: VocDataset, ids: readonly string[] = ds.ids): Promise<void> {
   const limits = { maxPixels: ds.maxPixels };
   for (const id of ids) {
-    await probeMask(ds.maskPath(id), limits);
+    const mask = ds.maskPath(id);
+    // PNG headers only: train_aug's SBD masks are MAT-files, checked as they are decoded
+    if (extname(mask).toLowerCase() === '.png') await probeMask(mask, limits);
     await probeImage(ds.imagePath(id), limits);
   }
 }

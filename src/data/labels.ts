@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { hasControl, printable } from '../util/text.js';
 import { IGNORE_INDEX, VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE, type Rgb } from './voc.js';
 import { ADE20K_CLASSES, ADE20K_PALETTE } from './ade20k.js';
 import { decodeMaskSamples, mapColours, type DecodeLimits, type LabelMap } from './image.js';
@@ -43,6 +44,8 @@ function checkSpace(classes: string[], colors: Rgb[], source: string, strictColo
   const names = new Map<string, number>();
   const seen = new Map<number, number>();
   classes.forEach((name, i) => {
+    // names are printed in tables, logs and legends: a terminal would obey an escape sequence in one
+    if (hasControl(name)) throw new FcnError(`${source}: class ${i} ('${printable(name)}') holds control characters; expected a plain name`);
     const j = names.get(name);
     if (j !== undefined) throw new FcnError(`${source}: class '${name}' is listed twice (at ${j} and ${i}); names must be unique`);
     names.set(name, i);
@@ -128,6 +131,7 @@ export function parseClassesJson(text: string, path: string): LabelSpace {
   } else {
     throw new FcnError(`${path}: ${expected}`);
   }
+  if (entries.length > MAX_CLASSES) throw new FcnError(`${path}: ${entries.length} classes, at most ${MAX_CLASSES} fit (label ${IGNORE_INDEX} is void)`);
   const classes: string[] = [];
   const colors: Rgb[] = [];
   entries.forEach((e, i) => {

@@ -74,6 +74,28 @@ async function listFiles(dir: string, role: string): Promise<string[]> {
   }
 }
 
+/** How deep listTree looks below a split's folder. */
+const TREE_DEPTH = 8;
+
+/**
+ * The files below a folder as '/'-separated paths relative to it (sub-folders too, as
+ * mmsegmentation lists a split's img_dir and ann_dir recursively); symbolic links are not followed.
+ */
+async function listTree(dir: string, role: string): Promise<string[]> {
+  const out = await listFiles(dir, role);
+  const walk = async (rel: string, depth: number): Promise<void> => {
+    const entries = await readdir(join(dir, ...rel.split('/')), { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isFile() && rel) out.push(path);
+      else if (e.isDirectory() && depth < TREE_DEPTH) await walk(path, depth + 1);
+    }
+  };
+  await walk('', 0);
+  return out;
+}
+
 async function subdirs(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
@@ -91,6 +113,21 @@ function byStem(names: string[], extensions: readonly string[]): Map<string, str
     const stem = name.slice(0, -extname(name).length);
     const had = out.get(stem);
     if (had === undefined || rank(name) < rank(had)) out.set(stem, name);
+  }
+  return out;
+}
+
+/**
+ * The files of a folder for a list's ids, keyed by id (see byStem). An id with folders in it
+ * (`set1/frame_001`, as CVAT exports images uploaded in folders) is looked up in that sub-folder;
+ * a sub-folder that is not there has no files, and the pairing names the id.
+ */
+async function filesById(dir: string, ids: readonly string[], role: string, extensions: readonly string[]): Promise<Map<string, string>> {
+  const out = byStem(await listFiles(dir, role), extensions);
+  const folders = new Set(ids.filter((id) => id.includes('/')).map((id) => id.slice(0, id.lastIndexOf('/'))));
+  for (const folder of folders) {
+    const names = await listFiles(join(dir, ...folder.split('/')), role).catch(() => []);
+    for (const [stem, name] of byStem(names, extensions)) out.set(`${folder}/${stem}`, `${folder}/${name}`);
   }
   return out;
 }
@@ -123,7 +160,7 @@ const EXPECTED =
  */
 export async function findDataset(dir: string, layout?: LayoutName): Promise<{ root: string; layout: LayoutName }> {
   if (layout !== undefined && !LAYOUTS.includes(layout)) throw new FcnError(`layout '${String(layout)}': expected one of ${LAYOUTS.join(', ')}`, 2);
-  if (!(await isDirectory(dir))) throw new FcnError(`${dir}: no such directory (${EXPECTED})`);
+  if (!(await isDirectory(dir))) throw new FcnError(`${dir}: ${(await isFile(dir)) ? 'a file, not a directory' : 'no such directory'} (${EXPECTED})`);
   for (const candidate of [dir, join(dir, 'VOCdevkit', 'VOC2012'), join(dir, 'VOC2012'), join(dir, ADE_ROOT)]) {
     const found = await layoutAt(candidate);
     if (found !== undefined && compatible(found, layout)) return { root: candidate, layout: layout ?? found };
@@ -169,11 +206,12 @@ async function chooseIds(
   split: string, available: string[], read: (name: string) => Promise<string[]>, where: string, valFraction: number | undefined,
   missing: (name: string) => string,
 ): Promise<string[]> {
-  if (valFraction !== undefined && (split === 'train' || split === 'val')) {
-    const source = available.includes('default') ? 'default' : available.includes('train') ? 'train' : available.length === 1 ? available[0]! : undefined;
+  const source = available.includes('default') ? 'default' : available.includes('train') ? 'train' : available.length === 1 ? available[0]! : undefined;
+  // with a held-out fraction the source list, by its own name too (CVAT's default), is its training part: never the val images
+  if (valFraction !== undefined && (split === 'train' || split === 'val' || split === source)) {
     if (source === undefined) throw new SplitNotFoundError(`${where}: no list to hold a validation part out of (expected default or train; has ${available.join(', ') || 'none'})`, split, available);
     const parts = holdOut(await read(source), valFraction, `${where}/${source}`);
-    return parts[split];
+    return split === 'val' ? parts.val : parts.train;
   }
   if (available.includes(split)) return read(split);
   const hint = available.length === 1
@@ -219,8 +257,11 @@ async function openVocStyle(root: string, layout: LayoutName, split: string, opt
     (name) => `${join(listDir, `${name}.txt`)}: no such file`);
   const imageDir = join(root, 'JPEGImages');
   const maskDir = join(root, 'SegmentationClass');
-  const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
-  const masks = byStem(await listFiles(maskDir, 'mask'), ['.png']);
+  if (layout === 'cvat' && !(await isDirectory(imageDir)) && (await isDirectory(maskDir))) {
+    throw new FcnError(`${imageDir}: no such directory (CVAT's export holds the images only when "Save images" is ticked: export again with it, or put the images there)`);
+  }
+  const images = await filesById(imageDir, ids, 'image', IMAGE_EXTENSIONS);
+  const masks = await filesById(maskDir, ids, 'mask', ['.png']);
   pair(ids, images, masks, imageDir, maskDir, join(listDir, `${lists.includes(split) ? split : lists.includes('default') ? 'default' : split}.txt`));
   return makeDataset(root, split, layout, ids, labels, imageDir, images, maskDir, masks, opts.maxPixels);
 }
@@ -235,8 +276,8 @@ async function openFolders(
   const readFolder = async (folder: string): Promise<string[]> => {
     const imageDir = join(root, imagesDir, folder);
     const maskDir = join(root, masksDir, folder);
-    const images = byStem(await listFiles(imageDir, 'image'), IMAGE_EXTENSIONS);
-    const masks = byStem(await listFiles(maskDir, 'mask'), ['.png']);
+    const images = byStem(await listTree(imageDir, 'image'), IMAGE_EXTENSIONS);
+    const masks = byStem(await listTree(maskDir, 'mask'), ['.png']);
     for (const [stem, file] of masks) {
       if (!images.has(stem)) throw new FcnError(`${join(maskDir, file)}: mask without an image (expected ${join(imageDir, stem)} with one of ${IMAGE_EXTENSIONS.join(' ')})`);
     }
@@ -269,16 +310,44 @@ export async function openDataset(dir: string, split: string, opts: OpenOptions 
     case 'voc':
     case 'cvat':
       if (split === TRAIN_AUG && !(await isFile(join(root, VOC_LISTS, `${TRAIN_AUG}.txt`)))) {
+        // train_aug holds all of VOC's train: a part held out of it for validation would be trained on too
+        if (opts.valFraction !== undefined) {
+          throw new FcnError(`${root}: ${TRAIN_AUG} is scored on VOC's val list; a validation fraction held out of the training list would also be in ${TRAIN_AUG}`, 2);
+        }
         return openTrainAug(dir, root, opts.labels ?? (await readLabelFile(root)) ?? opts.defaultLabels ?? vocLabels(), opts.maxPixels);
       }
       return openVocStyle(root, layout, split, opts);
     case 'mmseg': {
-      const labels = opts.labels ?? (await readLabelFile(root)) ?? (await readLabelFile(dirname(root))) ?? opts.defaultLabels ?? vocLabels();
+      const labels = opts.labels ?? (await mmsegLabelFile(root)) ?? opts.defaultLabels ?? vocLabels();
       return openFolders(root, layout, split, opts, 'img_dir', 'ann_dir', labels, (s) => s);
     }
     case 'ade20k': {
+      // its folders are training and validation: a held-out fraction would have nothing to apply to
+      if (opts.valFraction !== undefined) throw new FcnError(`${root}: ADE20K has its validation split (annotations/validation); a held-out validation fraction is for data without one`, 2);
       const labels: LabelSpace = { ...(opts.labels ?? ade20kLabels()), reduceZeroLabel: true };
       return openFolders(root, layout, split, opts, 'images', 'annotations', labels, (s) => ADE_SPLITS[s] ?? s);
     }
   }
+}
+
+/** An mmsegmentation folder's class file: beside img_dir/ and ann_dir/, or one folder up. */
+function mmsegLabelFile(root: string): Promise<LabelSpace | undefined> {
+  return readLabelFile(root).then((found) => found ?? readLabelFile(dirname(root)));
+}
+
+/**
+ * The label space of a folder of ground-truth masks as a dataset lays them out, for scoring masks
+ * outside a dataset: a class file in the folder or beside it (VOC or CVAT's SegmentationClass/),
+ * an mmsegmentation folder's for its ann_dir/<split>/, ADE20K's 150 classes (value 0 ignored) for
+ * ADEChallengeData2016's annotations/<split>/; undefined when none of these applies.
+ */
+export async function maskFolderLabels(dir: string): Promise<LabelSpace | undefined> {
+  const own = (await readLabelFile(dir)) ?? (await readLabelFile(dirname(dir)));
+  if (own) return own;
+  const root = dirname(dirname(dir));
+  const parent = basename(dirname(dir));
+  const layout = await layoutAt(root);
+  if (layout === 'mmseg' && parent === 'ann_dir') return mmsegLabelFile(root);
+  if (layout === 'ade20k' && parent === 'annotations') return ade20kLabels();
+  return undefined;
 }

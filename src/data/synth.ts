@@ -13,6 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type Sharp from 'sharp';
 import { requireCjs } from '../util/cjs.js';
 import { FcnError, errorMessage } from '../util/errors.js';
+import { makeFolder } from '../util/fs.js';
 import { writeMask, type LabelMap, type RgbImage } from './image.js';
 import { IGNORE_INDEX, VOC_PALETTE } from './voc.js';
 import { formatLabelmap, LABELMAP_FILE } from './labels.js';
@@ -353,7 +354,8 @@ async function checkOutDir(outDir: string): Promise<boolean> {
 
 /**
  * Writes a synthetic VOC dataset: `outDir` itself becomes the VOC root (JPEGImages/*.jpg,
- * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt,
+ * SegmentationClass/*.png palette masks, ImageSets/Segmentation/{train,val,trainval}.txt (a split
+ * of no images has no list),
  * labelmap.txt naming the 6 classes).
  * Built in a temporary sibling folder and renamed into place, so a failure leaves nothing behind.
  * Refuses an existing non-empty `outDir`.
@@ -363,7 +365,7 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
   const root = resolve(outDir);
   const existed = await checkOutDir(root);
   const parent = dirname(root);
-  await mkdir(parent, { recursive: true });
+  await makeFolder(parent);
   const tmp = join(parent, `.${basename(root)}.synth-${process.pid}-${Date.now()}.tmp`);
   const sizeRange = { height: [Infinity, 0] as [number, number], width: [Infinity, 0] as [number, number] };
   const inFlight: Promise<void>[] = [];
@@ -398,8 +400,9 @@ export async function generateSynthVoc(outDir: string, opts: SynthOptions = {}):
     if (failure !== undefined) throw failure;
     const listText = (ids: string[]) => ids.map((id) => `${id}\n`).join('');
     const listDir = join(tmp, 'ImageSets', 'Segmentation');
-    await writeFile(join(listDir, 'train.txt'), listText(lists.train));
-    await writeFile(join(listDir, 'val.txt'), listText(lists.val));
+    // a split of no images gets no list: an empty list is a broken dataset to every reader (fcn's too)
+    if (lists.train.length > 0) await writeFile(join(listDir, 'train.txt'), listText(lists.train));
+    if (lists.val.length > 0) await writeFile(join(listDir, 'val.txt'), listText(lists.val));
     await writeFile(join(listDir, 'trainval.txt'), listText([...lists.train, ...lists.val]));
     await writeFile(join(tmp, LABELMAP_FILE), formatLabelmap({ classes: [...SYNTH_LABELS.classes], colors: SYNTH_LABELS.colors.map((c) => c) }));
     if (existed) await rmdir(root); // empty (checked above); rename cannot replace it on every platform

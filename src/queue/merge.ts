@@ -11,11 +11,12 @@ export interface MergedMatrix {
 }
 
 function checkedRows(value: unknown, file: string): number[][] {
-  const what = 'a square array of non-negative integer pixel counts';
+  // counts above 2^53 would no longer add up exactly (the merged numbers must equal one run's)
+  const what = `a square array of non-negative integer pixel counts below 2^53`;
   if (!Array.isArray(value) || value.length === 0) throw new FcnError(`${file}: 'confusionMatrix' is missing or empty (expected ${what}; fcn eval --json and fcn score --json write it)`);
   const n = value.length;
   for (const row of value) {
-    if (!Array.isArray(row) || row.length !== n || row.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
+    if (!Array.isArray(row) || row.length !== n || row.some((v) => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
       throw new FcnError(`${file}: 'confusionMatrix' is not ${what} (${n}x${n})`);
     }
   }
@@ -55,6 +56,7 @@ export function mergeMetrics(parts: readonly { file: string; text: string }[]): 
     }
     const n = classes.length;
     rows.forEach((row, t) => row.forEach((v, p) => { merged!.matrix.counts[t * n + p]! += v; }));
+    if (!merged.matrix.counts.every(Number.isSafeInteger)) throw new FcnError(`${file}: the summed pixel counts pass 2^53, where they stop adding up exactly`);
   }
   return merged!;
 }

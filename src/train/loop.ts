@@ -6,10 +6,12 @@
 // if never stopped. A non-finite loss or weight stops the run before anything of that epoch is
 // written. The options are declared in options.ts; the saved state in state.ts.
 import { openDataset } from '../data/layouts.js';
+import { checkVocFiles } from '../data/dataset.js';
 import { labelsFromNames } from '../data/labels.js';
 import { batchesPerEpoch, prepareSplit } from '../data/batches.js';
 import { Rng } from '../data/rng.js';
 import { FcnError } from '../util/errors.js';
+import { makeFolder } from '../util/fs.js';
 import { resolveTrainOptions, trainDefaults, type OptionNamer, type TrainOptions, type TrainSettings } from './options.js';
 import { optimizerToExtra, recordEpoch, runConfig, type BestEpoch, type EpochMetrics, type RunConfig, type TrainState } from './state.js';
 import { startingPoint, type Start } from './start.js';
@@ -70,6 +72,25 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
   if (valDs.labels.classes.length !== trainDs.labels.classes.length) {
     throw new FcnError(`${valDs.root}: the '${s.valSplit}' split has ${valDs.labels.classes.length} classes but '${s.split}' has ${trainDs.labels.classes.length}`);
   }
+  if (s.valFraction !== undefined) {
+    // the held-out ids exist to be unseen: a training split that holds them (trainval) would score its own images
+    const held = new Set(valDs.ids);
+    const seen = trainDs.ids.filter((id) => held.has(id));
+    if (seen.length > 0) {
+      throw new FcnError(`${trainDs.root}: ${seen.length} of the ${held.size} held-out validation ids (e.g. '${seen[0]}') are in the '${s.split}' split too; ` +
+        `train on the list they were held out of, or name a val split instead of ${name('valFraction')}`, 2);
+    }
+  }
+  // with rescaling every image is usable: what comes out smaller than the crop is padded
+  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
+  if (ids.length < s.batchSize) {
+    const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${s.crop[0]}x${s.crop[1]} crop; try a smaller ${name('crop')} or ${name('small')} pad)` : '';
+    throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than ${name('batchSize')} ${s.batchSize}${why}`);
+  }
+  // every file's header before the first step (as fcn eval does): a bad file late in a long split
+  // fails in seconds, not an epoch in, nor (in val) after the epoch's training
+  await checkVocFiles(trainDs, ids);
+  await checkVocFiles(valDs, s.evalLimit !== null ? valDs.ids.slice(0, s.evalLimit) : valDs.ids);
   const start = await startingPoint(s, files.last, log, name, trainDs.labels);
   for (const n of await removeStaleTemps(s.out)) log(`removed ${n}, left in ${s.out} by a run that was stopped while writing`);
   if (!s.resume && (await exists(files.last))) {
@@ -80,12 +101,6 @@ async function openRun(s: TrainSettings, o: TrainOptions, files: RunFiles): Prom
     if (s.backbone || s.init) log(`note: ${name(s.backbone ? 'backbone' : 'init')} is ignored: a resumed run continues from the weights in ${files.last}`);
     state = await repairBest(files, state, log);
     log(`resuming after epoch ${state.epoch} of ${s.epochs} from ${files.last}`);
-  }
-  // with rescaling every image is usable: what comes out smaller than the crop is padded
-  const { ids, dropped } = await prepareSplit(trainDs, s.crop, s.scale ? 'pad' : s.small);
-  if (ids.length < s.batchSize) {
-    const why = dropped > 0 ? ` (${dropped} of ${trainDs.ids.length} are smaller than the ${s.crop[0]}x${s.crop[1]} crop; try a smaller ${name('crop')} or ${name('small')} pad)` : '';
-    throw new FcnError(`${trainDs.root}: the train split has ${ids.length} usable images, fewer than ${name('batchSize')} ${s.batchSize}${why}`);
   }
   const run = {
     settings: s, name, log, progress: o.progress ?? false, files, arch: start.arch, card: start.card, trainDs, valDs, ids,
@@ -138,6 +153,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const s = resolveTrainOptions(options);
   const created = await missingFolders(s.out);
   try {
+    // made before the data is read: an output path that cannot be a folder fails at once, not after an epoch
+    await makeFolder(s.out);
     return await trainIn(s, options, runFiles(s.out));
   } catch (err) {
     await removeIfEmpty(created);

@@ -12,6 +12,7 @@ import { KNOWN_NETWORKS } from '../weights/torchvision.js';
 import type { SmallImages } from '../data/batches.js';
 import { LAYOUTS, type LayoutName } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
+import { hasControl, printable } from '../util/text.js';
 import { LR_SCHEDULES, type LrSchedule } from './schedule.js';
 import { ADAMW, OPTIMIZERS, type Optimizer } from '../graph/train.js';
 import type { EpochMetrics } from './state.js';
@@ -177,8 +178,16 @@ export function check(kind: OptionKind, name: string, value: unknown): string | 
       return kind.values.includes(value as string) ? undefined : `${name} expects one of ${kind.values.join(', ')}, got ${got}`;
     case 'names':
       if (value === undefined) return undefined;
-      return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.trim().length > 0) ? undefined
-        : `${name} expects names separated by commas, e.g. background,road,car`;
+      if (!(Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.trim().length > 0))) {
+        return `${name} expects names separated by commas, e.g. background,road,car`;
+      }
+      {
+        const names = (value as string[]).map((v) => v.trim());
+        const control = names.find(hasControl);
+        if (control !== undefined) return `${name}: '${printable(control)}' holds control characters; expected plain names`;
+        const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
+        return twice < 0 ? undefined : `${name} lists '${names[twice]}' twice (at ${names.indexOf(names[twice]!)} and ${twice}); class names must be unique`;
+      }
     case 'split':
       return typeof value === 'string' && /^[\w.-]+$/.test(value) && value !== '.' && value !== '..' ? undefined : `${name} expects a split name such as train, val or train_aug, got ${got}`;
     case 'range': {

@@ -54,6 +54,13 @@ function bookNetwork(s: TrainSettings, numClasses: number, log: (line: string) =
   return arch;
 }
 
+/** The upsampler option shapes the book's transposed convs; torchvision's networks have none to shape. */
+function refuseUpsampler(s: TrainSettings, network: string, name: OptionNamer): void {
+  if (s.upsampler !== undefined) {
+    throw new FcnError(`${name('upsampler')} ${s.upsampler} is for the book's networks (fcn32s, fcn16s, fcn8s); ${network} brings its logits back by bilinear resizing (leave ${name('upsampler')} out)`, 2);
+  }
+}
+
 async function resumeFrom(s: TrainSettings, lastPath: string, name: OptionNamer): Promise<Start> {
   if (!(await exists(lastPath))) {
     throw new FcnError(`${lastPath}: no checkpoint to resume from (start a run without resuming, or resume from the output folder of the run to continue)`);
@@ -80,6 +87,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
   if (s.init) {
     // the network (and with it the loss) is recognised from the file; arch only checks it
     const ckpt = await loadCheckpoint(s.init, { arch: s.arch ?? undefined });
+    if (isTorchvisionNetwork(ckpt.arch.name)) refuseUpsampler(s, ckpt.arch.name, name);
     if (!isTorchvisionNetwork(ckpt.arch.name) && ckpt.arch.variant !== bookVariant(s)) {
       throw new FcnError(`${s.init}: the checkpoint is ${ckpt.arch.name} but ${name('variant')} is ${s.variant} (pass ${name('variant')} ${ckpt.arch.variant})`);
     }
@@ -105,6 +113,7 @@ export async function startingPoint(s: TrainSettings, lastPath: string, log: (li
     return { arch, weights: adapted.weights, card, init };
   }
   const torchvision = s.arch !== null && isTorchvisionNetwork(s.arch) ? s.arch : undefined;
+  if (torchvision) refuseUpsampler(s, torchvision, name);
   const arch = torchvision ? torchvisionNetwork(torchvision, { numClasses: labels.classes.length })
     : bookNetwork(s, labels.classes.length, log, name);
   const weights = await initParametersParallel(arch, s.seed);

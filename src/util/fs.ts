@@ -43,25 +43,37 @@ function tempPath(path: string): string {
 }
 
 /**
- * Refuses, before any long work, an output file path that a folder already holds (writeFileAtomic
- * would only find out at the end).
+ * Refuses, before any long work, an output file path that writeFileAtomic would only find
+ * unwritable at the end: a folder in its place, or a file where one of its folders should be.
+ * Creates nothing.
  */
 export function checkOutputFile(path: string): void {
-  let isDir = false;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch {
-    return;
+  const isDir = (p: string): boolean | undefined => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return undefined;
+    }
+  };
+  if (isDir(path) === true) throw writeError(path, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), 'write');
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const found = isDir(dir);
+    if (found === false) throw writeError(dir, Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }), 'create the output folder');
+    if (found === true || dirname(dir) === dir) return;
   }
-  if (isDir) throw writeError(path, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), 'write');
+}
+
+/** Makes a folder and its missing ancestors; a failure is one line naming the folder and why. */
+export async function makeFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw writeError(dir, mkdirFailure(dir, err), 'create the output folder');
+  }
 }
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  try {
-    await mkdir(dirname(path), { recursive: true });
-  } catch (err) {
-    throw writeError(dirname(path), mkdirFailure(dirname(path), err), 'create the output folder');
-  }
+  await makeFolder(dirname(path));
   const tmp = tempPath(path);
   try {
     await writeFile(tmp, data);
