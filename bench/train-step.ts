@@ -4,8 +4,9 @@
 // hits them alike; compare numbers within one run only.
 //
 //   node dist/bench/train-step.js [--modes full,head] [--batches 4] [--size 320x480] [--runs 4]
-//        [--rounds 2] [--variants base,...] [--threads 2] [--momentum 0] [--torch] [--profile DIR] [--ab]
-//   with --ab and --profile DIR: also per op kind the sum of each node's best kernel time, per variant
+//        [--rounds 2] [--variants base,...] [--threads 2] [--momentum 0] [--torch] [--profile DIR] [--ab] [--net fcn_resnet50]
+//   with --ab and --profile DIR: also per op kind the sum of each node's best kernel time, per variant;
+//   with --ab and --net: a torchvision network (21 classes, seeded random weights) instead of the book's FCN
 //   e.g. node dist/bench/train-step.js --batches 4,8 --variants base,prototype --torch --runs 3 --rounds 2
 //
 // SGD with weight decay 1e-3 and momentum 0 (the book's settings, and bench/torch_bench.py's).
@@ -19,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { TrainStep } from '../src/train/step.js';
+import { torchvisionNetwork, type TorchvisionNetwork } from '../src/model/torchvision.js';
 import { variantOf } from './train-variants.js';
 
 interface Config {
@@ -32,6 +34,8 @@ interface Config {
   threads: number;
   momentum: number;
   profile?: string;
+  /** A torchvision network (e.g. fcn_resnet50) instead of the book's FCN (--ab only). */
+  net?: TorchvisionNetwork;
 }
 
 interface Measurement {
@@ -55,7 +59,7 @@ function batchData(c: Config): { images: Float32Array; labels: Uint8Array } {
 }
 
 async function createStep(c: Config, variant: string): Promise<TrainStep> {
-  const arch = fcnResNet18({ numClasses: 21 });
+  const arch = c.net ? torchvisionNetwork(c.net, { numClasses: 21 }) : fcnResNet18({ numClasses: 21 });
   const weights = initParameters(arch, seededRandom(1));
   const v = variantOf(variant);
   return TrainStep.create(arch, weights, {
@@ -169,11 +173,12 @@ async function main(): Promise<void> {
     const variants = arg('variants', 'base').split(',');
     for (const batch of arg('batches', '4').split(',').map(Number)) {
       for (const mode of arg('modes', 'full,head').split(',') as Config['mode'][]) {
-        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads, momentum, profile };
+        const net = process.argv.includes('--net') ? arg('net', '') as TorchvisionNetwork : undefined;
+        const config: Config = { engine: 'ort', mode, batch, height, width, variant: variants.join('+'), runs: runs * rounds, threads, momentum, profile, net };
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child-ab', JSON.stringify({ config, variants })], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`child failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
         const times = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { wall: number[]; cpu: number[] }>;
-        console.log(`${mode} b${batch} ${height}x${width}, ${threads} thread(s), alternated in one process:`);
+        console.log(`${net ?? 'book FCN'} ${mode} b${batch} ${height}x${width}, ${threads} thread(s), alternated in one process:`);
         for (const v of variants) {
           const t = times[v]!;
           console.log(`  ${v.padEnd(14)} wall median ${median(t.wall).toFixed(0)} ms [${t.wall.map((x) => x.toFixed(0)).join(' ')}]  CPU median ${median(t.cpu).toFixed(0)} ms [${t.cpu.map((x) => x.toFixed(0)).join(' ')}]`);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fcnParameters } from '../src/model/params.js';
 import { compileTrainStep, gradientName, updatedName, TRAIN_IO } from '../src/graph/train.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
+import { nchwcBlockSize } from '../src/train/step.js';
 import { loadCheckpoint } from '../src/weights/checkpoint.js';
 import { fixturesRoot, loadFixture, relL2 } from './helpers/fixtures.js';
 
@@ -28,7 +29,10 @@ for (const name of ['fcn_resnet50', 'deeplabv3_resnet50', 'lraspp_mobilenet_v3_l
     assert.equal(arch.loss, 'torchvision');
     // LR-ASPP has no aux head (and no dropout): its loss is the main output's alone
     assert.equal(arch.auxOutput, name.startsWith('lraspp') ? undefined : 'aux_logits');
-    const graph = compileTrainStep(arch, { mode: 'full', batch: N, height: H, width: W, weightDecay: wd, momentum: 0, gradients: true });
+    // every convolution whose channels allow on ORT's NCHWc kernels, as TrainStep runs them (from 64 channels)
+    const graph = compileTrainStep(arch, {
+      mode: 'full', batch: N, height: H, width: W, weightDecay: wd, momentum: 0, gradients: true, nchwcBlock: await nchwcBlockSize(), tuning: { nchwcMinChannels: 8 },
+    });
     assert.deepEqual(graph.stepInputs.map((d) => d.name).sort(), [...r.masks].sort());
     const feeds: Record<string, EngineTensor> = {
       [TRAIN_IO.image]: { dtype: 'float32', dims: [N, 3, H, W], data: fx.f32('train/x').data },

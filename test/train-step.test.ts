@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { fcnResNet18, fcnParameters, initParameters, numel, seededRandom, type FcnVariant, type TensorMap } from '../src/model/index.js';
 import { compileTrainStep, gradientName, momentumName, updatedName, TRAIN_IO, type TrainGraphOptions } from '../src/graph/train.js';
 import { Session, type EngineTensor } from '../src/engine/session.js';
-import { TrainStep } from '../src/train/step.js';
+import { nchwcBlockSize, TrainStep } from '../src/train/step.js';
 import { loadFixture, relL2, type FixtureTensor } from './helpers/fixtures.js';
 import { formulaWeights } from './helpers/formula.js';
 
@@ -50,8 +50,8 @@ const median = (v: number[]): number => {
 };
 
 /** One step with gradients exposed; returns every output. */
-async function stepWithGradients(mode: 'full' | 'head', tuning?: TrainGraphOptions['tuning']): Promise<{ out: Record<string, EngineTensor>; trained: string[] }> {
-  const opts: TrainGraphOptions = { mode, batch: N, height: H, width: W, weightDecay, momentum, gradients: true, tuning };
+async function stepWithGradients(mode: 'full' | 'head', tuning?: TrainGraphOptions['tuning'], nchwcBlock?: number): Promise<{ out: Record<string, EngineTensor>; trained: string[] }> {
+  const opts: TrainGraphOptions = { mode, batch: N, height: H, width: W, weightDecay, momentum, gradients: true, tuning, nchwcBlock };
   const graph = compileTrainStep(arch, opts, mode === 'head' ? weights : undefined);
   const session = await Session.create(graph.bytes, { threads: 2 });
   const feeds: Record<string, EngineTensor> = {
@@ -140,8 +140,12 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'on' }, // ReLU masks by Mul; the stem pooled before its ReLU, its x̂ and argmax recomputed
     { relu: 'where', reluPool: 'declared', stemRecompute: 'off' },
   ];
+  // ORT's NCHWc kernels for every convolution whose channels allow (the default is from 64 channels)
+  const block = await nchwcBlockSize();
+  if (block) tunings.push({ convLayout: 'nchwc', nchwcMinChannels: block });
+  else t.diagnostic('this ONNX Runtime has no NCHWc kernels: the nchwc form is not checked');
   for (const tuning of tunings) {
-    const { out, trained } = await stepWithGradients('full', tuning);
+    const { out, trained } = await stepWithGradients('full', tuning, tuning.convLayout === 'nchwc' ? block : undefined);
     const loss = (out[TRAIN_IO.loss]!.data as Float32Array)[0]!;
     assert.ok(Math.abs(loss - (fx.meta.results.full.loss as number)) < 1e-5 * loss, `loss ${loss}`);
     const med = compareGradients(t, 'full', out, trained, JSON.stringify(tuning));

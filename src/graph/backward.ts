@@ -7,6 +7,7 @@
 // Names of intermediate values contain ':' so they never collide with the architecture's value
 // names (which use '.' and '/').
 import { f, type GraphBuilder, type Attr } from './onnx.js';
+import { nchwcConv } from './nchwc.js';
 
 export type Shape4 = [number, number, number, number];
 
@@ -112,7 +113,7 @@ function crop(g: GraphBuilder, x: string, k: number, size: [number, number], hin
  * output padding that recovers it for strided convs follows from it).
  */
 export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Window, inShape: Shape4, dyShape: Shape4,
-  form: GradInputForm = 'convtranspose', hint = 'conv'): string {
+  form: GradInputForm = 'convtranspose', hint = 'conv', nchwcBlock?: number): string {
   const { kernel: k, stride: s, pad: p } = win;
   const d = win.dilation ?? 1;
   const dil = d > 1 ? [d, d] : undefined;
@@ -126,9 +127,10 @@ export function convGradInput(g: GraphBuilder, dy: string, w: string, win: Windo
     const wt = op(g, 'Reshape', [op(g, 'MatMul', [rows, g.constant(reversal, 'float32', [k * k, k * k])], `${hint}:wflip`),
       int64s(g, [C, O, k, k])], `${hint}:wflipT`);
     const q = d * (k - 1) - p;
-    return op(g, 'Conv', [dy, wt], `${hint}:dx`, {
-      kernel_shape: [k, k], pads: [q, q, q, q], dilations: dil,
-    });
+    const attrs = { kernel_shape: [k, k], pads: [q, q, q, q], dilations: dil };
+    // with a block size (the caller checked both channel counts), on ORT's NCHWc kernels (nchwc.ts)
+    if (nchwcBlock) return nchwcConv(g, dy, wt, undefined, [C, O, k, k], attrs, nchwcBlock, uniqueName(g, `${hint}:dx`));
+    return op(g, 'Conv', [dy, wt], `${hint}:dx`, attrs);
   }
   const span = d * (k - 1) + 1;
   const outPad = [inShape[2] + 2 * p - span - (dyShape[2] - 1) * s, inShape[3] + 2 * p - span - (dyShape[3] - 1) * s];

@@ -177,7 +177,8 @@ export class GraphBuilder {
       producerVersion: '0.1.0',
       docString,
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-      opsetImport: [{ domain: '', version: OPSET }],
+      // ONNX's operators at OPSET; ONNX Runtime's contrib domains (com.microsoft, com.microsoft.nchwc) at their version 1
+      opsetImport: [{ domain: '', version: OPSET }, ...[...new Set(this.nodes.map((n) => n.domain).filter((d) => d))].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.graphName,
         node: this.nodes,

@@ -35,6 +35,12 @@ export interface TrainGraphOptions {
   /** Also output each trained parameter's gradient as `gradientName(name)` (for tests). */
   gradients?: boolean;
   tuning?: TrainGraphTuning;
+  /**
+   * The NCHWc block size of the ONNX Runtime that will run the step (TrainStep probes it): with it,
+   * convolutions may run on ORT's NCHWc kernels (tuning.convLayout), which makes the graph specific
+   * to that block size. Without it: ORT's plain convolutions only.
+   */
+  nchwcBlock?: number;
 }
 
 export type Optimizer = 'sgd' | 'adamw';
@@ -350,6 +356,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
   const stepInputs: StepInputDecl[] = [];
   const ctx: TrainContext = {
     g, shape, param, tuning,
+    nchwcBlock: tuning.convLayout === 'nchwc' ? opts.nchwcBlock : undefined,
     needsGrad: (v) => needsGrad.has(v),
     kept: (v) => kept.has(v),
     updated: updatedName,

@@ -59,6 +59,14 @@ export interface TrainGraphTuning {
   stemRecompute?: 'auto' | 'on' | 'off';
   /** Depthwise convolutions' gradients: one grouped op each ('grouped'), or one convolution per channel ('split', as other grouped convs). */
   depthwise?: 'grouped' | 'split';
+  /**
+   * Where the step knows ORT's NCHWc block size (TrainGraphOptions.nchwcBlock): the trained
+   * convolutions, and the convolutions of stride-1 input gradients, whose channels are multiples of
+   * it and at least nchwcMinChannels run on ORT's NCHWc kernels ('nchwc', see ../nchwc.ts) instead
+   * of its im2col + GEMM ('nchw').
+   */
+  convLayout?: 'nchw' | 'nchwc';
+  nchwcMinChannels?: number;
 }
 
 /** Most im2col values of a batch (N·C·k²·h·w) that 'autotapall' makes in one Conv: 24 Mi floats, 96 MiB. */
@@ -69,5 +77,5 @@ export const RECOMPUTE_AT = 32 << 20;
 
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
   convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
-  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto',
+  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto', convLayout: 'nchwc', nchwcMinChannels: 64,
 };

@@ -7,6 +7,8 @@ import {
   compileTrainStep, slotName, TRAIN_IO, updatedName, IGNORE_LABEL, type OptimizerSlot, type TrainGraph, type TrainGraphOptions,
 } from '../graph/train.js';
 import { Session, tensor, type EngineTensor, type SessionOptions } from '../engine/session.js';
+import { GraphBuilder } from '../graph/onnx.js';
+import { nchwcBlockFrom, nchwcProbe } from '../graph/nchwc.js';
 
 /** A label the network has no class for; `index` is its position in the N·H·W labels (so callers can name the image). */
 export class LabelRangeError extends RangeError {
@@ -31,6 +33,30 @@ export function keepMask(seed: number, index: number, n: number, p: number): Uin
   const mask = new Uint8Array(n);
   for (let i = 0; i < n; i++) mask[i] = random() >= p ? 1 : 0;
   return mask;
+}
+
+let nchwcBlock: Promise<number | undefined> | undefined;
+
+/**
+ * The NCHWc block size of this process's ONNX Runtime (8 with AVX2, 16 with AVX-512), asked of the
+ * runtime itself once (nchwcProbe); undefined where it has no NCHWc kernels.
+ */
+export function nchwcBlockSize(): Promise<number | undefined> {
+  nchwcBlock ??= (async () => {
+    const g = new GraphBuilder('nchwc-probe');
+    const probe = nchwcProbe(g);
+    let session: Session | undefined;
+    try {
+      session = await Session.create(g.encode(), { threads: 1, optimization: 'disabled' });
+      const out = await session.run({ [probe.input]: tensor('float32', probe.dims, probe.data) });
+      return nchwcBlockFrom(out[probe.output]!.data as Float32Array);
+    } catch {
+      return undefined;
+    } finally {
+      await session?.dispose();
+    }
+  })();
+  return nchwcBlock;
 }
 
 /** What an optimiser carries from step to step, to save and resume: per slot, a tensor per parameter; the updates done. */
@@ -76,7 +102,8 @@ export class TrainStep {
    */
   static async create(arch: FcnArchitecture, weights: TensorMap, opts: TrainStepOptions, resume?: OptimizerState): Promise<TrainStep> {
     checkParameters(arch, weights, 'training weights');
-    const { bytes, ...graph } = compileTrainStep(arch, opts, opts.mode === 'head' ? weights : undefined);
+    const nchwc = opts.nchwcBlock ?? await nchwcBlockSize();
+    const { bytes, ...graph } = compileTrainStep(arch, { ...opts, nchwcBlock: nchwc }, opts.mode === 'head' ? weights : undefined);
     // Tensors the step updates are copied; frozen ones (baked into the graph) are only referenced, for weights().
     const frozen = new Set(graph.frozen);
     const current: TensorMap = new Map();

@@ -5,6 +5,7 @@ import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrad
 import type { LayerKind } from './kind.js';
 import { emitPointwise } from '../pointwise.js';
 import { emitWinogradConv, winogradApplies } from '../winograd.js';
+import { nchwcApplies, nchwcConv } from '../nchwc.js';
 import { TAPS_AT_ONCE, type TrainGraphTuning } from '../tuning.js';
 
 function attrs(layer: ConvLayer) {
@@ -58,7 +59,12 @@ export const conv: LayerKind<ConvLayer, void> = {
     ctx.g.node('Conv', inputs(layer, ctx.param), attrs(layer), layer.output);
   },
 
-  forward({ g, param }, layer) {
+  forward({ g, param, tuning, nchwcBlock }, layer) {
+    if (nchwcApplies(layer.inChannels, layer.outChannels, layer.groups ?? 1, nchwcBlock, tuning.nchwcMinChannels)) {
+      const [x, w, b] = inputs(layer, param);
+      nchwcConv(g, x!, w!, b, [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], attrs(layer), nchwcBlock, layer.output);
+      return;
+    }
     g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
   },
 
@@ -76,7 +82,8 @@ export const conv: LayerKind<ConvLayer, void> = {
     const groups = layer.groups ?? 1;
     if (groups === 1) {
       ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm, foldBatch));
-      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name));
+      const dxBlock = nchwcApplies(layer.inChannels, layer.outChannels, 1, ctx.nchwcBlock, tuning.nchwcMinChannels) ? ctx.nchwcBlock : undefined;
+      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name, dxBlock));
       return;
     }
     if (groups === layer.inChannels && groups === layer.outChannels && ctx.tuning.depthwise === 'grouped') {

@@ -69,6 +69,8 @@ export interface TrainContext {
   /** Whether a trained convolution reads `value` (so it is alive for the backward anyway). */
   kept(value: string): boolean;
   tuning: Required<TrainGraphTuning>;
+  /** ORT's NCHWc block size when convolutions may run on its NCHWc kernels (../nchwc.ts); undefined: never. */
+  nchwcBlock?: number;
   /** The name under which an updated buffer (running statistics) is output. */
   updated(name: string): string;
   /** Declares a per-step graph input the step feeds (dropout's keep-mask); returns its name. */
