@@ -7,7 +7,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Job } from 'bullmq';
-import { Redis } from 'ioredis';
 import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
 import type { ClassShare } from '../infer/model.js';
 import { stemOf } from '../infer/predict.js';
@@ -18,9 +17,10 @@ import { ConfusionMatrix } from '../eval/confusion.js';
 import { overlay } from '../render/pictures.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { modelIdentity } from './identity.js';
-import { parseQueueUrl, redisOptions, type QueueConnection } from './url.js';
+import { parseQueueUrl, redisOptions } from './url.js';
+import { checkRedis } from './redis.js';
 import {
-  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, toBase64,
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, checkQueueName, fromBase64, toBase64,
   type JobKind, type SegmentJobData, type SegmentJobResult,
 } from './jobs.js';
 
@@ -60,20 +60,6 @@ export interface QueuePredictResult extends QueueRunStats {
   failed: string[];
 }
 
-/** Checks that Redis answers, so a wrong address is one line instead of endless reconnecting. */
-export async function checkRedis(conn: QueueConnection, timeoutMs = 5000): Promise<void> {
-  const client = new Redis({ ...redisOptions(conn), maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null, lazyConnect: true });
-  client.on('error', () => { /* reported below */ });
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (err) {
-    throw new FcnError(`queue ${conn.display}: cannot reach Redis (${errorMessage(err)})`);
-  } finally {
-    client.disconnect();
-  }
-}
-
 interface Input {
   source: string;
   data(): Promise<Omit<SegmentJobData, 'model'>>;
@@ -93,8 +79,8 @@ interface Outcome {
 async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOptions, identity: string,
   onOutcome: (o: Outcome) => Promise<string | void>): Promise<QueueRunStats> {
   const conn = parseQueueUrl(opts.queue);
+  const name = checkQueueName(opts.name ?? DEFAULT_QUEUE_NAME);
   await checkRedis(conn);
-  const name = opts.name ?? DEFAULT_QUEUE_NAME;
   const connection = redisOptions(conn);
   // results travel in the job (read back below), so the events stream needs no long history
   const queue = new Queue<SegmentJobData, SegmentJobResult>(name, { connection, streams: { events: { maxLen: 1000 } } });

@@ -12,8 +12,9 @@ import { ConfusionMatrix } from '../eval/confusion.js';
 import { errorMessage } from '../util/errors.js';
 import { modelIdentity } from './identity.js';
 import { parseQueueUrl, redisOptions } from './url.js';
+import { checkRedis } from './redis.js';
 import {
-  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, shortIdentity, toBase64,
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, checkQueueName, fromBase64, shortIdentity, toBase64,
   type SegmentJobData, type SegmentJobResult,
 } from './jobs.js';
 
@@ -77,6 +78,8 @@ function confusionOf(pred: Uint8Array, truth: Uint8Array, numClasses: number, so
 
 export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorker> {
   const conn = parseQueueUrl(opts.queue);
+  const queueName = checkQueueName(opts.name ?? DEFAULT_QUEUE_NAME);
+  await checkRedis(conn);
   const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
   const modelName = typeof opts.model === 'string' ? opts.model : ckpt.arch.name;
   const identity = modelIdentity(ckpt);
@@ -104,13 +107,13 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     const pixels = new Array<number>(model.numClasses).fill(0);
     for (const v of mask.data) pixels[v]!++;
     const result: SegmentJobResult = {
-      width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${opts.name ?? DEFAULT_QUEUE_NAME}@${me}`,
+      width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${queueName}@${me}`,
     };
     if (truth) result.confusion = confusionOf(mask.data, truth.data, model.numClasses, d.source);
     return result;
   };
 
-  const worker = new Worker<SegmentJobData, SegmentJobResult>(opts.name ?? DEFAULT_QUEUE_NAME, async (job, token, signal) => {
+  const worker = new Worker<SegmentJobData, SegmentJobResult>(queueName, async (job, token, signal) => {
     const t0 = Date.now();
     try {
       const r = await segmentJob(job, token, signal);
