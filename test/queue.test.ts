@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseQueueUrl, redact } from '../src/queue/url.js';
 import { parseShard, selectShard, shardOf, fnv1a32, MAX_SHARDS } from '../src/queue/shard.js';
 import { checkQueueName } from '../src/queue/jobs.js';
-import { mergeMetrics } from '../src/queue/merge.js';
+import { mergeMetrics, mergeMetricsFiles } from '../src/queue/merge.js';
 import { modelIdentity } from '../src/queue/identity.js';
 import { ConfusionMatrix, metricsReport } from '../src/eval/confusion.js';
 import { fcnResNet18, initParameters, seededRandom, fcnParameters } from '../src/model/index.js';
@@ -169,4 +169,18 @@ test('devices: a provider in the build that cannot start here (webgpu without a 
   assert.ok(err instanceof FcnError && err.exitCode === 1, String(err));
   assert.match(err.message, /^device webgpu: ONNX Runtime cannot start its webgpu provider here \(.+\); it needs a GPU/);
   assert.ok(!err.message.includes('\n') && !err.message.includes('onnxruntime_src'), err.message);
+});
+
+test('merge: the same file given twice (under any spelling) is a usage error, not twice its pixels', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-merge-'));
+  try {
+    const cm = new ConfusionMatrix(2);
+    cm.add(Uint8Array.of(0, 1, 1), Uint8Array.of(0, 1, 0));
+    const file = path.join(dir, 'a.json');
+    fs.writeFileSync(file, JSON.stringify({ ...metricsReport(cm, ['bg', 'fg']), classes: ['bg', 'fg'], confusionMatrix: [[1, 1], [0, 1]] }));
+    await assert.rejects(mergeMetricsFiles([file, path.join(dir, '.', 'a.json')]), (e: unknown) => e instanceof FcnError && e.exitCode === 2 && /given twice/.test(e.message));
+    assert.deepEqual(Array.from((await mergeMetricsFiles([file])).matrix.counts), [1, 1, 0, 1]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

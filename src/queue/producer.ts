@@ -133,8 +133,9 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
       const job = await queue.add(kind, data, {
         attempts: opts.attempts ?? 3,
         backoff: { type: 'exponential', delay: opts.backoffMs ?? 1000 },
-        removeOnComplete: false,
-        removeOnFail: false,
+        // kept until read back and removed below; the age bounds what a producer killed mid-run leaves in Redis
+        removeOnComplete: { age: ORPHAN_AGE_S },
+        removeOnFail: { age: ORPHAN_AGE_S },
       });
       stats.jobs++;
       let withdraw!: () => void;
@@ -154,6 +155,9 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   if (stopReason !== undefined) throw new FcnError(stopReason);
   return stats;
 }
+
+/** Results nobody read (their producer died) are dropped after a day, at the next job's completion. */
+const ORPHAN_AGE_S = 24 * 3600;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,133 @@
+// The queue against a real Redis that wants a password (Debian's redis-server on a free loopback
+// port, requirepass set): a password with '/' and '@' percent-encoded and a database number carry
+// the jobs (and only that database holds them); a wrong password, a missing one, a database the
+// server lacks and a closed port are each one line naming the cause, within seconds (a database
+// that does not exist used to hang the producer for ever).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { repoRoot } from './helpers/fixtures.js';
+import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
+import { defaultCard } from '../src/model/card.js';
+import { saveCheckpoint } from '../src/weights/checkpoint.js';
+import { writeImage } from '../src/data/image.js';
+import { predictQueued } from '../src/queue/producer.js';
+import { startQueueWorker } from '../src/queue/worker.js';
+import { checkRedis } from '../src/queue/redis.js';
+import { parseQueueUrl } from '../src/queue/url.js';
+import { FcnError } from '../src/util/errors.js';
+
+const REDIS = fs.existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : 'redis-server';
+const haveRedis = fs.existsSync(REDIS) || spawnSync('redis-server', ['--version']).status === 0;
+const skip = !haveRedis && 'redis-server not installed';
+const PASSWORD = 's3cr/t@x';
+const ENCODED = encodeURIComponent(PASSWORD);
+
+let tmp: string;
+let redis: ChildProcess | undefined;
+let port: number;
+let closedPort: number;
+let model: string;
+let image: string;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+    srv.on('error', reject);
+  });
+}
+
+before(async () => {
+  if (!haveRedis) return;
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-queue-redis-'));
+  port = await freePort();
+  closedPort = await freePort();
+  redis = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp, '--requirepass', PASSWORD], { stdio: 'ignore' });
+  const arch = fcnResNet18({ numClasses: 3 });
+  model = path.join(tmp, 'model.safetensors');
+  await saveCheckpoint(model, { arch, weights: initParameters(arch, seededRandom(5)), ...defaultCard(3), metadata: {}, extra: new Map() });
+  image = path.join(tmp, 'photo.png');
+  await writeImage(image, { width: 40, height: 32, data: new Uint8Array(40 * 32 * 3).map((_, i) => (i * 29) % 256) });
+  for (let t = 0; ; t++) {
+    const client = new Redis({ port, host: '127.0.0.1', password: PASSWORD, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    client.on('error', () => undefined);
+    const ok = await client.connect().then(() => client.ping()).then((r) => r === 'PONG', () => false);
+    client.disconnect();
+    if (ok) break;
+    if (t > 100) throw new Error('redis-server did not answer in 10 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+after(async () => {
+  if (redis && redis.exitCode === null) {
+    redis.kill('SIGTERM');
+    await new Promise((r) => redis!.once('exit', r));
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a percent-encoded password and a database number: the job runs there and nowhere else', { skip, timeout: 120_000 }, async () => {
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/3`;
+  const worker = await startQueueWorker({ queue: url, name: 'fcn-auth', model, threads: 1 });
+  try {
+    const out = path.join(tmp, 'pred');
+    const r = await predictQueued([image], { queue: url, name: 'fcn-auth', model, outDir: out });
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(fs.readdirSync(out), ['photo.png']);
+  } finally {
+    await worker.close();
+  }
+  const client = new Redis({ port, host: '127.0.0.1', password: PASSWORD });
+  try {
+    assert.ok((await client.keys('bull:fcn-auth:*')).length === 0, 'database 0 holds none of the queue');
+    await client.select(3);
+    assert.ok((await client.keys('bull:fcn-auth:*')).length > 0, 'database 3 holds the queue');
+  } finally {
+    client.disconnect();
+  }
+});
+
+test('wrong password, no password, a missing database, a closed port: one line naming the cause, in seconds', { skip, timeout: 120_000 }, async () => {
+  const cases: [string, RegExp][] = [
+    [`redis://:wrong@127.0.0.1:${port}/3`, /WRONGPASS.*wrong user name or password/],
+    [`redis://127.0.0.1:${port}/3`, /NOAUTH.*the server wants a password/],
+    [`redis://:${ENCODED}@127.0.0.1:${port}/16`, /the server has no database 16/],
+    [`redis://127.0.0.1:${closedPort}`, /ECONNREFUSED.*nothing listens there/],
+  ];
+  for (const [url, cause] of cases) {
+    const t0 = Date.now();
+    await assert.rejects(checkRedis(parseQueueUrl(url)), (e: unknown) => e instanceof FcnError && e.exitCode === 1
+      && cause.test(e.message) && !e.message.includes('\n') && !e.message.includes(PASSWORD) && !e.message.includes(ENCODED), url);
+    assert.ok(Date.now() - t0 < 8000, `${url}: answered in ${Date.now() - t0} ms`);
+  }
+  // the producer and the worker check first: a missing database fails the run instead of hanging it
+  const missingDb = `redis://:${ENCODED}@127.0.0.1:${port}/16`;
+  await assert.rejects(predictQueued([image], { queue: missingDb, model, outDir: path.join(tmp, 'none') }), /no database 16/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'none')));
+  await assert.rejects(startQueueWorker({ queue: missingDb, model, threads: 1 }), /no database 16/);
+});
+
+test('fcn worker: a missing database exits 1 with one line; a queue name with a colon is a usage error', { skip, timeout: 120_000 }, () => {
+  const run = (args: string[]) => spawnSync(process.execPath, ['bin/fcn.js', 'worker', ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+  const db = run(['--queue', `redis://:${ENCODED}@127.0.0.1:${port}/16`, '--model', model, '--threads', '1']);
+  assert.equal(db.status, 1, db.stderr);
+  assert.match(db.stderr, /^fcn: queue redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/16: cannot use Redis \(ERR DB index is out of range\): the server has no database 16/);
+  assert.equal(db.stderr.trim().split('\n').length, 1, db.stderr);
+  const name = run(['--queue', `redis://127.0.0.1:${port}`, '--model', model, '--name', 'a:b']);
+  assert.equal(name.status, 2, name.stderr);
+  assert.match(name.stderr, /^fcn: --name: queue name 'a:b': expected .* without ':'/);
+  const unencoded = run(['--queue', `redis://:${PASSWORD}@127.0.0.1:${port}/3`, '--model', model]);
+  assert.equal(unencoded.status, 2, unencoded.stderr);
+  assert.ok(!unencoded.stderr.includes('s3cr'), unencoded.stderr);
+  assert.match(unencoded.stderr, /percent-encoded/);
+});
