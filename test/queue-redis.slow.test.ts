@@ -15,7 +15,8 @@ import { repoRoot } from './helpers/fixtures.js';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { defaultCard } from '../src/model/card.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
-import { writeImage } from '../src/data/image.js';
+import { readMask, writeImage } from '../src/data/image.js';
+import { loadModel } from '../src/infer/model.js';
 import { predictQueued } from '../src/queue/producer.js';
 import { startQueueWorker } from '../src/queue/worker.js';
 import { checkRedis } from '../src/queue/redis.js';
@@ -130,4 +131,28 @@ test('fcn worker: a missing database exits 1 with one line; a queue name with a 
   assert.equal(unencoded.status, 2, unencoded.stderr);
   assert.ok(!unencoded.stderr.includes('s3cr'), unencoded.stderr);
   assert.match(unencoded.stderr, /percent-encoded/);
+});
+
+test('an ONNX file fcn export wrote runs on the queue as locally (worker and producer both take it)', { skip, timeout: 120_000 }, async () => {
+  const onnx = path.join(tmp, 'model.onnx');
+  const exp = spawnSync(process.execPath, ['bin/fcn.js', 'export', '--model', model, '--onnx', onnx], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(exp.status, 0, exp.stderr);
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/4`;
+  const worker = await startQueueWorker({ queue: url, name: 'fcn-onnx', model: onnx, threads: 1 });
+  const out = path.join(tmp, 'pred-onnx');
+  try {
+    const r = await predictQueued([image], { queue: url, name: 'fcn-onnx', model: onnx, outDir: out });
+    assert.deepEqual(r.failed, []);
+    // a producer holding the checkpoint the file came from is told the worker serves another model
+    await assert.rejects(predictQueued([image], { queue: url, name: 'fcn-onnx', model, outDir: path.join(tmp, 'other') }), /serves model [0-9a-f]{12} \(.*model\.onnx\)/);
+  } finally {
+    await worker.close();
+  }
+  const local = await loadModel(onnx, { threads: 1, graphCache: false });
+  try {
+    const want = await local.segment(image);
+    assert.deepEqual((await readMask(path.join(out, 'photo.png'))).data, want.mask);
+  } finally {
+    await local.dispose();
+  }
 });

@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Job } from 'bullmq';
-import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import type { Checkpoint } from '../weights/checkpoint.js';
+import type { ModelCard } from '../model/card.js';
 import type { ClassShare } from '../infer/model.js';
 import { stemOf } from '../infer/predict.js';
 import type { VocDataset } from '../data/dataset.js';
@@ -16,7 +17,7 @@ import { VOC_PALETTE } from '../data/voc.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { overlay } from '../render/pictures.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { modelIdentity } from './identity.js';
+import { openQueueModel } from './model.js';
 import { parseQueueUrl, redisOptions } from './url.js';
 import { checkRedis } from './redis.js';
 import {
@@ -29,8 +30,10 @@ export interface QueueProducerOptions {
   queue: string;
   /** BullMQ queue name (default 'fcn'); workers must use the same. */
   name?: string;
-  /** The model the jobs are for: a checkpoint path or one already read (only its identity and card are used here). */
+  /** The model the jobs are for: anything loadModel reads, or a checkpoint already read (only its identity and card are used here). */
   model: string | Checkpoint;
+  /** The network a model file must hold (loadModel's arch option). */
+  arch?: string;
   /** At most this many of this producer's jobs in Redis at once, and no new job while the queue holds this many waiting (default 64). */
   maxWaiting?: number;
   /** Tries per job (default 3) and the first retry's delay, doubled each time (default 1000 ms). */
@@ -172,17 +175,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-async function producerModel(model: string | Checkpoint): Promise<{ ckpt: Checkpoint; identity: string }> {
-  const ckpt = typeof model === 'string' ? await loadCheckpoint(model) : model;
-  return { ckpt, identity: modelIdentity(ckpt) };
-}
-
 /** The classes present in a mask, most pixels first: what SegmentationModel.classShares gives for the same mask. */
-function classShares(pixels: readonly number[], ckpt: Checkpoint): ClassShare[] {
+function classShares(pixels: readonly number[], card: ModelCard): ClassShare[] {
   const total = pixels.reduce((a, b) => a + b, 0) || 1;
   const out: ClassShare[] = [];
   pixels.forEach((n, id) => {
-    if (n > 0) out.push({ id, name: ckpt.classes[id] ?? `class_${id}`, color: ckpt.colors[id] ?? VOC_PALETTE[id]!, pixels: n, fraction: n / total });
+    if (n > 0) out.push({ id, name: card.classes[id] ?? `class_${id}`, color: card.colors[id] ?? VOC_PALETTE[id]!, pixels: n, fraction: n / total });
   });
   return out.sort((a, b) => b.pixels - a.pixels);
 }
@@ -199,7 +197,7 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
     if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stemOf(file)}.png`);
     stems.set(stemOf(file), file);
   }
-  const { ckpt, identity } = await producerModel(opts.model);
+  const { card, identity } = await openQueueModel(opts.model, opts.arch);
   const written: string[] = [];
   const failed: string[] = [];
   // results arrive in any order; lines are released in input order, as a local run prints them
@@ -234,15 +232,15 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
     }
     const mask = decodeMask(fromBase64(result.mask), `${file} (mask from ${result.worker})`);
     const maskPath = join(opts.outDir, `${stemOf(file)}.png`);
-    await writeMask(maskPath, mask, ckpt.colors);
+    await writeMask(maskPath, mask, card.colors);
     written.push(maskPath);
     if (opts.overlay) {
       const image = await decodeImage(await readBytes(file, 'the image'), file);
       const overlayPath = join(opts.outDir, `${stemOf(file)}.overlay.png`);
-      await writeImage(overlayPath, overlay(image, mask, 0.5, ckpt.colors));
+      await writeImage(overlayPath, overlay(image, mask, 0.5, card.colors));
       written.push(overlayPath);
     }
-    const classes = classShares(result.pixels, ckpt);
+    const classes = classShares(result.pixels, card);
     ready.set(index, () => opts.onImage?.(file, { width: mask.width, height: mask.height, classes, maskPath }));
     release();
   });
@@ -260,9 +258,9 @@ export interface QueueEvaluateOptions extends QueueProducerOptions {
  * A bad image or mask stops the run with its error, as a local evaluation does.
  */
 export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions): Promise<{ matrix: ConfusionMatrix; classes: string[] } & QueueRunStats> {
-  const { ckpt, identity } = await producerModel(opts.model);
+  const { arch, card, identity } = await openQueueModel(opts.model, opts.arch);
   const ids = opts.ids ?? ds.ids;
-  const matrix = new ConfusionMatrix(ckpt.arch.numClasses);
+  const matrix = new ConfusionMatrix(arch.numClasses);
   const inputs: Input[] = ids.map((id) => ({
     source: ds.imagePath(id),
     data: async () => ({
@@ -275,9 +273,9 @@ export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions)
   const stats = await runJobs('evaluate', inputs, opts, identity, async ({ result, error }) => {
     if (error !== undefined || !result?.confusion) return error ?? 'a worker returned no confusion matrix';
     if (result.confusion.length !== matrix.counts.length) {
-      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${ckpt.arch.numClasses}-class model`;
+      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${arch.numClasses}-class model`;
     }
     for (let k = 0; k < matrix.counts.length; k++) matrix.counts[k]! += result.confusion[k]!;
   });
-  return { ...stats, matrix, classes: ckpt.classes };
+  return { ...stats, matrix, classes: card.classes };
 }

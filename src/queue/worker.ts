@@ -5,12 +5,12 @@
 // job back. close() finishes the jobs in hand; handBack() returns them to the queue at once.
 import { hostname } from 'node:os';
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
-import { SegmentationModel } from '../infer/model.js';
+import type { Checkpoint } from '../weights/checkpoint.js';
+import type { SegmentationModel } from '../infer/model.js';
 import { decodeImage, decodeMask, encodeMask, type LabelMap, type RgbImage } from '../data/image.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { errorMessage } from '../util/errors.js';
-import { modelIdentity } from './identity.js';
+import { openQueueModel } from './model.js';
 import { parseQueueUrl, redisOptions } from './url.js';
 import { checkRedis } from './redis.js';
 import {
@@ -23,8 +23,10 @@ export interface QueueWorkerOptions {
   queue: string;
   /** BullMQ queue name (default 'fcn'). */
   name?: string;
-  /** A checkpoint path or one already read. */
+  /** Anything loadModel reads (checkpoint, .pth, ONNX file fcn wrote, downloaded network's name), or a checkpoint already read. */
   model: string | Checkpoint;
+  /** The network a model file must hold (loadModel's arch option). */
+  arch?: string;
   /** Jobs run at once by this process (default 1). */
   concurrency?: number;
   /** ORT intra-op threads (default: all cores). */
@@ -80,10 +82,10 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
   const conn = parseQueueUrl(opts.queue);
   const queueName = checkQueueName(opts.name ?? DEFAULT_QUEUE_NAME);
   await checkRedis(conn);
-  const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
-  const modelName = typeof opts.model === 'string' ? opts.model : ckpt.arch.name;
-  const identity = modelIdentity(ckpt);
-  const model = await SegmentationModel.fromCheckpoint(ckpt, { threads: opts.threads, tileSize: opts.tileSize });
+  const source = await openQueueModel(opts.model, opts.arch);
+  const modelName = typeof opts.model === 'string' ? opts.model : source.arch.name;
+  const identity = source.identity;
+  const model = await source.open({ threads: opts.threads, tileSize: opts.tileSize });
   const me = `${hostname()}/${process.pid}`;
   const stats = { done: 0, failed: 0 };
   const lockDuration = opts.lockDurationMs ?? 30_000;
