@@ -156,3 +156,38 @@ test('an ONNX file fcn export wrote runs on the queue as locally (worker and pro
     await local.dispose();
   }
 });
+
+test('fcn worker while Redis is away: one line for the outage, not one per reconnection; it serves again when Redis is back', { skip, timeout: 120_000 }, async () => {
+  const p = await freePort();
+  const start = () => spawn(REDIS, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
+  const waitFor = async (cond: () => boolean, what: string, ms: number) => {
+    for (const t0 = Date.now(); !cond(); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() - t0 > ms) throw new Error(`${what} not seen in ${ms} ms`);
+    }
+  };
+  let server = start();
+  const worker = spawn(process.execPath, ['bin/fcn.js', 'worker', '--queue', `redis://127.0.0.1:${p}`, '--model', model, '--threads', '1'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  worker.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    await waitFor(() => err.includes('serving'), 'serving', 60_000);
+    server.kill('SIGKILL');
+    await new Promise((r) => server.once('exit', r));
+    await new Promise((r) => setTimeout(r, 6000)); // ioredis retries about once a second
+    const refused = err.split('\n').filter((l) => l.includes('ECONNREFUSED'));
+    assert.ok(refused.length >= 1 && refused.length <= 2, `lines while Redis was away:\n${err}`);
+    server = start();
+    let up = false;
+    for (const t0 = Date.now(); !up && Date.now() - t0 < 10_000;) {
+      up = await checkRedis(parseQueueUrl(`redis://127.0.0.1:${p}`), 1000).then(() => true, () => false);
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    const out = path.join(tmp, 'pred-back');
+    const r = await predictQueued([image], { queue: `redis://127.0.0.1:${p}`, model, outDir: out });
+    assert.deepEqual(r.failed, []);
+  } finally {
+    worker.kill('SIGKILL');
+    server.kill('SIGKILL');
+    await Promise.all([worker, server].map((c) => c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r))));
+  }
+});

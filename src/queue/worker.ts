@@ -138,8 +138,20 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     maxStalledCount: 2,
     autorun: false,
   });
-  // connection trouble is reported by ioredis and retried; without a listener Node would throw
-  worker.on('error', (err) => process.stderr.write(`fcn worker: ${errorMessage(err)}\n`));
+  // connection trouble is reported by ioredis and retried (about once a second while Redis is away;
+  // without a listener Node would throw): each distinct message once a minute, with how often it came
+  let last = { message: '', at: 0, repeats: 0 };
+  worker.on('error', (err) => {
+    const message = errorMessage(err);
+    const now = Date.now();
+    if (message === last.message && now - last.at < 60_000) {
+      last.repeats++;
+      return;
+    }
+    const again = message === last.message && last.repeats > 0 ? ` (${last.repeats + 1} times in ${Math.round((now - last.at) / 1000)} s)` : '';
+    process.stderr.write(`fcn worker: ${message}${again}\n`);
+    last = { message, at: now, repeats: 0 };
+  });
   void worker.run();
   await worker.waitUntilReady();
 
