@@ -95,6 +95,12 @@ test('npm pack, install in an empty folder: fcn --help, fcn predict, import { lo
     assert.match(run, /^epoch 1 of 1 loss \d/m);
     assert.match(run, /^evaluate 6x6 pixels \d+$/m);
     assert.ok(existsSync(join(app, 'run', 'last.safetensors')));
+
+    // CommonJS callers: require() of the ES module works where Node has require(esm) (20.19+, 22.12+)
+    if ((process.features as { require_module?: boolean }).require_module) {
+      const cjs = execFileSync(process.execPath, ['-e', "const f = require('fcn'); console.log(typeof f.loadModel, typeof require('fcn/internals').compileInference)"], { cwd: app, encoding: 'utf8' });
+      assert.equal(cjs.trim(), 'function function');
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
