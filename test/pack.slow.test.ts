@@ -16,7 +16,10 @@ const root = new URL('../../', import.meta.url).pathname;
 
 /** DESIGN.md's "What a program sees", with the options a tiny run needs. */
 const SNIPPET = `import { readFile } from 'node:fs/promises';
-import { loadModel, train, evaluate, bilinearKernel, VOC_CLASSES, VOC_COLORMAP, openDataset } from 'fcn';
+import { loadModel, train, evaluate, bilinearKernel, VOC_CLASSES, VOC_COLORMAP, openDataset, setDefaultDevice, parseDevice, type Device } from 'fcn';
+
+const cpu: Device = parseDevice('cpu');
+setDefaultDevice(cpu);
 
 const model = await loadModel('model.safetensors');
 const { mask, width, height, classes } = await model.segment('photo.png');

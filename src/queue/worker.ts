@@ -101,7 +101,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     const d = job.data;
     if (d.model !== identity) {
       throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source}: worker ${me} serves model ${shortIdentity(identity)} (${modelName}), `
-        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's weights (or another queue --name)`);
+        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's model (or use another queue name)`);
     }
     const { image, truth } = await decodeJob(d);
     const mask = await model.predict(image);
