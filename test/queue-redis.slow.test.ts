@@ -191,3 +191,42 @@ test('fcn worker while Redis is away: one line for the outage, not one per recon
     await Promise.all([worker, server].map((c) => c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r))));
   }
 });
+
+test('rediss:// to a TLS-only redis-server: an untrusted certificate and plain redis:// are one line each; trusted, the queue runs', { skip, timeout: 120_000 }, async (t) => {
+  const tls = path.join(repoRoot, 'test', 'fixtures', 'tls');
+  const p = await freePort();
+  const server = spawn(REDIS, ['--port', '0', '--tls-port', String(p), '--tls-cert-file', path.join(tls, 'cert.pem'), '--tls-key-file', path.join(tls, 'key.pem'),
+    '--tls-ca-cert-file', path.join(tls, 'cert.pem'), '--tls-auth-clients', 'no', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], { stdio: 'ignore' });
+  const serverExit = new Promise((r) => server.once('exit', r));
+  try {
+    const url = `rediss://127.0.0.1:${p}`;
+    let reply = '';
+    for (const t0 = Date.now(); Date.now() - t0 < 10_000 && server.exitCode === null; await new Promise((r) => setTimeout(r, 100))) {
+      reply = await checkRedis(parseQueueUrl(url), 1000).then(() => 'ok', (e: Error) => e.message);
+      if (/not trusted/.test(reply)) break;
+    }
+    if (server.exitCode !== null) return t.skip('this redis-server has no TLS');
+    assert.match(reply, /^queue rediss:\/\/127\.0\.0\.1:\d+: cannot use Redis \(self-signed certificate\): the server's certificate is not trusted here: NODE_EXTRA_CA_CERTS/);
+    await assert.rejects(checkRedis(parseQueueUrl(`redis://127.0.0.1:${p}`)), /does it speak TLS only \(rediss:\/\/\)\?/);
+    // trusted through NODE_EXTRA_CA_CERTS (read at start-up, so in the CLI's processes)
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(tls, 'cert.pem') };
+    const worker = spawn(process.execPath, ['bin/fcn.js', 'worker', '--queue', url, '--model', model, '--threads', '1'], { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    worker.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    try {
+      for (const t0 = Date.now(); !err.includes('serving'); await new Promise((r) => setTimeout(r, 100))) {
+        if (Date.now() - t0 > 60_000 || worker.exitCode !== null) throw new Error(`worker did not start: ${err}`);
+      }
+      const out = path.join(tmp, 'pred-tls');
+      const r = spawnSync(process.execPath, ['bin/fcn.js', 'predict', '--queue', url, '--model', model, '--out', out, image], { cwd: repoRoot, env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(fs.readdirSync(out), ['photo.png']);
+      assert.ok(!/DeprecationWarning/.test(r.stderr + err), 'no SNI warning for an IP address');
+    } finally {
+      worker.kill('SIGKILL');
+    }
+  } finally {
+    server.kill('SIGKILL');
+    await serverExit;
+  }
+});

@@ -13,7 +13,12 @@ function hint(message: string, conn: QueueConnection): string {
   if (/ECONNREFUSED/.test(message)) return 'nothing listens there: is redis-server running, on that host and port?';
   if (/ENOTFOUND|EAI_AGAIN/.test(message)) return `host '${conn.host}' not found`;
   if (/ETIMEDOUT/.test(message)) return conn.tls ? 'no TLS answer in time: does this server speak TLS (rediss://), or plain redis:// only?' : 'no answer in time';
-  if (/SSL|TLS|certificate|EPROTO/i.test(message)) return conn.tls ? 'the TLS handshake failed: for a server without TLS use redis://' : 'TLS error';
+  if (/altnames|does not match certificate/i.test(message)) return `the server's certificate is not for '${conn.host}': connect by a name or address it lists`;
+  if (/self[- ]signed|unable to (get|verify)|certificate (has expired|is not yet valid)|CERT_/i.test(message)) {
+    return "the server's certificate is not trusted here: NODE_EXTRA_CA_CERTS=ca.pem adds the CA that signed it";
+  }
+  if (/wrong version number|packet length|unknown protocol|EPROTO/i.test(message)) return conn.tls ? 'the server does not speak TLS: use redis://' : 'TLS error';
+  if (/ECONNRESET/.test(message) && !conn.tls) return 'the server closed the connection at once: does it speak TLS only (rediss://)?';
   return '';
 }
 
