@@ -230,3 +230,26 @@ test('rediss:// to a TLS-only redis-server: an untrusted certificate and plain r
     await serverExit;
   }
 });
+
+test('an input the producer cannot read fails in order without a job (workers never see it); the rest are written', { skip, timeout: 120_000 }, async () => {
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/5`;
+  const seen: string[] = [];
+  const worker = await startQueueWorker({ queue: url, model, threads: 1, onJob: (e) => seen.push(e.source) });
+  try {
+    const missing = path.join(tmp, 'missing.png');
+    const out = path.join(tmp, 'pred-missing');
+    const lines: string[] = [];
+    const r = await predictQueued([missing, image], {
+      queue: url, model, outDir: out,
+      onFailure: (file, message) => lines.push(`fail ${path.basename(file)}: ${message}`),
+      onImage: (file) => lines.push(`ok ${path.basename(file)}`),
+    });
+    assert.equal(r.jobs, 1);
+    assert.deepEqual(r.failed, [missing]);
+    assert.deepEqual(lines, [`fail missing.png: ${missing}: cannot read the image (no such file)`, 'ok photo.png']);
+    assert.deepEqual(seen, [image]);
+    assert.deepEqual(fs.readdirSync(out), ['photo.png']);
+  } finally {
+    await worker.close();
+  }
+});

@@ -4,6 +4,7 @@ import { startQueueWorker } from '../queue/worker.js';
 import { parseQueueUrl } from '../queue/url.js';
 import { shortIdentity, DEFAULT_QUEUE_NAME } from '../queue/jobs.js';
 import { parseIntFlag } from './options.js';
+import { printable } from '../util/text.js';
 import { queueFlag, queueNameFlag } from './scale-options.js';
 
 export function command(): Command {
@@ -20,7 +21,7 @@ export function command(): Command {
       const conn = parseQueueUrl(o.queue);
       const worker = await startQueueWorker({
         queue: o.queue, name: o.name, model: o.model, concurrency: o.concurrency, threads: o.threads, lockDurationMs: o.lockMs,
-        onJob: (e) => { if (!e.ok && !o.quiet) process.stderr.write(`fcn worker: job ${e.id} (${e.source}) failed: ${e.error}\n`); },
+        onJob: (e) => { if (!e.ok && !o.quiet) process.stderr.write(`fcn worker: job ${e.id} (${printable(e.source)}) failed: ${printable(e.error ?? '')}\n`); },
       });
       process.stderr.write(`fcn worker: serving ${o.model} (model ${shortIdentity(worker.identity)}) on ${conn.display} queue '${o.name}', pid ${process.pid}\n`);
       await new Promise<void>((resolve) => {

@@ -65,6 +65,7 @@ export interface QueuePredictResult extends QueueRunStats {
 
 interface Input {
   source: string;
+  /** The job's payload; FcnError when the producer cannot read the input (then no job is sent). */
   data(): Promise<Omit<SegmentJobData, 'model'>>;
 }
 
@@ -132,7 +133,18 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
       // other producers count too: wait while the queue already holds a full window of waiting jobs
       while (stopReason === undefined && (await queue.getWaitingCount()) >= maxWaiting) await sleep(100);
       if (stopReason !== undefined) break;
-      const data: SegmentJobData = { model: identity, ...(await inputs[index]!.data()) };
+      let input: Omit<SegmentJobData, 'model'>;
+      try {
+        input = await inputs[index]!.data();
+      } catch (err) {
+        // an input the producer cannot read is its failure, in order with the rest: no job for it
+        if (!(err instanceof FcnError)) throw err;
+        const fatal = await onOutcome({ index, error: err.message });
+        if (typeof fatal === 'string') stopReason ??= fatal;
+        else opts.onProgress?.(++done, inputs.length);
+        continue;
+      }
+      const data: SegmentJobData = { model: identity, ...input };
       const job = await queue.add(kind, data, {
         attempts: opts.attempts ?? 3,
         backoff: { type: 'exponential', delay: opts.backoffMs ?? 1000 },
@@ -209,22 +221,13 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
       f();
     }
   };
-  const unreadable = new Map<number, string>();
-  const inputs: Input[] = files.map((file, i) => ({
+  const inputs: Input[] = files.map((file) => ({
     source: file,
-    data: async () => {
-      try {
-        return { source: file, image: toBase64(await readBytes(file, 'the image')) };
-      } catch (err) {
-        // sent anyway (empty), so the failure is reported in order with the rest
-        unreadable.set(i, errorMessage(err));
-        return { source: file, image: '' };
-      }
-    },
+    data: async () => ({ source: file, image: toBase64(await readBytes(file, 'the image')) }),
   }));
   const stats = await runJobs('segment', inputs, opts, identity, async ({ index, result, error }) => {
     const file = files[index]!;
-    const message = unreadable.get(index) ?? error;
+    const message = error;
     if (message !== undefined || !result) {
       failed.push(file);
       ready.set(index, () => opts.onFailure?.(file, message ?? `${file}: no result`));
