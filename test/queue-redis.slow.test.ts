@@ -253,3 +253,24 @@ test('an input the producer cannot read fails in order without a job (workers ne
     await worker.close();
   }
 });
+
+test('a producer with no worker on its queue says so (onNoWorkers) and finishes once one starts', { skip, timeout: 120_000 }, async () => {
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/6`;
+  const said: number[] = [];
+  let worker: Awaited<ReturnType<typeof startQueueWorker>> | undefined;
+  const run = predictQueued([image], {
+    queue: url, name: 'fcn-lonely', model, outDir: path.join(tmp, 'pred-lonely'), noWorkerMs: 200,
+    onNoWorkers: (s) => {
+      said.push(s);
+      if (said.length === 1) void startQueueWorker({ queue: url, name: 'fcn-lonely', model, threads: 1 }).then((w) => { worker = w; });
+    },
+  });
+  try {
+    const r = await run;
+    assert.deepEqual(r.failed, []);
+    assert.ok(said.length >= 1 && said[0]! < 2, `said: ${said}`);
+  } finally {
+    for (let t = 0; !worker && t < 600; t++) await new Promise((res) => setTimeout(res, 100));
+    await worker?.close();
+  }
+});

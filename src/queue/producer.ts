@@ -41,6 +41,14 @@ export interface QueueProducerOptions {
   backoffMs?: number;
   /** Called after each finished input (done counts failures too). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called while jobs wait and no worker is connected to the queue: after `noWorkerMs` without one,
+   * then every 6 × `noWorkerMs` while it lasts, with the seconds waited (jobs stay queued meanwhile;
+   * a worker that starts takes them, and those a killed worker held, up).
+   */
+  onNoWorkers?: (seconds: number) => void;
+  /** How often to look for workers (default 10000 ms). */
+  noWorkerMs?: number;
 }
 
 export interface QueueRunStats {
@@ -100,6 +108,20 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   let stopReason: string | undefined;
   let done = 0;
   const inflight = new Map<string, { promise: Promise<void>; withdraw: () => void }>();
+  // nobody to run the jobs: say so (a worker killed mid-job and none left looks like a hang otherwise)
+  let lonely = 0;
+  const lonelyTimer = opts.onNoWorkers && setInterval(() => {
+    if (inflight.size === 0) return;
+    // CLIENT LIST underneath: a server that forbids it (-1) counts as having workers
+    void queue.getWorkersCount().catch(() => -1).then((n) => {
+      if (n !== 0) {
+        lonely = 0;
+        return;
+      }
+      lonely++;
+      if (lonely % 6 === 1) opts.onNoWorkers!(Math.round((lonely * (opts.noWorkerMs ?? 10_000)) / 1000));
+    });
+  }, opts.noWorkerMs ?? 10_000);
   try {
     await events.waitUntilReady();
     const follow = async (index: number, job: Job<SegmentJobData, SegmentJobResult>, withdrawn: Promise<'withdrawn'>) => {
@@ -164,6 +186,7 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
     }
     while (inflight.size > 0) await Promise.race([...inflight.values()].map((f) => f.promise));
   } finally {
+    if (lonelyTimer) clearInterval(lonelyTimer);
     await events.close();
     await queue.close();
   }
