@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { Worker } from 'bullmq';
 import { repoRoot } from './helpers/fixtures.js';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
 import { defaultCard } from '../src/model/card.js';
@@ -272,5 +273,18 @@ test('a producer with no worker on its queue says so (onNoWorkers) and finishes 
   } finally {
     for (let t = 0; !worker && t < 600; t++) await new Promise((res) => setTimeout(res, 100));
     await worker?.close();
+  }
+});
+
+test('a queue name shared with another BullMQ application: its worker\'s answer stops the run with one line, not a crash', { skip, timeout: 120_000 }, async () => {
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/7`;
+  const foreign = new Worker('shared', async () => ({ hello: 'world' }), { connection: { host: '127.0.0.1', port, password: PASSWORD, db: 7, maxRetriesPerRequest: null } });
+  try {
+    await foreign.waitUntilReady();
+    await assert.rejects(predictQueued([image], { queue: url, name: 'shared', model, outDir: path.join(tmp, 'pred-shared') }),
+      (e: unknown) => e instanceof FcnError && /came back without an fcn result \(another application's worker shares the queue name\?/.test(e.message));
+    assert.ok(!fs.existsSync(path.join(tmp, 'pred-shared')));
+  } finally {
+    await foreign.close();
   }
 });

@@ -143,6 +143,11 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
         ? { index, error: error.startsWith(BAD_INPUT) ? error.slice(BAD_INPUT.length) : `${inputs[index]!.source}: failed on the workers after ${opts.attempts ?? 3} tries: ${error}` }
         : { index, result: fresh?.returnvalue };
       if (!outcome.error && !outcome.result) outcome.error = `${inputs[index]!.source}: its result was lost (job ${job.id} removed from the queue)`;
+      if (outcome.result && !isJobResult(outcome.result)) {
+        // the queue name is shared with another BullMQ application whose worker took the job
+        stopReason ??= `${inputs[index]!.source}: job ${job.id} on queue '${name}' came back without an fcn result (another application's worker shares the queue name? give fcn its own)`;
+        return;
+      }
       const fatal = await onOutcome(outcome);
       if (typeof fatal === 'string') {
         stopReason ??= fatal;
@@ -192,6 +197,13 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   }
   if (stopReason !== undefined) throw new FcnError(stopReason);
   return stats;
+}
+
+/** Whether a job's return value has the shape an fcn worker gives (anything else came from another application). */
+function isJobResult(r: unknown): r is SegmentJobResult {
+  const o = r as Partial<SegmentJobResult> | null;
+  return typeof o === 'object' && o !== null && Number.isInteger(o.width) && Number.isInteger(o.height)
+    && typeof o.mask === 'string' && Array.isArray(o.pixels) && (o.confusion === undefined || Array.isArray(o.confusion));
 }
 
 /** Results nobody read (their producer died) are dropped after a day, at the next job's completion. */
