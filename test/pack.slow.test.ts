@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fcnResNet18, initParameters, seededRandom } from '../src/model/index.js';
@@ -56,6 +56,11 @@ test('npm pack, install in an empty folder: fcn --help, fcn predict, import { lo
     assert.match(listing, /package\/dist\/src\/cli\/main\.js/);
     assert.match(listing, /package\/src\/web\/static\/index\.html/);
     assert.doesNotMatch(listing, /package\/dist\/test\//, 'tests stay out of the package');
+    // every picture the README shows is in the package (npm's page renders them from it)
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    for (const [, src] of readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)) {
+      if (!/^https?:/.test(src!)) assert.ok(listing.includes(`package/${src}`), `README picture ${src} is in the package`);
+    }
 
     const app = join(work, 'app');
     execFileSync('mkdir', ['-p', app]);
