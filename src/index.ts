@@ -50,7 +50,17 @@ export type { ServerOptions } from "./web/server.js";
 export { downloadPublished, downloadVoc2012, resolveNamedWeights, DownloadError } from "./net/download.js";
 export { PUBLISHED_NAMES } from "./net/registry.js";
 export { predictQueued, evaluateQueued } from "./queue/producer.js";
+export type { QueueProducerOptions, QueuePredictOptions, QueuePredictResult, QueueEvaluateOptions, QueueRunStats } from "./queue/producer.js";
 export { startQueueWorker } from "./queue/worker.js";
 export type { QueueWorkerOptions, QueueWorker } from "./queue/worker.js";
+// --shard K/N and --merge: the split every copy of a job array agrees on, and the exact sum of the parts
+export { parseShard, selectShard } from "./queue/shard.js";
+export type { Shard } from "./queue/shard.js";
+export { mergeMetricsFiles } from "./queue/merge.js";
+export type { MergedMatrix } from "./queue/merge.js";
+
+// --device: the ONNX Runtime execution provider every later model and training run uses
+export { parseDevice, setDefaultDevice } from "./engine/session.js";
+export type { Device, DeviceName } from "./engine/session.js";
 
 export { FcnError, UsageError } from "./util/errors.js";

@@ -37,7 +37,7 @@ export { formatEpoch, renderCurves, writeCurves, decodeTrainState, TRAIN_STATE_K
 export type { RunConfig, TrainState } from "./train/index.js";
 export { DEMO_SETTINGS } from "./train/demo.js";
 export type { DemoSettings } from "./train/demo.js";
-export { checkRedis } from "./queue/producer.js";
+export { checkRedis } from "./queue/redis.js";
 export type { QueueProducerOptions, QueuePredictOptions, QueuePredictResult, QueueEvaluateOptions, QueueRunStats } from "./queue/producer.js";
 export { parseQueueUrl } from "./queue/url.js";
 export type { QueueConnection } from "./queue/url.js";

@@ -313,7 +313,7 @@ test('a worker serving another model fails the run with one clear line; a bad qu
   assert.match(bad.stderr, /^fcn: --queue: .*expected redis\[s\]:\/\/\[USER:PASSWORD@\]HOST:PORT\[\/DB\]\n$/);
   const down = cli(['predict', '--queue', `redis://127.0.0.1:${await freePort()}`, '--model', model, images[0]!]);
   assert.equal(down.status, 1);
-  assert.match(down.stderr, /^fcn: queue redis:\/\/127\.0\.0\.1:\d+: cannot reach Redis/);
+  assert.match(down.stderr, /^fcn: queue redis:\/\/127\.0\.0\.1:\d+: cannot use Redis \(connect ECONNREFUSED/);
 });
 
 test('SIGTERM: a worker finishes and exits 0', { skip: !haveRedis && 'redis-server not installed' }, async () => {

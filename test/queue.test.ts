@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseQueueUrl, redact } from '../src/queue/url.js';
-import { parseShard, selectShard, shardOf, fnv1a32 } from '../src/queue/shard.js';
-import { mergeMetrics } from '../src/queue/merge.js';
+import { parseShard, selectShard, shardOf, fnv1a32, MAX_SHARDS } from '../src/queue/shard.js';
+import { checkQueueName } from '../src/queue/jobs.js';
+import { mergeMetrics, mergeMetricsFiles } from '../src/queue/merge.js';
 import { modelIdentity } from '../src/queue/identity.js';
 import { ConfusionMatrix, metricsReport } from '../src/eval/confusion.js';
 import { fcnResNet18, initParameters, seededRandom, fcnParameters } from '../src/model/index.js';
@@ -126,4 +127,60 @@ test('devices: names parsed; cpu always there; a provider this build lacks is on
       && /--onnxruntime-node-install=cuda12/.test(e.message) && !e.message.includes('\n'));
   }
   if (process.platform !== 'win32') assert.throws(() => checkDevice({ name: 'dml' }), /DirectML only on Windows/);
+});
+
+test('queue URL: a password that is not percent-encoded is never shown, and the message says to encode it', () => {
+  for (const url of ['redis://:s3cr/t@x@127.0.0.1:6379/3', 'redis://u:pa?ss@h:1', 'redis://u:pa#ss@h:1', 'redis://tok/en@127.0.0.1:6379/3', 'redis://u:a@b@h:1/x']) {
+    assert.throws(() => parseQueueUrl(url), (e: unknown) => e instanceof FcnError && e.exitCode === 2
+      && !/s3cr|t@x|pa\?ss|pa#ss|tok|en@|a@b/.test(e.message) && e.message.includes('***'), url);
+  }
+  assert.throws(() => parseQueueUrl('redis://:s3cr/t@x@127.0.0.1:6379/3'), /percent-encoded/);
+  assert.equal(redact('redis://:s3cr/t@x@127.0.0.1:6379/3'), 'redis://:***@127.0.0.1:6379/3');
+  assert.equal(redact('redis://TOKEN@h:1'), 'redis://***@h:1');
+  assert.equal(redact('redis://h:1/2'), 'redis://h:1/2');
+  // percent-encoded, the same password is accepted and decoded
+  assert.equal(parseQueueUrl('redis://:s3cr%2Ft%40x@127.0.0.1:6379/3').password, 's3cr/t@x');
+});
+
+test('shards: a count past the 32-bit hash is a usage error, not an empty shard', () => {
+  assert.deepEqual(parseShard(`${MAX_SHARDS}/${MAX_SHARDS}`), { index: MAX_SHARDS, count: MAX_SHARDS });
+  for (const bad of ['1/99999999999999999999', `1/${MAX_SHARDS + 1}`, '1e3/2000']) {
+    assert.throws(() => parseShard(bad), (e: unknown) => e instanceof FcnError && e.exitCode === 2, bad);
+  }
+});
+
+test('queue names: empty, with a colon or control characters is a usage error before BullMQ sees it', () => {
+  assert.equal(checkQueueName('fcn-voc'), 'fcn-voc');
+  for (const bad of ['', 'a:b', 'x\ny', 'n'.repeat(201)]) {
+    assert.throws(() => checkQueueName(bad), (e: unknown) => e instanceof FcnError && e.exitCode === 2 && !e.message.includes('\n'), JSON.stringify(bad));
+  }
+});
+
+test('devices: a provider in the build that cannot start here (webgpu without a GPU adapter) is one line, exit 1', () => {
+  const webgpu = availableDevices().find((d) => d.name === 'webgpu');
+  if (!webgpu?.installed) return;
+  let err: unknown;
+  try {
+    checkDevice({ name: 'webgpu' });
+  } catch (e) {
+    err = e;
+  }
+  if (err === undefined) return; // a machine with a WebGPU adapter: nothing to check
+  assert.ok(err instanceof FcnError && err.exitCode === 1, String(err));
+  assert.match(err.message, /^device webgpu: ONNX Runtime cannot start its webgpu provider here \(.+\); it needs a GPU/);
+  assert.ok(!err.message.includes('\n') && !err.message.includes('onnxruntime_src'), err.message);
+});
+
+test('merge: the same file given twice (under any spelling) is a usage error, not twice its pixels', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcn-merge-'));
+  try {
+    const cm = new ConfusionMatrix(2);
+    cm.add(Uint8Array.of(0, 1, 1), Uint8Array.of(0, 1, 0));
+    const file = path.join(dir, 'a.json');
+    fs.writeFileSync(file, JSON.stringify({ ...metricsReport(cm, ['bg', 'fg']), classes: ['bg', 'fg'], confusionMatrix: [[1, 1], [0, 1]] }));
+    await assert.rejects(mergeMetricsFiles([file, path.join(dir, '.', 'a.json')]), (e: unknown) => e instanceof FcnError && e.exitCode === 2 && /given twice/.test(e.message));
+    assert.deepEqual(Array.from((await mergeMetricsFiles([file])).matrix.counts), [1, 1, 0, 1]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

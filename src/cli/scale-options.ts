@@ -3,6 +3,7 @@
 import { FcnError } from '../util/errors.js';
 import { parseQueueUrl } from '../queue/url.js';
 import { parseShard, type Shard } from '../queue/shard.js';
+import { checkQueueName } from '../queue/jobs.js';
 
 function asFlag<T>(flag: string, parse: () => T): T {
   try {
@@ -17,6 +18,11 @@ function asFlag<T>(flag: string, parse: () => T): T {
 export function queueFlag(value: string): string {
   asFlag('--queue', () => parseQueueUrl(value));
   return value;
+}
+
+/** Commander parser for a queue name flag (the worker's --name, the producers' --queue-name). */
+export function queueNameFlag(flag: string): (value: string) => string {
+  return (value) => asFlag(flag, () => checkQueueName(value));
 }
 
 export function shardFlag(value: string): Shard {

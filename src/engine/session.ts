@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { FcnError, errorMessage } from '../util/errors.js';
 import { dropCachedGraph, graphCacheKey, readCachedGraph, storeCachedGraph } from './graphcache.js';
@@ -115,8 +116,58 @@ export function checkDevice(device: Device): void {
   const have = availableDevices().filter((b) => b.installed).map((b) => b.name).join(', ');
   if (!found || !found.installed) {
     const why = !found ? `not in onnxruntime-node's build for ${process.platform}-${process.arch}` : 'its provider library is not installed';
-    throw new FcnError(`device ${formatDevice(device)}: ${why} (available here: ${have}); ${INSTALL_HINT[device.name] ?? ''}`);
+    throw new FcnError(`device ${formatDevice(device)}: ${why} (providers in this install: ${have}); ${INSTALL_HINT[device.name] ?? ''}`);
   }
+  const failure = probeDevice(device);
+  if (failure !== undefined) {
+    throw new FcnError(`device ${formatDevice(device)}: ONNX Runtime cannot start its ${device.name} provider here (${failure}); ${START_HINT[device.name] ?? ''}`);
+  }
+}
+
+const START_HINT: Partial<Record<DeviceName, string>> = {
+  cuda: 'it needs an NVIDIA GPU with its driver, CUDA 12 and cuDNN 9 on the library path; or run on the cpu device',
+  dml: 'it needs a DirectX 12 GPU; or run on the cpu device',
+  coreml: 'or run on the cpu device',
+  webgpu: 'it needs a GPU with Vulkan (Linux), Metal (macOS) or Direct3D 12 (Windows) drivers; or run on the cpu device',
+};
+
+/** A one-input Relu graph (opset 16), the smallest thing a provider can be asked to load. */
+const PROBE_GRAPH = 'CAgSA2ZjbjozCgwKAXgSAXkiBFJlbHUSAXBaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAQ';
+const probed = new Map<string, string | undefined>();
+
+/**
+ * Starts `device`'s provider on a tiny graph in a child process, once per process and device: a
+ * provider that is present but finds no usable hardware (no GPU adapter, no driver) fails there, and
+ * the native libraries' own diagnostics (several lines on stderr) stay in the child. Returns why it
+ * failed, in one line, or undefined when it works.
+ */
+function probeDevice(device: Device): string | undefined {
+  const key = formatDevice(device);
+  if (probed.has(key)) return probed.get(key);
+  const script = `
+    const ort = require(process.argv[1]);
+    const [, , name, id, graph] = process.argv;
+    const ep = id === '' ? name : { name, deviceId: Number(id) };
+    ort.InferenceSession.create(Buffer.from(graph, 'base64'), { executionProviders: [ep] })
+      .then((s) => s.release()).then(() => process.exit(0))
+      .catch((e) => { process.stdout.write(String(e && e.message || e)); process.exit(3); });`;
+  const child = spawnSync(process.execPath, ['-e', script, createRequire(import.meta.url).resolve('onnxruntime-node'),
+    device.name, device.deviceId === undefined ? '' : String(device.deviceId), PROBE_GRAPH], { encoding: 'utf8', timeout: 120_000 });
+  let failure: string | undefined;
+  if (child.status !== 0) {
+    failure = child.error ? errorMessage(child.error)
+      : child.status === 3 ? providerMessage(child.stdout)
+      : `the test process ended with ${child.signal ?? `exit code ${child.status}`}`;
+  }
+  probed.set(key, failure);
+  return failure;
+}
+
+/** ORT's message without its source location and assertion text: '... was false. Failed to get ...' → 'Failed to get ...'. */
+function providerMessage(text: string): string {
+  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'no message';
+  const m = /\bwas false\.\s*(.+)$/.exec(line);
+  return (m ? m[1]! : line.replace(/^\S*\.(cc|cpp|h):\d+\s+/, '')).slice(0, 300);
 }
 
 let defaultDevice: Device = { name: 'cpu' };

@@ -3,9 +3,22 @@
 // for. A result carries the mask as an index PNG, the pixels per class, and for evaluation the
 // image's confusion matrix, so the producer can write files and sum matrices exactly.
 // BullMQ stores both as JSON in Redis: bytes travel as base64.
+import { FcnError } from '../util/errors.js';
 
 /** The BullMQ queue name unless told otherwise (several models can share a Redis under other names). */
 export const DEFAULT_QUEUE_NAME = 'fcn';
+
+/**
+ * Checks a queue name before BullMQ sees it: BullMQ keys are `bull:<name>:<key>`, so a name must be
+ * non-empty and hold no ':' (BullMQ throws otherwise); control characters are refused too, as they
+ * would corrupt the one-line messages that quote the name. A bad name is a usage error (exit 2).
+ */
+export function checkQueueName(name: string): string {
+  if (name === '' || name.includes(':') || /[\u0000-\u001f\u007f]/.test(name) || name.length > 200) {
+    throw new FcnError(`queue name '${name.replace(/[\u0000-\u001f\u007f]/g, '?')}': expected 1 to 200 characters without ':' or control characters (e.g. fcn, fcn-voc)`, 2);
+  }
+  return name;
+}
 
 /** Job names: a segmentation (predict) and a segmentation scored against its mask (eval). */
 export type JobKind = 'segment' | 'evaluate';

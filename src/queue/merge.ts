@@ -2,6 +2,7 @@
 // matrices are summed and the metrics computed once from the sum, so the result is exactly what one
 // run over all the images gives (counts are integers; no averaging of per-part numbers).
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { FcnError, errorMessage } from '../util/errors.js';
 
@@ -63,6 +64,14 @@ export function mergeMetrics(parts: readonly { file: string; text: string }[]): 
 
 /** Reads and merges metrics JSON files (see mergeMetrics). */
 export async function mergeMetricsFiles(files: readonly string[]): Promise<MergedMatrix> {
+  // the same part twice would count its pixels twice: refused, whatever spelling names the file
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const key = resolve(file);
+    const other = seen.get(key);
+    if (other !== undefined) throw new FcnError(`${file}: given twice (also as ${other}); each part's pixels must be counted once`, 2);
+    seen.set(key, file);
+  }
   const parts = await Promise.all(files.map(async (file) => {
     try {
       return { file, text: await readFile(file, 'utf8') };

@@ -7,8 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents, Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
+import type { Checkpoint } from '../weights/checkpoint.js';
+import type { ModelCard } from '../model/card.js';
 import type { ClassShare } from '../infer/model.js';
 import { stemOf } from '../infer/predict.js';
 import type { VocDataset } from '../data/dataset.js';
@@ -17,10 +17,11 @@ import { VOC_PALETTE } from '../data/voc.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { overlay } from '../render/pictures.js';
 import { FcnError, errorMessage } from '../util/errors.js';
-import { modelIdentity } from './identity.js';
-import { parseQueueUrl, redisOptions, type QueueConnection } from './url.js';
+import { openQueueModel } from './model.js';
+import { parseQueueUrl, redisOptions } from './url.js';
+import { checkRedis } from './redis.js';
 import {
-  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, toBase64,
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, checkQueueName, fromBase64, toBase64,
   type JobKind, type SegmentJobData, type SegmentJobResult,
 } from './jobs.js';
 
@@ -29,8 +30,10 @@ export interface QueueProducerOptions {
   queue: string;
   /** BullMQ queue name (default 'fcn'); workers must use the same. */
   name?: string;
-  /** The model the jobs are for: a checkpoint path or one already read (only its identity and card are used here). */
+  /** The model the jobs are for: anything loadModel reads, or a checkpoint already read (only its identity and card are used here). */
   model: string | Checkpoint;
+  /** The network a model file must hold (loadModel's arch option). */
+  arch?: string;
   /** At most this many of this producer's jobs in Redis at once, and no new job while the queue holds this many waiting (default 64). */
   maxWaiting?: number;
   /** Tries per job (default 3) and the first retry's delay, doubled each time (default 1000 ms). */
@@ -38,6 +41,14 @@ export interface QueueProducerOptions {
   backoffMs?: number;
   /** Called after each finished input (done counts failures too). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called while jobs wait and no worker is connected to the queue: after `noWorkerMs` without one,
+   * then every 6 × `noWorkerMs` while it lasts, with the seconds waited (jobs stay queued meanwhile;
+   * a worker that starts takes them, and those a killed worker held, up).
+   */
+  onNoWorkers?: (seconds: number) => void;
+  /** How often to look for workers (default 10000 ms). */
+  noWorkerMs?: number;
 }
 
 export interface QueueRunStats {
@@ -60,22 +71,9 @@ export interface QueuePredictResult extends QueueRunStats {
   failed: string[];
 }
 
-/** Checks that Redis answers, so a wrong address is one line instead of endless reconnecting. */
-export async function checkRedis(conn: QueueConnection, timeoutMs = 5000): Promise<void> {
-  const client = new Redis({ ...redisOptions(conn), maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null, lazyConnect: true });
-  client.on('error', () => { /* reported below */ });
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (err) {
-    throw new FcnError(`queue ${conn.display}: cannot reach Redis (${errorMessage(err)})`);
-  } finally {
-    client.disconnect();
-  }
-}
-
 interface Input {
   source: string;
+  /** The job's payload; FcnError when the producer cannot read the input (then no job is sent). */
   data(): Promise<Omit<SegmentJobData, 'model'>>;
 }
 
@@ -93,8 +91,8 @@ interface Outcome {
 async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOptions, identity: string,
   onOutcome: (o: Outcome) => Promise<string | void>): Promise<QueueRunStats> {
   const conn = parseQueueUrl(opts.queue);
+  const name = checkQueueName(opts.name ?? DEFAULT_QUEUE_NAME);
   await checkRedis(conn);
-  const name = opts.name ?? DEFAULT_QUEUE_NAME;
   const connection = redisOptions(conn);
   // results travel in the job (read back below), so the events stream needs no long history
   const queue = new Queue<SegmentJobData, SegmentJobResult>(name, { connection, streams: { events: { maxLen: 1000 } } });
@@ -110,6 +108,20 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
   let stopReason: string | undefined;
   let done = 0;
   const inflight = new Map<string, { promise: Promise<void>; withdraw: () => void }>();
+  // nobody to run the jobs: say so (a worker killed mid-job and none left looks like a hang otherwise)
+  let lonely = 0;
+  const lonelyTimer = opts.onNoWorkers && setInterval(() => {
+    if (inflight.size === 0) return;
+    // CLIENT LIST underneath: a server that forbids it (-1) counts as having workers
+    void queue.getWorkersCount().catch(() => -1).then((n) => {
+      if (n !== 0) {
+        lonely = 0;
+        return;
+      }
+      lonely++;
+      if (lonely % 6 === 1) opts.onNoWorkers!(Math.round((lonely * (opts.noWorkerMs ?? 10_000)) / 1000));
+    });
+  }, opts.noWorkerMs ?? 10_000);
   try {
     await events.waitUntilReady();
     const follow = async (index: number, job: Job<SegmentJobData, SegmentJobResult>, withdrawn: Promise<'withdrawn'>) => {
@@ -131,6 +143,11 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
         ? { index, error: error.startsWith(BAD_INPUT) ? error.slice(BAD_INPUT.length) : `${inputs[index]!.source}: failed on the workers after ${opts.attempts ?? 3} tries: ${error}` }
         : { index, result: fresh?.returnvalue };
       if (!outcome.error && !outcome.result) outcome.error = `${inputs[index]!.source}: its result was lost (job ${job.id} removed from the queue)`;
+      if (outcome.result && !isJobResult(outcome.result)) {
+        // the queue name is shared with another BullMQ application whose worker took the job
+        stopReason ??= `${inputs[index]!.source}: job ${job.id} on queue '${name}' came back without an fcn result (another application's worker shares the queue name? give fcn its own)`;
+        return;
+      }
       const fatal = await onOutcome(outcome);
       if (typeof fatal === 'string') {
         stopReason ??= fatal;
@@ -143,12 +160,24 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
       // other producers count too: wait while the queue already holds a full window of waiting jobs
       while (stopReason === undefined && (await queue.getWaitingCount()) >= maxWaiting) await sleep(100);
       if (stopReason !== undefined) break;
-      const data: SegmentJobData = { model: identity, ...(await inputs[index]!.data()) };
+      let input: Omit<SegmentJobData, 'model'>;
+      try {
+        input = await inputs[index]!.data();
+      } catch (err) {
+        // an input the producer cannot read is its failure, in order with the rest: no job for it
+        if (!(err instanceof FcnError)) throw err;
+        const fatal = await onOutcome({ index, error: err.message });
+        if (typeof fatal === 'string') stopReason ??= fatal;
+        else opts.onProgress?.(++done, inputs.length);
+        continue;
+      }
+      const data: SegmentJobData = { model: identity, ...input };
       const job = await queue.add(kind, data, {
         attempts: opts.attempts ?? 3,
         backoff: { type: 'exponential', delay: opts.backoffMs ?? 1000 },
-        removeOnComplete: false,
-        removeOnFail: false,
+        // kept until read back and removed below; the age bounds what a producer killed mid-run leaves in Redis
+        removeOnComplete: { age: ORPHAN_AGE_S },
+        removeOnFail: { age: ORPHAN_AGE_S },
       });
       stats.jobs++;
       let withdraw!: () => void;
@@ -162,12 +191,23 @@ async function runJobs(kind: JobKind, inputs: Input[], opts: QueueProducerOption
     }
     while (inflight.size > 0) await Promise.race([...inflight.values()].map((f) => f.promise));
   } finally {
+    if (lonelyTimer) clearInterval(lonelyTimer);
     await events.close();
     await queue.close();
   }
   if (stopReason !== undefined) throw new FcnError(stopReason);
   return stats;
 }
+
+/** Whether a job's return value has the shape an fcn worker gives (anything else came from another application). */
+function isJobResult(r: unknown): r is SegmentJobResult {
+  const o = r as Partial<SegmentJobResult> | null;
+  return typeof o === 'object' && o !== null && Number.isInteger(o.width) && Number.isInteger(o.height)
+    && typeof o.mask === 'string' && Array.isArray(o.pixels) && (o.confusion === undefined || Array.isArray(o.confusion));
+}
+
+/** Results nobody read (their producer died) are dropped after a day, at the next job's completion. */
+const ORPHAN_AGE_S = 24 * 3600;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -182,17 +222,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-async function producerModel(model: string | Checkpoint): Promise<{ ckpt: Checkpoint; identity: string }> {
-  const ckpt = typeof model === 'string' ? await loadCheckpoint(model) : model;
-  return { ckpt, identity: modelIdentity(ckpt) };
-}
-
 /** The classes present in a mask, most pixels first: what SegmentationModel.classShares gives for the same mask. */
-function classShares(pixels: readonly number[], ckpt: Checkpoint): ClassShare[] {
+function classShares(pixels: readonly number[], card: ModelCard): ClassShare[] {
   const total = pixels.reduce((a, b) => a + b, 0) || 1;
   const out: ClassShare[] = [];
   pixels.forEach((n, id) => {
-    if (n > 0) out.push({ id, name: ckpt.classes[id] ?? `class_${id}`, color: ckpt.colors[id] ?? VOC_PALETTE[id]!, pixels: n, fraction: n / total });
+    if (n > 0) out.push({ id, name: card.classes[id] ?? `class_${id}`, color: card.colors[id] ?? VOC_PALETTE[id]!, pixels: n, fraction: n / total });
   });
   return out.sort((a, b) => b.pixels - a.pixels);
 }
@@ -209,7 +244,7 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
     if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stemOf(file)}.png`);
     stems.set(stemOf(file), file);
   }
-  const { ckpt, identity } = await producerModel(opts.model);
+  const { card, identity } = await openQueueModel(opts.model, opts.arch);
   const written: string[] = [];
   const failed: string[] = [];
   // results arrive in any order; lines are released in input order, as a local run prints them
@@ -221,22 +256,13 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
       f();
     }
   };
-  const unreadable = new Map<number, string>();
-  const inputs: Input[] = files.map((file, i) => ({
+  const inputs: Input[] = files.map((file) => ({
     source: file,
-    data: async () => {
-      try {
-        return { source: file, image: toBase64(await readBytes(file, 'the image')) };
-      } catch (err) {
-        // sent anyway (empty), so the failure is reported in order with the rest
-        unreadable.set(i, errorMessage(err));
-        return { source: file, image: '' };
-      }
-    },
+    data: async () => ({ source: file, image: toBase64(await readBytes(file, 'the image')) }),
   }));
   const stats = await runJobs('segment', inputs, opts, identity, async ({ index, result, error }) => {
     const file = files[index]!;
-    const message = unreadable.get(index) ?? error;
+    const message = error;
     if (message !== undefined || !result) {
       failed.push(file);
       ready.set(index, () => opts.onFailure?.(file, message ?? `${file}: no result`));
@@ -244,15 +270,15 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
     }
     const mask = decodeMask(fromBase64(result.mask), `${file} (mask from ${result.worker})`);
     const maskPath = join(opts.outDir, `${stemOf(file)}.png`);
-    await writeMask(maskPath, mask, ckpt.colors);
+    await writeMask(maskPath, mask, card.colors);
     written.push(maskPath);
     if (opts.overlay) {
       const image = await decodeImage(await readBytes(file, 'the image'), file);
       const overlayPath = join(opts.outDir, `${stemOf(file)}.overlay.png`);
-      await writeImage(overlayPath, overlay(image, mask, 0.5, ckpt.colors));
+      await writeImage(overlayPath, overlay(image, mask, 0.5, card.colors));
       written.push(overlayPath);
     }
-    const classes = classShares(result.pixels, ckpt);
+    const classes = classShares(result.pixels, card);
     ready.set(index, () => opts.onImage?.(file, { width: mask.width, height: mask.height, classes, maskPath }));
     release();
   });
@@ -270,9 +296,9 @@ export interface QueueEvaluateOptions extends QueueProducerOptions {
  * A bad image or mask stops the run with its error, as a local evaluation does.
  */
 export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions): Promise<{ matrix: ConfusionMatrix; classes: string[] } & QueueRunStats> {
-  const { ckpt, identity } = await producerModel(opts.model);
+  const { arch, card, identity } = await openQueueModel(opts.model, opts.arch);
   const ids = opts.ids ?? ds.ids;
-  const matrix = new ConfusionMatrix(ckpt.arch.numClasses);
+  const matrix = new ConfusionMatrix(arch.numClasses);
   const inputs: Input[] = ids.map((id) => ({
     source: ds.imagePath(id),
     data: async () => ({
@@ -285,9 +311,9 @@ export async function evaluateQueued(ds: VocDataset, opts: QueueEvaluateOptions)
   const stats = await runJobs('evaluate', inputs, opts, identity, async ({ result, error }) => {
     if (error !== undefined || !result?.confusion) return error ?? 'a worker returned no confusion matrix';
     if (result.confusion.length !== matrix.counts.length) {
-      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${ckpt.arch.numClasses}-class model`;
+      return `a worker returned a ${Math.round(Math.sqrt(result.confusion.length))}-class confusion matrix for a ${arch.numClasses}-class model`;
     }
     for (let k = 0; k < matrix.counts.length; k++) matrix.counts[k]! += result.confusion[k]!;
   });
-  return { ...stats, matrix, classes: ckpt.classes };
+  return { ...stats, matrix, classes: card.classes };
 }

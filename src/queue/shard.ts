@@ -10,13 +10,16 @@ export interface Shard {
   count: number;
 }
 
-/** Parses 'K/N' with 1 <= K <= N; a bad value is a usage error (exit 2). */
+/** The most shards: keys hash to 32 bits, so more shards than 2^32 could not all be reached. */
+export const MAX_SHARDS = 2 ** 32;
+
+/** Parses 'K/N' with 1 <= K <= N <= 2^32; a bad value is a usage error (exit 2). */
 export function parseShard(text: string): Shard {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index < 1 || index > count) {
-    throw new FcnError(`shard '${text}': expected K/N with 1 <= K <= N (e.g. 2/8, shard 2 of 8)`, 2);
+  if (!m || count < 1 || count > MAX_SHARDS || index < 1 || index > count) {
+    throw new FcnError(`shard '${text}': expected K/N with 1 <= K <= N <= ${MAX_SHARDS} (e.g. 2/8, shard 2 of 8)`, 2);
   }
   return { index, count };
 }

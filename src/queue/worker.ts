@@ -5,15 +5,16 @@
 // job back. close() finishes the jobs in hand; handBack() returns them to the queue at once.
 import { hostname } from 'node:os';
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { loadCheckpoint, type Checkpoint } from '../weights/checkpoint.js';
-import { SegmentationModel } from '../infer/model.js';
+import type { Checkpoint } from '../weights/checkpoint.js';
+import type { SegmentationModel } from '../infer/model.js';
 import { decodeImage, decodeMask, encodeMask, type LabelMap, type RgbImage } from '../data/image.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { errorMessage } from '../util/errors.js';
-import { modelIdentity } from './identity.js';
+import { openQueueModel } from './model.js';
 import { parseQueueUrl, redisOptions } from './url.js';
+import { checkRedis } from './redis.js';
 import {
-  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, fromBase64, shortIdentity, toBase64,
+  BAD_INPUT, DEFAULT_QUEUE_NAME, MODEL_MISMATCH, checkQueueName, fromBase64, shortIdentity, toBase64,
   type SegmentJobData, type SegmentJobResult,
 } from './jobs.js';
 
@@ -22,8 +23,10 @@ export interface QueueWorkerOptions {
   queue: string;
   /** BullMQ queue name (default 'fcn'). */
   name?: string;
-  /** A checkpoint path or one already read. */
+  /** Anything loadModel reads (checkpoint, .pth, ONNX file fcn wrote, downloaded network's name), or a checkpoint already read. */
   model: string | Checkpoint;
+  /** The network a model file must hold (loadModel's arch option). */
+  arch?: string;
   /** Jobs run at once by this process (default 1). */
   concurrency?: number;
   /** ORT intra-op threads (default: all cores). */
@@ -77,10 +80,12 @@ function confusionOf(pred: Uint8Array, truth: Uint8Array, numClasses: number, so
 
 export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueWorker> {
   const conn = parseQueueUrl(opts.queue);
-  const ckpt = typeof opts.model === 'string' ? await loadCheckpoint(opts.model) : opts.model;
-  const modelName = typeof opts.model === 'string' ? opts.model : ckpt.arch.name;
-  const identity = modelIdentity(ckpt);
-  const model = await SegmentationModel.fromCheckpoint(ckpt, { threads: opts.threads, tileSize: opts.tileSize });
+  const queueName = checkQueueName(opts.name ?? DEFAULT_QUEUE_NAME);
+  await checkRedis(conn);
+  const source = await openQueueModel(opts.model, opts.arch);
+  const modelName = typeof opts.model === 'string' ? opts.model : source.arch.name;
+  const identity = source.identity;
+  const model = await source.open({ threads: opts.threads, tileSize: opts.tileSize });
   const me = `${hostname()}/${process.pid}`;
   const stats = { done: 0, failed: 0 };
   const lockDuration = opts.lockDurationMs ?? 30_000;
@@ -96,7 +101,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     const d = job.data;
     if (d.model !== identity) {
       throw new UnrecoverableError(`${MODEL_MISMATCH}${d.source}: worker ${me} serves model ${shortIdentity(identity)} (${modelName}), `
-        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's weights (or another queue --name)`);
+        + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's model (or use another queue name)`);
     }
     const { image, truth } = await decodeJob(d);
     const mask = await model.predict(image);
@@ -104,13 +109,13 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     const pixels = new Array<number>(model.numClasses).fill(0);
     for (const v of mask.data) pixels[v]!++;
     const result: SegmentJobResult = {
-      width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${opts.name ?? DEFAULT_QUEUE_NAME}@${me}`,
+      width: mask.width, height: mask.height, mask: toBase64(encodeMask(mask)), pixels, worker: `${queueName}@${me}`,
     };
     if (truth) result.confusion = confusionOf(mask.data, truth.data, model.numClasses, d.source);
     return result;
   };
 
-  const worker = new Worker<SegmentJobData, SegmentJobResult>(opts.name ?? DEFAULT_QUEUE_NAME, async (job, token, signal) => {
+  const worker = new Worker<SegmentJobData, SegmentJobResult>(queueName, async (job, token, signal) => {
     const t0 = Date.now();
     try {
       const r = await segmentJob(job, token, signal);
@@ -133,8 +138,20 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     maxStalledCount: 2,
     autorun: false,
   });
-  // connection trouble is reported by ioredis and retried; without a listener Node would throw
-  worker.on('error', (err) => process.stderr.write(`fcn worker: ${errorMessage(err)}\n`));
+  // connection trouble is reported by ioredis and retried (about once a second while Redis is away;
+  // without a listener Node would throw): each distinct message once a minute, with how often it came
+  let last = { message: '', at: 0, repeats: 0 };
+  worker.on('error', (err) => {
+    const message = errorMessage(err);
+    const now = Date.now();
+    if (message === last.message && now - last.at < 60_000) {
+      last.repeats++;
+      return;
+    }
+    const again = message === last.message && last.repeats > 0 ? ` (${last.repeats + 1} times in ${Math.round((now - last.at) / 1000)} s)` : '';
+    process.stderr.write(`fcn worker: ${message}${again}\n`);
+    last = { message, at: now, repeats: 0 };
+  });
   void worker.run();
   await worker.waitUntilReady();
 
