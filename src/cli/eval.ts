@@ -13,7 +13,7 @@ import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
-import { printableLines } from '../util/text.js';
+import { printable, printableLines } from '../util/text.js';
 import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
 
 interface EvalFlags extends DataFlags {
@@ -81,7 +81,10 @@ export function command(): Command {
         const bar = process.stderr.isTTY ? new Progress({ total: ids.length, label: `eval ${o.split}`, unit: 'img' }) : undefined;
         if (!model) {
           const { evaluateQueued } = await import('../queue/producer.js');
-          const r = await evaluateQueued(ds, { queue: o.queue!, name: o.queueName, model: o.model, ids, onProgress: (done) => bar?.update(done) });
+          const r = await evaluateQueued(ds, {
+            queue: o.queue!, name: o.queueName, model: o.model, arch: o.arch, ids, onProgress: (done) => bar?.update(done),
+            onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
+          });
           bar?.finish();
           process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);
           return report(r.matrix, reportClasses(ds, r.classes, o.model), o.json);

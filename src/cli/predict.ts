@@ -42,8 +42,9 @@ export function command(): Command {
         const { predictQueued } = await import('../queue/producer.js');
         const bar = new Progress({ total: images.length, label: 'predict', unit: 'img' });
         const r = await predictQueued(images, {
-          queue: o.queue, name: o.queueName, model: o.model, outDir: o.out, overlay: o.overlay,
+          queue: o.queue, name: o.queueName, model: o.model, arch: o.arch, outDir: o.out, overlay: o.overlay,
           onImage: line,
+          onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
           onFailure: (_file, message) => process.stderr.write(`fcn: ${printable(message)}\n`),
           onProgress: (done) => bar.update(done),
         });
