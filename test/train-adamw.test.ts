@@ -33,7 +33,11 @@ function sample(full: Float32Array, ref: FixtureTensor<Float32Array>): Float32Ar
 const create = (mode: 'head' | 'full', start = weights, resume?: Parameters<typeof TrainStep.create>[3]) =>
   TrainStep.create(arch, start, { mode, batch: N, height: H, width: W, weightDecay, momentum: 0, optimizer: 'adamw', threads: 2 }, resume);
 
-for (const [mode, lossTol, changeTol] of [['head', 1e-5, 1e-4], ['full', 2e-4, 5e-3]] as const) {
+// Full mode's bound is wider: AdamW's first update is lr·g/(|g| + eps), about lr·sign(g), so an element
+// whose gradient is within rounding of 0 can move by 2·lr on a summation-order difference alone. With
+// the NCHWc convolutions (gradients within 5.5e-6 of PyTorch's, train-step.test.ts) the loss after two
+// steps lands 2.8e-4 off PyTorch's (6.733854 vs 6.735751) where the plain ones landed within 2e-4.
+for (const [mode, lossTol, changeTol] of [['head', 1e-5, 1e-4], ['full', 5e-4, 5e-3]] as const) {
   test(`${mode} mode: ${steps} AdamW steps follow torch.optim.AdamW's losses and weights`, async (t) => {
     const ref = fx.meta.results[mode] as { losses: number[]; lossAfter: number; tensors: string[] };
     const step = await create(mode);
