@@ -187,14 +187,14 @@ test('predict --queue: 3 workers, one SIGKILLed mid-run: every mask equals local
   let killedAt = -1;
   let finished = false;
   const running = cliAsync(['predict', '--queue', queueUrl, '--model', model, '--out', queueOut, ...images]).finally(() => { finished = true; });
-  // Once a fifth of the masks are written, kill the victim while it holds a job: freeze it (SIGSTOP),
+  // Once a tenth of the masks are written, kill the victim while it holds a job: freeze it (SIGSTOP),
   // and if a job stays active over 2 s (its lock, 3 s, is no longer renewed; the live workers take
   // a few ms per image) that job is the victim's: SIGKILL. Otherwise let it run on and try again.
   const redisClient = new Redis(queueUrl, { maxRetriesPerRequest: 1 });
   try {
     for (let t = 0; t < 3000 && killedAt < 0 && !finished; t++) {
       await new Promise((r) => setTimeout(r, 20));
-      if (!fs.existsSync(queueOut) || fs.readdirSync(queueOut).length < N_IMAGES / 5) continue;
+      if (!fs.existsSync(queueOut) || fs.readdirSync(queueOut).length < N_IMAGES / 10) continue;
       victim.kill('SIGSTOP');
       const first = await redisClient.lrange('bull:fcn:active', 0, -1);
       await new Promise((r) => setTimeout(r, 2000));
@@ -203,7 +203,9 @@ test('predict --queue: 3 workers, one SIGKILLed mid-run: every mask equals local
         killedAt = fs.readdirSync(queueOut).length;
         victim.kill('SIGKILL');
       } else {
+        // it held nothing (between jobs, or none waiting): let it run long enough to take one again
         victim.kill('SIGCONT');
+        await new Promise((r) => setTimeout(r, 150 + 250 * Math.random()));
       }
     }
   } finally {
