@@ -7,8 +7,8 @@
 // filter once when the session is made. A training step's weights are graph inputs, so its
 // convolutions stayed on the slower im2col + GEMM path. The kernels themselves take any filter tensor
 // (contrib domain com.microsoft.nchwc: ReorderInput, Conv, ReorderOutput), so here the step reorders its
-// own filters in the graph (a Reshape and a Transpose of the small weight tensor) and each convolution
-// becomes ReorderInput → NCHWc Conv → ReorderOutput, the same values up to float rounding.
+// own filters in the graph (nchwcFilter: two ReorderInputs of the small weight tensor) and each
+// convolution becomes ReorderInput → NCHWc Conv → ReorderOutput, the same values up to float rounding.
 import type { GraphBuilder } from './onnx.js';
 
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';

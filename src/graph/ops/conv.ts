@@ -2,7 +2,7 @@
 // groups. Weight [out, in/groups, k, k], optional bias [out].
 import type { ConvLayer } from '../../model/layers.js';
 import { biasGrad, convGradInput, convGradWeight, convOutSize, depthwiseConvGrads, op, uniqueName, type GradWeightForm, type Shape4 } from '../backward.js';
-import type { LayerKind } from './kind.js';
+import type { LayerKind, TrainContext } from './kind.js';
 import { emitPointwise } from '../pointwise.js';
 import { emitWinogradConv, winogradApplies } from '../winograd.js';
 import { nchwcApplies, nchwcConv } from '../nchwc.js';
@@ -34,6 +34,11 @@ function weightGradForm(form: Required<TrainGraphTuning>['convGradWeight'], cin:
   return form === 'autotapall' && columns <= TAPS_AT_ONCE ? 'tapconvall' : 'tapconv';
 }
 
+/** ORT's NCHWc block size when this trained convolution runs on its NCHWc kernels (../nchwc.ts), else undefined. */
+function nchwcBlockOf({ nchwcBlock, tuning }: TrainContext, layer: ConvLayer): number | undefined {
+  return nchwcApplies(layer.inChannels, layer.outChannels, layer.groups ?? 1, nchwcBlock, tuning.nchwcMinChannels) ? nchwcBlock : undefined;
+}
+
 export const conv: LayerKind<ConvLayer, void> = {
   op: 'conv',
 
@@ -59,10 +64,12 @@ export const conv: LayerKind<ConvLayer, void> = {
     ctx.g.node('Conv', inputs(layer, ctx.param), attrs(layer), layer.output);
   },
 
-  forward({ g, param, tuning, nchwcBlock }, layer) {
-    if (nchwcApplies(layer.inChannels, layer.outChannels, layer.groups ?? 1, nchwcBlock, tuning.nchwcMinChannels)) {
+  forward(ctx, layer) {
+    const { g, param } = ctx;
+    const block = nchwcBlockOf(ctx, layer);
+    if (block) {
       const [x, w, b] = inputs(layer, param);
-      nchwcConv(g, x!, w!, b, [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], attrs(layer), nchwcBlock, layer.output);
+      nchwcConv(g, x!, w!, b, [layer.outChannels, layer.inChannels, layer.kernel, layer.kernel], attrs(layer), block, layer.output);
       return;
     }
     g.node('Conv', inputs(layer, param), attrs(layer), layer.output);
@@ -82,8 +89,7 @@ export const conv: LayerKind<ConvLayer, void> = {
     const groups = layer.groups ?? 1;
     if (groups === 1) {
       ctx.paramGrad(`${layer.name}.weight`, convGradWeight(g, layer.input, dy, layer, xShape, dyShape, layer.name, wForm, foldBatch));
-      const dxBlock = nchwcApplies(layer.inChannels, layer.outChannels, 1, ctx.nchwcBlock, tuning.nchwcMinChannels) ? ctx.nchwcBlock : undefined;
-      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name, dxBlock));
+      if (needInput) ctx.accumulate(layer.input, convGradInput(g, dy, w, layer, xShape, dyShape, dxForm, layer.name, nchwcBlockOf(ctx, layer)));
       return;
     }
     if (groups === layer.inChannels && groups === layer.outChannels && ctx.tuning.depthwise === 'grouped') {
