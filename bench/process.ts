@@ -9,7 +9,7 @@
 //             generator, ported) and val scoring: both val mIoUs (the goal: within 0.05) and wall times.
 //   predict   `fcn predict` of 16 images at 320x480 (the book's FCN from a PyTorch state_dict) against
 //             scripts/predict_torch.py (load, predict, write PNGs); 1-image runs split start-up from
-//             per-image time; fcn twice in a row (the second with whatever the first left cached); fcn's
+//             per-image time; fcn twice in a row (the first with an empty graph cache in the run's folder, the second with what the first left there); fcn's
 //             start-up split into phases by bench/startup.ts.
 //   train     one epoch of `fcn train` on 32 images at 320x480, batch 4, full and --freeze-backbone,
 //             against finetune_torch.py's book FCN; then fcn train's start-up, steps, val and saving
@@ -36,12 +36,18 @@ interface Timed {
   stdout: string;
 }
 
+/**
+ * Environment for every child: fcn's graph cache in the run's own folder (set by main), so the first
+ * `fcn predict` of a run starts cold whatever earlier runs left in ~/.cache, and the second finds it warm.
+ */
+const childEnv: Record<string, string> = {};
+
 /** Runs a command to its end; fails with its last stderr lines when it does. Polls `watch` for the first finished *.png. */
 function timed(cmd: string, args: string[], watch?: string): Promise<Timed> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
     let firstFile: number | undefined;
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...childEnv } });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
@@ -212,6 +218,7 @@ async function main(): Promise<void> {
     dir, threads: num('--threads', availableParallelism()), net: flag('--net') ?? 'fcn_resnet50', epochs: num('--epochs', 3), train: num('--train', 16),
     val: num('--val', 8), crop: num('--crop', 160), batch: num('--batch', 4), lr: num('--lr', 0.001), momentum: num('--momentum', 0), wd: num('--wd', 1e-3),
   };
+  childEnv.FCN_GRAPH_CACHE = join(dir, 'graph-cache');
   say(`fcn whole-process bench: ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, ${a.threads} threads; working in ${dir}`);
   try {
     if (only === undefined || only === 'predict' || only === 'train') {

@@ -39,6 +39,21 @@ test('palette PNG round trip keeps the raw index; the file is 8-bit colour type 
   assert.deepEqual([...back.data], [...ids]);
 });
 
+test('mask PNGs read the same in another decoder (libvips/libspng): each pixel the palette colour of its id', async () => {
+  // a larger mask with long runs and every id, in a custom palette (the model card's colours)
+  const width = 301, height = 77;
+  const data = Uint8Array.from({ length: width * height }, (_, i) => ((i % width) >> 3) ^ Math.floor(i / width / 9) * 37);
+  const palette = Array.from({ length: 256 }, (_, i) => [i, (i * 7) & 255, 255 - i] as const);
+  const png = encodeMask({ width, height, data }, palette);
+  const { data: rgb, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([info.width, info.height, info.channels], [width, height, 3]);
+  for (let i = 0; i < data.length; i++) {
+    const want = palette[data[i]!]!;
+    if (rgb[3 * i] !== want[0] || rgb[3 * i + 1] !== want[1] || rgb[3 * i + 2] !== want[2]) assert.fail(`pixel ${i}: id ${data[i]}`);
+  }
+  assert.deepEqual([...decodeMask(png, 'm.png').data], [...data]);
+});
+
 test('grayscale index PNGs and RGB colour masks decode to the same class ids', () => {
   const gray = encodePng({ width: 3, height: 2, data: ids, depth: 8, channels: 1 });
   assert.deepEqual([...decodeMask(gray, 'g.png').data], [...ids]);

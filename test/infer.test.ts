@@ -12,6 +12,7 @@ import { compileInference } from '../src/graph/inference.js';
 import { Session } from '../src/engine/session.js';
 import { SegmentationModel, loadModel } from '../src/infer/model.js';
 import { tileRanges } from '../src/infer/preprocess.js';
+import { predictInTiles } from '../src/infer/tiled.js';
 import { upsampleFloat, upsampleImage } from '../src/infer/upsample.js';
 import { readImage, readMask } from '../src/data/image.js';
 import { saveCheckpoint } from '../src/weights/checkpoint.js';
@@ -157,6 +158,17 @@ test('tiles cover every pixel exactly once with context around each core', () =>
     }
     assert.ok(seen.every((v) => v === 1), `every pixel once for length ${len}`);
   }
+});
+
+test('predictInTiles reads int64 class ids (ORT\'s mask) as it reads plain numbers, across tiles', async () => {
+  const image = { width: 70, height: 45, data: new Uint8Array(70 * 45 * 3) };
+  const settings = { normalization: defaultNormalization(), stride: 8, tileSize: 32, tileMargin: 8 };
+  // each window's class id per padded pixel: its position mixed with the window's size, all 0..255
+  const ids = (x: { height: number; width: number }) => Array.from({ length: x.height * x.width }, (_, i) => (i * 7 + x.width) % 256);
+  const asNumbers = await predictInTiles(image, settings, async (x) => ids(x));
+  const asInt64 = await predictInTiles(image, settings, async (x) => BigInt64Array.from(ids(x), (v) => BigInt(v)));
+  assert.deepEqual(asInt64, asNumbers);
+  assert.ok(new Set(asNumbers).size > 100, 'the windows gave many different ids');
 });
 
 test('fcn export writes an ONNX file that ORT loads and that gives the same logits, for any input size', async () => {

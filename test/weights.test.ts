@@ -13,7 +13,7 @@ import { VOC_CLASSES, VOC_COLORMAP, VOC_PALETTE } from '../src/data/voc.js';
 import { FcnError } from '../src/util/errors.js';
 import { writeZip } from './helpers/badfiles.js';
 import {
-  canonicalName, crc32, decodeWeightFile, detectLayout, encodeCheckpoint, encodeSafetensors, halfToFloat, loadBackbone,
+  canonicalName, crc32, crc32Table, decodeWeightFile, detectLayout, encodeCheckpoint, encodeSafetensors, halfToFloat, loadBackbone,
   loadCheckpoint, loadCheckpointWithSource, PyTuple, readPth, readSafetensors, readTorchFile, readZip, saveCheckpoint,
   sequentialName, tensorValues, toCanonical, toFloat32, unpickle, type Checkpoint, type DType, type Tensor,
 } from '../src/weights/index.js';
@@ -196,6 +196,15 @@ describe('safetensors', () => {
 describe('zip', () => {
   test('crc32 check value', () => {
     assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
+    assert.equal(crc32Table(new TextEncoder().encode('123456789')), 0xcbf43926);
+  });
+
+  test('crc32: zlib\'s and the table\'s agree on any bytes', () => {
+    const random = seededRandom(7);
+    for (const n of [0, 1, 7, 64, 1000, 65537]) {
+      const data = Uint8Array.from({ length: n }, () => Math.floor(random() * 256));
+      assert.equal(crc32(data), crc32Table(data), `${n} bytes`);
+    }
   });
 
   test('reads the entries torch.save writes, stored, deflated and zip64', () => {

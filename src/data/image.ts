@@ -5,10 +5,11 @@
 // pixels than the limit (DEFAULT_MAX_PIXELS, FCN_MAX_PIXELS, or the caller's maxPixels) before it
 // allocates anything for the pixels: a 1.5 MB PNG can declare 40000 x 40000.
 import { access, constants as fsConstants, open, readFile, stat } from 'node:fs/promises';
-import { constants as zlibConstants, inflateSync } from 'node:zlib';
+import { constants as zlibConstants, deflateSync, inflateSync } from 'node:zlib';
 import type Sharp from 'sharp';
 import { requireCjs } from '../util/cjs.js';
-import { decode as decodePng, encode as encodePng } from 'fast-png';
+import { decode as decodePng } from 'fast-png';
+import { crc32 } from '../util/crc32.js';
 import { FcnError, errorMessage, readFailure } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { VOC_PALETTE, IGNORE_INDEX, type Rgb } from './voc.js';
@@ -335,14 +336,46 @@ export async function readMask(path: string, limits: DecodeLimits = {}): Promise
   return decodeMask(await readFileOrFail(path, 'a PNG mask'), path, limits);
 }
 
-/** Encodes a class-index mask as an 8-bit palette PNG (pixel value = class id), the VOC format. */
+const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
+
+/** One PNG chunk: big-endian length, type, data, and the CRC-32 of type and data. */
+function pngChunk(type: string, data: Uint8Array): Uint8Array {
+  const chunk = new Uint8Array(12 + data.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) chunk[4 + i] = type.charCodeAt(i);
+  chunk.set(data, 8);
+  view.setUint32(8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
+  return chunk;
+}
+
+/**
+ * Encodes a class-index mask as an 8-bit palette PNG (pixel value = class id), the VOC format: IHDR
+ * (colour type 3), PLTE with 256 entries (the palette's, black past its end), IDAT (the rows, each
+ * behind filter byte 0, deflated by zlib: masks are long runs, which deflate takes as they are), IEND.
+ */
 export function encodeMask(mask: LabelMap, palette: readonly Rgb[] = VOC_PALETTE): Uint8Array {
-  if (mask.data.length !== mask.width * mask.height) {
-    throw new Error(`mask data has ${mask.data.length} values for ${mask.width}x${mask.height}`);
+  const { width, height, data } = mask;
+  if (data.length !== width * height) {
+    throw new Error(`mask data has ${data.length} values for ${width}x${height}`);
   }
-  const pal: [number, number, number][] = [];
-  for (let i = 0; i < 256; i++) pal.push([...(palette[i] ?? [0, 0, 0])] as [number, number, number]);
-  return encodePng({ width: mask.width, height: mask.height, data: mask.data, depth: 8, channels: 1, palette: pal });
+  const header = new Uint8Array(13);
+  const hv = new DataView(header.buffer);
+  hv.setUint32(0, width);
+  hv.setUint32(4, height);
+  header.set([8, 3, 0, 0, 0], 8); // bit depth 8, palette colour, deflate, adaptive filtering, no interlace
+  const pal = new Uint8Array(256 * 3);
+  for (let i = 0; i < 256; i++) pal.set(palette[i] ?? [0, 0, 0], i * 3);
+  const rows = new Uint8Array((width + 1) * height);
+  for (let y = 0; y < height; y++) rows.set(data.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const chunks = [PNG_SIGNATURE, pngChunk('IHDR', header), pngChunk('PLTE', pal), pngChunk('IDAT', deflateSync(rows)), pngChunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 export async function writeMask(path: string, mask: LabelMap, palette?: readonly Rgb[]): Promise<void> {

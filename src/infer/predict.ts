@@ -104,17 +104,22 @@ export async function predictFiles(model: SegmentationModel, files: string[], op
   checkOutputsSpareInputs(files, opts.outDir, opts.overlay);
   const written: string[] = [];
   const failed: PredictFilesResult['failed'] = [];
-  for (const file of files) {
-    let image: RgbImage;
-    try {
-      image = await readImage(file, { maxPixels: opts.maxPixels });
-    } catch (err) {
+  // the next image is read and decoded (sharp works on libuv's threads) while the network runs on this one
+  const read = (file: string): Promise<{ image: RgbImage } | { error: unknown }> =>
+    readImage(file, { maxPixels: opts.maxPixels }).then((image) => ({ image }), (error: unknown) => ({ error }));
+  let next = files.length > 0 ? read(files[0]!) : undefined;
+  for (const [i, file] of files.entries()) {
+    const got = await next!;
+    next = i + 1 < files.length ? read(files[i + 1]!) : undefined;
+    if ('error' in got) {
+      const err = got.error;
       // anything else than a bad input (a bug, out of memory) is not the file's fault: stop
       if (!(err instanceof FcnError) || opts.failFast) throw err;
       failed.push({ file, error: err });
       opts.onError?.(file, err);
       continue;
     }
+    const { image } = got;
     const mask = await model.predict(image);
     const maskPath = join(opts.outDir, `${stemOf(file)}.png`);
     await writeMask(maskPath, mask, model.meta.colors);

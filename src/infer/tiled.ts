@@ -30,6 +30,8 @@ export interface NetworkInput {
  */
 export type RunWindow = (input: NetworkInput) => Promise<ArrayLike<number | bigint>>;
 
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 /** Called before each window with its 0-based index and the number of windows. */
 export type OnTile = (index: number, count: number) => void;
 
@@ -49,11 +51,15 @@ export async function predictInTiles(image: RgbImage, settings: TileSettings, ru
     for (const c of cols) {
       onTile?.(index++, count);
       const x = normalizeWindow(image, settings.normalization, r.start, c.start, r.length, c.length, settings.stride);
-      const m = await run(x);
+      const out = await run(x);
+      // int64 class ids are small and non-negative: on a little-endian machine each one is the low
+      // 32-bit word of its 8 bytes, read without making a BigInt per pixel (3 ms per 320x480 image)
+      const words = out instanceof BigInt64Array && LITTLE_ENDIAN ? new Int32Array(out.buffer, out.byteOffset, out.length * 2) : undefined;
       for (let y = r.coreStart; y < r.coreEnd; y++) {
         const src = (y - r.start) * x.width - c.start;
         const dst = y * width;
-        for (let xx = c.coreStart; xx < c.coreEnd; xx++) mask[dst + xx] = Number(m[src + xx]);
+        if (words) for (let xx = c.coreStart; xx < c.coreEnd; xx++) mask[dst + xx] = words[2 * (src + xx)]!;
+        else for (let xx = c.coreStart; xx < c.coreEnd; xx++) mask[dst + xx] = Number(out[src + xx]);
       }
     }
   }

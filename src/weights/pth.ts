@@ -120,14 +120,17 @@ function materialise(ref: TensorRef, file: string, bigEndian: boolean): Tensor {
   if (n * size > MAX_TENSOR_BYTES) {
     throw new FcnError(`${file}: a tensor of shape ${formatShape(ref.shape)} would take ${n * size} bytes (more than ${MAX_TENSOR_BYTES})`);
   }
-  const out = new Uint8Array(n * size);
   const nd = ref.shape.length;
-  // contiguous row-major strides: one copy
   let contiguous = true;
   for (let d = nd - 1, expect = 1; d >= 0; d--) {
     if (ref.shape[d]! !== 1 && ref.stride[d] !== expect) contiguous = false;
     expect *= ref.shape[d]!;
   }
+  const swap = bigEndian && size > 1;
+  // contiguous row-major strides in the file's own byte order: a view of the storage, no copy (a
+  // Tensor's bytes may be one; readers copy what they keep)
+  if (contiguous && !swap) return { dtype, shape: [...ref.shape], data: src.subarray(ref.offset * size, (ref.offset + n) * size) };
+  const out = new Uint8Array(n * size);
   if (contiguous) out.set(src.subarray(ref.offset * size, (ref.offset + n) * size));
   else {
     const index = new Array<number>(nd).fill(0);
@@ -144,7 +147,7 @@ function materialise(ref: TensorRef, file: string, bigEndian: boolean): Tensor {
       }
     }
   }
-  if (bigEndian && size > 1) for (let i = 0; i < out.length; i += size) out.subarray(i, i + size).reverse();
+  if (swap) for (let i = 0; i < out.length; i += size) out.subarray(i, i + size).reverse();
   return { dtype, shape: [...ref.shape], data: out };
 }
 

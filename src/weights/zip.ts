@@ -4,6 +4,7 @@
 // bounded before it starts: never past the size the entry declares, nor past what the caller needs,
 // so a few kilobytes that inflate to gigabytes are refused after at most the declared size.
 import { inflateRawSync } from 'node:zlib';
+import { crc32 } from '../util/crc32.js';
 import { FcnError } from '../util/errors.js';
 
 export interface ZipEntry {
@@ -25,22 +26,7 @@ const SIG_ZIP64_EOCD = 0x06064b50;
 /** The default bound on one entry (a state_dict's pickle is kilobytes; storages pass their own size). */
 export const MAX_ENTRY_BYTES = 2 ** 31;
 
-let crcTable: Uint32Array | undefined;
-
-export function crc32(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const table = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32, crc32Table } from '../util/crc32.js';
 
 export class ZipArchive {
   /** Entries by name, in central-directory order. */
