@@ -38,6 +38,7 @@ export const CHANGES: Record<string, Variant> = {
   recompute: { tuning: { reluPool: 'poolFirst', stemRecompute: 'on' } }, // the stem's x̂ and pool argmax recomputed in the backward
   norecompute: { tuning: { stemRecompute: 'off' } },
   nchw: { tuning: { convLayout: 'nchw' } }, // every convolution on ORT's im2col + GEMM (no NCHWc kernels)
+  poolbnseparate: { tuning: { poolBatchNorm: 'separate' } }, // the stem's max-pool gradient scattered into zeros, then the batch-norm's backward
   nchwc128: { tuning: { nchwcMinChannels: 128 } }, // NCHWc kernels from 128 channels (layer2 on)
   nchwc256: { tuning: { nchwcMinChannels: 256 } },
   noopt: { session: { optimization: 'basic' } },

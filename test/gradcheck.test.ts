@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder, type DType } from '../src/graph/onnx.js';
 import {
-  batchNormGrad, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
+  batchNormGrad, batchNormGradThroughMaxPool, batchNormRunningUpdate, batchNormTrain, biasGrad, convGradInput, convGradWeight, convOutSize,
   convTransposeGradInput, convTransposeGradWeight, convTransposeOutSize, convTransposeBlocks, convTransposeBlocksGradInput,
   convTransposeBlocksGradOutput, convTransposeBlocksGradWeight, maxPoolGrad, maxPoolWithIndices, reluGrad,
   softmaxCrossEntropy, type BatchNormForm, type GradInputForm, type GradWeightForm, type Shape4, type Window,
@@ -305,6 +305,37 @@ test('train-mode batch-norm: forward and running statistics equal float64 formul
     assert.ok(Math.abs((res.rm_new!.data as Float32Array)[c]! - rm) < 1e-5 * (1 + Math.abs(rm)), `running_mean[${c}]`);
     assert.ok(Math.abs((res.rv_new!.data as Float32Array)[c]! - rv) < 1e-5 * (1 + Math.abs(rv)), `running_var[${c}]`);
   }
+  }
+});
+
+test('batch-norm under a max-pool: its gradients taken straight from the pool\'s match finite differences (every form)', async (t) => {
+  const xShape: Shape4 = [2, 3, 7, 8];
+  const [, C, H, W] = xShape;
+  const win = { kernel: 3, stride: 2, pad: 1 };
+  const yShape: Shape4 = [xShape[0], C, convOutSize(H, win), convOutSize(W, win)];
+  // distinct values 0.2 apart (no ties in a window) with per-channel offsets: steps of 1e-2 along the
+  // random directions keep every argmax (smaller steps only add float32 noise to the quotient)
+  const x = distinct(size(xShape), 0.2);
+  for (let i = 0; i < x.length; i++) x[i]! += (Math.floor(i / (H * W)) % C) - 1;
+  const gamma = Float32Array.from({ length: C }, () => 0.5 + random());
+  const beta = normals(C);
+  for (const form of ['explicit', 'centered', 'affine'] as BatchNormForm[]) {
+    const err = await gradcheck({
+      inputs: [
+        { name: 'x', shape: xShape, data: x, diff: true },
+        { name: 'gamma', shape: [C], data: gamma, diff: true },
+        { name: 'beta', shape: [C], data: beta, diff: true },
+      ],
+      outShape: yShape, eps: 1e-2, directions: 3,
+      emit(g) {
+        const out = batchNormTrain(g, 'x', 'gamma', 'beta', 1e-5, xShape, 'z', 'bn', form);
+        const idx = maxPoolWithIndices(g, 'z', win, 'y');
+        const r = batchNormGradThroughMaxPool(g, 'dy', idx, out.saved, 'gamma', xShape);
+        return { y: 'y', grads: { x: r.dx!, gamma: r.dgamma, beta: r.dbeta } };
+      },
+    });
+    t.diagnostic(`batch-norm → max-pool (${form}): worst relative error ${err.toExponential(2)}`);
+    assert.ok(err < 5e-4, `batch-norm → max-pool (${form}): worst relative error ${err.toExponential(2)}`);
   }
 });
 

@@ -75,7 +75,7 @@ test('the pixel limit: a caller option and FCN_MAX_PIXELS lower or raise it', as
   assert.throws(() => decodeMask(small, 's.png', { maxPixels: 599 }), (e) => oneLine(e, 's.png', '30x20'));
   assert.equal(decodeMask(small, 's.png', { maxPixels: 600 }).height, 20);
   const rgb = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#808080' } }).jpeg().toBuffer();
-  await assert.rejects(decodeImage(rgb, 'photo.jpg', { maxPixels: 100 }), (e) => oneLine(e, 'photo.jpg', '30x20', 'megapixels'));
+  await assert.rejects(decodeImage(rgb, 'photo.jpg', { maxPixels: 100 }), (e) => oneLine(e, 'photo.jpg', '30x20', 'megapixels', '--max-pixels'));
   process.env[MAX_PIXELS_ENV] = '100';
   try {
     await assert.rejects(decodeImage(rgb, 'photo.jpg'), (e) => oneLine(e, 'photo.jpg', '30x20'));

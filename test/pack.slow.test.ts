@@ -55,6 +55,7 @@ test('npm pack, install in an empty folder: fcn --help, fcn predict, import { lo
     const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' });
     assert.match(listing, /package\/dist\/src\/cli\/main\.js/);
     assert.match(listing, /package\/src\/web\/static\/index\.html/);
+    assert.match(listing, /package\/LICENSE/, 'the licence package.json names travels with the code');
     assert.doesNotMatch(listing, /package\/dist\/test\//, 'tests stay out of the package');
     // every picture the README shows is in the package (npm's page renders them from it)
     const readme = readFileSync(join(root, 'README.md'), 'utf8');

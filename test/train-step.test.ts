@@ -139,6 +139,7 @@ test('the alternative formulations (bench variants) give the same gradients', as
     { convGradWeight: 'autotap', batchNorm: 'affine' }, // the taps one kernel row at a time; batch-norm's affine passes by BatchNormalization
     { relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'on' }, // ReLU masks by Mul; the stem pooled before its ReLU, its x̂ and argmax recomputed
     { relu: 'where', reluPool: 'declared', stemRecompute: 'off' },
+    { poolBatchNorm: 'separate' }, // the stem's pool gradient scattered into zeros, then batch-norm's own backward
   ];
   // ORT's NCHWc kernels for every convolution whose channels allow (the default is from 64 channels)
   const block = await nchwcBlockSize();

@@ -61,7 +61,7 @@ export function checkPixelCount(name: string, width: number, height: number, lim
   const max = maxPixelsLimit(limits);
   if (width * height > max) {
     throw new FcnError(`${name}: ${width}x${height} is ${(width * height / 1e6).toFixed(1)} megapixels, more than the limit of ` +
-      `${(max / 1e6).toFixed(1)} (${MAX_PIXELS_ENV} raises it)`);
+      `${(max / 1e6).toFixed(1)} (raise it with --max-pixels or ${MAX_PIXELS_ENV})`);
   }
 }
 

@@ -703,6 +703,43 @@ export function maxPoolGrad(g: GraphBuilder, dy: string, indices: string, xShape
   return op(g, 'Reshape', [scattered, int64s(g, [...xShape])], `${hint}:dx`);
 }
 
+/**
+ * Backward of a train-mode batch-norm whose only reader is a max-pool (the ResNet stem, its ReLU moved
+ * after the pool), from the pool's output gradient and argmax. The batch-norm's output gradient is u,
+ * dy_pool scattered to each window's argmax, so with k = γ·invstd, a = k·dγ/M, b = k·dβ/M (per channel)
+ *   dβ = Σ u = Σ dy_pool,    dγ = Σ u·x̂ = Σ dy_pool·x̂[argmax],
+ *   dx = k·u − a·x̂ − b = scatter-add of k·dy_pool into the per-channel affine −a·x̂ − b:
+ * the sums run over the pooled values (a quarter of them at a 3x3 stride-2 pool), and of the full-size
+ * tensors only the affine base and the scatter's copy of it are written, where maxPoolGrad then
+ * batchNormGrad write zeros, the scatter, x̂·dy and three more (and hold more of them at once: the
+ * batch-32 step's peak sits there). Same values up to the order of the additions.
+ */
+export function batchNormGradThroughMaxPool(g: GraphBuilder, dyPool: string, indices: string, saved: BatchNormSaved, gamma: string,
+  xShape: Shape4, hint = 'bn', needInput = true): { dx?: string; dgamma: string; dbeta: string } {
+  const db4 = reduceNHW(g, dyPool, `${hint}:db4`);
+  const flatIdx = op(g, 'Reshape', [indices, int64s(g, [-1])], `${hint}:idx1`);
+  // x̂ (or x − mean) where each pooled value came from
+  const savedAt = op(g, 'Reshape', [
+    op(g, 'GatherElements', [op(g, 'Reshape', [saved.saved, int64s(g, [-1])], `${hint}:saved1`), flatIdx], `${hint}:savedat1`, { axis: 0 }),
+    op(g, 'Shape', [dyPool], `${hint}:poolshape`)], `${hint}:savedat`);
+  const dsaved = reduceNHW(g, op(g, 'Mul', [dyPool, savedAt], `${hint}:dysaved`), `${hint}:dsaved`);
+  const dg4 = saved.form !== 'centered' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
+  const dbeta = flatten1(g, db4, `${hint}:dbeta`);
+  const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
+  if (!needInput) return { dgamma, dbeta };
+  const minusInvM = g.constant(-1 / saved.count);
+  const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
+  let minusA = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), minusInvM], `${hint}:ma`);
+  if (saved.form === 'centered') minusA = op(g, 'Mul', [minusA, saved.invstd], `${hint}:ma2`);
+  const minusB = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), minusInvM], `${hint}:mb`);
+  const base = channelAffine(g, saved.saved, minusA, minusB, saved.channels, `${hint}:base`);
+  const updates = op(g, 'Mul', [dyPool, k], `${hint}:dyk`);
+  const scattered = op(g, 'ScatterElements', [
+    op(g, 'Reshape', [base, int64s(g, [-1])], `${hint}:base1`), flatIdx, op(g, 'Reshape', [updates, int64s(g, [-1])], `${hint}:dyk1`),
+  ], `${hint}:dx1`, { axis: 0, reduction: 'add' });
+  return { dx: op(g, 'Reshape', [scattered, int64s(g, [...xShape])], `${hint}:dx`), dgamma, dbeta };
+}
+
 // ------------------------------------------------------------------ loss
 
 export interface CrossEntropyOut {

@@ -9,7 +9,7 @@ import { AUX_LOSS_WEIGHT, layersFor, type FcnArchitecture } from '../model/fcn.j
 import { layerInputs, type BatchNormLayer, type ConvLayer, type Layer, type MaxPoolLayer } from '../model/layers.js';
 import { fcnParameters, layerParams, numel, type ParamSpec, type TensorMap } from '../model/params.js';
 import { GraphBuilder } from './onnx.js';
-import { maxPoolWithIndices, op, recomputeConvBatchNorm, uniqueName, softmaxCrossEntropy, type BatchNormSaved, type Shape4 } from './backward.js';
+import { batchNormGradThroughMaxPool, maxPoolWithIndices, op, recomputeConvBatchNorm, uniqueName, softmaxCrossEntropy, type BatchNormSaved, type Shape4 } from './backward.js';
 import { kindOf, type BackwardContext, type LossForm, type StepInputDecl, type TrainContext } from './ops/index.js';
 import { DEFAULT_TUNING, RECOMPUTE_AT, type TrainGraphTuning } from './tuning.js';
 
@@ -326,6 +326,26 @@ function recomputedStem(arch: FcnArchitecture, layers: readonly { layer: Layer; 
   return undefined;
 }
 
+/**
+ * Each trained max-pool that reads a trained batch-norm's output nothing else reads (the stem once its
+ * ReLU moved after the pool), by pool: the pair's backward is batchNormGradThroughMaxPool
+ * (TrainGraphTuning.poolBatchNorm).
+ */
+function poolsOverBatchNorm(layers: readonly { layer: Layer; index: number }[], tuning: Required<TrainGraphTuning>,
+  frozenLayer: (i: number) => boolean): Map<Layer, BatchNormLayer> {
+  const pairs = new Map<Layer, BatchNormLayer>();
+  if (tuning.poolBatchNorm !== 'fused') return pairs;
+  const readers = readerCounts(layers);
+  const byOutput = new Map(layers.map((e) => [e.layer.output, e]));
+  for (const { layer, index } of layers) {
+    if (layer.op !== 'maxpool' || frozenLayer(index)) continue;
+    const below = byOutput.get(layer.input);
+    if (!below || below.layer.op !== 'batchnorm' || frozenLayer(below.index) || readers.get(layer.input) !== 1) continue;
+    pairs.set(layer, below.layer);
+  }
+  return pairs;
+}
+
 /** Compiles one training step (SGD or AdamW). In head mode `frozen` must hold the backbone's parameters and statistics (baked in as initializers). */
 export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions, frozen?: TensorMap): TrainGraph {
   checkStepOptions(arch, opts);
@@ -376,6 +396,7 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
 
   // ---- forward (train mode where trained, eval mode where frozen)
   const stem = recomputedStem(arch, layers, tuning, frozenLayer, shape);
+  const poolOverBn = poolsOverBatchNorm(layers, tuning, frozenLayer);
   const saved = new Map<Layer, unknown>();
   for (const { layer, index } of layers) {
     const kind = kindOf(layer);
@@ -414,6 +435,16 @@ export function compileTrainStep(arch: FcnArchitecture, opts: TrainGraphOptions,
         saved.get(bn) as BatchNormSaved, param(`${bn.name}.weight`), param(`${bn.name}.bias`), bn.name);
       saved.set(bn, re.saved);
       saved.set(pool, maxPoolWithIndices(g, re.output, pool, uniqueName(g, `${pool.output}:repooled`), `${pool.output}:re`));
+    }
+    const bn = poolOverBn.get(layer);
+    if (bn) {
+      // the batch-norm's gradient straight from the pool's (its output gradient is never made)
+      const r = batchNormGradThroughMaxPool(g, dy, saved.get(layer) as string, saved.get(bn) as BatchNormSaved, param(`${bn.name}.weight`),
+        shape(bn.output), bn.name, needsGrad.has(bn.input));
+      back.paramGrad(`${bn.name}.weight`, r.dgamma);
+      back.paramGrad(`${bn.name}.bias`, r.dbeta);
+      if (r.dx) back.accumulate(bn.input, r.dx);
+      continue;
     }
     kindOf(layer).backward(layer === outEntry.layer && lossForm ? { ...back, lossForm } : back, layer, saved.get(layer), dy);
   }

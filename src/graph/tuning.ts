@@ -67,6 +67,13 @@ export interface TrainGraphTuning {
    */
   convLayout?: 'nchw' | 'nchwc';
   nchwcMinChannels?: number;
+  /**
+   * A max-pool over a batch-norm's output (the ResNet stem with reluPool 'poolFirst'): 'fused' takes
+   * the batch-norm's gradients straight from the pool's (backward.ts batchNormGradThroughMaxPool: sums
+   * over the pooled values, one scatter into the affine part of dx); 'separate' scatters the pool's
+   * gradient into zeros and runs the batch-norm's backward on that.
+   */
+  poolBatchNorm?: 'fused' | 'separate';
 }
 
 /** Most im2col values of a batch (N·C·k²·h·w) that 'autotapall' makes in one Conv: 24 Mi floats, 96 MiB. */
@@ -77,5 +84,5 @@ export const RECOMPUTE_AT = 32 << 20;
 
 export const DEFAULT_TUNING: Required<TrainGraphTuning> = {
   convGradInput: 'conv', convGradWeight: 'autotapall', gradWeightBatch: 'perImage', batchNorm: 'explicit', convTranspose: 'blocks', lossLayout: 'blocks',
-  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto', convLayout: 'nchwc', nchwcMinChannels: 64,
+  depthwise: 'grouped', relu: 'mul', reluPool: 'poolFirst', stemRecompute: 'auto', convLayout: 'nchwc', nchwcMinChannels: 64, poolBatchNorm: 'fused',
 };
