@@ -134,6 +134,34 @@ test('fcn worker: a missing database exits 1 with one line; a queue name with a 
   assert.match(unencoded.stderr, /percent-encoded/);
 });
 
+test('fcn predict --queue --tile: the workers tile each image with the producer\'s size, as a local --tile run does', { skip, timeout: 120_000 }, async () => {
+  // 64x480: one side longer than the 224-pixel tile, so it runs as overlapping windows
+  const wide = path.join(tmp, 'wide.png');
+  await writeImage(wide, { width: 480, height: 64, data: new Uint8Array(480 * 64 * 3).map((_, i) => (i * 37 + (i >> 7)) % 256) });
+  const url = `redis://:${ENCODED}@127.0.0.1:${port}/6`;
+  const worker = await startQueueWorker({ queue: url, name: 'fcn-tile', model, threads: 1 });
+  const out = path.join(tmp, 'pred-tile');
+  try {
+    const r = await predictQueued([wide], { queue: url, name: 'fcn-tile', model, outDir: out, tileSize: 224 });
+    assert.deepEqual(r.failed, []);
+    // a size the network cannot tile with is refused before any job is sent
+    await assert.rejects(predictQueued([wide], { queue: url, name: 'fcn-tile', model, outDir: path.join(tmp, 'pred-tile-bad'), tileSize: 200 }),
+      (e: unknown) => e instanceof FcnError && /tile size 200 must be a multiple of .*stride 32/.test(e.message));
+  } finally {
+    await worker.close();
+  }
+  const tiled = await loadModel(model, { threads: 1, graphCache: false, tileSize: 224 });
+  const whole = await loadModel(model, { threads: 1, graphCache: false });
+  try {
+    const want = (await tiled.segment(wide)).mask;
+    assert.notDeepEqual((await whole.segment(wide)).mask, want, 'this image\'s tiled and whole-image masks differ (so the check below means something)');
+    assert.deepEqual((await readMask(path.join(out, 'wide.png'))).data, want);
+  } finally {
+    await tiled.dispose();
+    await whole.dispose();
+  }
+});
+
 test('an ONNX file fcn export wrote runs on the queue as locally (worker and producer both take it)', { skip, timeout: 120_000 }, async () => {
   const onnx = path.join(tmp, 'model.onnx');
   const exp = spawnSync(process.execPath, ['bin/fcn.js', 'export', '--model', model, '--onnx', onnx], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });

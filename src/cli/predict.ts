@@ -30,7 +30,7 @@ export function command(): Command {
     .option('--queue-name <name>', 'BullMQ queue name (the workers\' --name)', 'fcn')
     .option('--shard <K/N>', SHARD_HELP, shardFlag)
     .argument('<images...>', 'JPEG/PNG/WebP images')
-    .action(async (all: string[], o: { model: string; arch?: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number; queue?: string; queueName: string; shard?: Shard }) => {
+    .action(async (all: string[], o: { model: string; arch?: string; out: string; overlay?: boolean; failFast?: boolean; tile: number; maxPixels?: number; threads?: number; queue?: string; queueName: string; shard?: Shard }, cmd: Command) => {
       const images = o.shard ? selectShard(all, o.shard, stemOf) : all;
       checkStems(images);
       checkOutputsSpareInputs(images, o.out, o.overlay);
@@ -43,6 +43,8 @@ export function command(): Command {
         const bar = new Progress({ total: images.length, label: 'predict', unit: 'img' });
         const r = await predictQueued(images, {
           queue: o.queue, name: o.queueName, model: o.model, arch: o.arch, outDir: o.out, overlay: o.overlay,
+          // --tile when given; else the workers tile as they were started to
+          tileSize: cmd.getOptionValueSource('tile') === 'cli' ? o.tile : undefined,
           onImage: line,
           onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
           onFailure: (_file, message) => process.stderr.write(`fcn: ${printable(message)}\n`),

@@ -43,6 +43,13 @@ export interface SegmentationModelOptions {
 
 export type { ClassShare } from './tiled.js';
 
+/** Why `tileSize` cannot tile `arch`'s input (it must be a multiple of the stride, larger than twice the margin), or undefined. */
+export function tileSizeProblem(arch: FcnArchitecture, tileSize: number, margin = DEFAULT_TILE_MARGIN): string | undefined {
+  if (Number.isSafeInteger(tileSize) && tileSize % arch.stride === 0 && tileSize > 2 * margin) return undefined;
+  const stride = arch.stride > 1 ? `a multiple of ${arch.name}'s stride ${arch.stride} and ` : '';
+  return `tile size ${tileSize} must be ${stride}larger than twice the tile margin ${margin}`;
+}
+
 export interface Segmentation {
   /** Class id per pixel, row-major, width x height. */
   mask: Uint8Array;
@@ -74,10 +81,12 @@ export class SegmentationModel {
   ) {
     this.tileSize = opts.tileSize ?? 1024;
     this.tileMargin = opts.tileMargin ?? DEFAULT_TILE_MARGIN;
-    if (this.tileSize % arch.stride !== 0 || this.tileSize <= 2 * this.tileMargin) {
-      const stride = arch.stride > 1 ? `a multiple of ${arch.name}'s stride ${arch.stride} and ` : '';
-      throw new FcnError(`tile size ${this.tileSize} must be ${stride}larger than twice the tile margin ${this.tileMargin}`, 2);
-    }
+    this.checkTileSize(this.tileSize);
+  }
+
+  private checkTileSize(tileSize: number): void {
+    const problem = tileSizeProblem(this.arch, tileSize, this.tileMargin);
+    if (problem) throw new FcnError(problem, 2);
   }
 
   /** Compiles `weights` (all parameters under canonical names) into an ORT session. */
@@ -105,9 +114,10 @@ export class SegmentationModel {
     return this.arch.numClasses;
   }
 
-  /** Class ids for every pixel of `image` (same width and height). */
-  async predict(image: RgbImage): Promise<LabelMap> {
-    const settings = { normalization: this.meta.normalization, stride: this.arch.stride, tileSize: this.tileSize, tileMargin: this.tileMargin };
+  /** Class ids for every pixel of `image` (same width and height); `tileSize` overrides the model's for this image. */
+  async predict(image: RgbImage, tileSize = this.tileSize): Promise<LabelMap> {
+    if (tileSize !== this.tileSize) this.checkTileSize(tileSize);
+    const settings = { normalization: this.meta.normalization, stride: this.arch.stride, tileSize, tileMargin: this.tileMargin };
     const data = await predictInTiles(image, settings, async (x) => {
       const out = await this.session.run(
         { [this.arch.input]: { dtype: 'float32', dims: [1, 3, x.height, x.width], data: x.data } }, ['mask']);

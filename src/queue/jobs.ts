@@ -32,6 +32,8 @@ export interface SegmentJobData {
   image: string;
   /** evaluate only: the ground-truth index mask (PNG bytes), base64. */
   truth?: string;
+  /** segment only: the producer's tile size (fcn predict --tile), in place of the worker's own. */
+  tileSize?: number;
 }
 
 export interface SegmentJobResult {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents, Job } from 'bullmq';
 import type { Checkpoint } from '../weights/checkpoint.js';
 import type { ModelCard } from '../model/card.js';
-import type { ClassShare } from '../infer/model.js';
+import { tileSizeProblem, type ClassShare } from '../infer/model.js';
 import { stemOf } from '../infer/predict.js';
 import type { VocDataset } from '../data/dataset.js';
 import { decodeImage, decodeMask, writeImage, writeMask } from '../data/image.js';
@@ -60,6 +60,8 @@ export interface QueueRunStats {
 export interface QueuePredictOptions extends QueueProducerOptions {
   outDir: string;
   overlay?: boolean;
+  /** Tile images with a side longer than this (as fcn predict --tile); default: each worker's own setting. */
+  tileSize?: number;
   /** In input order, as a local predict calls it. */
   onImage?: (file: string, result: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => void;
   /** In input order: an input that could not be segmented (unreadable, not an image). */
@@ -244,7 +246,9 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
     if (other) throw new FcnError(`${file}: same file stem as ${other}; both would be written to ${stemOf(file)}.png`);
     stems.set(stemOf(file), file);
   }
-  const { card, identity } = await openQueueModel(opts.model, opts.arch);
+  const { card, identity, arch } = await openQueueModel(opts.model, opts.arch);
+  const tileProblem = opts.tileSize === undefined ? undefined : tileSizeProblem(arch, opts.tileSize);
+  if (tileProblem) throw new FcnError(tileProblem, 2);
   const written: string[] = [];
   const failed: string[] = [];
   // results arrive in any order; lines are released in input order, as a local run prints them
@@ -258,7 +262,7 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
   };
   const inputs: Input[] = files.map((file) => ({
     source: file,
-    data: async () => ({ source: file, image: toBase64(await readBytes(file, 'the image')) }),
+    data: async () => ({ source: file, image: toBase64(await readBytes(file, 'the image')), ...(opts.tileSize !== undefined ? { tileSize: opts.tileSize } : {}) }),
   }));
   const stats = await runJobs('segment', inputs, opts, identity, async ({ index, result, error }) => {
     const file = files[index]!;

@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Checkpoint } from '../weights/checkpoint.js';
-import type { SegmentationModel } from '../infer/model.js';
+import { tileSizeProblem, type SegmentationModel } from '../infer/model.js';
 import { decodeImage, decodeMask, encodeMask, type LabelMap, type RgbImage } from '../data/image.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { errorMessage } from '../util/errors.js';
@@ -104,7 +104,9 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
         + `not model ${shortIdentity(d.model)} the job was made for; run the workers with the producer's model (or use another queue name)`);
     }
     const { image, truth } = await decodeJob(d);
-    const mask = await model.predict(image);
+    const tileProblem = d.tileSize === undefined ? undefined : tileSizeProblem(model.arch, d.tileSize, model.tileMargin);
+    if (tileProblem) throw new UnrecoverableError(`${BAD_INPUT}${d.source}: ${tileProblem}`);
+    const mask = await model.predict(image, d.tileSize);
     await handBackIfAsked();
     const pixels = new Array<number>(model.numClasses).fill(0);
     for (const v of mask.data) pixels[v]!++;
