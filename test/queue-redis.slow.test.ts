@@ -134,7 +134,7 @@ test('fcn worker: a missing database exits 1 with one line; a queue name with a 
   assert.match(unencoded.stderr, /percent-encoded/);
 });
 
-test('fcn predict --queue --tile: the workers tile each image with the producer\'s size, as a local --tile run does', { skip, timeout: 120_000 }, async () => {
+test('fcn predict --queue --tile / --max-pixels: the workers tile each image with the producer\'s size, as a local --tile run does; too large an image fails at the producer', { skip, timeout: 120_000 }, async () => {
   // 64x480: one side longer than the 224-pixel tile, so it runs as overlapping windows
   const wide = path.join(tmp, 'wide.png');
   await writeImage(wide, { width: 480, height: 64, data: new Uint8Array(480 * 64 * 3).map((_, i) => (i * 37 + (i >> 7)) % 256) });
@@ -144,6 +144,12 @@ test('fcn predict --queue --tile: the workers tile each image with the producer\
   try {
     const r = await predictQueued([wide], { queue: url, name: 'fcn-tile', model, outDir: out, tileSize: 224 });
     assert.deepEqual(r.failed, []);
+    // --max-pixels is the producer's too: the image is refused by its header, in order, without a job
+    const failures: string[] = [];
+    const small = await predictQueued([wide, image], { queue: url, name: 'fcn-tile', model, outDir: path.join(tmp, 'pred-small'), maxPixels: 10_000,
+      onFailure: (_file, message) => failures.push(message) });
+    assert.deepEqual([small.failed, small.jobs], [[wide], 1]);
+    assert.match(failures[0]!, /wide\.png: 480x64 .*more than the limit/);
     // a size the network cannot tile with is refused before any job is sent
     await assert.rejects(predictQueued([wide], { queue: url, name: 'fcn-tile', model, outDir: path.join(tmp, 'pred-tile-bad'), tileSize: 200 }),
       (e: unknown) => e instanceof FcnError && /tile size 200 must be a multiple of .*stride 32/.test(e.message));

@@ -45,6 +45,7 @@ export function command(): Command {
           queue: o.queue, name: o.queueName, model: o.model, arch: o.arch, outDir: o.out, overlay: o.overlay,
           // --tile when given; else the workers tile as they were started to
           tileSize: cmd.getOptionValueSource('tile') === 'cli' ? o.tile : undefined,
+          maxPixels: o.maxPixels,
           onImage: line,
           onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
           onFailure: (_file, message) => process.stderr.write(`fcn: ${printable(message)}\n`),

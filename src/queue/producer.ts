@@ -12,7 +12,7 @@ import type { ModelCard } from '../model/card.js';
 import { tileSizeProblem, type ClassShare } from '../infer/model.js';
 import { stemOf } from '../infer/predict.js';
 import type { VocDataset } from '../data/dataset.js';
-import { decodeImage, decodeMask, writeImage, writeMask } from '../data/image.js';
+import { decodeImage, decodeMask, probeImage, writeImage, writeMask } from '../data/image.js';
 import { VOC_PALETTE } from '../data/voc.js';
 import { ConfusionMatrix } from '../eval/confusion.js';
 import { overlay } from '../render/pictures.js';
@@ -62,6 +62,8 @@ export interface QueuePredictOptions extends QueueProducerOptions {
   overlay?: boolean;
   /** Tile images with a side longer than this (as fcn predict --tile); default: each worker's own setting. */
   tileSize?: number;
+  /** Refuse, without sending a job, images that declare more pixels than this (as fcn predict --max-pixels); workers keep their own limit too. */
+  maxPixels?: number;
   /** In input order, as a local predict calls it. */
   onImage?: (file: string, result: { width: number; height: number; classes: ClassShare[]; maskPath: string }) => void;
   /** In input order: an input that could not be segmented (unreadable, not an image). */
@@ -262,7 +264,10 @@ export async function predictQueued(files: readonly string[], opts: QueuePredict
   };
   const inputs: Input[] = files.map((file) => ({
     source: file,
-    data: async () => ({ source: file, image: toBase64(await readBytes(file, 'the image')), ...(opts.tileSize !== undefined ? { tileSize: opts.tileSize } : {}) }),
+    data: async () => {
+      if (opts.maxPixels !== undefined) await probeImage(file, { maxPixels: opts.maxPixels });
+      return { source: file, image: toBase64(await readBytes(file, 'the image')), ...(opts.tileSize !== undefined ? { tileSize: opts.tileSize } : {}) };
+    },
   }));
   const stats = await runJobs('segment', inputs, opts, identity, async ({ index, result, error }) => {
     const file = files[index]!;
