@@ -13,8 +13,8 @@ import { checkOutputFile, writeFileAtomic } from '../util/fs.js';
 import { UsageError } from '../util/errors.js';
 import { selectShard, type Shard } from '../queue/shard.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
-import { printable, printableLines } from '../util/text.js';
-import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
+import { printableLines } from '../util/text.js';
+import { QUEUE_HELP, SHARD_HELP, noWorkerNotice, queueFlag, shardFlag } from './scale-options.js';
 
 interface EvalFlags extends DataFlags {
   model?: string; arch?: string; data?: string; split: string; json?: string; limit?: number; resize?: number; threads?: number;
@@ -83,7 +83,7 @@ export function command(): Command {
           const { evaluateQueued } = await import('../queue/producer.js');
           const r = await evaluateQueued(ds, {
             queue: o.queue!, name: o.queueName, model: o.model, arch: o.arch, ids, onProgress: (done) => bar?.update(done),
-            onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
+            onNoWorkers: noWorkerNotice(o.queueName),
           });
           bar?.finish();
           process.stderr.write(`queue: ${r.jobs} jobs, ${r.retried} retried\n`);

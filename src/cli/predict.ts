@@ -7,7 +7,7 @@ import { checkOutputsSpareInputs, checkStems, failureSummary, predictFiles, prob
 import type { ClassShare } from '../infer/model.js';
 import { ARCH_HELP, MODEL_HELP, parseArch, parseVariant, VARIANT_HELP, foldVariant, parseIntFlag, parseMaxPixels } from './options.js';
 import { printable } from '../util/text.js';
-import { QUEUE_HELP, SHARD_HELP, queueFlag, shardFlag } from './scale-options.js';
+import { QUEUE_HELP, SHARD_HELP, noWorkerNotice, queueFlag, shardFlag } from './scale-options.js';
 import { selectShard, type Shard } from '../queue/shard.js';
 import { Progress } from '../util/progress.js';
 import { FcnError } from '../util/errors.js';
@@ -47,7 +47,7 @@ export function command(): Command {
           tileSize: cmd.getOptionValueSource('tile') === 'cli' ? o.tile : undefined,
           maxPixels: o.maxPixels,
           onImage: line,
-          onNoWorkers: (seconds) => process.stderr.write(`fcn: no worker on queue '${printable(o.queueName)}' for ${seconds} s; the jobs wait until one starts\n`),
+          onNoWorkers: noWorkerNotice(o.queueName),
           onFailure: (_file, message) => process.stderr.write(`fcn: ${printable(message)}\n`),
           onProgress: (done) => bar.update(done),
         });

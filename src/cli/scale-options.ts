@@ -4,6 +4,7 @@ import { FcnError } from '../util/errors.js';
 import { parseQueueUrl } from '../queue/url.js';
 import { parseShard, type Shard } from '../queue/shard.js';
 import { checkQueueName } from '../queue/jobs.js';
+import { printable } from '../util/text.js';
 
 function asFlag<T>(flag: string, parse: () => T): T {
   try {
@@ -31,3 +32,10 @@ export function shardFlag(value: string): Shard {
 
 export const QUEUE_HELP = 'run on `fcn worker` processes through a BullMQ queue on Redis: redis[s]://[USER:PASSWORD@]HOST:PORT[/DB]';
 export const SHARD_HELP = 'only shard K of N of the inputs (by a hash of each file stem / id: stable under reordering), for job arrays';
+
+/** A producer's onNoWorkers: one stderr line saying the jobs wait for a worker on `queueName`. */
+export function noWorkerNotice(queueName: string): (seconds: number) => void {
+  return (seconds) => {
+    process.stderr.write(`fcn: no worker on queue '${printable(queueName)}' for ${seconds} s; the jobs wait until one starts\n`);
+  };
+}

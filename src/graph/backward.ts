@@ -614,22 +614,35 @@ export function batchNormRunningUpdate(g: GraphBuilder, out: BatchNormTrainOut, 
   return [newMean, newVar];
 }
 
-/** Backward of train-mode batch-norm: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)); dγ = Σ dy·x̂; dβ = Σ dy. */
-export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved, gamma: string, hint = 'bn',
-  needInput = true): { dx?: string; dgamma: string; dbeta: string } {
-  const db4 = reduceNHW(g, dy, `${hint}:db4`);
+/**
+ * Batch-norm's backward from its two per-channel sums, Σ dy and Σ dy·saved ([1, C, 1, 1]): dγ, dβ and,
+ * with `needInput`, the per-channel factors of dx = k·dy − a·saved − b: k = γ·invstd, a = k·dγ/M (x̂
+ * saved) or k·invstd·dγ/M (x − mean saved), b = k·dβ/M; `sign` −1 gives −a and −b instead.
+ */
+function batchNormGradFactors(g: GraphBuilder, db4: string, dsaved: string, saved: BatchNormSaved, gamma: string, hint: string,
+  needInput: boolean, sign: 1 | -1 = 1): { dgamma: string; dbeta: string; factors?: { k: string; a: string; b: string } } {
   // Σ dy·x̂ directly, or invstd·Σ dy·(x − mean)
-  const dsaved = reduceNHW(g, op(g, 'Mul', [dy, saved.saved], `${hint}:dysaved`), `${hint}:dsaved`);
   const dg4 = saved.form !== 'centered' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
   const dbeta = flatten1(g, db4, `${hint}:dbeta`);
   const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
   if (!needInput) return { dgamma, dbeta };
-  const invM = g.constant(1 / saved.count);
+  const invM = g.constant(sign / saved.count);
   const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
-  // per-channel terms first (tiny), then the full-size passes: dy·k − saved·a − b, with a = k·dγ/M (x̂) or k·invstd·dγ/M (x − mean)
   let a = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), invM], `${hint}:a`);
   if (saved.form === 'centered') a = op(g, 'Mul', [a, saved.invstd], `${hint}:a2`);
   const b = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), invM], `${hint}:b`);
+  return { dgamma, dbeta, factors: { k, a, b } };
+}
+
+/** Backward of train-mode batch-norm: dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)); dγ = Σ dy·x̂; dβ = Σ dy. */
+export function batchNormGrad(g: GraphBuilder, dy: string, saved: BatchNormSaved, gamma: string, hint = 'bn',
+  needInput = true): { dx?: string; dgamma: string; dbeta: string } {
+  const db4 = reduceNHW(g, dy, `${hint}:db4`);
+  const dsaved = reduceNHW(g, op(g, 'Mul', [dy, saved.saved], `${hint}:dysaved`), `${hint}:dsaved`);
+  const { dgamma, dbeta, factors } = batchNormGradFactors(g, db4, dsaved, saved, gamma, hint, needInput);
+  if (!factors) return { dgamma, dbeta };
+  // per-channel terms first (tiny), then the full-size passes: dy·k − saved·a − b
+  const { k, a, b } = factors;
   const t1 = op(g, 'Mul', [dy, k], `${hint}:dyk`);
   if (saved.form === 'affine') {
     // dy·k − (x̂·a + b): the per-channel affine of x̂ in one pass
@@ -723,15 +736,9 @@ export function batchNormGradThroughMaxPool(g: GraphBuilder, dyPool: string, ind
     op(g, 'GatherElements', [op(g, 'Reshape', [saved.saved, int64s(g, [-1])], `${hint}:saved1`), flatIdx], `${hint}:savedat1`, { axis: 0 }),
     op(g, 'Shape', [dyPool], `${hint}:poolshape`)], `${hint}:savedat`);
   const dsaved = reduceNHW(g, op(g, 'Mul', [dyPool, savedAt], `${hint}:dysaved`), `${hint}:dsaved`);
-  const dg4 = saved.form !== 'centered' ? dsaved : op(g, 'Mul', [dsaved, saved.invstd], `${hint}:dg4`);
-  const dbeta = flatten1(g, db4, `${hint}:dbeta`);
-  const dgamma = flatten1(g, dg4, `${hint}:dgamma`);
-  if (!needInput) return { dgamma, dbeta };
-  const minusInvM = g.constant(-1 / saved.count);
-  const k = op(g, 'Mul', [perChannel(g, gamma, `${hint}:gamma4`), saved.invstd], `${hint}:k`);
-  let minusA = op(g, 'Mul', [op(g, 'Mul', [k, dg4], `${hint}:kdg`), minusInvM], `${hint}:ma`);
-  if (saved.form === 'centered') minusA = op(g, 'Mul', [minusA, saved.invstd], `${hint}:ma2`);
-  const minusB = op(g, 'Mul', [op(g, 'Mul', [k, db4], `${hint}:kdb`), minusInvM], `${hint}:mb`);
+  const { dgamma, dbeta, factors } = batchNormGradFactors(g, db4, dsaved, saved, gamma, hint, needInput, -1);
+  if (!factors) return { dgamma, dbeta };
+  const { k, a: minusA, b: minusB } = factors;
   const base = channelAffine(g, saved.saved, minusA, minusB, saved.channels, `${hint}:base`);
   const updates = op(g, 'Mul', [dyPool, k], `${hint}:dyk`);
   const scattered = op(g, 'ScatterElements', [
